@@ -1,0 +1,297 @@
+"""Two-model contrastive decoding with one KV cache per model.
+
+Each new token costs one incremental forward per model (or one forward at twice the batch when
+both sides share weights). Per-token divergences are computed from the (B, V) next-token
+log-probs the step already has, so no second scoring pass and no (B, T, V) tensor ever exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+from cdx.decoding.streams import PairStreams
+from cdx.metrics.divergence import METRICS, token_metrics
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("sample", "greedy", "beam")
+TOKEN_KEYS = (*METRICS, "logp_s", "logp_c")
+
+
+@dataclass
+class Generation:
+    """One generated continuation with its per-token values (one entry per generated token)."""
+
+    prompt_index: int
+    sample_index: int
+    prompt: str
+    token_ids: list[int]
+    tokens: dict[str, list[float]]
+    finish_reason: str
+    """eos, stop (a stop string) or length."""
+    beam_score: float | None = None
+    """Sum of log q(token) under the combined distribution (beam search only)."""
+    prefix_tokens: dict[str, list[float]] = field(default_factory=dict)
+    """Per-token values over the prompt (include_prefix_in_divergences)."""
+
+
+class ContrastiveDecoder:
+    """Sample, greedy-decode or beam-search from `rule(p_s, p_c)` over a model pair."""
+
+    def __init__(
+        self,
+        pair,
+        rule,
+        strategy: str = "sample",
+        temperature: float = 1.0,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        num_beams: int = 1,
+        generations_per_prefix: int = 1,
+        max_new_tokens: int = 32,
+        min_new_tokens: int = 0,
+        stop_strings: Sequence[str] = (),
+        stop_at_eos: bool = True,
+        batch_size: int = 8,
+        seed: int = 0,
+        include_prefix_in_divergences: bool = False,
+    ):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy={strategy!r} is not valid; use one of {STRATEGIES}")
+        if strategy == "beam" and generations_per_prefix > num_beams:
+            raise ValueError(
+                f"generations_per_prefix={generations_per_prefix} exceeds num_beams={num_beams}: "
+                "beam search returns at most num_beams continuations per prompt"
+            )
+        if temperature <= 0 and strategy == "sample":
+            raise ValueError(f"temperature={temperature} must be > 0 for sampling; use strategy=greedy instead")
+        if batch_size < 1 or max_new_tokens < 1:
+            raise ValueError(f"batch_size={batch_size} and max_new_tokens={max_new_tokens} must both be >= 1")
+        self.pair, self.rule, self.strategy = pair, rule, strategy
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        self.num_beams, self.generations_per_prefix = num_beams, generations_per_prefix
+        self.max_new_tokens, self.min_new_tokens = max_new_tokens, min_new_tokens
+        self.stop_strings, self.stop_at_eos = list(stop_strings or ()), stop_at_eos
+        self.batch_size, self.seed = batch_size, seed
+        self.include_prefix_in_divergences = include_prefix_in_divergences
+        tok = pair.tokenizer
+        self.eos_ids = _eos_ids(pair)
+        self.pad_id = tok.pad_token_id
+        self.weights = (float(rule.starting_weight), float(rule.comparison_weight))
+        self.warpers = self._warpers()
+
+    # ---- public API ---------------------------------------------------------------------------
+
+    def n_batches(self, n_prompts: int) -> int:
+        return -(-n_prompts // self.batch_size)
+
+    def generate(self, prompts: Sequence[str], skip_batches: int = 0) -> Iterator[list[Generation]]:
+        """Yield the generations of each batch of prompts as soon as it is done."""
+        for b in range(skip_batches, self.n_batches(len(prompts))):
+            start = b * self.batch_size
+            yield self.generate_batch(prompts[start: start + self.batch_size], first_index=start, batch_number=b)
+
+    def generate_batch(self, prompts: Sequence[str], first_index: int = 0, batch_number: int = 0) -> list[Generation]:
+        rows_s = [self.pair.starting.prompt_ids(p) for p in prompts]
+        rows_c = [self.pair.comparison.prompt_ids(p) for p in prompts]
+        # One generator per batch, seeded from (seed, batch): reruns and resumed runs reproduce.
+        gen = torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + batch_number)
+        if self.strategy == "beam":
+            raw = self._beam(rows_s, rows_c)
+        else:
+            raw = self._sample(rows_s, rows_c, gen)
+        out = []
+        per = self.num_beams if self.strategy == "beam" else self.generations_per_prefix
+        for row, (ids, toks, reason, score) in enumerate(raw):
+            i, j = divmod(row, per)
+            if j >= self.generations_per_prefix:
+                continue
+            out.append(Generation(first_index + i, j, prompts[i], ids, toks, reason, score))
+        if self.include_prefix_in_divergences:
+            self._add_prefix_divergences(out, rows_s, rows_c)
+        return out
+
+    # ---- one step of maths shared by all strategies -------------------------------------------
+
+    def _step_values(self, logits_s: Tensor, logits_c: Tensor, step: int):
+        """(scores (N, V), per-token metrics dict of (N,), logp_s, logp_c) for one step."""
+        logp_s = torch.log_softmax(logits_s, dim=-1)
+        logp_c = torch.log_softmax(logits_c.to(logits_s.device), dim=-1)
+        metrics = token_metrics(logp_s, logp_c, *self.weights)
+        scores = self.rule(logp_s, logp_c)
+        dead = ~torch.isfinite(scores).any(-1)
+        if dead.any():  # a rule left no token (e.g. an empty mask intersection): use p_s there
+            scores = torch.where(dead[:, None], logp_s, scores)
+        if step < self.min_new_tokens and self.eos_ids:
+            scores[:, self.eos_ids] = float("-inf")
+        return scores, metrics, logp_s, logp_c
+
+    def _warpers(self):
+        ws = []
+        if self.temperature != 1.0:
+            ws.append(TemperatureLogitsWarper(self.temperature))
+        if self.top_k:
+            ws.append(TopKLogitsWarper(int(self.top_k)))
+        if self.top_p is not None and self.top_p < 1.0:
+            ws.append(TopPLogitsWarper(float(self.top_p)))
+        return ws
+
+    def _choose(self, scores: Tensor, gen: torch.Generator) -> Tensor:
+        if self.strategy == "greedy":
+            return scores.argmax(-1)
+        for w in self.warpers:
+            scores = w(None, scores)
+        probs = torch.softmax(scores, dim=-1)
+        return torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(1).to(scores.device)
+
+    # ---- sampling and greedy ------------------------------------------------------------------
+
+    def _sample(self, rows_s, rows_c, gen):
+        streams = PairStreams(self.pair)
+        logits_s, logits_c = streams.prefill(rows_s, rows_c)
+        r = self.generations_per_prefix
+        streams.repeat(r)
+        logits_s, logits_c = logits_s.repeat_interleave(r, 0), logits_c.repeat_interleave(r, 0)
+        hist = _History(logits_s.shape[0], self.max_new_tokens, logits_s.device)
+        for step in range(self.max_new_tokens):
+            scores, metrics, logp_s, logp_c = self._step_values(logits_s, logits_c, step)
+            tok = self._choose(scores, gen)
+            tok = torch.where(hist.done, self.pad_id, tok)
+            hist.record(step, tok, metrics, logp_s, logp_c)
+            self._update_done(hist, step, tok)
+            if hist.done.all():
+                break
+            logits_s, logits_c = streams.step(tok)
+        return hist.rows(None)
+
+    def _update_done(self, hist: _History, step: int, tok: Tensor) -> None:
+        alive = ~hist.done
+        if self.stop_at_eos and self.eos_ids:
+            eos = torch.isin(tok, torch.tensor(self.eos_ids, device=tok.device)) & alive
+            hist.finish(eos, "eos")
+        if self.stop_strings:
+            tokenizer = self.pair.tokenizer
+            for i in torch.nonzero(~hist.done).flatten().tolist():
+                tail = tokenizer.decode(hist.tokens[i, max(0, step - 15): step + 1])
+                if any(s in tail for s in self.stop_strings):
+                    hist.finish_row(i, "stop")
+
+    # ---- beam search --------------------------------------------------------------------------
+
+    def _beam(self, rows_s, rows_c):
+        """Beam search over log q, q = softmax(rule scores / temperature); both caches reordered."""
+        k, b = self.num_beams, len(rows_s)
+        streams = PairStreams(self.pair)
+        logits_s, logits_c = streams.prefill(rows_s, rows_c)
+        streams.repeat(k)
+        logits_s, logits_c = logits_s.repeat_interleave(k, 0), logits_c.repeat_interleave(k, 0)
+        device = logits_s.device
+        beam_scores = torch.zeros(b, k, device=device)
+        beam_scores[:, 1:] = float("-inf")  # all beams start equal: let only the first expand
+        hist = _History(b * k, self.max_new_tokens, device)
+        for step in range(self.max_new_tokens):
+            scores, metrics, logp_s, logp_c = self._step_values(logits_s, logits_c, step)
+            logq = torch.log_softmax(scores / self.temperature, dim=-1)
+            # finished beams only extend with padding, at no cost, so their score stays fixed
+            logq = torch.where(hist.done[:, None], float("-inf"), logq)
+            logq[hist.done, self.pad_id] = 0.0
+            vocab = logq.shape[-1]
+            cand = (beam_scores.reshape(-1, 1) + logq).reshape(b, k * vocab)
+            top, idx = cand.topk(k, dim=-1)  # (b, k), sorted best first
+            src = (torch.arange(b, device=device)[:, None] * k + idx // vocab).reshape(-1)
+            tok = (idx % vocab).reshape(-1)
+            hist.reorder(src)
+            hist.record(step, tok, {m: v[src] for m, v in metrics.items()}, logp_s[src], logp_c[src])
+            beam_scores = top
+            self._update_done(hist, step, tok)
+            if hist.done.all():
+                break
+            streams.reorder(src)
+            logits_s, logits_c = streams.step(tok)
+        return hist.rows(beam_scores.reshape(-1))
+
+    # ---- divergences over the prompt ----------------------------------------------------------
+
+    def _add_prefix_divergences(self, gens: list[Generation], rows_s, rows_c) -> None:
+        from cdx.decoding.scoring import score_rows
+
+        for g in gens:
+            i = g.prompt_index - gens[0].prompt_index
+            if rows_s[i] != rows_c[i]:
+                raise ValueError(
+                    "include_prefix_in_divergences needs both sides to see the same prompt tokens, but the "
+                    "starting and comparison contexts differ (system prompt, prefix or chat template); "
+                    "set include_prefix_in_divergences=false"
+                )
+        unique = sorted({g.prompt_index for g in gens})
+        first = gens[0].prompt_index
+        scored = score_rows(self.pair, [rows_s[p - first][:1] for p in unique],
+                            [rows_c[p - first][:1] for p in unique],
+                            [rows_s[p - first][1:] for p in unique], self.weights)
+        by_prompt = dict(zip(unique, scored))
+        for g in gens:
+            g.prefix_tokens = by_prompt[g.prompt_index]
+
+
+class _History:
+    """Per-row record of chosen tokens and their per-token values, as (N, L) tensors."""
+
+    def __init__(self, n: int, length: int, device):
+        self.tokens = torch.zeros(n, length, dtype=torch.long, device=device)
+        self.values = {k: torch.zeros(n, length, device=device) for k in TOKEN_KEYS}
+        self.alive = torch.zeros(n, length, dtype=torch.bool, device=device)
+        self.done = torch.zeros(n, dtype=torch.bool, device=device)
+        self.reason = ["length"] * n
+        self.length = 0
+
+    def record(self, step: int, tok: Tensor, metrics: dict, logp_s: Tensor, logp_c: Tensor) -> None:
+        self.tokens[:, step] = tok
+        self.alive[:, step] = ~self.done
+        for k, v in metrics.items():
+            self.values[k][:, step] = v
+        self.values["logp_s"][:, step] = logp_s.gather(-1, tok[:, None]).squeeze(-1)
+        self.values["logp_c"][:, step] = logp_c.gather(-1, tok[:, None]).squeeze(-1)
+        self.length = step + 1
+
+    def finish(self, rows: Tensor, reason: str) -> None:
+        for i in torch.nonzero(rows).flatten().tolist():
+            self.finish_row(i, reason)
+
+    def finish_row(self, i: int, reason: str) -> None:
+        self.done[i] = True
+        self.reason[i] = reason
+
+    def reorder(self, src: Tensor) -> None:
+        self.tokens, self.alive, self.done = self.tokens[src], self.alive[src], self.done[src]
+        self.values = {k: v[src] for k, v in self.values.items()}
+        self.reason = [self.reason[i] for i in src.tolist()]
+
+    def rows(self, scores: Tensor | None):
+        tokens, alive = self.tokens[:, : self.length].cpu(), self.alive[:, : self.length].cpu()
+        values = {k: v[:, : self.length].cpu() for k, v in self.values.items()}
+        out = []
+        for i in range(tokens.shape[0]):
+            keep = alive[i]
+            out.append((
+                tokens[i][keep].tolist(),
+                {k: v[i][keep].tolist() for k, v in values.items()},
+                self.reason[i],
+                None if scores is None else float(scores[i]),
+            ))
+        return out
+
+
+def _eos_ids(pair) -> list[int]:
+    ids = set()
+    for side in (pair.starting, pair.comparison):
+        for src in (side.tokenizer.eos_token_id, getattr(side.model.generation_config, "eos_token_id", None)):
+            if src is None:
+                continue
+            ids.update(src if isinstance(src, (list, tuple)) else [src])
+    return sorted(i for i in ids if i < pair.vocab_size)

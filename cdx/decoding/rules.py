@@ -1,0 +1,152 @@
+"""Combination rules: how two next-token distributions become the one that is sampled.
+
+Every rule maps log-probabilities `logp_s`, `logp_c` (B, V) to scores (B, V) ready for
+temperature / top-k / top-p and sampling (-inf = excluded). A positive weight amplifies a side,
+a negative weight contrasts it away: with the defaults (1, -1) the text shows where the
+*starting* model puts more mass than the comparison model. (1, 0) is exactly ordinary sampling
+from the starting model and (0, 1) from the comparison model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+def starting_nucleus(logp_s: Tensor, top_p: float) -> Tensor:
+    """Bool mask (B, V) of the starting model's nucleus: the fewest top tokens with mass >= top_p.
+
+    Same set as upstream (count of cumulative probabilities < p, plus one), vectorised.
+    """
+    sorted_lp, order = logp_s.sort(dim=-1, descending=True)
+    cum = sorted_lp.exp().cumsum(-1)
+    keep_sorted = (cum - sorted_lp.exp()) < top_p  # mass before this token is still below p
+    return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+
+
+def similarity_gate(logp_s: Tensor, logp_c: Tensor, intensity: float) -> Tensor:
+    """b = exp(-g (1 - cos(p_s, p_c))) in (0, 1], shape (B, 1): 1 when the models agree."""
+    p_s, p_c = logp_s.exp(), logp_c.exp()
+    sim = torch.nn.functional.cosine_similarity(p_s, p_c, dim=-1)
+    return torch.exp(-intensity * (1.0 - sim)).unsqueeze(-1)
+
+
+@dataclass
+class ProbDiff:
+    """Sample from max(w_s p_s + w_c p_c, 0), renormalised (the upstream rule).
+
+    When the positive mass of a row is below `min_positive_mass` (the models agree, or the
+    nucleus limit removed all of it), that row falls back to the starting model's distribution
+    (restricted to its nucleus if limited) instead of upstream's uniform 1e-7 floor, which made
+    sampling near-uniform over the whole vocabulary whenever the models were close.
+    `similarity_gating_intensity` g mixes towards p_s by b = exp(-g(1-cos)) before clamping;
+    `limit_to_starting_model_top_p` keeps only the starting model's top-p nucleus.
+    """
+
+    starting_weight: float = 1.0
+    comparison_weight: float = -1.0
+    min_positive_mass: float = 1e-6
+    similarity_gating_intensity: float | None = None
+    limit_to_starting_model_top_p: float | None = None
+
+    def __call__(self, logp_s: Tensor, logp_c: Tensor) -> Tensor:
+        plain = _plain(self, logp_s, logp_c)
+        if plain is not None:
+            return plain
+        p_s = logp_s.exp()
+        d = self.starting_weight * p_s + self.comparison_weight * logp_c.exp()
+        if self.similarity_gating_intensity is not None:
+            b = similarity_gate(logp_s, logp_c, self.similarity_gating_intensity)
+            d = (1 - b) * d + b * p_s
+        d = d.clamp_min(0.0)
+        if self.limit_to_starting_model_top_p is not None:
+            nucleus = starting_nucleus(logp_s, self.limit_to_starting_model_top_p)
+            d = d * nucleus
+            p_s = p_s * nucleus
+        empty = d.sum(-1, keepdim=True) < self.min_positive_mass
+        d = torch.where(empty, p_s, d)
+        return d.log()
+
+
+@dataclass
+class LogitDiff:
+    """Sample from softmax(w_s log p_s + w_c log p_c) within the adaptive plausibility set.
+
+    Contrastive decoding (Li et al. 2022) and logit-difference amplification: with
+    w_s = 1 + alpha, w_c = -alpha the starting model is amplified away from the comparison
+    model. The plausibility mask keeps tokens with p_a >= beta * max p_a, where p_a is the
+    amplified side (the side with the larger weight; `plausibility_from` can force one), so
+    amplification never picks tokens that the amplified model itself finds implausible.
+    Gating, if set, mixes in log space: (1 - b) * scores + b * log p_s.
+
+    `alpha` (with `amplified`) is the sweepable shorthand: it sets the amplified side's weight
+    to 1 + alpha and the other side's to -alpha; give either alpha or the two weights.
+    """
+
+    starting_weight: float | None = None
+    comparison_weight: float | None = None
+    alpha: float | None = None
+    amplified: str = "starting"
+    plausibility_beta: float = 0.1
+    plausibility_from: str = "auto"
+    similarity_gating_intensity: float | None = None
+    limit_to_starting_model_top_p: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.plausibility_from not in ("auto", "starting", "comparison"):
+            raise ValueError(
+                f"plausibility_from={self.plausibility_from!r} is not valid; use auto, starting or comparison"
+            )
+        if self.amplified not in ("starting", "comparison"):
+            raise ValueError(f"amplified={self.amplified!r} is not valid; use starting or comparison")
+        if self.alpha is not None:
+            if self.starting_weight is not None or self.comparison_weight is not None:
+                raise ValueError("give either alpha or starting_weight/comparison_weight, not both")
+            amp, other = 1.0 + float(self.alpha), -float(self.alpha)
+            self.starting_weight, self.comparison_weight = (amp, other) if self.amplified == "starting" else (other, amp)
+        else:
+            self.starting_weight = 2.0 if self.starting_weight is None else float(self.starting_weight)
+            self.comparison_weight = -1.0 if self.comparison_weight is None else float(self.comparison_weight)
+
+    def __call__(self, logp_s: Tensor, logp_c: Tensor) -> Tensor:
+        plain = _plain(self, logp_s, logp_c)
+        if plain is not None:
+            return plain
+        scores = self.starting_weight * logp_s + self.comparison_weight * logp_c
+        if self.similarity_gating_intensity is not None:
+            b = similarity_gate(logp_s, logp_c, self.similarity_gating_intensity)
+            scores = (1 - b) * scores + b * logp_s
+        mask = torch.ones_like(scores, dtype=torch.bool)
+        if self.plausibility_beta > 0:
+            ref = self._plausibility_reference(logp_s, logp_c)
+            mask &= ref >= ref.max(-1, keepdim=True).values + math.log(self.plausibility_beta)
+        if self.limit_to_starting_model_top_p is not None:
+            mask &= starting_nucleus(logp_s, self.limit_to_starting_model_top_p)
+        return scores.masked_fill(~mask, float("-inf"))
+
+    def _plausibility_reference(self, logp_s: Tensor, logp_c: Tensor) -> Tensor:
+        side = self.plausibility_from
+        if side == "auto":
+            side = "starting" if self.starting_weight >= self.comparison_weight else "comparison"
+        return logp_s if side == "starting" else logp_c
+
+
+def _plain(rule, logp_s: Tensor, logp_c: Tensor) -> Tensor | None:
+    """A zero weight on one side and no options is plain sampling from the other: return it exactly.
+
+    For ProbDiff any positive weight renormalises to the same distribution; for LogitDiff only
+    weight 1 does (weight w is temperature 1/w). No plausibility mask then: there is no contrast
+    for it to guard.
+    """
+    opts = (rule.similarity_gating_intensity, rule.limit_to_starting_model_top_p)
+    if any(o is not None for o in opts):
+        return None
+    ok = (lambda w: w > 0) if isinstance(rule, ProbDiff) else (lambda w: w == 1)
+    if rule.comparison_weight == 0 and ok(rule.starting_weight):
+        return logp_s
+    if rule.starting_weight == 0 and ok(rule.comparison_weight):
+        return logp_c
+    return None

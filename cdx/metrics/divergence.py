@@ -1,0 +1,69 @@
+"""Divergences between two next-token distributions, from log-probabilities. Pure tensor code.
+
+Every function takes log-probabilities `logp_s`, `logp_c` of shape (..., V) (starting and
+comparison model, already log-softmaxed) and returns one value per leading position, shape (...).
+Direction is explicit in the name: `kl_sc` = KL(p_s || p_c) = sum_v p_s (log p_s - log p_c).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+METRICS = ("kl_sc", "kl_cs", "js", "top1_agree", "weighted_kl")
+"""Per-token metrics, in the order they are stored."""
+
+
+def _plogratio(logp: Tensor, logq: Tensor) -> Tensor:
+    """p * (log p - log q) with 0 where p == 0 (so -inf log-probs never make NaNs)."""
+    p = logp.exp()
+    return torch.where(p > 0, p * (logp - logq), torch.zeros((), dtype=p.dtype, device=p.device))
+
+
+def kl(logp: Tensor, logq: Tensor) -> Tensor:
+    """KL(p || q) over the last axis: (..., V) -> (...)."""
+    return _plogratio(logp, logq).sum(-1)
+
+
+def js(logp: Tensor, logq: Tensor) -> Tensor:
+    """Jensen-Shannon divergence (natural log, so in [0, ln 2]): (..., V) -> (...)."""
+    logm = torch.logaddexp(logp, logq) - math.log(2.0)
+    return 0.5 * (_plogratio(logp, logm).sum(-1) + _plogratio(logq, logm).sum(-1))
+
+
+def weighted_kl(logp_s: Tensor, logp_c: Tensor, w_s: float, w_c: float) -> Tensor:
+    """The upstream "average KL": E_p[w_s log p_s + w_c log p_c], kept for parity.
+
+    p is chosen as upstream's "auto": p_c if w_s < 0 < w_c, p_s if w_s > 0 > w_c, otherwise
+    softmax(w_s log p_s + w_c log p_c). (1, -1) gives KL(p_s||p_c), (-1, 1) gives KL(p_c||p_s),
+    and (1, 0) gives -H(p_s) (not a divergence at all).
+    """
+    mix = w_s * logp_s + w_c * logp_c
+    if w_s < 0 < w_c:
+        logp = logp_c
+    elif w_c < 0 < w_s:
+        logp = logp_s
+    else:
+        logp = torch.log_softmax(mix, dim=-1)
+    p = logp.exp()
+    return torch.where(p > 0, p * mix, torch.zeros((), dtype=p.dtype, device=p.device)).sum(-1)
+
+
+def token_metrics(logp_s: Tensor, logp_c: Tensor, w_s: float = 1.0, w_c: float = -1.0) -> dict[str, Tensor]:
+    """All per-token metrics for (..., V) log-probs, each of shape (...), as float32."""
+    logp_s, logp_c = logp_s.float(), logp_c.float()
+    # Shared intermediates: the elementwise passes over V dominate scoring cost.
+    p_s, p_c = logp_s.exp(), logp_c.exp()
+    diff = logp_s - logp_c
+    zero = torch.zeros((), dtype=p_s.dtype, device=p_s.device)
+    kl_sc = torch.where(p_s > 0, p_s * diff, zero).sum(-1)
+    kl_cs = torch.where(p_c > 0, -p_c * diff, zero).sum(-1)
+    return {
+        "kl_sc": kl_sc,
+        "kl_cs": kl_cs,
+        "js": js(logp_s, logp_c),
+        "top1_agree": (logp_s.argmax(-1) == logp_c.argmax(-1)).float(),
+        "weighted_kl": weighted_kl(logp_s, logp_c, w_s, w_c),
+    }

@@ -1,0 +1,116 @@
+"""What every task shares: output folder, run metadata, tracker lifetime, seeding, records."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_meta(cfg: DictConfig, task: str) -> dict:
+    """Task, Hydra choices and overrides (when run through Hydra), git commit."""
+    meta = {"task": task, "git_commit": git_commit(), "output_dir": str(cfg.output_dir)}
+    with contextlib.suppress(ValueError, ImportError):
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        meta["choices"] = {k: v for k, v in OmegaConf.to_container(hc.runtime.choices).items() if not k.startswith("hydra/")}
+        meta["overrides"] = list(hc.overrides.task)
+        meta["sweep_dir"] = hc.sweep.dir if hc.mode.name == "MULTIRUN" else None
+        meta["job_num"] = hc.job.num if hc.mode.name == "MULTIRUN" else None
+    return meta
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+
+
+@contextlib.contextmanager
+def tracked(cfg: DictConfig, task: str):
+    """A started tracker (cfg.logger) that is always finished, also when the task fails."""
+    tracker = instantiate(cfg.logger) if cfg.get("logger") else None
+    if tracker is None:
+        from cdx.tracking.tracker import NullTracker
+
+        tracker = NullTracker()
+    tracker.start(resolved_config(cfg), run_meta(cfg, task))
+    failed = True
+    try:
+        yield tracker
+        failed = False
+    finally:
+        tracker.finish(failed=failed)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_record(gen, tokenizer, meta: dict, stop_strings=()) -> dict:
+    """A generation as one JSON-ready record (schema in README, 'Outputs')."""
+    from cdx.metrics.text import text_metrics
+
+    text = tokenizer.decode(gen.token_ids, skip_special_tokens=True)
+    if gen.finish_reason == "stop":
+        cut = [text.find(s) for s in stop_strings if s in text]
+        text = text[: min(cut)] if cut else text
+    rec = {
+        "id": f"p{gen.prompt_index:05d}-s{gen.sample_index:02d}",
+        "prompt_index": gen.prompt_index,
+        "sample_index": gen.sample_index,
+        "prompt": gen.prompt,
+        "continuation": text,
+        "token_ids": gen.token_ids,
+        "token_strs": [tokenizer.decode([t]) for t in gen.token_ids],
+        "tokens": gen.tokens,
+        "metrics": text_metrics(gen.tokens),
+        "finish_reason": gen.finish_reason,
+    }
+    if gen.beam_score is not None:
+        rec["beam_score"] = gen.beam_score
+    if gen.prefix_tokens:
+        both = {k: gen.prefix_tokens[k] + gen.tokens[k] for k in gen.tokens}
+        rec["prefix_tokens"] = gen.prefix_tokens
+        rec["metrics_with_prefix"] = text_metrics(both)
+    rec.update(meta)
+    return rec
+
+
+def flat_metrics(summary: dict) -> dict:
+    """A flat dict of headline numbers (what run() returns, what sweeps and Optuna read)."""
+    if not summary.get("n_tokens"):
+        return {"n_texts": summary.get("n_texts", 0), "n_tokens": 0}
+    out = {f"{k}_mean": v["mean"] for k, v in summary["token"].items()}
+    out.update({f"{k}_q99": v["q99"] for k, v in summary["token"].items()})
+    out.update({f"text_{k}_mean": v["mean"] for k, v in summary["text"].items()})
+    for k in ("n_texts", "n_tokens", "top1_agreement", "ppl_s", "ppl_c", "ppl_ratio_c_over_s"):
+        out[k] = summary[k]
+    return out
