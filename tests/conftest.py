@@ -1,0 +1,97 @@
+"""Shared fixtures: seeding, the Hydra config dir, tiny model pairs, and a bigram pair with a known answer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def compose(overrides: list[str] | None = None, output_dir: str | None = None):
+    """The composed `config` with overrides, HydraConfig set so ${hydra:...} resolves."""
+    from hydra import compose as hcompose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hcompose(config_name="config", overrides=overrides or [], return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        if output_dir is not None:
+            cfg.output_dir = str(output_dir)
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_pair():
+    from cdx.models import load_pair
+
+    return load_pair({"path": "tiny-random", "seed": 0}, {"path": "tiny-random", "seed": 1})
+
+
+@pytest.fixture(scope="session")
+def tiny_persona_pair():
+    """Same tiny weights under two system prompts (shares one model)."""
+    from cdx.models import load_pair
+
+    return load_pair({"path": "tiny-random", "seed": 0},
+                     {"path": "tiny-random", "seed": 0, "system_prompt": "Ahoy, you are a pirate."})
+
+
+def bigram_model(special_token: int | None, seed: int = 0):
+    """A 1-layer Llama whose logits depend only on the current input token.
+
+    Attention output and MLP output are zeroed, so the residual stream is the token embedding.
+    A second model with `special_token` set differs from the first only in the distribution that
+    follows that token: a known answer for window alignment.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from cdx.models.tiny import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=len(tok), intermediate_size=8, num_hidden_layers=1,
+                      num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=False,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        m = LlamaForCausalLM(cfg).eval()
+        with torch.no_grad():
+            m.model.layers[0].self_attn.o_proj.weight.zero_()
+            m.model.layers[0].mlp.down_proj.weight.zero_()
+            m.model.embed_tokens.weight.copy_(torch.eye(len(tok)))  # one-hot residual per token
+            m.model.norm.weight.fill_(1.0)
+            m.lm_head.weight.normal_(std=0.1)
+            if special_token is not None:
+                # Only the column read by the one-hot of `special_token` changes.
+                m.lm_head.weight[:, special_token] += torch.randn(len(tok)) * 0.3
+    return m
+
+
+@pytest.fixture(scope="session")
+def bigram_pair():
+    from cdx.models.pair import ModelPair, Side
+    from cdx.models.spec import ModelSpec
+    from cdx.models.tiny import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    a, b = bigram_model(None), bigram_model(7)
+    spec = ModelSpec(path="tiny-random")
+    return ModelPair(Side(spec, a, tok, chat_template=False), Side(spec, b, tok, chat_template=False))

@@ -1,0 +1,223 @@
+"""The cached, batched engine against independent, naive references."""
+
+import pytest
+import torch
+
+from cdx.decoding import ContrastiveDecoder, LogitDiff, ProbDiff, score_rows
+from cdx.metrics import token_metrics
+
+PROMPTS = ["Hello there", "What is the capital of France? Tell me now.", "Ahoy", "I think that people should"]
+
+
+@torch.no_grad()
+def naive_greedy(pair, rule, prompt, n):
+    """Upstream-style reference: re-run both models over the whole sequence every step, no cache, no padding."""
+    s = torch.tensor([pair.starting.prompt_ids(prompt)])
+    c = torch.tensor([pair.comparison.prompt_ids(prompt)])
+    out, kls = [], []
+    for _ in range(n):
+        lp_s = torch.log_softmax(pair.starting.model(input_ids=s).logits[0, -1].float(), -1)
+        lp_c = torch.log_softmax(pair.comparison.model(input_ids=c).logits[0, -1].float(), -1)
+        tok = int(rule(lp_s[None], lp_c[None]).argmax(-1))
+        kls.append(float(token_metrics(lp_s, lp_c)["kl_sc"]))
+        out.append(tok)
+        s = torch.cat([s, torch.tensor([[tok]])], 1)
+        c = torch.cat([c, torch.tensor([[tok]])], 1)
+    return out, kls
+
+
+def _all(dec, prompts):
+    return [g for batch in dec.generate(prompts) for g in batch]
+
+
+@pytest.mark.parametrize("rule", [ProbDiff(1, -1), LogitDiff(alpha=1.0), ProbDiff(1, -1, limit_to_starting_model_top_p=0.9)])
+def test_cached_batched_greedy_equals_uncached_reference(tiny_pair, rule):
+    dec = ContrastiveDecoder(tiny_pair, rule, strategy="greedy", max_new_tokens=10, batch_size=4, stop_at_eos=False)
+    gens = _all(dec, PROMPTS)
+    for g, prompt in zip(gens, PROMPTS):
+        ref_tokens, ref_kl = naive_greedy(tiny_pair, rule, prompt, 10)
+        assert g.token_ids == ref_tokens
+        assert g.tokens["kl_sc"] == pytest.approx(ref_kl, rel=1e-4, abs=1e-5)
+
+
+def test_persona_pair_runs_as_one_batch_and_matches_separate_models(tiny_persona_pair):
+    import copy
+
+    from cdx.models.pair import ModelPair, Side
+
+    assert tiny_persona_pair.shares_weights
+    s, c = tiny_persona_pair.starting, tiny_persona_pair.comparison
+    separate = ModelPair(s, Side(c.spec, copy.deepcopy(c.model), c.tokenizer))
+    assert not separate.shares_weights
+    kw = dict(strategy="greedy", max_new_tokens=8, batch_size=3, stop_at_eos=False)
+    a = _all(ContrastiveDecoder(tiny_persona_pair, ProbDiff(), **kw), PROMPTS)
+    b = _all(ContrastiveDecoder(separate, ProbDiff(), **kw), PROMPTS)
+    for x, y in zip(a, b):
+        assert x.token_ids == y.token_ids
+        assert x.tokens["kl_sc"] == pytest.approx(y.tokens["kl_sc"], rel=1e-4, abs=1e-5)
+    assert max(v for g in a for v in g.tokens["kl_sc"]) > 0  # the two contexts really differ
+
+
+def test_batched_equals_one_by_one(tiny_pair):
+    kw = dict(strategy="greedy", max_new_tokens=8, stop_at_eos=False)
+    batched = _all(ContrastiveDecoder(tiny_pair, ProbDiff(), batch_size=4, **kw), PROMPTS)
+    single = _all(ContrastiveDecoder(tiny_pair, ProbDiff(), batch_size=1, **kw), PROMPTS)
+    for x, y in zip(batched, single):
+        assert x.token_ids == y.token_ids
+        assert x.tokens["js"] == pytest.approx(y.tokens["js"], rel=1e-4, abs=1e-6)
+
+
+def test_one_zero_sampling_equals_hf_generate_with_same_seed(tiny_pair):
+    model, tok = tiny_pair.starting.model, tiny_pair.tokenizer
+    prompt = "Hello there"
+    dec = ContrastiveDecoder(tiny_pair, ProbDiff(1, 0), strategy="sample", temperature=0.8, max_new_tokens=12,
+                             batch_size=1, seed=0, stop_at_eos=False)
+    ours = _all(dec, [prompt])[0].token_ids
+    ids = torch.tensor([tiny_pair.starting.prompt_ids(prompt)])
+    torch.manual_seed(0)  # our batch 0 generator is seeded with seed * 1_000_003 + 0 = 0
+    ref = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=0.8, top_k=0,
+                         top_p=1.0, max_new_tokens=12, min_new_tokens=12, pad_token_id=tok.pad_token_id)
+    assert ours == ref[0, ids.shape[1]:].tolist()
+
+
+def test_sampling_matches_naive_step_by_step(tiny_pair):
+    """prob_diff sampling: the engine's draw equals a naive loop drawing from the same generator."""
+    rule = ProbDiff(1, -1)
+    prompt = "What is the weather?"
+    dec = ContrastiveDecoder(tiny_pair, rule, strategy="sample", max_new_tokens=10, batch_size=1, seed=3,
+                             stop_at_eos=False)
+    ours = _all(dec, [prompt])[0].token_ids
+    gen = torch.Generator().manual_seed(3 * 1_000_003)
+    s = torch.tensor([tiny_pair.starting.prompt_ids(prompt)])
+    c = torch.tensor([tiny_pair.comparison.prompt_ids(prompt)])
+    ref = []
+    with torch.no_grad():
+        for _ in range(10):
+            lp_s = torch.log_softmax(tiny_pair.starting.model(input_ids=s).logits[:, -1], -1)
+            lp_c = torch.log_softmax(tiny_pair.comparison.model(input_ids=c).logits[:, -1], -1)
+            d = (lp_s.exp() - lp_c.exp()).clamp_min(0)
+            tok = torch.multinomial(d / d.sum(), 1, generator=gen)
+            ref.append(int(tok))
+            s, c = torch.cat([s, tok], 1), torch.cat([c, tok], 1)
+    assert ours == ref
+
+
+def test_seed_reproducible_and_generations_per_prefix(tiny_pair):
+    kw = dict(strategy="sample", max_new_tokens=6, batch_size=2, generations_per_prefix=3, seed=11)
+    a = _all(ContrastiveDecoder(tiny_pair, ProbDiff(), **kw), PROMPTS[:3])
+    b = _all(ContrastiveDecoder(tiny_pair, ProbDiff(), **kw), PROMPTS[:3])
+    assert [g.token_ids for g in a] == [g.token_ids for g in b]
+    assert [(g.prompt_index, g.sample_index) for g in a] == [(i, j) for i in range(3) for j in range(3)]
+    c = _all(ContrastiveDecoder(tiny_pair, ProbDiff(), **{**kw, "seed": 12}), PROMPTS[:3])
+    assert [g.token_ids for g in a] != [g.token_ids for g in c]
+
+
+def test_decode_time_metrics_equal_teacher_forced_scoring(tiny_pair):
+    """Two independent code paths (incremental cache vs one chunked forward) agree token by token."""
+    dec = ContrastiveDecoder(tiny_pair, ProbDiff(), strategy="sample", max_new_tokens=9, batch_size=4, seed=1,
+                             stop_at_eos=False)
+    gens = _all(dec, PROMPTS)
+    rows_s = [tiny_pair.starting.prompt_ids(p) for p in PROMPTS]
+    rows_c = [tiny_pair.comparison.prompt_ids(p) for p in PROMPTS]
+    scored = score_rows(tiny_pair, rows_s, rows_c, [g.token_ids for g in gens], chunk=4)
+    for g, s in zip(gens, scored):
+        for k in ("kl_sc", "kl_cs", "js", "top1_agree", "logp_s", "logp_c"):
+            assert g.tokens[k] == pytest.approx(s[k], rel=1e-4, abs=1e-5), k
+
+
+def test_window_alignment_known_answer(bigram_pair):
+    """The models differ only in what follows token 7: divergence must sit exactly after each 7."""
+    tok = bigram_pair.tokenizer
+    cont = [5, 7, 9, 7, 7, 3, 4]
+    scored = score_rows(bigram_pair, [[2]], [[2]], [cont])[0]
+    fed = [2] + cont[:-1]  # position t's distribution predicts cont[t] from the token before it
+    for prev, v in zip(fed, scored["kl_sc"]):
+        assert (v > 1e-3) == (prev == 7), (prev, v)
+    # same through the decoder (greedy), including the prompt with include_prefix_in_divergences
+    dec = ContrastiveDecoder(bigram_pair, ProbDiff(1, 0), strategy="greedy", max_new_tokens=6, stop_at_eos=False,
+                             include_prefix_in_divergences=True)
+    prompt = tok.decode([4, 7, 6, 7])
+    g = _all(dec, [prompt])[0]
+    ids = tok(prompt).input_ids
+    fed = ids[-1:] + g.token_ids[:-1]
+    assert [v > 1e-3 for v in g.tokens["kl_sc"]] == [t == 7 for t in fed]
+    assert [v > 1e-3 for v in g.prefix_tokens["kl_sc"]] == [t == 7 for t in ids[:-1]]
+
+
+def test_beam_search_returns_correctly_scored_sorted_beams(tiny_pair):
+    rule = ProbDiff(1, -1, limit_to_starting_model_top_p=0.9)
+    dec = ContrastiveDecoder(tiny_pair, rule, strategy="beam", num_beams=3, generations_per_prefix=3,
+                             max_new_tokens=6, batch_size=2, stop_at_eos=False)
+    gens = _all(dec, PROMPTS[:3])
+    assert len(gens) == 9
+    for i in range(3):
+        beams = [g for g in gens if g.prompt_index == i]
+        scores = [g.beam_score for g in beams]
+        assert scores == sorted(scores, reverse=True)
+        assert len({tuple(g.token_ids) for g in beams}) == 3  # distinct beams
+        for g in beams:  # recompute sum of log q by teacher forcing
+            s = torch.tensor([tiny_pair.starting.prompt_ids(PROMPTS[i]) + g.token_ids])
+            c = torch.tensor([tiny_pair.comparison.prompt_ids(PROMPTS[i]) + g.token_ids])
+            n = len(g.token_ids)
+            with torch.no_grad():
+                lp_s = torch.log_softmax(tiny_pair.starting.model(input_ids=s).logits[0, -n - 1:-1], -1)
+                lp_c = torch.log_softmax(tiny_pair.comparison.model(input_ids=c).logits[0, -n - 1:-1], -1)
+            logq = torch.log_softmax(rule(lp_s, lp_c), -1)
+            total = logq.gather(-1, torch.tensor(g.token_ids)[:, None]).sum().item()
+            assert g.beam_score == pytest.approx(total, rel=1e-4, abs=1e-4)
+    greedy = _all(ContrastiveDecoder(tiny_pair, rule, strategy="greedy", max_new_tokens=6, stop_at_eos=False),
+                  PROMPTS[:1])[0]
+    best = gens[0]
+    assert best.beam_score >= _score(tiny_pair, rule, PROMPTS[0], greedy.token_ids) - 1e-4  # beam >= greedy
+
+
+def _score(pair, rule, prompt, ids):
+    s = torch.tensor([pair.starting.prompt_ids(prompt) + ids])
+    c = torch.tensor([pair.comparison.prompt_ids(prompt) + ids])
+    n = len(ids)
+    with torch.no_grad():
+        lp_s = torch.log_softmax(pair.starting.model(input_ids=s).logits[0, -n - 1:-1], -1)
+        lp_c = torch.log_softmax(pair.comparison.model(input_ids=c).logits[0, -n - 1:-1], -1)
+    return torch.log_softmax(rule(lp_s, lp_c), -1).gather(-1, torch.tensor(ids)[:, None]).sum().item()
+
+
+def test_eos_min_new_tokens_and_stop_strings(tiny_pair):
+    eos = tiny_pair.tokenizer.eos_token_id
+
+    class EosAfter3:  # rule that forces EOS at the 4th step, else token 50
+        starting_weight, comparison_weight = 1.0, -1.0
+        step = 0
+
+        def __call__(self, lp_s, lp_c):
+            out = torch.full_like(lp_s, float("-inf"))
+            out[:, eos if self.step >= 3 else 50] = 0.0
+            self.step += 1
+            return out
+
+    g = _all(ContrastiveDecoder(tiny_pair, EosAfter3(), strategy="greedy", max_new_tokens=10), ["Hi"])[0]
+    assert g.finish_reason == "eos" and g.token_ids == [50, 50, 50, eos]
+    assert len(g.tokens["kl_sc"]) == 4
+    g = _all(ContrastiveDecoder(tiny_pair, EosAfter3(), strategy="greedy", max_new_tokens=10, min_new_tokens=6),
+             ["Hi"])[0]
+    assert len(g.token_ids) >= 6 and g.token_ids[:6] != [50, 50, 50, eos]
+    word = tiny_pair.tokenizer.decode([50])
+    g = _all(ContrastiveDecoder(tiny_pair, EosAfter3(), strategy="greedy", max_new_tokens=10,
+                                stop_strings=[word * 2]), ["Hi"])[0]
+    assert g.finish_reason == "stop" and g.token_ids == [50, 50]
+
+
+def test_bad_decoder_options_are_clear(tiny_pair):
+    with pytest.raises(ValueError, match="strategy='nucleus'"):
+        ContrastiveDecoder(tiny_pair, ProbDiff(), strategy="nucleus")
+    with pytest.raises(ValueError, match="generations_per_prefix=4 exceeds num_beams=2"):
+        ContrastiveDecoder(tiny_pair, ProbDiff(), strategy="beam", num_beams=2, generations_per_prefix=4)
+    with pytest.raises(ValueError, match="temperature=0"):
+        ContrastiveDecoder(tiny_pair, ProbDiff(), temperature=0)
+    dec = ContrastiveDecoder(tiny_pair, ProbDiff(), include_prefix_in_divergences=True, max_new_tokens=2)
+    persona_like = type(tiny_pair)(tiny_pair.starting, tiny_pair.comparison)
+    persona_like.comparison = type(tiny_pair.comparison)(
+        tiny_pair.comparison.spec.__class__(path="tiny-random", seed=1, system_prompt="x"),
+        tiny_pair.comparison.model, tiny_pair.tokenizer)
+    dec.pair = persona_like
+    with pytest.raises(ValueError, match="include_prefix_in_divergences needs both sides"):
+        _all(dec, ["Hi"])

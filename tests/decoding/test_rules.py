@@ -1,0 +1,105 @@
+import math
+
+import pytest
+import torch
+
+from cdx.decoding.rules import LogitDiff, ProbDiff, starting_nucleus
+
+
+def _logps(b=4, v=13, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.log_softmax(torch.randn(b, v, generator=g) * 2, -1),
+            torch.log_softmax(torch.randn(b, v, generator=g) * 2, -1))
+
+
+def _naive_probdiff(lp_s, lp_c, ws, wc, g=None, top_p=None, floor=1e-6):
+    out = []
+    for s, c in zip(lp_s.exp().tolist(), lp_c.exp().tolist()):
+        d = [ws * a + wc * b for a, b in zip(s, c)]
+        if g is not None:
+            dot = sum(a * b for a, b in zip(s, c))
+            cos = dot / math.sqrt(sum(a * a for a in s) * sum(b * b for b in c))
+            bb = math.exp(-g * (1 - cos))
+            d = [(1 - bb) * x + bb * a for x, a in zip(d, s)]
+        d = [max(x, 0.0) for x in d]
+        if top_p is not None:  # upstream: k = #(cumsum < p) + 1 top tokens of p_s
+            order = sorted(range(len(s)), key=lambda i: -s[i])
+            cum, k = 0.0, 0
+            for i in order:
+                cum += s[i]
+                k += cum < top_p
+            keep = set(order[: k + 1])
+            d = [x if i in keep else 0.0 for i, x in enumerate(d)]
+            s = [x if i in keep else 0.0 for i, x in enumerate(s)]
+        if sum(d) < floor:
+            d = s
+        tot = sum(d)
+        out.append([x / tot for x in d])
+    return torch.tensor(out)
+
+
+@pytest.mark.parametrize("ws,wc", [(1, -1), (-1, 1), (1, -0.5), (2, -1)])
+def test_probdiff_matches_naive(ws, wc):
+    lp_s, lp_c = _logps()
+    got = torch.softmax(ProbDiff(ws, wc)(lp_s, lp_c), -1)
+    torch.testing.assert_close(got, _naive_probdiff(lp_s, lp_c, ws, wc), atol=1e-6, rtol=1e-5)
+
+
+def test_probdiff_gating_and_nucleus_match_naive():
+    lp_s, lp_c = _logps(seed=3)
+    rule = ProbDiff(1, -1, similarity_gating_intensity=2.0, limit_to_starting_model_top_p=0.8)
+    got = torch.softmax(rule(lp_s, lp_c), -1)
+    torch.testing.assert_close(got, _naive_probdiff(lp_s, lp_c, 1, -1, g=2.0, top_p=0.8), atol=1e-6, rtol=1e-5)
+
+
+def test_probdiff_falls_back_to_starting_model_when_models_agree():
+    lp_s, _ = _logps()
+    got = torch.softmax(ProbDiff(1, -1)(lp_s, lp_s.clone()), -1)
+    torch.testing.assert_close(got, lp_s.exp())  # not near-uniform, unlike upstream's 1e-7 floor
+
+
+def test_nucleus_size_matches_upstream_count():
+    lp_s, _ = _logps(b=1, v=50, seed=5)
+    p = lp_s.exp()[0]
+    sp, _ = p.sort(descending=True)
+    k = int((sp.cumsum(0) < 0.9).sum()) + 1
+    assert int(starting_nucleus(lp_s, 0.9).sum()) == k
+
+
+def test_one_zero_is_exactly_plain_sampling():
+    lp_s, lp_c = _logps()
+    assert torch.equal(ProbDiff(1, 0)(lp_s, lp_c), lp_s)
+    assert torch.equal(LogitDiff(starting_weight=1, comparison_weight=0)(lp_s, lp_c), lp_s)
+    assert torch.equal(ProbDiff(0, 1)(lp_s, lp_c), lp_c)
+
+
+def test_logitdiff_matches_naive_with_plausibility():
+    lp_s, lp_c = _logps(seed=7)
+    alpha, beta = 0.5, 0.2
+    rule = LogitDiff(alpha=alpha, amplified="starting", plausibility_beta=beta)
+    assert (rule.starting_weight, rule.comparison_weight) == (1.5, -0.5)
+    got = rule(lp_s, lp_c)
+    for row in range(lp_s.shape[0]):
+        ps = lp_s[row].exp()
+        for v in range(lp_s.shape[1]):
+            if ps[v] >= beta * ps.max():
+                expect = 1.5 * lp_s[row, v] - 0.5 * lp_c[row, v]
+                assert got[row, v].item() == pytest.approx(expect.item(), rel=1e-5)
+            else:
+                assert got[row, v].item() == float("-inf")
+
+
+def test_logitdiff_alpha_amplifies_comparison_and_masks_by_it():
+    lp_s, lp_c = _logps(seed=8)
+    rule = LogitDiff(alpha=2.0, amplified="comparison", plausibility_beta=0.5)
+    assert (rule.starting_weight, rule.comparison_weight) == (-2.0, 3.0)
+    got = rule(lp_s, lp_c)
+    keep = lp_c.exp() >= 0.5 * lp_c.exp().max(-1, keepdim=True).values
+    assert torch.equal(torch.isfinite(got), keep)
+
+
+def test_bad_rule_options_are_clear():
+    with pytest.raises(ValueError, match="plausibility_from='x'"):
+        LogitDiff(plausibility_from="x")
+    with pytest.raises(ValueError, match="either alpha or"):
+        LogitDiff(alpha=1.0, starting_weight=2.0)
