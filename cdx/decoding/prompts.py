@@ -97,13 +97,13 @@ class PreviousRun:
             texts = list(dict.fromkeys(texts))  # one entry per prompt, in first-seen order
         return _limit(texts, self.limit)
 
-    def load_pairs(self) -> list[tuple[str, str]]:
-        """(prompt, continuation) of every generation, for task=score."""
+    def load_pairs(self) -> list[tuple[str, str, list[int] | None]]:
+        """(prompt, continuation, its token ids) of every generation, for task=score (exact re-scoring)."""
         path = Path(self.path).expanduser()
         path = path / "generations.jsonl" if path.is_dir() else path
         from cdx.tracking.outputs import read_records
 
-        return _limit([(r["prompt"], r["continuation"]) for r in read_records(path)], self.limit)
+        return _limit([(r["prompt"], r["continuation"], r.get("token_ids")) for r in read_records(path)], self.limit)
 
 
 @dataclass

@@ -38,8 +38,9 @@ def run_meta(cfg: DictConfig, task: str) -> dict:
         hc = HydraConfig.get()
         meta["choices"] = {k: v for k, v in OmegaConf.to_container(hc.runtime.choices).items() if not k.startswith("hydra/")}
         meta["overrides"] = list(hc.overrides.task)
-        meta["sweep_dir"] = hc.sweep.dir if hc.mode.name == "MULTIRUN" else None
-        meta["job_num"] = hc.job.num if hc.mode.name == "MULTIRUN" else None
+        multirun = hc.mode is not None and hc.mode.name == "MULTIRUN"
+        meta["sweep_dir"] = hc.sweep.dir if multirun else None
+        meta["job_num"] = hc.job.get("num") if multirun else None
     return meta
 
 

@@ -19,8 +19,8 @@ def run(cfg: DictConfig) -> dict:
     seed_everything(cfg.seed)
     with tracked(cfg, "score") as tracker:
         pair = instantiate(cfg.model)
-        source = instantiate(cfg.task.texts)
-        items = source.load_pairs() if hasattr(source, "load_pairs") else [("", t) for t in source.load()]
+        source = instantiate(cfg.prompts)
+        items = source.load_pairs() if hasattr(source, "load_pairs") else [("", t, None) for t in source.load()]
         weights = (float(cfg.decoding.rule.starting_weight), float(cfg.decoding.rule.comparison_weight))
         path = out / "scores.jsonl"
         bs = int(cfg.task.batch_size)
@@ -35,12 +35,15 @@ def run(cfg: DictConfig) -> dict:
     return flat_metrics(summary)
 
 
-def score_items(pair, items: list[tuple[str, str]], weights, first_index: int = 0) -> list[Generation]:
-    """Score (prompt, continuation) pairs; an empty prompt means a raw text scored from its start."""
+def score_items(pair, items: list[tuple], weights, first_index: int = 0) -> list[Generation]:
+    """Score (prompt, continuation, token ids or None) items; an empty prompt means a raw text.
+
+    Given token ids (an earlier run's) are scored exactly; otherwise the text is tokenised.
+    """
     tok = pair.tokenizer
     ps, pc, conts = [], [], []
-    for prompt, text in items:
-        cont = tok(text, add_special_tokens=False).input_ids
+    for prompt, text, ids in items:
+        cont = list(ids) if ids is not None else tok(text, add_special_tokens=False).input_ids
         if prompt:
             s, c = pair.starting.prompt_ids(prompt), pair.comparison.prompt_ids(prompt)
         else:
@@ -51,4 +54,4 @@ def score_items(pair, items: list[tuple[str, str]], weights, first_index: int = 
         pc.append(c)
         conts.append(cont)
     scored = score_rows(pair, ps, pc, conts, weights)
-    return [Generation(first_index + i, 0, p, conts[i], scored[i], "given") for i, (p, _) in enumerate(items)]
+    return [Generation(first_index + i, 0, p, conts[i], scored[i], "given") for i, (p, *_) in enumerate(items)]

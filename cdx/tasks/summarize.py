@@ -1,0 +1,98 @@
+"""task=summarize: one table and one plot of a finished sweep, also logged to W&B when enabled.
+
+    python -m cdx.run task=summarize sweep_dir=multirun/2026-01-01/12-00-00
+
+`sweep_dir` is a top-level key (set by conf/task/summarize.yaml). Everything is written to
+`<sweep_dir>/summary/`: sweep_summary.csv, sweep_summary.md, sweep_plot.html (and .png where kaleido
+can export it). A failed job is a row with status `failed` and its error; a job that never started
+(a killed sweep) is a row with status `missing`.
+
+Also here: `WriteJobError`, the Hydra callback that leaves `error.json` in a failed job's folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from cdx.tasks.common import output_dir, tracked
+from cdx.tracking.outputs import atomic_write_json, atomic_write_text
+from cdx.tracking.sweep import SweepTable, collect, figure, markdown, write_csv, write_plot
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> dict:
+    sweep_dir = Path(str(cfg.sweep_dir))
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"sweep_dir={sweep_dir} is not a folder; give the hydra.sweep.dir of a multirun")
+    out = output_dir(cfg)
+    with tracked(cfg, "summarize") as tracker:
+        table = collect(sweep_dir, dict(cfg.task.columns), expected_jobs(sweep_dir))
+        if not table.rows:
+            raise FileNotFoundError(f"no multirun jobs (folders with .hydra/hydra.yaml) under {sweep_dir}")
+        files = write_outputs(table, out, cfg.task)
+        tracker.log_summary({"sweep_dir": str(sweep_dir), "swept": ",".join(table.swept), "n_jobs": len(table.rows),
+                             **{f"n_{k}": v for k, v in table.counts.items()}})
+        tracker.log_records(table.rows, "sweep")
+        tracker.log_files([str(f) for f in files], "sweep_summary")
+    print(markdown(table.rows, drop=("dir",)))
+    print(f"cdx summarize: {len(table.rows)} jobs {table.counts} -> {out}")
+    return {"n_jobs": len(table.rows), **{f"n_{k}": v for k, v in table.counts.items()}}
+
+
+def write_outputs(table: SweepTable, out: Path, task_cfg: DictConfig) -> list[Path]:
+    """CSV, Markdown and plot files of the table."""
+    write_csv(table.rows, out / "sweep_summary.csv")
+    atomic_write_text(out / "sweep_summary.md", markdown(table.rows))
+    panels = {title: list(metrics) for title, metrics in task_cfg.plot.items()}
+    plots = write_plot(figure(table, task_cfg.x, panels), out / "sweep_plot.html", task_cfg.png)
+    return [out / "sweep_summary.csv", out / "sweep_summary.md", *plots]
+
+
+def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
+    """Job i -> its overrides, recomputed from the sweep's multirun.yaml as Hydra's BasicSweeper does.
+
+    None for other sweepers (e.g. Optuna picks its trials as it goes) or when the file is unreadable.
+    """
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return None
+    try:
+        hydra = OmegaConf.load(path).hydra
+        if not str(hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+            return None
+        params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
+        overrides = OverridesParser.create().parse_overrides([*params, *hydra.overrides.task])
+        return BasicSweeper.split_arguments(overrides, None)[0]
+    except Exception as e:  # noqa: BLE001 - the table is still right without the missing rows
+        log.warning("cannot list the jobs of %s (%s); jobs that never started are not shown", path, e)
+        return None
+
+
+class WriteJobError(Callback):
+    """Hydra callback: a job that raised leaves `error.json` (type, message, traceback) in its folder.
+
+    Hydra 1.3 runs every job of a sweep even when one fails (it raises only after the last job), so
+    this file is what tells task=summarize which jobs failed and why.
+    """
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
+        if job_return.status != JobStatus.FAILED:
+            return
+        err = job_return._return_value  # the exception; `.return_value` would re-raise it
+        folder = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
+        atomic_write_json(folder / "error.json", {
+            "type": type(err).__name__, "message": str(err), "overrides": list(job_return.overrides or []),
+            "traceback": "".join(traceback.format_exception(err)),
+        })
+        log.error("job failed (%s: %s); details in %s", type(err).__name__, err, folder / "error.json")
+

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from cdx.run import run
+from cdx.tracking.outputs import read_records
+from tests.conftest import compose
+
+FAST = ["model=tiny_random", "prompts.limit=5", "decoding.max_new_tokens=6", "decoding.batch_size=2",
+        "report.print_top=false"]
+
+
+def test_decode_writes_three_outputs(tmp_path, capsys):
+    metrics = run(compose(FAST, tmp_path))
+    recs = read_records(tmp_path / "generations.jsonl")
+    assert len(recs) == 5 * 2  # generations_per_prefix=2
+    r = recs[0]
+    for key in ("id", "prompt", "continuation", "token_ids", "token_strs", "tokens", "metrics", "models", "decoding", "seed"):
+        assert key in r
+    assert len(r["token_strs"]) == len(r["token_ids"]) == len(r["tokens"]["kl_sc"])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    all_kl = [v for rec in recs for v in rec["tokens"]["kl_sc"]]
+    assert summary["token"]["kl_sc"]["mean"] == pytest.approx(sum(all_kl) / len(all_kl))
+    assert metrics["kl_sc_mean"] == pytest.approx(summary["token"]["kl_sc"]["mean"])
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("class='card'") == 10 and "title='kl_sc=" in html
+    assert str(tmp_path) in capsys.readouterr().out  # one-line summary names the outputs
+
+
+def test_resume_after_kill_loses_nothing_and_duplicates_nothing(tmp_path):
+    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
+    run(compose(FAST, full_dir))
+    full = read_records(full_dir / "generations.jsonl")
+    # Simulate a kill in the middle of batch 2: one batch complete, part of the next, half a line.
+    lines = (full_dir / "generations.jsonl").read_text().splitlines(keepends=True)
+    killed_dir.mkdir()
+    (killed_dir / "generations.jsonl").write_text("".join(lines[:5]) + lines[5][:30])
+    with pytest.raises(FileExistsError, match="resume=true"):
+        run(compose(FAST, killed_dir))
+    run(compose([*FAST, "resume=true"], killed_dir))
+    resumed = read_records(killed_dir / "generations.jsonl")
+    assert [r["id"] for r in resumed] == [r["id"] for r in full]
+    assert [r["token_ids"] for r in resumed] == [r["token_ids"] for r in full]
+
+
+def test_terminal_colours_are_switchable(tmp_path, capsys):
+    run(compose([*FAST, "report.print_top=true", "report.color=false", "report.top_n=2"], tmp_path))
+    out = capsys.readouterr().out
+    assert "#1 kl_sc_mean=" in out and "#2 " in out and "#3 " not in out and "\x1b[" not in out
+
+
+@pytest.mark.parametrize("decoding", ["greedy", "topp", "beam", "amplify"])
+def test_every_decoding_config_runs(tmp_path, decoding):
+    run(compose([*FAST, f"decoding={decoding}", "prompts.limit=2"], tmp_path))
+    recs = read_records(tmp_path / "generations.jsonl")
+    assert recs and all(r["metrics"]["n_tokens"] > 0 for r in recs)
