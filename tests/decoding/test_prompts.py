@@ -1,0 +1,50 @@
+import json
+
+import pytest
+
+from cdx.decoding.prompts import BuiltinPrompts, PreviousRun, PromptsFile, SinglePrompt
+
+
+def test_txt_jsonl_csv(tmp_path):
+    (tmp_path / "a.txt").write_text("one\n\ntwo\n")
+    (tmp_path / "a.jsonl").write_text(json.dumps({"prompt": "x"}) + "\n" + json.dumps({"prompt": "y"}) + "\n")
+    (tmp_path / "a.csv").write_text("id,text\n1,hello\n2,world\n")
+    assert PromptsFile(str(tmp_path / "a.txt")).load() == ["one", "two"]
+    assert PromptsFile(str(tmp_path / "a.jsonl"), limit=1).load() == ["x"]
+    assert PromptsFile(str(tmp_path / "a.csv"), column="text").load() == ["hello", "world"]
+    assert SinglePrompt("hi").load() == ["hi"]
+
+
+def test_clear_errors(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"q": 1}\n')
+    with pytest.raises(KeyError, match=r"a.jsonl:1 has no key 'prompt'; keys there: \['q'\]"):
+        PromptsFile(str(tmp_path / "a.jsonl")).load()
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    with pytest.raises(KeyError, match="no column 'prompt'"):
+        PromptsFile(str(tmp_path / "a.csv")).load()
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        PromptsFile(str(tmp_path / "nope.txt")).load()
+    (tmp_path / "a.pdf").write_text("x")
+    with pytest.raises(ValueError, match="unsupported suffix '.pdf'"):
+        PromptsFile(str(tmp_path / "a.pdf")).load()
+    with pytest.raises(ValueError, match="no built-in prompt set 'zzz'; available: \\['default'\\]"):
+        BuiltinPrompts("zzz").load()
+    with pytest.raises(ValueError, match="limit=0"):
+        BuiltinPrompts(limit=0).load()
+
+
+def test_previous_run_fields(tmp_path):
+    recs = [{"prompt": "p1", "continuation": " a", "token_ids": [1]}, {"prompt": "p1", "continuation": " b"},
+            {"prompt": "p2", "continuation": " c"}]
+    (tmp_path / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert PreviousRun(str(tmp_path)).load() == ["p1", "p2"]
+    assert PreviousRun(str(tmp_path), field="text").load() == ["p1 a", "p1 b", "p2 c"]
+    assert PreviousRun(str(tmp_path / "generations.jsonl"), field="continuation").load() == [" a", " b", " c"]
+    assert PreviousRun(str(tmp_path)).load_pairs()[0] == ("p1", " a", [1])
+    with pytest.raises(ValueError, match="field='x'"):
+        PreviousRun(str(tmp_path), field="x").load()
+
+
+def test_builtin_set_is_large_and_varied():
+    prompts = BuiltinPrompts(limit=None).load()
+    assert len(prompts) >= 100 and len(set(prompts)) == len(prompts)
