@@ -73,6 +73,11 @@ def test_every_experiment_composes(name):
     assert cfg.task.name
 
 
+def test_experiment_overrides_top_level_keys():
+    cfg = compose(["experiment=persona_amplify"])
+    assert cfg.report.sort_key == "kl_cs_mean" and cfg.decoding.rule._target_.endswith("LogitDiff")
+
+
 def test_llama3_pair_with_topp_composes():
     cfg = compose(["model=llama3_pair", "decoding=topp"])
     assert cfg.model.starting.path == "meta-llama/Meta-Llama-3-8B"

@@ -57,3 +57,13 @@ def test_weighted_kl_parity_with_upstream():
     mix = 0.5 * lp + 0.5 * lq
     naive = (torch.softmax(mix, -1) * mix).sum(-1)
     torch.testing.assert_close(weighted_kl(lp, lq, 0.5, 0.5), naive)
+
+
+def test_fused_fast_path_equals_guarded_reference():
+    from cdx.metrics.divergence import _token_metrics_guarded
+
+    lp, lq = _logps(shape=(3, 7, 50), seed=4)
+    fast, slow = token_metrics(lp, lq, 0.3, 0.7), _token_metrics_guarded(lp, lq, 0.3, 0.7)
+    for k in fast:
+        torch.testing.assert_close(fast[k], slow[k], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(token_metrics(lp, lq)["weighted_kl"], kl(lp, lq))
