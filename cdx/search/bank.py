@@ -1,0 +1,138 @@
+"""The prompt bank and its checkpoint on disk.
+
+Files in the run folder, written after every cycle in this order, each atomically:
+`stats.jsonl` (one line appended per cycle), `bank.jsonl` (every entry), `embeddings.npy`
+(row i = entry i) and last `state.json` (where the loop stands and how many bank entries and
+stats lines belong to it). A run killed anywhere resumes from `state.json`: anything written after
+it is cut off and the interrupted cycle runs again with the same seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cdx.tracking.outputs import JsonlWriter, atomic_write_json, atomic_write_text, read_records
+
+
+@dataclass
+class BankEntry:
+    prompt: str
+    divergence: float
+    """Mean over the prompt's contrastive generations of the per-text metric."""
+    sample_divergences: list[float]
+    responses: list[str]
+    """The contrastive generations' texts."""
+    criterion: float | None
+    """1 (yes), 0 (no) or None (not judged, or no clear answer)."""
+    cycle: int
+    """0 for seeds, else the successful cycle that added it."""
+    repeat: int
+    diversity: float = 0.0
+    """Diversity score within its repeat's bank at the last checkpoint."""
+    id: int = -1
+    """Row in bank.jsonl and embeddings.npy."""
+
+
+class Bank:
+    """Entries plus their embeddings (N, D), row-aligned."""
+
+    def __init__(self, entries: list[BankEntry] | None = None, embeddings: np.ndarray | None = None):
+        self.entries = entries or []
+        self.embeddings = embeddings if embeddings is not None else np.zeros((0, 0), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, entries: list[BankEntry], embeddings: np.ndarray) -> None:
+        if len(entries) != len(embeddings):
+            raise ValueError(f"{len(entries)} entries but {len(embeddings)} embeddings")
+        if not entries:
+            return
+        for e in entries:
+            e.id = len(self.entries)
+            self.entries.append(e)
+        emb = np.asarray(embeddings, dtype=np.float32)
+        self.embeddings = emb if self.embeddings.size == 0 else np.concatenate([self.embeddings, emb])
+
+    def of_repeat(self, repeat: int) -> np.ndarray:
+        return np.array([e.id for e in self.entries if e.repeat == repeat], dtype=int)
+
+
+@dataclass
+class SearchState:
+    repeat: int = 0
+    seeded: bool = False
+    """The seeds of `repeat` are in the bank."""
+    cycle: int = 0
+    """Successful cycles of `repeat`."""
+    attempt: int = 0
+    """Cycles tried in `repeat`, failed ones included (seeds each cycle's randomness)."""
+    failed: int = 0
+    """Failed cycles of `repeat`."""
+    n_entries: int = 0
+    n_stats: int = 0
+    done: bool = False
+
+
+class BankStore:
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.bank_path = self.folder / "bank.jsonl"
+        self.emb_path = self.folder / "embeddings.npy"
+        self.stats_path = self.folder / "stats.jsonl"
+        self.state_path = self.folder / "state.json"
+
+    def exists(self) -> bool:
+        return any(p.exists() for p in (self.state_path, self.bank_path, self.stats_path))
+
+    def append_stats(self, record: dict) -> None:
+        with JsonlWriter(self.stats_path) as w:
+            w.write([record])
+
+    def stats(self) -> list[dict]:
+        return read_records(self.stats_path) if self.stats_path.exists() else []
+
+    def save(self, bank: Bank, state: SearchState) -> None:
+        state.n_entries = len(bank)
+        state.n_stats = len(self.stats())
+        atomic_write_text(self.bank_path, "".join(json.dumps(asdict(e), ensure_ascii=False) + "\n"
+                                                  for e in bank.entries))
+        _atomic_save_npy(self.emb_path, bank.embeddings)
+        atomic_write_json(self.state_path, asdict(state))
+
+    def load(self) -> tuple[Bank, SearchState]:
+        """The last checkpoint; files written after it are cut back to it."""
+        if not self.state_path.exists():
+            return Bank(), SearchState()
+        state = SearchState(**json.loads(self.state_path.read_text(encoding="utf-8")))
+        records = read_records(self.bank_path) if self.bank_path.exists() else []
+        emb = np.load(self.emb_path) if self.emb_path.exists() else np.zeros((0, 0), dtype=np.float32)
+        if len(records) < state.n_entries or (state.n_entries and len(emb) < state.n_entries):
+            raise RuntimeError(
+                f"{self.folder}: state.json expects {state.n_entries} bank entries, but bank.jsonl has "
+                f"{len(records)} and embeddings.npy {len(emb)}; the checkpoint is damaged"
+            )
+        bank = Bank([BankEntry(**r) for r in records[: state.n_entries]],
+                    emb[: state.n_entries] if state.n_entries else None)
+        stats = self.stats()
+        if len(stats) > state.n_stats:  # a cycle logged after the checkpoint: it runs again
+            atomic_write_text(self.stats_path, "".join(json.dumps(s, ensure_ascii=False) + "\n"
+                                                       for s in stats[: state.n_stats]))
+        return bank, state
+
+
+def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npy")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, arr)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,58 @@
+"""The end of a search: headline numbers and the top and bottom tables."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from cdx.search.bank import Bank
+
+
+def summary(bank: Bank, stats: list[dict], top_n: int) -> dict:
+    """Headline numbers: seeds' mean divergence against the bank's top `top_n`, and cycle counts."""
+    div = np.array([e.divergence for e in bank.entries])
+    seeds = np.array([e.divergence for e in bank.entries if e.cycle == 0])
+    new = np.array([e.divergence for e in bank.entries if e.cycle > 0])
+    top = np.sort(div)[::-1][:top_n]
+    return {
+        "bank_size": len(bank),
+        "n_seeds": len(seeds),
+        "n_added": len(new),
+        "seed_divergence_mean": float(seeds.mean()) if len(seeds) else 0.0,
+        "top_divergence_mean": float(top.mean()) if len(top) else 0.0,
+        "new_divergence_mean": float(new.mean()) if len(new) else 0.0,
+        "new_top_divergence_mean": float(np.sort(new)[::-1][:top_n].mean()) if len(new) else 0.0,
+        "bank_divergence_mean": float(div.mean()) if len(div) else 0.0,
+        "cycles": sum(1 for s in stats if s.get("ok")),
+        "failed_cycles": sum(1 for s in stats if not s.get("ok")),
+        "top_n": top_n,
+    }
+
+
+def bank_table(bank: Bank, n: int, top: bool = True, width: int = 48) -> Table:
+    ranked = sorted(bank.entries, key=lambda e: e.divergence, reverse=top)[:n]
+    table = Table(title=f"{'Top' if top else 'Bottom'} {len(ranked)} prompts by divergence", show_lines=False)
+    for col in ("#", "divergence", "diversity", "criterion", "cycle", "repeat"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+    for col in ("prompt", "first response"):
+        table.add_column(col, overflow="ellipsis", no_wrap=True, max_width=width, min_width=width // 2)
+    for rank, e in enumerate(ranked, 1):
+        resp = (e.responses[0] if e.responses else "").replace("\n", " ")
+        crit = "-" if e.criterion is None else f"{e.criterion:.0f}"
+        table.add_row(str(rank), f"{e.divergence:.4f}", f"{e.diversity:.3f}", crit, str(e.cycle), str(e.repeat + 1),
+                      _cut(e.prompt, width), _cut(resp, width))
+    return table
+
+
+def print_tables(bank: Bank, n: int, console: Console | None = None) -> None:
+    console = console or Console(highlight=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 180)  # logs and pipes: do not squeeze the prompts
+    console.print(bank_table(bank, n, top=True))
+    console.print(bank_table(bank, n, top=False))
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "\u2026"

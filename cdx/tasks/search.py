@@ -1,0 +1,94 @@
+"""task=search: find prompts on which the two models disagree most, guided by an assistant LLM.
+
+Outputs in the run folder: bank.jsonl, embeddings.npy, stats.jsonl, state.json (the checkpoint,
+see cdx.search.bank) and summary.json. `resume=true` continues a killed run in the same folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from cdx.assistant import Assistant, CachedAssistant
+from cdx.search import BankStore, DivergenceFinder, PromptScorer, SearchSettings, load_instructions
+from cdx.search.instructions import Instructions
+from cdx.search.report import print_tables, summary
+from cdx.tasks.common import output_dir, seed_everything, tracked
+from cdx.tracking.outputs import atomic_write_json, read_records
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> dict:
+    out = output_dir(cfg)
+    seed_everything(cfg.seed)
+    settings = SearchSettings.from_dict(OmegaConf.to_container(cfg.search, resolve=True))
+    instructions = load_instructions(settings.instructions)
+    store = BankStore(out)
+    if store.exists() and not cfg.resume:
+        raise FileExistsError(f"{out} already holds a search; pass resume=true to continue it, or use a new output dir")
+    with tracked(cfg, "search") as tracker:
+        assistant = build_assistant(cfg.assistant)
+        pair = instantiate(cfg.model)
+        decoder = instantiate(cfg.decoding, pair=pair, **_decoder_overrides(settings))
+        finder = DivergenceFinder(
+            PromptScorer(decoder, settings.metric), assistant, instantiate(cfg.search.embedder), instructions,
+            settings, store, seed=cfg.seed, on_cycle=lambda rec, step: tracker.log_step(_flat(rec), step),
+        )
+        bank, _ = finder.run(load_seeds(cfg, settings, instructions), resume=bool(cfg.resume))
+        result = summary(bank, store.stats(), settings.top_n)
+        if cfg.report.print_top:
+            print_tables(bank, settings.top_n, Console(highlight=False, no_color=not cfg.report.color))
+        atomic_write_json(out / "summary.json", {**result, "models": pair.describe(), "instructions": instructions.name,
+                                                 "assistant": assistant.cache_id, "metric": settings.metric})
+        tracker.log_summary(result)
+        tracker.log_records([asdict(e) for e in bank.entries], "bank")
+        tracker.log_files([str(out / f) for f in ("bank.jsonl", "embeddings.npy", "stats.jsonl", "summary.json")],
+                          "search")
+    print(f"cdx search: {result['bank_size']} prompts ({result['n_added']} found in {result['cycles']} cycles, "
+          f"{result['failed_cycles']} failed); mean {settings.metric}: seeds {result['seed_divergence_mean']:.4f}, "
+          f"top {settings.top_n} {result['top_divergence_mean']:.4f} -> {out}")
+    return result
+
+
+def build_assistant(spec: DictConfig) -> Assistant:
+    """The `_target_` of conf/assistant, wrapped in the on-disk cache unless `cache.enabled` is false."""
+    d = OmegaConf.to_container(spec, resolve=True)
+    cache = d.pop("cache", None) or {}
+    inner = instantiate(d)
+    if not cache.get("enabled", False):
+        return inner
+    return CachedAssistant(inner, cache_dir=cache.get("dir"), enabled=True)
+
+
+def load_seeds(cfg: DictConfig, settings: SearchSettings, instructions: Instructions) -> list[str]:
+    if settings.seeds == "prompts":
+        return instantiate(cfg.prompts).load()
+    if settings.seeds == "bank":
+        path = Path(settings.seed_bank).expanduser()
+        path = path / "bank.jsonl" if path.is_dir() else path
+        return list(dict.fromkeys(r["prompt"] for r in read_records(path)))
+    return list(instructions.seeds)
+
+
+def _decoder_overrides(s: SearchSettings) -> dict:
+    over = {"generations_per_prefix": s.generations_per_prefix, "max_new_tokens": s.max_new_tokens}
+    return {k: v for k, v in over.items() if v is not None}
+
+
+def _flat(record: dict, prefix: str = "") -> dict:
+    """Numbers of a stats record as {"subsample/divergence/mean": ...} for a tracker."""
+    out = {}
+    for k, v in record.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}/"))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = v
+        elif isinstance(v, bool):
+            out[f"{prefix}{k}"] = int(v)
+    return out
