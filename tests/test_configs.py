@@ -46,6 +46,11 @@ def test_every_decoding_config_instantiates(name, tiny_pair):
     assert dec.strategy == {"greedy": "greedy", "beam": "beam"}.get(name, "sample")
 
 
+def test_parallel_option(tiny_pair):
+    assert instantiate(compose(["decoding.parallel=false"]).decoding, pair=tiny_pair).parallel is False
+    assert instantiate(compose(["decoding=amplify"]).decoding, pair=tiny_pair).parallel == "auto"
+
+
 def test_amplify_alpha_sets_weights(tiny_pair):
     dec = instantiate(compose(["decoding=amplify", "decoding.rule.alpha=2"]).decoding, pair=tiny_pair)
     assert (dec.rule.starting_weight, dec.rule.comparison_weight) == (-2.0, 3.0)

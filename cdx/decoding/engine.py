@@ -61,6 +61,7 @@ class ContrastiveDecoder:
         batch_size: int = 8,
         seed: int = 0,
         include_prefix_in_divergences: bool = False,
+        parallel: bool | str = "auto",
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy={strategy!r} is not valid; use one of {STRATEGIES}")
@@ -71,6 +72,8 @@ class ContrastiveDecoder:
             )
         if temperature <= 0 and strategy == "sample":
             raise ValueError(f"temperature={temperature} must be > 0 for sampling; use strategy=greedy instead")
+        if parallel not in ("auto", True, False):
+            raise ValueError(f"parallel={parallel!r} is not valid; use auto, true or false")
         if batch_size < 1 or max_new_tokens < 1:
             raise ValueError(f"batch_size={batch_size} and max_new_tokens={max_new_tokens} must both be >= 1")
         self.pair, self.rule, self.strategy = pair, rule, strategy
@@ -80,6 +83,7 @@ class ContrastiveDecoder:
         self.stop_strings, self.stop_at_eos = list(stop_strings or ()), stop_at_eos
         self.batch_size, self.seed = batch_size, seed
         self.include_prefix_in_divergences = include_prefix_in_divergences
+        self.parallel = parallel
         tok = pair.tokenizer
         self.eos_ids = _eos_ids(pair)
         self.pad_id = tok.pad_token_id
@@ -102,10 +106,9 @@ class ContrastiveDecoder:
         rows_c = [self.pair.comparison.prompt_ids(p) for p in prompts]
         # One generator per batch, seeded from (seed, batch): reruns and resumed runs reproduce.
         gen = torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + batch_number)
-        if self.strategy == "beam":
-            raw = self._beam(rows_s, rows_c)
-        else:
-            raw = self._sample(rows_s, rows_c, gen)
+        streams = PairStreams(self.pair, parallel=self.parallel)
+        with streams.threads():
+            raw = self._beam(streams, rows_s, rows_c) if self.strategy == "beam" else self._sample(streams, rows_s, rows_c, gen)
         out = []
         per = self.num_beams if self.strategy == "beam" else self.generations_per_prefix
         for row, (ids, toks, reason, score) in enumerate(raw):
@@ -152,8 +155,7 @@ class ContrastiveDecoder:
 
     # ---- sampling and greedy ------------------------------------------------------------------
 
-    def _sample(self, rows_s, rows_c, gen):
-        streams = PairStreams(self.pair)
+    def _sample(self, streams: PairStreams, rows_s, rows_c, gen):
         logits_s, logits_c = streams.prefill(rows_s, rows_c)
         r = self.generations_per_prefix
         streams.repeat(r)
@@ -184,10 +186,9 @@ class ContrastiveDecoder:
 
     # ---- beam search --------------------------------------------------------------------------
 
-    def _beam(self, rows_s, rows_c):
+    def _beam(self, streams: PairStreams, rows_s, rows_c):
         """Beam search over log q, q = softmax(rule scores / temperature); both caches reordered."""
         k, b = self.num_beams, len(rows_s)
-        streams = PairStreams(self.pair)
         logits_s, logits_c = streams.prefill(rows_s, rows_c)
         streams.repeat(k)
         logits_s, logits_c = logits_s.repeat_interleave(k, 0), logits_c.repeat_interleave(k, 0)

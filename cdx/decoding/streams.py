@@ -4,9 +4,16 @@ A `Stream` is one model with one cache over N rows. Two models give two streams;
 on the *same* weights give one stream of 2B rows (starting rows first), so a system-prompt pair
 costs one forward per token at twice the batch, which is nearly free in the memory-bound decode
 regime.
+
+Two streams on the CPU run concurrently, each model on half of the intra-op threads: a decode
+step's small matrix products parallelise poorly inside one op, so two models side by side on one
+thread each finish sooner than one after the other on two threads (measured in docs/benchmarks.md).
 """
 
 from __future__ import annotations
+
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
@@ -66,27 +73,63 @@ class Stream:
         self.next_pos = self.next_pos[index]
 
 
+_WORKER: dict[int, ThreadPoolExecutor] = {}
+
+
+def _worker(threads: int) -> ThreadPoolExecutor:
+    """One long-lived thread that runs the comparison model with `threads` intra-op threads."""
+    if threads not in _WORKER:
+        _WORKER[threads] = ThreadPoolExecutor(1, thread_name_prefix="cdx-comparison",
+                                              initializer=torch.set_num_threads, initargs=(threads,))
+    return _WORKER[threads]
+
+
 class PairStreams:
     """Both sides of a pair: one shared stream or two separate ones, same interface either way."""
 
-    def __init__(self, pair):
+    def __init__(self, pair, parallel: bool | str = "auto"):
         v, pad = pair.vocab_size, pair.tokenizer.pad_token_id
         self.shared = pair.shares_weights
         self.s = Stream(pair.starting.model, v, pad)
         self.c = self.s if self.shared else Stream(pair.comparison.model, v, pad)
+        on_cpu = not self.shared and self.s.device.type == "cpu" and self.c.device.type == "cpu"
+        total = torch.get_num_threads()
+        self.parallel = on_cpu and total >= 2 if parallel == "auto" else bool(parallel) and not self.shared
+        self._split = (total - total // 2, max(1, total // 2))  # (main thread, worker thread)
+
+    @contextlib.contextmanager
+    def threads(self):
+        """While decoding in parallel, the main thread keeps its share of the intra-op threads."""
+        if not self.parallel:
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(self._split[0])
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def _both(self, fn_s, fn_c):
+        if not self.parallel:
+            return fn_s(), fn_c()
+        future = _worker(self._split[1]).submit(fn_c)
+        out_s = fn_s()
+        return out_s, future.result()
 
     def prefill(self, rows_s: list[list[int]], rows_c: list[list[int]]) -> tuple[Tensor, Tensor]:
         if self.shared:
             self.n = len(rows_s)
             logits = self.s.prefill(rows_s + rows_c)
             return logits[: self.n], logits[self.n:]
-        return self.s.prefill(rows_s), self.c.prefill(rows_c)
+        return self._both(lambda: self.s.prefill(rows_s), lambda: self.c.prefill(rows_c))
 
     def step(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
         if self.shared:
             logits = self.s.step(torch.cat([tokens, tokens]))
             return logits[: self.n], logits[self.n:]
-        return self.s.step(tokens), self.c.step(tokens.to(self.c.device))
+        tokens_c = tokens.to(self.c.device)
+        return self._both(lambda: self.s.step(tokens), lambda: self.c.step(tokens_c))
 
     def repeat(self, r: int) -> None:
         if self.shared:

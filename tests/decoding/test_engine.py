@@ -221,3 +221,23 @@ def test_bad_decoder_options_are_clear(tiny_pair):
     dec.pair = persona_like
     with pytest.raises(ValueError, match="include_prefix_in_divergences needs both sides"):
         _all(dec, ["Hi"])
+
+
+def test_parallel_streams_give_the_same_results_as_sequential(tiny_pair):
+    import torch as t
+
+    threads = t.get_num_threads()
+    kw = dict(strategy="sample", max_new_tokens=7, batch_size=2, seed=4)
+    par = _all(ContrastiveDecoder(tiny_pair, ProbDiff(), parallel=True, **kw), PROMPTS)
+    seq = _all(ContrastiveDecoder(tiny_pair, ProbDiff(), parallel=False, **kw), PROMPTS)
+    beam_par = _all(ContrastiveDecoder(tiny_pair, ProbDiff(), strategy="beam", num_beams=2, max_new_tokens=4,
+                                       parallel=True), PROMPTS[:2])
+    beam_seq = _all(ContrastiveDecoder(tiny_pair, ProbDiff(), strategy="beam", num_beams=2, max_new_tokens=4,
+                                       parallel=False), PROMPTS[:2])
+    assert [g.token_ids for g in par] == [g.token_ids for g in seq]
+    assert [g.token_ids for g in beam_par] == [g.token_ids for g in beam_seq]
+    for a, b in zip(par, seq):
+        assert a.tokens["kl_sc"] == pytest.approx(b.tokens["kl_sc"], rel=1e-5, abs=1e-6)
+    assert t.get_num_threads() == threads  # the thread split is undone after decoding
+    with pytest.raises(ValueError, match="parallel='yes'"):
+        ContrastiveDecoder(tiny_pair, ProbDiff(), parallel="yes")
