@@ -126,9 +126,10 @@ class ContrastiveDecoder:
         """(scores (N, V), per-token metrics dict of (N,), logp_s, logp_c) for one step."""
         logp_s = torch.log_softmax(logits_s, dim=-1)
         logp_c = torch.log_softmax(logits_c.to(logits_s.device), dim=-1)
-        metrics = token_metrics(logp_s, logp_c, *self.weights)
-        scores = self.rule(logp_s, logp_c)
-        dead = ~torch.isfinite(scores).any(-1)
+        probs = (logp_s.exp(), logp_c.exp())  # shared by the metrics and the rule
+        metrics = token_metrics(logp_s, logp_c, *self.weights, probs=probs)
+        scores = self.rule(logp_s, logp_c, probs=probs)
+        dead = scores.amax(-1) == float("-inf")
         if dead.any():  # a rule left no token (e.g. an empty mask intersection): use p_s there
             scores = torch.where(dead[:, None], logp_s, scores)
         if step < self.min_new_tokens and self.eos_ids:
@@ -150,8 +151,9 @@ class ContrastiveDecoder:
             return scores.argmax(-1)
         for w in self.warpers:
             scores = w(None, scores)
-        probs = torch.softmax(scores, dim=-1)
-        return torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(1).to(scores.device)
+        # multinomial takes unnormalised weights: skip softmax's normalising passes
+        weights = (scores - scores.amax(-1, keepdim=True)).exp_()
+        return torch.multinomial(weights.cpu(), 1, generator=gen).squeeze(1).to(scores.device)
 
     # ---- sampling and greedy ------------------------------------------------------------------
 

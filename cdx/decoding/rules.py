@@ -1,7 +1,8 @@
 """Combination rules: how two next-token distributions become the one that is sampled.
 
 Every rule maps log-probabilities `logp_s`, `logp_c` (B, V) to scores (B, V) ready for
-temperature / top-k / top-p and sampling (-inf = excluded). A positive weight amplifies a side,
+temperature / top-k / top-p and sampling (-inf = excluded). The optional `probs` = (p_s, p_c) are
+their exponentials when the caller already has them (it saves passes over the vocabulary). A positive weight amplifies a side,
 a negative weight contrasts it away: with the defaults (1, -1) the text shows where the
 *starting* model puts more mass than the comparison model. (1, 0) is exactly ordinary sampling
 from the starting model and (0, 1) from the comparison model.
@@ -52,12 +53,12 @@ class ProbDiff:
     similarity_gating_intensity: float | None = None
     limit_to_starting_model_top_p: float | None = None
 
-    def __call__(self, logp_s: Tensor, logp_c: Tensor) -> Tensor:
+    def __call__(self, logp_s: Tensor, logp_c: Tensor, probs: tuple[Tensor, Tensor] | None = None) -> Tensor:
         plain = _plain(self, logp_s, logp_c)
         if plain is not None:
             return plain
-        p_s = logp_s.exp()
-        d = self.starting_weight * p_s + self.comparison_weight * logp_c.exp()
+        p_s, p_c = probs if probs is not None else (logp_s.exp(), logp_c.exp())
+        d = self.starting_weight * p_s + self.comparison_weight * p_c
         if self.similarity_gating_intensity is not None:
             b = similarity_gate(logp_s, logp_c, self.similarity_gating_intensity)
             d = (1 - b) * d + b * p_s
@@ -111,7 +112,7 @@ class LogitDiff:
             self.starting_weight = 2.0 if self.starting_weight is None else float(self.starting_weight)
             self.comparison_weight = -1.0 if self.comparison_weight is None else float(self.comparison_weight)
 
-    def __call__(self, logp_s: Tensor, logp_c: Tensor) -> Tensor:
+    def __call__(self, logp_s: Tensor, logp_c: Tensor, probs: tuple[Tensor, Tensor] | None = None) -> Tensor:
         plain = _plain(self, logp_s, logp_c)
         if plain is not None:
             return plain

@@ -44,7 +44,13 @@ def _span_logits_fn(model, rows: list[list[int]], span: int, pad_id: int, vocab:
         return lambda lo, hi: sl[:, lo:hi, :vocab].float()
     hidden = body(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
     hs = hidden[:, width - 1 - span: width - 1]  # (N, span, H): positions predicting the span
-    return lambda lo, hi: head(hs[:, lo:hi])[..., :vocab].float()
+
+    def chunk_logits(lo: int, hi: int) -> Tensor:
+        # a contiguous 2-D input keeps the head a single matmul (a strided 3-D slice goes through bmm)
+        h = hs[:, lo:hi].reshape(-1, hs.shape[-1])
+        return head(h)[:, :vocab].float().view(hs.shape[0], hi - lo, -1)
+
+    return chunk_logits
 
 
 @torch.inference_mode()

@@ -51,24 +51,32 @@ def weighted_kl(logp_s: Tensor, logp_c: Tensor, w_s: float, w_c: float) -> Tenso
     return torch.where(p > 0, p * mix, torch.zeros((), dtype=p.dtype, device=p.device)).sum(-1)
 
 
-def token_metrics(logp_s: Tensor, logp_c: Tensor, w_s: float = 1.0, w_c: float = -1.0) -> dict[str, Tensor]:
+def token_metrics(
+    logp_s: Tensor, logp_c: Tensor, w_s: float = 1.0, w_c: float = -1.0, probs: tuple[Tensor, Tensor] | None = None
+) -> dict[str, Tensor]:
     """All per-token metrics for (..., V) log-probs, each of shape (...), as float32.
 
     Fused for speed (scoring cost is dominated by passes over V): each multiply-and-sum is one
-    `vecdot`, and JS uses JS = (sum p_s log p_s + sum p_c log p_c)/2 - sum m log m with
+    batched matmul (`_dot`), and JS uses JS = (sum p_s log p_s + sum p_c log p_c)/2 - sum m log m with
     m = (p_s + p_c)/2, reusing the same exponentials. Log-probs holding -inf (masked tokens) take
-    the slower guarded path, so 0 * log 0 never turns into NaN.
+    the slower guarded path, so 0 * log 0 never turns into NaN. `probs` = (p_s, p_c), when the
+    caller already has them from finite log-probs (the decoding loop), saves two passes.
     """
     logp_s, logp_c = logp_s.float(), logp_c.float()
-    if not (torch.isfinite(logp_s).all() and torch.isfinite(logp_c).all()):
-        return _token_metrics_guarded(logp_s, logp_c, w_s, w_c)
-    p_s, p_c = logp_s.exp(), logp_c.exp()
+    if probs is None:
+        # log-softmax never gives +inf or NaN from finite logits, so one min-reduction per side
+        # finds the -inf of masked tokens (cheaper than an elementwise isfinite)
+        if logp_s.amin() == float("-inf") or logp_c.amin() == float("-inf"):
+            return _token_metrics_guarded(logp_s, logp_c, w_s, w_c)
+        probs = (logp_s.exp(), logp_c.exp())
+    p_s, p_c = probs
     diff = logp_s - logp_c
-    kl_sc = torch.linalg.vecdot(p_s, diff)
-    kl_cs = -torch.linalg.vecdot(p_c, diff)
+    kl_sc = _dot(p_s, diff)
+    kl_cs = -_dot(p_c, diff)
     m = 0.5 * (p_s + p_c)
-    js_val = 0.5 * (torch.linalg.vecdot(p_s, logp_s) + torch.linalg.vecdot(p_c, logp_c)) \
-        - torch.special.xlogy(m, m).sum(-1)
+    # m > 0 wherever it matters; the clamp only keeps 0 * log 0 (both underflowed) at 0, not NaN
+    log_m = m.clamp_min(torch.finfo(m.dtype).tiny).log_()
+    js_val = 0.5 * (_dot(p_s, logp_s) + _dot(p_c, logp_c)) - _dot(m, log_m)
     if (w_s, w_c) == (1.0, -1.0):
         wkl = kl_sc
     elif (w_s, w_c) == (-1.0, 1.0):
@@ -82,6 +90,18 @@ def token_metrics(logp_s: Tensor, logp_c: Tensor, w_s: float = 1.0, w_c: float =
         "top1_agree": (logp_s.argmax(-1) == logp_c.argmax(-1)).float(),
         "weighted_kl": wkl,
     }
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """Row-wise dot product over the last axis: (..., V), (..., V) -> (...).
+
+    For large inputs (teacher-forced chunks) einsum runs it as one batched matmul, ~3x faster on
+    CPU than vecdot's multiply-then-sum, which writes a cache-busting (..., V) product first; for
+    small ones (a decoding step's few rows) vecdot is ~8x faster than einsum (measured).
+    """
+    if a.numel() <= 1 << 22:
+        return torch.linalg.vecdot(a, b)
+    return torch.einsum("...v,...v->...", a, b)
 
 
 def _token_metrics_guarded(logp_s: Tensor, logp_c: Tensor, w_s: float, w_c: float) -> dict[str, Tensor]:

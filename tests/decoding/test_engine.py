@@ -188,7 +188,7 @@ def test_eos_min_new_tokens_and_stop_strings(tiny_pair):
         starting_weight, comparison_weight = 1.0, -1.0
         step = 0
 
-        def __call__(self, lp_s, lp_c):
+        def __call__(self, lp_s, lp_c, probs=None):
             out = torch.full_like(lp_s, float("-inf"))
             out[:, eos if self.step >= 3 else 50] = 0.0
             self.step += 1

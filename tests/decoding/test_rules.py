@@ -103,3 +103,10 @@ def test_bad_rule_options_are_clear():
         LogitDiff(plausibility_from="x")
     with pytest.raises(ValueError, match="either alpha or"):
         LogitDiff(alpha=1.0, starting_weight=2.0)
+
+
+def test_precomputed_probs_give_identical_scores():
+    lp_s, lp_c = _logps(seed=9)
+    probs = (lp_s.exp(), lp_c.exp())
+    for rule in (ProbDiff(1, -1, similarity_gating_intensity=1.0), LogitDiff(alpha=1.0)):
+        assert torch.equal(rule(lp_s, lp_c, probs=probs), rule(lp_s, lp_c))

@@ -67,3 +67,12 @@ def test_fused_fast_path_equals_guarded_reference():
     for k in fast:
         torch.testing.assert_close(fast[k], slow[k], atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(token_metrics(lp, lq)["weighted_kl"], kl(lp, lq))
+
+
+def test_large_inputs_take_the_einsum_path_with_the_same_result():
+    from cdx.metrics.divergence import _token_metrics_guarded
+
+    lp, lq = _logps(shape=(2, 40, 60_000), seed=6)  # 4.8M elements per side: above the vecdot cut-off
+    fast, slow = token_metrics(lp, lq), _token_metrics_guarded(lp, lq, 1.0, -1.0)
+    for k in fast:
+        torch.testing.assert_close(fast[k], slow[k], atol=2e-5, rtol=1e-4)
