@@ -1,4 +1,4 @@
-"""Benchmarks: `python -m cdx.bench decode|uncached|score|all [--repeats N] [--out FILE]`.
+"""Benchmarks: `python -m cdx.bench decode|floor|uncached|score|all [--repeats N] [--out FILE]`.
 
 Every figure is a ratio of two timings taken side by side in one process, interleaved
 (A, B, A, B, ...) and reduced by the median, because absolute times on shared machines drift.
@@ -133,6 +133,27 @@ def bench_decode(repeats: int) -> list[tuple]:
     return rows
 
 
+def bench_floor(repeats: int) -> list[tuple]:
+    """The floor of the one-batch design: a forward step over 2B rows against one over B rows."""
+    from cdx.decoding.streams import Stream
+
+    shared, _ = _pairs()
+    prompts = BuiltinPrompts(limit=8).load()
+    rows_s = [shared.starting.prompt_ids(p) for p in prompts]
+    rows_c = [shared.comparison.prompt_ids(p) for p in prompts]
+
+    def steps(rows):
+        stream = Stream(shared.starting.model, shared.vocab_size, shared.tokenizer.pad_token_id)
+        stream.prefill(rows)
+        tok = torch.full((len(rows),), 42)
+        return lambda: [stream.step(tok) for _ in range(64)]
+
+    t = _measure({"b": steps(rows_s), "2b": steps(rows_s + rows_c)}, repeats)
+    return [("64 bare forward steps, 8 rows (one context)", t["b"], 1.0, "reference"),
+            ("64 bare forward steps, 16 rows (both contexts)", t["2b"], t["2b"].median / t["b"].median,
+             "floor of the shared-weights ratio")]
+
+
 def bench_uncached(repeats: int) -> list[tuple]:
     _, two = _pairs()
     prompts = BuiltinPrompts(limit=8).load()
@@ -189,7 +210,7 @@ def machine() -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["decode", "uncached", "score", "all"])
+    ap.add_argument("what", choices=["decode", "floor", "uncached", "score", "all"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=None, help="append the tables to this Markdown file")
     args = ap.parse_args(argv)
@@ -201,6 +222,9 @@ def main(argv=None) -> None:
         print(parts[-1], flush=True)
     if args.what in ("decode", "all"):
         parts.append(to_markdown(bench_decode(args.repeats), "Decoding (embedded SmolLM2-135M pair)"))
+        print(parts[-1], flush=True)
+    if args.what in ("floor", "all"):
+        parts.append(to_markdown(bench_floor(args.repeats), "Forward cost of one batch of both contexts"))
         print(parts[-1], flush=True)
     if args.what in ("uncached", "all"):
         parts.append(to_markdown(bench_uncached(1), "Cached vs uncached decoding (embedded pair, 128 tokens)"))
