@@ -95,17 +95,26 @@ class ContrastiveDecoder:
     def n_batches(self, n_prompts: int) -> int:
         return -(-n_prompts // self.batch_size)
 
-    def generate(self, prompts: Sequence[str], skip_batches: int = 0) -> Iterator[list[Generation]]:
-        """Yield the generations of each batch of prompts as soon as it is done."""
+    def generate(
+        self, prompts: Sequence[str], skip_batches: int = 0, seed: int | None = None
+    ) -> Iterator[list[Generation]]:
+        """Yield the generations of each batch of prompts as soon as it is done.
+
+        `seed` overrides the decoder's seed for this call (e.g. one seed per search cycle).
+        """
         for b in range(skip_batches, self.n_batches(len(prompts))):
             start = b * self.batch_size
-            yield self.generate_batch(prompts[start: start + self.batch_size], first_index=start, batch_number=b)
+            yield self.generate_batch(prompts[start: start + self.batch_size], first_index=start, batch_number=b,
+                                      seed=seed)
 
-    def generate_batch(self, prompts: Sequence[str], first_index: int = 0, batch_number: int = 0) -> list[Generation]:
+    def generate_batch(
+        self, prompts: Sequence[str], first_index: int = 0, batch_number: int = 0, seed: int | None = None
+    ) -> list[Generation]:
         rows_s = [self.pair.starting.prompt_ids(p) for p in prompts]
         rows_c = [self.pair.comparison.prompt_ids(p) for p in prompts]
         # One generator per batch, seeded from (seed, batch): reruns and resumed runs reproduce.
-        gen = torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + batch_number)
+        seed = self.seed if seed is None else seed
+        gen = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + batch_number)
         streams = PairStreams(self.pair, parallel=self.parallel)
         with streams.threads():
             raw = self._beam(streams, rows_s, rows_c) if self.strategy == "beam" else self._sample(streams, rows_s, rows_c, gen)

@@ -39,9 +39,9 @@ class PromptScorer:
     def score(self, prompts: Sequence[str], seed: int) -> list[Scored]:
         if not prompts:
             return []
-        self.decoder.seed = seed  # the decoder seeds each batch from (seed, batch): one seed per cycle
         by_prompt = defaultdict(list)
-        for batch in self.decoder.generate(list(prompts)):
+        # the decoder seeds each batch from (seed, batch): one seed per cycle
+        for batch in self.decoder.generate(list(prompts), seed=seed):
             for g in batch:
                 by_prompt[g.prompt_index].append(g)
         tok = self.decoder.pair.tokenizer

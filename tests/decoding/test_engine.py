@@ -110,6 +110,8 @@ def test_seed_reproducible_and_generations_per_prefix(tiny_pair):
     assert [(g.prompt_index, g.sample_index) for g in a] == [(i, j) for i in range(3) for j in range(3)]
     c = _all(ContrastiveDecoder(tiny_pair, ProbDiff(), **{**kw, "seed": 12}), PROMPTS[:3])
     assert [g.token_ids for g in a] != [g.token_ids for g in c]
+    d = [g for b in ContrastiveDecoder(tiny_pair, ProbDiff(), **kw).generate(PROMPTS[:3], seed=12) for g in b]
+    assert [g.token_ids for g in d] == [g.token_ids for g in c]  # a per-call seed equals that decoder seed
 
 
 def test_decode_time_metrics_equal_teacher_forced_scoring(tiny_pair):

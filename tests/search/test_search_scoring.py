@@ -20,8 +20,8 @@ class ShuffledDecoder:
         self.generations_per_prefix, self.batch_size, self.seed = generations_per_prefix, batch_size, 0
         self.calls = []
 
-    def generate(self, prompts, skip_batches=0):
-        self.calls.append((list(prompts), self.seed))
+    def generate(self, prompts, skip_batches=0, seed=None):
+        self.calls.append((list(prompts), self.seed if seed is None else seed))
         batches = []
         for start in range(0, len(prompts), self.batch_size):
             batch = []
