@@ -129,7 +129,5 @@ def check_same_vocab(tok_s, tok_c, label_s: str, label_c: str) -> None:
 
 def raw_context_ids(side: Side) -> list[int]:
     """Ids before a raw (non-chat) text: BOS if the tokenizer adds one, then system prompt and prefix."""
-    ctx = "".join(x for x in ((side.spec.system_prompt or "") + ("\n\n" if side.spec.system_prompt else ""),
-                              side.spec.prefix or ""))
-    ids = side.tokenizer(ctx).input_ids if ctx else side.tokenizer("").input_ids
-    return list(ids)
+    system = side.spec.system_prompt + "\n\n" if side.spec.system_prompt else ""
+    return list(side.tokenizer(system + (side.spec.prefix or "")).input_ids)

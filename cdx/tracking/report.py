@@ -19,7 +19,7 @@ def colour_scale(records: list[dict], metric: str) -> float:
     return float(np.quantile(vals, 0.99)) if vals else 1.0
 
 
-def _shade(value: float, scale: float) -> tuple[int, int, int]:
+def shade(value: float, scale: float) -> tuple[int, int, int]:
     s = 0.0 if scale <= 0 else min(max(value / scale, 0.0), 1.0)
     return 255, int(255 * (1 - s)), int(255 * (1 - s))  # white -> red
 
@@ -37,7 +37,7 @@ def print_top(records: list[dict], n: int, sort_key: str, metric: str, color: bo
         line.append(r["prompt"].replace("\n", " "), style="dim")
         line.append(" | ")
         for tok, v in zip(r["token_strs"], r["tokens"].get(metric, [])):
-            red, g, b = _shade(v, scale)
+            red, g, b = shade(v, scale)
             line.append(tok.replace("\n", "\\n"), style=f"black on rgb({red},{g},{b})" if color else None)
         console.print(line)
 
@@ -59,7 +59,7 @@ def html_report(records: list[dict], summary: dict, meta: dict, sort_key: str, m
     for rank, r in enumerate(ranked(records, sort_key), 1):
         spans = []
         for tok, v in zip(r["token_strs"], r["tokens"].get(metric, [])):
-            red, g, b = _shade(v, scale)
+            red, g, b = shade(v, scale)
             spans.append(f"<span class='tok' style='background:rgb({red},{g},{b})' "
                          f"title='{metric}={v:.4f}'>{html.escape(tok)}</span>")
         m = r["metrics"]

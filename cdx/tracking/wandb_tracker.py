@@ -22,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from cdx.tracking.report import _shade, colour_scale
+from cdx.tracking.report import colour_scale, shade
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def token_html(record: dict, metric: str, scale: float) -> str:
     """Prompt, then the continuation with each token shaded by `metric` (value on hover)."""
     spans = []
     for tok, v in zip(record["token_strs"], record["tokens"].get(metric, [])):
-        r, g, b = _shade(v, scale)
+        r, g, b = shade(v, scale)
         spans.append(f"<span style='background:rgb({r},{g},{b})' title='{metric}={v:.4f}'>{html.escape(tok)}</span>")
     return (f"<div style='font-family:monospace;white-space:pre-wrap'><span style='color:#666'>"
             f"{html.escape(str(record.get('prompt', '')))}</span> &#10230; {''.join(spans)}</div>")
