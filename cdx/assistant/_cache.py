@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cdx.assistant._base import Assistant, Message, check_messages
-from cdx.tracking.outputs import atomic_write_json
+from cdx.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -83,7 +83,7 @@ class PreviousRun:
     limit: int | None = None
 
     def load(self) -> list[str]:
-        from cdx.tracking.outputs import read_records
+        from cdx.io import read_records
 
         path = Path(self.path).expanduser()
         path = path / "generations.jsonl" if path.is_dir() else path
@@ -101,7 +101,7 @@ class PreviousRun:
         """(prompt, continuation, its token ids) of every generation, for task=score (exact re-scoring)."""
         path = Path(self.path).expanduser()
         path = path / "generations.jsonl" if path.is_dir() else path
-        from cdx.tracking.outputs import read_records
+        from cdx.io import read_records
 
         return _limit([(r["prompt"], r["continuation"], r.get("token_ids")) for r in read_records(path)], self.limit)
 

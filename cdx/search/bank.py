@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cdx.tracking.outputs import JsonlWriter, atomic_write_json, atomic_write_text, read_records
+from cdx.io import JsonlWriter, atomic_write_json, atomic_write_text, read_records
 
 
 @dataclass

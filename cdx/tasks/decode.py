@@ -11,8 +11,8 @@ from tqdm.auto import tqdm
 
 from cdx.metrics.summary import summarize
 from cdx.tasks.common import flat_metrics, output_dir, resolved_config, seed_everything, to_record, tracked
-from cdx.tracking.outputs import JsonlWriter, atomic_write_json, atomic_write_text, read_records
-from cdx.tracking.report import html_report, print_top
+from cdx.io import JsonlWriter, atomic_write_json, atomic_write_text, read_records
+from cdx.tracking.report import html_report, print_top, summary_line
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,7 @@ def finish_run(cfg: DictConfig, out: Path, records: list[dict], models: dict, tr
     tracker.log_summary(summary)
     tracker.log_records(records, kind)
     tracker.log_files([str(out / f) for f in (f"{kind}.jsonl", "summary.json", "report.html")], kind)
-    if summary.get("n_tokens"):
-        kl = summary["token"]["kl_sc"]
-        print(f"cdx {kind}: {len(records)} texts, {summary['n_tokens']} tokens, mean KL(s||c) {kl['mean']:.4f} "
-              f"[{kl['ci95_low']:.4f}, {kl['ci95_high']:.4f}], top-1 agreement {summary['top1_agreement']:.3f}, "
-              f"ppl ratio c/s {summary['ppl_ratio_c_over_s']:.3f} -> {out}")
-    else:
-        print(f"cdx {kind}: {len(records)} texts, no tokens scored -> {out}")
+    print(summary_line(summary, kind, len(records), out))
     return summary
 
 

@@ -11,7 +11,7 @@ from cdx.decoding.scoring import score_rows
 from cdx.models.pair import raw_context_ids
 from cdx.tasks.common import flat_metrics, output_dir, seed_everything, to_record, tracked
 from cdx.tasks.decode import finish_run
-from cdx.tracking.outputs import JsonlWriter, read_records
+from cdx.io import JsonlWriter, read_records
 
 
 def run(cfg: DictConfig) -> dict:

@@ -19,7 +19,7 @@ from cdx.search import BankStore, DivergenceFinder, PromptScorer, SearchSettings
 from cdx.search.instructions import Instructions
 from cdx.search.report import print_tables, summary
 from cdx.tasks.common import output_dir, seed_everything, tracked
-from cdx.tracking.outputs import atomic_write_json, read_records
+from cdx.io import atomic_write_json, read_records
 
 log = logging.getLogger(__name__)
 

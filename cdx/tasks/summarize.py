@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from cdx.tasks.common import output_dir, tracked
-from cdx.tracking.outputs import atomic_write_json, atomic_write_text
+from cdx.io import atomic_write_json, atomic_write_text
 from cdx.tracking.sweep import SweepTable, collect, figure, markdown, write_csv, write_plot
 
 log = logging.getLogger(__name__)

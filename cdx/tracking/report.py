@@ -85,3 +85,13 @@ def _summary_table(summary: dict) -> str:
     head = "<tr><th>per token</th><th>mean</th><th>95% CI low</th><th>high</th><th>q90</th><th>q95</th><th>q99</th><th>max</th></tr>"
     extra = {k: summary[k] for k in ("n_texts", "n_tokens", "top1_agreement", "ppl_s", "ppl_c", "ppl_ratio_c_over_s")}
     return f"<h2>Summary</h2><table>{head}{''.join(rows)}</table><pre>{html.escape(json.dumps(extra, indent=1))}</pre>"
+
+
+def summary_line(summary: dict, kind: str, n_records: int, out) -> str:
+    """The one line every decode/score run ends with."""
+    if not summary.get("n_tokens"):
+        return f"cdx {kind}: {n_records} texts, no tokens scored -> {out}"
+    kl = summary["token"]["kl_sc"]
+    return (f"cdx {kind}: {n_records} texts, {summary['n_tokens']} tokens, mean KL(s||c) {kl['mean']:.4f} "
+            f"[{kl['ci95_low']:.4f}, {kl['ci95_high']:.4f}], top-1 agreement {summary['top1_agreement']:.3f}, "
+            f"ppl ratio c/s {summary['ppl_ratio_c_over_s']:.3f} -> {out}")

@@ -15,7 +15,7 @@ from cdx.assistant import AssistantAuthError, AssistantError, OpenAIAssistant
 from cdx.run import run
 from cdx.search import SearchFailed
 from cdx.tasks.search import build_assistant
-from cdx.tracking.outputs import read_records
+from cdx.io import read_records
 from tests.conftest import compose
 
 MSG = [{"role": "user", "content": "Write prompts."}]

@@ -16,7 +16,7 @@ import pytest
 from cdx.assistant import OpenAIAssistant
 from cdx.run import run
 from cdx.search import SearchFailed
-from cdx.tracking.outputs import read_records
+from cdx.io import read_records
 from tests.conftest import compose
 
 pytestmark = pytest.mark.slow

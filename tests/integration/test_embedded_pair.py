@@ -7,7 +7,7 @@ from hydra.utils import instantiate
 
 from cdx.run import run
 from cdx.tasks.score import score_items
-from cdx.tracking.outputs import read_records
+from cdx.io import read_records
 from tests.conftest import compose
 
 pytestmark = pytest.mark.slow

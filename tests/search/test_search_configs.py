@@ -12,7 +12,7 @@ import cdx.tasks.search as search_task
 from cdx.run import run
 from cdx.search import SearchSettings, load_instructions
 from cdx.tasks.search import _decoder_overrides
-from cdx.tracking.outputs import read_records
+from cdx.io import read_records
 from tests.conftest import compose
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from cdx.run import run
 from cdx.search import SearchFailed, load_instructions
 from cdx.search.embeddings import SentenceEmbedder
 from cdx.search.subsample import diversity_scores, minmax, stats
-from cdx.tracking.outputs import read_records
+from cdx.io import read_records
 
 SEEDS = load_instructions("persona").seeds
 

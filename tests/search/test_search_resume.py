@@ -11,7 +11,7 @@ from omegaconf import open_dict
 import cdx.tasks.search as search_task
 from cdx.run import run
 from cdx.search.bank import BankStore
-from cdx.tracking.outputs import read_records
+from cdx.io import read_records
 
 CYCLES = "search.n_cycles=4"
 
