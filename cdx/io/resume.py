@@ -1,0 +1,97 @@
+"""Resume by record id: what is done is the set of valid record ids on disk, never a line count.
+
+    log = RecordLog(out / "generations.jsonl")
+    done = log.load()                        # id -> record; corrupt lines moved aside, duplicates dropped
+    todo = log.missing(expected_ids)         # exactly the ids still to make
+    with log.writer() as w: w.write(...)     # append the new records
+    log.finalize(expected_ids)               # rewrite in canonical order when needed
+
+A corrupt line in the middle is copied to `<file>.corrupt` (nothing is silently dropped) and its
+record is made again, so the file ends with every expected id exactly once, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from cdx.io.jsonl import JsonlWriter, atomic_write_bytes, scan_records, write_records
+
+log = logging.getLogger(__name__)
+
+
+class RecordLog:
+    """One JSONL records file of a run, keyed by `key` (default "id")."""
+
+    def __init__(self, path: str | Path, key: str = "id"):
+        self.path, self.key = Path(path), key
+        self.done: dict[str, dict] = {}
+        self._order: list = []
+        """Ids in file order, as last loaded."""
+        self._clean = True
+        """The file holds each id once, no corrupt line: finalize may skip its rewrite."""
+
+    def load(self) -> dict[str, dict]:
+        """Valid records on disk by id (the first of duplicates kept); corrupt lines set aside."""
+        self.done, self._clean, self._order = {}, True, []
+        if not self.path.is_file():
+            return self.done
+        scan = scan_records(self.path)
+        if scan.corrupt:
+            self._set_aside([raw for _, raw in scan.corrupt])
+            log.warning("%s: %d corrupt line(s) (line %s) copied to %s; their records are made again",
+                        self.path, len(scan.corrupt), ", ".join(str(n) for n, _ in scan.corrupt[:10]),
+                        self.corrupt_path)
+        dups = 0
+        for rec in scan.records:
+            rid = rec.get(self.key)
+            self._order.append(rid)
+            if not isinstance(rid, str | int) or rid in self.done:
+                dups += 1
+                continue
+            self.done[rid] = rec
+        if dups:
+            log.warning("%s: %d duplicate or id-less record(s) dropped", self.path, dups)
+        self._clean = not scan.corrupt and not dups and not scan.partial_tail.strip()
+        return self.done
+
+    @property
+    def corrupt_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".corrupt")
+
+    def _set_aside(self, lines: list[bytes]) -> None:
+        old = self.corrupt_path.read_bytes() if self.corrupt_path.is_file() else b""
+        atomic_write_bytes(self.corrupt_path, old + b"".join(raw + b"\n" for raw in lines))
+
+    def missing(self, expected: Sequence[str]) -> list[str]:
+        return [i for i in expected if i not in self.done]
+
+    def writer(self) -> JsonlWriter:
+        """Appends to the file (after cutting a partial last line); records written are added to `done`."""
+        return _TrackingWriter(self)
+
+    def finalize(self, expected: Sequence[str]) -> list[dict]:
+        """The records in `expected` order (unexpected ids after them); the file rewritten if not already so."""
+        self.load()
+        order = {rid: n for n, rid in enumerate(expected)}
+        records = sorted(self.done.values(), key=lambda r: (order.get(r[self.key], len(order)), str(r[self.key])))
+        extra = [r[self.key] for r in records if r[self.key] not in order]
+        if extra:
+            log.warning("%s: %d record(s) with ids this run does not expect (e.g. %s) kept at the end",
+                        self.path, len(extra), extra[0])
+        if not self._clean or self._order != [r[self.key] for r in records]:
+            write_records(self.path, records)
+        return records
+
+
+class _TrackingWriter(JsonlWriter):
+    def __init__(self, log_: RecordLog):
+        super().__init__(log_.path)
+        self._log = log_
+
+    def write(self, records) -> None:
+        records = list(records)
+        super().write(records)
+        for r in records:
+            self._log.done.setdefault(r[self._log.key], r)
