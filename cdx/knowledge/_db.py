@@ -1,0 +1,295 @@
+"""The knowledge base: one SQLite file (WAL mode) shared by every run and process on the machine.
+
+Every write runs in `BEGIN IMMEDIATE` (the write lock is taken up front, so two writers never
+deadlock upgrading a read lock) with SQLite's busy timeout, and a lock still held after it is
+retried with backoff. Readers never block writers in WAL mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cdx.knowledge._schema import FINDING_STATUSES, HYPOTHESIS_STATUSES, SCHEMA_VERSION, current_version, migrate
+
+log = logging.getLogger(__name__)
+
+VALIDATION_FIELDS = ("n_s", "k_s", "n_c", "k_c", "rate_s", "rate_c", "effect", "p", "q")
+PURPOSES = ("discovery", "experiment", "replication")
+
+
+def default_path() -> Path:
+    """`$CDX_CACHE_DIR/knowledge.sqlite` (the cache dir defaults to ~/.cache/cdx)."""
+    from cdx.models.gguf_cache import default_cache_dir
+
+    return default_cache_dir() / "knowledge.sqlite"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class KnowledgeBase:
+    """Findings across runs: pairs, runs, hypotheses, validations, findings, status history, evidence."""
+
+    def __init__(self, path: str | Path | None = None, busy_timeout_s: float = 30.0, retries: int = 8):
+        self.path = Path(path).expanduser() if path else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.busy_timeout_s, self.retries = float(busy_timeout_s), int(retries)
+        if self.busy_timeout_s <= 0 or self.retries < 0:
+            raise ValueError(f"busy_timeout_s must be > 0 and retries >= 0; got {busy_timeout_s}, {retries}")
+        # isolation_level=None: no implicit transactions; `transaction()` opens them explicitly.
+        self.conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self._retry(lambda: self.conn.execute("PRAGMA journal_mode=WAL"))
+        if current_version(self.conn) != SCHEMA_VERSION:
+            with self.transaction() as c:  # migrate() re-reads the version under the write lock
+                migrate(c)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def version(self) -> int:
+        return current_version(self.conn)
+
+    def _retry(self, fn):
+        for attempt in range(self.retries + 1):
+            try:
+                return fn()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or attempt == self.retries:
+                    raise
+                time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+                log.debug("knowledge base %s busy (attempt %d): %s", self.path, attempt + 1, e)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+        self._retry(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self._retry(lambda: self.conn.execute("COMMIT"))
+
+    def _one(self, sql: str, args: tuple = ()) -> dict | None:
+        row = self.conn.execute(sql, args).fetchone()
+        return dict(row) if row else None
+
+    def _all(self, sql: str, args: tuple = ()) -> list[dict]:
+        return [dict(r) for r in self.conn.execute(sql, args).fetchall()]
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def upsert_pair(self, fingerprint: str, label: str, description: dict) -> int:
+        """The pair's id, adding it on first sight."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO pairs (fingerprint, label, description, created_at) VALUES (?, ?, ?, ?)",
+                (fingerprint, label, json.dumps(description, sort_keys=True, default=str), now()),
+            )
+            return c.execute("SELECT id FROM pairs WHERE fingerprint=?", (fingerprint,)).fetchone()[0]
+
+    def add_run(self, kind: str, pair_id: int | None = None, command: str | None = None, config: dict | None = None,
+                git_commit: str | None = None, run_dir: str | Path | None = None) -> int:
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO runs (pair_id, kind, command, config, git_commit, run_dir, created_at) VALUES (?,?,?,?,?,?,?)",
+                (pair_id, kind, command, json.dumps(config, default=str) if config is not None else None, git_commit,
+                 str(run_dir) if run_dir else None, now()),
+            )
+            return cur.lastrowid
+
+    def upsert_hypothesis(self, pair_id: int, key: str, statement: str, kind: str | None = None,
+                          direction: str | None = None, cluster: Any = None, checker: dict | None = None,
+                          parent_id: int | None = None, run_id: int | None = None) -> int:
+        """The hypothesis's id; the same claim (same `key`) on the same pair is one row across runs."""
+        t = now()
+        with self.transaction() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO hypotheses (pair_id, key, statement, kind, direction, cluster, checker, parent_id, "
+                "run_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (pair_id, key, statement, kind, direction, None if cluster is None else str(cluster),
+                 json.dumps(checker, sort_keys=True) if checker is not None else None, parent_id, run_id, t, t),
+            )
+            return c.execute("SELECT id FROM hypotheses WHERE pair_id=? AND key=?", (pair_id, key)).fetchone()[0]
+
+    def set_hypothesis_status(self, hypothesis_id: int, status: str) -> None:
+        _check(status, HYPOTHESIS_STATUSES, "hypothesis status")
+        with self.transaction() as c:
+            c.execute("UPDATE hypotheses SET status=?, updated_at=? WHERE id=?", (status, now(), hypothesis_id))
+
+    def add_validation(self, hypothesis_id: int, result: dict, purpose: str, run_id: int | None = None) -> int:
+        """One statistical test of a hypothesis (`result` in the findings.jsonl shape: counts, rates, CIs, p, q)."""
+        _check(purpose, PURPOSES, "validation purpose")
+        ci = {k: _pair(result.get(k)) for k in ("rate_s_ci", "rate_c_ci", "effect_ci")}
+        details = {k: v for k, v in result.items() if k not in (*VALIDATION_FIELDS, *ci, "validated", "evidence")}
+        row = (hypothesis_id, run_id, purpose, *(result.get(k) for k in VALIDATION_FIELDS[:4]),
+               result.get("rate_s"), result.get("rate_c"), *ci["rate_s_ci"], *ci["rate_c_ci"], result.get("effect"),
+               *ci["effect_ci"], result.get("p"), result.get("q"), int(bool(result.get("validated"))),
+               json.dumps(details, default=str), now())
+        with self.transaction() as c:
+            cur = c.execute(f"INSERT INTO validations (hypothesis_id, run_id, purpose, n_s, k_s, n_c, k_c, rate_s, rate_c, "
+                            f"rate_s_ci_low, rate_s_ci_high, rate_c_ci_low, rate_c_ci_high, effect, effect_ci_low, "
+                            f"effect_ci_high, p, q, validated, details, created_at) VALUES ({','.join('?' * len(row))})", row)
+            return cur.lastrowid
+
+    def add_finding(self, hypothesis_id: int, reason: str, run_id: int | None = None, validation_id: int | None = None,
+                    evidence: list[dict] | None = None, run_dir: str | Path | None = None) -> int:
+        """A validated hypothesis becomes a finding (status `validated`); an existing one is returned unchanged."""
+        with self.transaction() as c:
+            old = c.execute("SELECT id FROM findings WHERE hypothesis_id=?", (hypothesis_id,)).fetchone()
+            if old:
+                return old[0]
+            h = c.execute("SELECT pair_id, statement FROM hypotheses WHERE id=?", (hypothesis_id,)).fetchone()
+            if h is None:
+                raise KeyError(f"no hypothesis with id {hypothesis_id} in {self.path}")
+            t = now()
+            fid = c.execute("INSERT INTO findings (hypothesis_id, pair_id, statement, status, created_at, updated_at) "
+                            "VALUES (?,?,?,?,?,?)", (hypothesis_id, h[0], h[1], "validated", t, t)).lastrowid
+            self._history(c, fid, "validated", reason, run_id, validation_id, None)
+            self._evidence(c, fid, validation_id, evidence or [], run_dir)
+            return fid
+
+    def add_status(self, finding_id: int, status: str, reason: str, run_id: int | None = None,
+                   validation_id: int | None = None, related_finding_id: int | None = None,
+                   evidence: list[dict] | None = None, run_dir: str | Path | None = None) -> None:
+        """Append to a finding's status history (replicated, not_replicated, refined_into, rejected, validated)."""
+        _check(status, FINDING_STATUSES, "finding status")
+        if status == "refined_into" and related_finding_id is None:
+            raise ValueError("status refined_into needs related_finding_id (the narrower finding)")
+        with self.transaction() as c:
+            if c.execute("SELECT 1 FROM findings WHERE id=?", (finding_id,)).fetchone() is None:
+                raise KeyError(f"no finding with id {finding_id} in {self.path}")
+            self._history(c, finding_id, status, reason, run_id, validation_id, related_finding_id)
+            c.execute("UPDATE findings SET status=?, updated_at=? WHERE id=?", (status, now(), finding_id))
+            self._evidence(c, finding_id, validation_id, evidence or [], run_dir)
+
+    @staticmethod
+    def _history(c, fid, status, reason, run_id, validation_id, related) -> None:
+        c.execute("INSERT INTO finding_history (finding_id, status, reason, run_id, validation_id, related_finding_id, "
+                  "created_at) VALUES (?,?,?,?,?,?,?)", (fid, status, reason, run_id, validation_id, related, now()))
+
+    @staticmethod
+    def _evidence(c, fid, validation_id, evidence: list[dict], run_dir) -> None:
+        c.executemany(
+            "INSERT INTO evidence (finding_id, validation_id, run_dir, record_id, model, prompt, text) VALUES (?,?,?,?,?,?,?)",
+            [(fid, validation_id, str(run_dir) if run_dir else e.get("run_dir"), e.get("id"), e.get("model"),
+              e.get("prompt"), e.get("text")) for e in evidence],
+        )
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def pair(self, fingerprint: str) -> dict | None:
+        return self._one("SELECT * FROM pairs WHERE fingerprint=?", (fingerprint,))
+
+    def hypothesis(self, hypothesis_id: int) -> dict | None:
+        h = self._one("SELECT * FROM hypotheses WHERE id=?", (hypothesis_id,))
+        if h and h["checker"]:
+            h["checker"] = json.loads(h["checker"])
+        return h
+
+    def findings(self, pair: str | int | None = None, status: str | list[str] | None = None,
+                 text: str | None = None, limit: int | None = None) -> list[dict]:
+        """Findings, newest first. `pair`: id, fingerprint (or a prefix of it) or a substring of its label."""
+        where, args = [], []
+        if pair is not None:
+            where.append("(p.id = ? OR p.fingerprint LIKE ? OR p.label LIKE ?)")
+            args += [_int_or(pair), f"{pair}%", f"%{pair}%"]
+        if status:
+            statuses = [status] if isinstance(status, str) else list(status)
+            for s in statuses:
+                _check(s, FINDING_STATUSES, "finding status")
+            where.append(f"f.status IN ({','.join('?' * len(statuses))})")
+            args += statuses
+        if text:
+            where.append("(f.statement LIKE ? OR h.cluster LIKE ?)")
+            args += [f"%{text}%", f"%{text}%"]
+        sql = ("SELECT f.id, f.statement, f.status, f.created_at, f.updated_at, f.hypothesis_id, h.kind, h.direction, "
+               "h.cluster, h.checker, p.id AS pair_id, p.fingerprint, p.label AS pair, "
+               "(SELECT COUNT(*) FROM finding_history fh WHERE fh.finding_id=f.id) AS n_history "
+               "FROM findings f JOIN hypotheses h ON h.id=f.hypothesis_id JOIN pairs p ON p.id=f.pair_id"
+               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY f.id DESC"
+               + (f" LIMIT {int(limit)}" if limit else ""))
+        rows = self._all(sql, tuple(args))
+        for r in rows:
+            r["checker"] = json.loads(r["checker"]) if r["checker"] else None
+        return rows
+
+    def finding(self, finding_id: int) -> dict:
+        """One finding with its hypothesis, status history (oldest first), validations and evidence."""
+        f = self._one("SELECT * FROM findings WHERE id=?", (finding_id,))
+        if f is None:
+            n = self.conn.execute("SELECT COUNT(*) FROM findings").fetchone()[0]
+            raise KeyError(f"no finding with id {finding_id} in {self.path} ({n} findings; list them with task=findings)")
+        f["hypothesis"] = self.hypothesis(f["hypothesis_id"])
+        f["pair"] = self._one("SELECT id, fingerprint, label FROM pairs WHERE id=?", (f["pair_id"],))
+        f["history"] = self._all("SELECT h.*, r.kind AS run_kind, r.run_dir FROM finding_history h "
+                                 "LEFT JOIN runs r ON r.id=h.run_id WHERE finding_id=? ORDER BY h.id", (finding_id,))
+        f["validations"] = self._all("SELECT * FROM validations WHERE hypothesis_id=? ORDER BY id", (f["hypothesis_id"],))
+        f["evidence"] = self._all("SELECT * FROM evidence WHERE finding_id=? ORDER BY id", (finding_id,))
+        return f
+
+    def finding_for_hypothesis(self, hypothesis_id: int) -> dict | None:
+        return self._one("SELECT * FROM findings WHERE hypothesis_id=?", (hypothesis_id,))
+
+    def counts(self) -> dict:
+        """Rows per table (for summaries and the concurrency test)."""
+        tables = ("pairs", "runs", "hypotheses", "validations", "findings", "finding_history", "evidence")
+        return {t: self.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
+
+    def integrity(self) -> str:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # -- file-hash cache (used by pair_fingerprint) ----------------------------------------------
+
+    def cached_hash(self, path: str, size: int, mtime_ns: int) -> str | None:
+        row = self.conn.execute("SELECT sha256 FROM file_hashes WHERE path=? AND size=? AND mtime_ns=?",
+                                (path, size, mtime_ns)).fetchone()
+        return row[0] if row else None
+
+    def store_hash(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)", (path, size, mtime_ns, sha256))
+
+
+def _check(value: str, valid: tuple, what: str) -> None:
+    if value not in valid:
+        raise ValueError(f"{what} {value!r} is not valid; use one of {valid}")
+
+
+def _pair(ci) -> tuple:
+    if ci is None:
+        return (None, None)
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2:
+        raise ValueError(f"a confidence interval must be [low, high]; got {ci!r}")
+    return (ci[0], ci[1])
+
+
+def _int_or(x) -> int:
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return -1
+
+
+__all__ = ["KnowledgeBase", "SCHEMA_VERSION", "default_path"]
