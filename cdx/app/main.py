@@ -1,0 +1,29 @@
+"""`make app`: the cdx Streamlit app (`streamlit run cdx/app/main.py`).
+
+Five pages, each a script in cdx/app/views/ (runnable on its own, which is how the tests run them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+VIEWS = Path(__file__).resolve().parent / "views"
+PAGES = [
+    ("compare.py", "Compare", ":material/play_arrow:", "compare"),
+    ("explorer.py", "Run explorer", ":material/table_view:", "explorer"),
+    ("side_by_side.py", "Side by side", ":material/compare:", "side-by-side"),
+    ("findings.py", "Findings", ":material/fact_check:", "findings"),
+    ("search_sweeps.py", "Search and sweeps", ":material/query_stats:", "search-and-sweeps"),
+]
+
+
+def main() -> None:
+    st.set_page_config(page_title="cdx", page_icon=":material/difference:", layout="wide")
+    pages = [st.Page(VIEWS / f, title=t, icon=i, url_path=u, default=(n == 0))
+             for n, (f, t, i, u) in enumerate(PAGES)]
+    st.navigation(pages).run()
+
+
+main()

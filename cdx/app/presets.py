@@ -1,0 +1,57 @@
+"""The CLI's config tree as the app sees it: preset names per group, and composed configs.
+
+The app composes configs with Hydra's compose API over the same `conf/` the CLI uses, so a
+preset means the same thing in the browser as on the command line. Hydra's global state is not
+thread-safe, hence the lock (several browser sessions share one process).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+import cdx
+
+CONF_DIR = Path(cdx.__file__).resolve().parent.parent / "conf"
+APP_TASKS = ("decode", "search", "analyze", "pipeline")
+_LOCK = threading.Lock()
+
+
+def presets(group: str) -> list[str]:
+    """Option names of a config group (conf/<group>/*.yaml), e.g. presets('model')."""
+    folder = CONF_DIR / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def tasks() -> list[str]:
+    """The app's tasks that this checkout has (conf/task/<name>.yaml), in the issue's order."""
+    have = set(presets("task"))
+    return [t for t in APP_TASKS if t in have]
+
+
+def describe(group: str, name: str) -> str:
+    """The comment block at the top of a preset file (its documentation)."""
+    path = CONF_DIR / group / f"{name}.yaml"
+    if not path.is_file():
+        return ""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        if not line.startswith("# @package"):
+            lines.append(line.lstrip("# ").rstrip())
+    return " ".join(lines)
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The composed CLI config for these overrides (hydra.* and output_dir left unresolved)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    with _LOCK:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=overrides)

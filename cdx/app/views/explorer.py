@@ -1,0 +1,131 @@
+"""Run explorer: the texts of a decode or score run, sortable, filterable, shaded token by token."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from cdx.app import render
+from cdx.app.runs import TextRun
+from cdx.app.state import guard, pick_run, text_run
+
+PAGE_SIZES = (10, 20, 50)
+TEXT_COLUMNS = ("id", "prompt", "continuation", "finish_reason")
+
+
+def numeric_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c not in TEXT_COLUMNS and pd.api.types.is_numeric_dtype(table[c])]
+
+
+def filter_table(table: pd.DataFrame, contains: str, ranges: dict[str, tuple[float, float]], query: str) -> pd.DataFrame:
+    """Rows whose prompt or continuation contains `contains`, inside every range, matching `query`."""
+    out = table
+    if contains:
+        hit = out["prompt"].str.contains(contains, case=False, regex=False) | \
+            out["continuation"].str.contains(contains, case=False, regex=False)
+        out = out[hit]
+    for col, (lo, hi) in ranges.items():
+        out = out[out[col].between(lo, hi)]
+    if query.strip():
+        out = out.query(query)  # pandas syntax, e.g. `kl_sc_mean > 0.5 and finish_reason == "eos"`
+    return out
+
+
+def page_rows(table: pd.DataFrame, sort_by: str, descending: bool, page: int, size: int) -> pd.DataFrame:
+    ordered = table.sort_values(sort_by, ascending=not descending, kind="stable", na_position="last")
+    return ordered.iloc[(page - 1) * size: page * size]
+
+
+def _filters(run: TextRun) -> pd.DataFrame:
+    numeric = numeric_columns(run.table)
+    with st.expander("Filter", expanded=False):
+        contains = st.text_input("Prompt or continuation contains", key="ex_contains")
+        chosen = st.multiselect("Range filters on metrics", numeric, key="ex_range_cols")
+        ranges = {}
+        for col in chosen:
+            lo, hi = float(run.table[col].min()), float(run.table[col].max())
+            if lo < hi:
+                ranges[col] = st.slider(col, lo, hi, (lo, hi), key=f"ex_range_{col}")
+        query = st.text_input("Query (pandas syntax)", key="ex_query",
+                              placeholder='kl_sc_mean > 0.5 and finish_reason == "eos"')
+    try:
+        return filter_table(run.table, contains, ranges, query)
+    except Exception as e:  # noqa: BLE001 - any bad query is the user's input: say so, keep the page
+        st.error(f"The query {query!r} is not valid pandas syntax over the columns "
+                 f"{', '.join(run.table.columns)}: {e}")
+        return run.table
+
+
+def texts_tab(run: TextRun) -> None:
+    numeric = numeric_columns(run.table)
+    if not numeric:
+        st.info("No texts in this run yet.")
+        return
+    default_sort = run.summary.get("sort_key", "kl_sc_mean")
+    token_metrics = list(run.records[0].get("tokens", {})) if run.records else []
+    c1, c2, c3 = st.columns(3)
+    sort_by = c1.selectbox("Sort by", numeric, index=numeric.index(default_sort) if default_sort in numeric else 0,
+                           key="ex_sort")
+    descending = c2.toggle("Descending", value=True, key="ex_desc")
+    metric = c3.selectbox("Shade tokens by", token_metrics, key="ex_metric") if token_metrics else None
+    table = _filters(run)
+    st.caption(f"{len(table)} of {len(run.table)} texts")
+    st.dataframe(table.drop(columns=["continuation"]), height=260, width="stretch", hide_index=True)
+    if table.empty:
+        return
+    p1, p2 = st.columns(2)
+    size = p1.selectbox("Texts per page", PAGE_SIZES, index=1, key="ex_size")
+    n_pages = -(-len(table) // size)
+    page = p2.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="ex_page")
+    rows = page_rows(table, sort_by, descending, int(page), size)
+    _cards(run, rows, sort_by, metric)
+
+
+def _cards(run: TextRun, rows: pd.DataFrame, sort_by: str, metric: str | None) -> None:
+    scale = render.run_scale(run.records, metric) if metric else 1.0
+    st.markdown(render.TOKEN_CSS, unsafe_allow_html=True)
+    for idx, row in rows.iterrows():
+        rec = run.records[idx]
+        head = f"**{row['id']}** · {sort_by}={row[sort_by]:.4g} · {row['finish_reason']}"
+        st.markdown(head)
+        if metric:
+            st.markdown(render.text_html(rec, metric, scale), unsafe_allow_html=True)
+    ids = list(rows["id"])
+    chosen = st.selectbox("Divergence along a text", ids, key="ex_plot_id")
+    if chosen is not None and metric:
+        rec = run.records[rows.index[ids.index(chosen)]]
+        shown = [m for m in ("kl_sc", "kl_cs", "js") if m in rec.get("tokens", {})] or [metric]
+        st.plotly_chart(render.token_plot(rec, shown), key="ex_token_plot")
+
+
+def distributions_tab(run: TextRun) -> None:
+    numeric = numeric_columns(run.table)
+    if not numeric:
+        return
+    metric = st.selectbox("Per-text metric", numeric, key="ex_hist_metric")
+    st.plotly_chart(render.histogram(run.table, metric), key="ex_hist")
+    st.dataframe(run.table["finish_reason"].value_counts(), width="content")
+
+
+def page() -> None:
+    st.title("Run explorer")
+    path = pick_run(("decode", "score"), "explorer")
+    if path is None:
+        st.info("Choose a decode or score run, or type the path of one.")
+        return
+    run = guard(text_run, path)
+    if run is None:
+        return
+    st.caption(f"{run.kind} run · {len(run.records)} texts · {run.path}")
+    texts, dists, summary, config = st.tabs(["Texts", "Distributions", "Summary", "Config"])
+    with texts:
+        texts_tab(run)
+    with dists:
+        distributions_tab(run)
+    with summary:
+        render.show_summary(run.summary)
+    with config:
+        st.code(run.config or "(no .hydra/config.yaml)", language="yaml")
+
+
+page()
