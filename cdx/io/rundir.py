@@ -42,7 +42,7 @@ RUN_OUTPUTS = ("generations.jsonl", "scores.jsonl", "bank.jsonl", "state.json", 
 # Settings that change how fast a run goes, never what it produces: they may differ on resume.
 EXECUTION_ONLY = frozenset({
     "batch_size", "parallel", "threads", "num_threads", "timeout", "max_retries", "backoff_initial", "backoff_max",
-    "cache", "api_key_env", "progress", "cache_dir",
+    "cache", "api_key_env", "progress", "cache_dir", "device", "max_failed_cycles", "top_n",
 })
 
 

@@ -11,6 +11,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from cdx.io import strip_execution_only, texts_digest
+
 log = logging.getLogger(__name__)
 
 
@@ -46,6 +48,29 @@ def run_meta(cfg: DictConfig, task: str) -> dict:
 
 def resolved_config(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+
+
+def run_identity(cfg: DictConfig, kind: str, texts: list[str] | None = None, groups=("model", "decoding"),
+                 **extra) -> dict:
+    """The settings that decide a run's results (written to run.json; resume must match them).
+
+    The task, seed, task options and the config `groups`, without execution-only settings
+    (cdx.io.EXECUTION_ONLY: batch_size, parallel, ...); the input texts by count and sha256 (so the
+    prompts file may move, but not change); `extra` as given (e.g. weights taken from a built rule).
+    """
+    c = resolved_config(cfg)
+    ident = {"task": kind, "seed": c.get("seed"),
+             "task_options": {k: v for k, v in (c.get("task") or {}).items() if k not in ("_target_", "name")}}
+    ident.update({g: c.get(g) for g in groups})
+    if texts is not None:
+        ident["inputs"] = {"n": len(texts), "sha256": texts_digest(texts)}
+    ident.update(extra)
+    return strip_execution_only(ident)
+
+
+def record_id(prompt_index: int, sample_index: int) -> str:
+    """The id of a text record: `p00012-s01` (prompt 12, sample 1); resume finds done work by it."""
+    return f"p{prompt_index:05d}-s{sample_index:02d}"
 
 
 @contextlib.contextmanager
@@ -84,7 +109,7 @@ def to_record(gen, tokenizer, meta: dict, stop_strings=()) -> dict:
         cut = [text.find(s) for s in stop_strings if s in text]
         text = text[: min(cut)] if cut else text
     rec = {
-        "id": f"p{gen.prompt_index:05d}-s{gen.sample_index:02d}",
+        "id": record_id(gen.prompt_index, gen.sample_index),
         "prompt_index": gen.prompt_index,
         "sample_index": gen.sample_index,
         "prompt": gen.prompt,

@@ -1,4 +1,10 @@
-"""task=decode: contrastive decoding over a prompt set; writes generations, summary and report."""
+"""task=decode: contrastive decoding over a prompt set; writes generations, summary and report.
+
+The run directory is opened through `cdx.io.open_run` (lock, run.json identity, no rerun without
+resume); `resume=true` makes exactly the record ids that are missing, batch by batch as the
+uninterrupted run would have (same prompts per batch, same per-batch seed), so a resumed run
+reproduces it byte for byte when `batch_size` is unchanged.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,18 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from cdx.io import RecordLog, atomic_write_json, atomic_write_text, open_run
 from cdx.metrics.summary import summarize
-from cdx.tasks.common import flat_metrics, output_dir, resolved_config, seed_everything, to_record, tracked
-from cdx.io import JsonlWriter, atomic_write_json, atomic_write_text, read_records
+from cdx.tasks.common import (
+    flat_metrics,
+    output_dir,
+    record_id,
+    resolved_config,
+    run_identity,
+    seed_everything,
+    to_record,
+    tracked,
+)
 from cdx.tracking.report import html_report, print_top, summary_line
 
 log = logging.getLogger(__name__)
@@ -20,22 +35,44 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict:
     out = output_dir(cfg)
     seed_everything(cfg.seed)
-    with tracked(cfg, "decode") as tracker:
+    prompts = instantiate(cfg.prompts).load()
+    with open_run(out, "decode", run_identity(cfg, "decode", prompts), bool(cfg.resume)) as rundir, \
+            tracked(cfg, "decode") as tracker:
         pair = instantiate(cfg.model)
         decoder = instantiate(cfg.decoding, pair=pair)
-        prompts = instantiate(cfg.prompts).load()
-        path = out / "generations.jsonl"
-        per_batch = decoder.batch_size * decoder.generations_per_prefix
-        skip = _resume_point(path, cfg.resume, per_batch, len(prompts) * decoder.generations_per_prefix)
         meta = {"models": pair.describe(), "decoding": _decoding_id(cfg), "seed": decoder.seed}
-        with JsonlWriter(path) as writer:
-            bar = tqdm(decoder.generate(prompts, skip_batches=skip), total=decoder.n_batches(len(prompts)),
-                       initial=skip, desc="contrastive decoding", unit="batch")
-            for batch in bar:
-                writer.write(to_record(g, pair.tokenizer, meta, decoder.stop_strings) for g in batch)
-        records = read_records(path)
+        records = generate_missing(decoder, prompts, out / "generations.jsonl", meta)
         summary = finish_run(cfg, out, records, pair.describe(), tracker, "generations")
+        rundir.finish(n_records=len(records))
     return flat_metrics(summary)
+
+
+def generate_missing(decoder, prompts: list[str], path: Path, meta: dict) -> list[dict]:
+    """Generate every record id not yet in `path`; return all records in id order.
+
+    Batch b always holds prompts [b * batch_size, (b + 1) * batch_size) and is seeded by b, so a
+    batch regenerated for one missing record makes that record exactly as before; only missing
+    ids are written, so nothing is duplicated.
+    """
+    records = RecordLog(path)
+    done = records.load()
+    per, bs = decoder.generations_per_prefix, decoder.batch_size
+    expected = [record_id(i, j) for i in range(len(prompts)) for j in range(per)]
+    n_batches = decoder.n_batches(len(prompts))
+    todo = [b for b in range(n_batches)
+            if any(record_id(i, j) not in done for i in range(b * bs, min(len(prompts), (b + 1) * bs))
+                   for j in range(per))]
+    if done:
+        log.info("resuming %s: %d of %d records on disk, %d of %d batches to run", path, len(done), len(expected),
+                 len(todo), n_batches)
+    tokenizer, stops = decoder.pair.tokenizer, decoder.stop_strings
+    with records.writer() as writer:
+        for b in tqdm(todo, total=n_batches, initial=n_batches - len(todo), desc="contrastive decoding", unit="batch"):
+            start = b * bs
+            batch = decoder.generate_batch(prompts[start: start + bs], first_index=start, batch_number=b)
+            new = [to_record(g, tokenizer, meta, stops) for g in batch]
+            writer.write([r for r in new if r["id"] not in done])
+    return records.finalize(expected)
 
 
 def finish_run(cfg: DictConfig, out: Path, records: list[dict], models: dict, tracker, kind: str) -> dict:
@@ -54,28 +91,6 @@ def finish_run(cfg: DictConfig, out: Path, records: list[dict], models: dict, tr
     tracker.log_files([str(out / f) for f in (f"{kind}.jsonl", "summary.json", "report.html")], kind)
     print(summary_line(summary, kind, len(records), out))
     return summary
-
-
-def _resume_point(path: Path, resume: bool, per_batch: int, expected: int) -> int:
-    """Number of complete batches already on disk (0 for a fresh run); trims a partial batch."""
-    if not path.exists() or path.stat().st_size == 0:
-        return 0
-    if not resume:
-        raise FileExistsError(
-            f"{path} already exists; pass resume=true to continue that run, or use a new output directory"
-        )
-    records = read_records(path)
-    complete = min(len(records), expected) // per_batch
-    keep = records[: complete * per_batch]
-    atomic_write_text(path, "".join(_line(r) for r in keep))
-    log.info("resuming: %d complete batches (%d records) kept in %s", complete, len(keep), path)
-    return complete
-
-
-def _line(record: dict) -> str:
-    import json
-
-    return json.dumps(record, ensure_ascii=False) + "\n"
 
 
 def _decoding_id(cfg: DictConfig) -> str:

@@ -8,31 +8,49 @@ from tqdm.auto import tqdm
 
 from cdx.decoding.engine import Generation
 from cdx.decoding.scoring import score_rows
+from cdx.io import RecordLog, open_run
 from cdx.models.pair import raw_context_ids
-from cdx.tasks.common import flat_metrics, output_dir, seed_everything, to_record, tracked
+from cdx.tasks.common import flat_metrics, output_dir, record_id, run_identity, seed_everything, to_record, tracked
 from cdx.tasks.decode import finish_run
-from cdx.io import JsonlWriter, read_records
 
 
 def run(cfg: DictConfig) -> dict:
     out = output_dir(cfg)
     seed_everything(cfg.seed)
-    with tracked(cfg, "score") as tracker:
+    source = instantiate(cfg.prompts)
+    items = source.load_pairs() if hasattr(source, "load_pairs") else [("", t, None) for t in source.load()]
+    weights = rule_weights(cfg)
+    # The texts (and given token ids) and the weights decide the scores; the rest of `decoding` does not.
+    texts = [f"{p}\x00{t}\x00{ids}" for p, t, ids in items]
+    identity = run_identity(cfg, "score", texts, groups=("model",), weights=list(weights))
+    with open_run(out, "score", identity, bool(cfg.resume)) as rundir, tracked(cfg, "score") as tracker:
         pair = instantiate(cfg.model)
-        source = instantiate(cfg.prompts)
-        items = source.load_pairs() if hasattr(source, "load_pairs") else [("", t, None) for t in source.load()]
-        weights = (float(cfg.decoding.rule.starting_weight), float(cfg.decoding.rule.comparison_weight))
-        path = out / "scores.jsonl"
-        bs = int(cfg.task.batch_size)
         meta = {"models": pair.describe(), "decoding": "teacher-forced", "seed": cfg.seed}
-        with JsonlWriter(path) as writer:
-            for start in tqdm(range(0, len(items), bs), desc="scoring", unit="batch"):
-                chunk = items[start: start + bs]
-                gens = score_items(pair, chunk, weights, start)
-                writer.write(to_record(g, pair.tokenizer, meta) for g in gens)
-        records = read_records(path)
+        records = score_missing(pair, items, weights, int(cfg.task.batch_size), out / "scores.jsonl", meta)
         summary = finish_run(cfg, out, records, pair.describe(), tracker, "scores")
+        rundir.finish(n_records=len(records))
     return flat_metrics(summary)
+
+
+def rule_weights(cfg: DictConfig) -> tuple[float, float]:
+    """(w_s, w_c) of the built rule: every rule (ProbDiff, LogitDiff with alpha, ...) sets both."""
+    rule = instantiate(cfg.decoding.rule)
+    return float(rule.starting_weight), float(rule.comparison_weight)
+
+
+def score_missing(pair, items: list[tuple], weights, batch_size: int, path, meta: dict) -> list[dict]:
+    """Score every item whose record id is not yet in `path` (batches laid out as in a fresh run)."""
+    records = RecordLog(path)
+    done = records.load()
+    expected = [record_id(i, 0) for i in range(len(items))]
+    starts = [s for s in range(0, len(items), batch_size) if any(i not in done for i in expected[s: s + batch_size])]
+    n_batches = -(-len(items) // batch_size)
+    with records.writer() as writer:
+        for start in tqdm(starts, total=n_batches, initial=n_batches - len(starts), desc="scoring", unit="batch"):
+            gens = score_items(pair, items[start: start + batch_size], weights, start)
+            new = [to_record(g, pair.tokenizer, meta) for g in gens]
+            writer.write([r for r in new if r["id"] not in done])
+    return records.finalize(expected)
 
 
 def score_items(pair, items: list[tuple], weights, first_index: int = 0) -> list[Generation]:

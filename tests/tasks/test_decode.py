@@ -27,20 +27,30 @@ def test_decode_writes_three_outputs(tmp_path, capsys):
     assert str(tmp_path) in capsys.readouterr().out  # one-line summary names the outputs
 
 
+def killed_copy(full_dir, dst, n_lines: int, partial: int = 30):
+    """`dst` as a kill after `n_lines` records (plus `partial` bytes of the next) would leave it."""
+    import json
+
+    lines = (full_dir / "generations.jsonl").read_bytes().split(b"\n")
+    dst.mkdir()
+    (dst / "generations.jsonl").write_bytes(b"".join(line + b"\n" for line in lines[:n_lines]) + lines[n_lines][:partial])
+    info = json.loads((full_dir / "run.json").read_text())
+    (dst / "run.json").write_text(json.dumps({**info, "status": "running"}))
+
+
 def test_resume_after_kill_loses_nothing_and_duplicates_nothing(tmp_path):
     full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
     run(compose(FAST, full_dir))
     full = read_records(full_dir / "generations.jsonl")
-    # Simulate a kill in the middle of batch 2: one batch complete, part of the next, half a line.
-    lines = (full_dir / "generations.jsonl").read_text().splitlines(keepends=True)
-    killed_dir.mkdir()
-    (killed_dir / "generations.jsonl").write_text("".join(lines[:5]) + lines[5][:30])
+    # A kill in the middle of batch 2: one batch complete, part of the next, half a line.
+    killed_copy(full_dir, killed_dir, 5)
     with pytest.raises(FileExistsError, match="resume=true"):
         run(compose(FAST, killed_dir))
     run(compose([*FAST, "resume=true"], killed_dir))
     resumed = read_records(killed_dir / "generations.jsonl")
     assert [r["id"] for r in resumed] == [r["id"] for r in full]
     assert [r["token_ids"] for r in resumed] == [r["token_ids"] for r in full]
+    assert (killed_dir / "generations.jsonl").read_bytes() == (full_dir / "generations.jsonl").read_bytes()
 
 
 def test_terminal_colours_are_switchable(tmp_path, capsys):
