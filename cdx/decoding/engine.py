@@ -116,8 +116,7 @@ class ContrastiveDecoder:
         seed = self.seed if seed is None else seed
         gen = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + batch_number)
         streams = PairStreams(self.pair, parallel=self.parallel)
-        with streams.threads():
-            raw = self._beam(streams, rows_s, rows_c) if self.strategy == "beam" else self._sample(streams, rows_s, rows_c, gen)
+        raw = self._beam(streams, rows_s, rows_c) if self.strategy == "beam" else self._sample(streams, rows_s, rows_c, gen)
         out = []
         per = self.num_beams if self.strategy == "beam" else self.generations_per_prefix
         for row, (ids, toks, reason, score) in enumerate(raw):
@@ -131,11 +130,15 @@ class ContrastiveDecoder:
 
     # ---- one step of maths shared by all strategies -------------------------------------------
 
-    def _step_values(self, logits_s: Tensor, logits_c: Tensor, step: int):
-        """(scores (N, V), per-token metrics dict of (N,), logp_s, logp_c) for one step."""
-        logp_s = torch.log_softmax(logits_s, dim=-1)
-        logp_c = torch.log_softmax(logits_c.to(logits_s.device), dim=-1)
-        probs = (logp_s.exp(), logp_c.exp())  # shared by the metrics and the rule
+    def _step_values(self, side_s: tuple[Tensor, Tensor], side_c: tuple[Tensor, Tensor], step: int):
+        """(scores (N, V), per-token metrics dict of (N,), logp_s, logp_c) for one step.
+
+        `side_s`, `side_c` are each side's (log p, p), both (N, V), from `_log_probs`.
+        """
+        (logp_s, p_s), (logp_c, p_c) = side_s, side_c
+        if logp_c.device != logp_s.device:
+            logp_c, p_c = logp_c.to(logp_s.device), p_c.to(logp_s.device)
+        probs = (p_s, p_c)  # shared by the metrics and the rule
         metrics = token_metrics(logp_s, logp_c, *self.weights, probs=probs)
         scores = self.rule(logp_s, logp_c, probs=probs)
         dead = scores.amax(-1) == float("-inf")
@@ -167,20 +170,20 @@ class ContrastiveDecoder:
     # ---- sampling and greedy ------------------------------------------------------------------
 
     def _sample(self, streams: PairStreams, rows_s, rows_c, gen):
-        logits_s, logits_c = streams.prefill(rows_s, rows_c)
+        side_s, side_c = streams.prefill(rows_s, rows_c, then=_log_probs)
         r = self.generations_per_prefix
         streams.repeat(r)
-        logits_s, logits_c = logits_s.repeat_interleave(r, 0), logits_c.repeat_interleave(r, 0)
-        hist = _History(logits_s.shape[0], self.max_new_tokens, logits_s.device)
+        side_s, side_c = _repeat(side_s, r), _repeat(side_c, r)
+        hist = _History(side_s[0].shape[0], self.max_new_tokens, side_s[0].device)
         for step in range(self.max_new_tokens):
-            scores, metrics, logp_s, logp_c = self._step_values(logits_s, logits_c, step)
+            scores, metrics, logp_s, logp_c = self._step_values(side_s, side_c, step)
             tok = self._choose(scores, gen)
             tok = torch.where(hist.done, self.pad_id, tok)
             hist.record(step, tok, metrics, logp_s, logp_c)
             self._update_done(hist, step, tok)
             if hist.done.all():
                 break
-            logits_s, logits_c = streams.step(tok)
+            side_s, side_c = streams.step(tok, then=_log_probs)
         return hist.rows(None)
 
     def _update_done(self, hist: _History, step: int, tok: Tensor) -> None:
@@ -200,15 +203,15 @@ class ContrastiveDecoder:
     def _beam(self, streams: PairStreams, rows_s, rows_c):
         """Beam search over log q, q = softmax(rule scores / temperature); both caches reordered."""
         k, b = self.num_beams, len(rows_s)
-        logits_s, logits_c = streams.prefill(rows_s, rows_c)
+        side_s, side_c = streams.prefill(rows_s, rows_c, then=_log_probs)
         streams.repeat(k)
-        logits_s, logits_c = logits_s.repeat_interleave(k, 0), logits_c.repeat_interleave(k, 0)
-        device = logits_s.device
+        side_s, side_c = _repeat(side_s, k), _repeat(side_c, k)
+        device = side_s[0].device
         beam_scores = torch.zeros(b, k, device=device)
         beam_scores[:, 1:] = float("-inf")  # all beams start equal: let only the first expand
         hist = _History(b * k, self.max_new_tokens, device)
         for step in range(self.max_new_tokens):
-            scores, metrics, logp_s, logp_c = self._step_values(logits_s, logits_c, step)
+            scores, metrics, logp_s, logp_c = self._step_values(side_s, side_c, step)
             logq = torch.log_softmax(scores / self.temperature, dim=-1)
             # finished beams only extend with padding, at no cost, so their score stays fixed
             logq = torch.where(hist.done[:, None], float("-inf"), logq)
@@ -225,7 +228,7 @@ class ContrastiveDecoder:
             if hist.done.all():
                 break
             streams.reorder(src)
-            logits_s, logits_c = streams.step(tok)
+            side_s, side_c = streams.step(tok, then=_log_probs)
         return hist.rows(beam_scores.reshape(-1))
 
     # ---- divergences over the prompt ----------------------------------------------------------
@@ -297,6 +300,16 @@ class _History:
                 None if scores is None else float(scores[i]),
             ))
         return out
+
+
+def _log_probs(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """(log p, p), both (N, V), from one side's logits; runs on that side's thread."""
+    logp = torch.log_softmax(logits, dim=-1)
+    return logp, logp.exp()
+
+
+def _repeat(side: tuple[Tensor, Tensor], r: int) -> tuple[Tensor, Tensor]:
+    return (side[0].repeat_interleave(r, 0), side[1].repeat_interleave(r, 0)) if r > 1 else side
 
 
 def _eos_ids(pair) -> list[int]:

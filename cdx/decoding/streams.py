@@ -8,12 +8,17 @@ regime.
 Two streams on the CPU run concurrently, each model on half of the intra-op threads: a decode
 step's small matrix products parallelise poorly inside one op, so two models side by side on one
 thread each finish sooner than one after the other on two threads (measured in docs/benchmarks.md).
+That includes a base model against the same base with a LoRA adapter: the adapter side is a view
+that shares the base's weight tensors (see `cdx.models.adapters`), so both run side by side over
+one copy of the weights.
 """
 
 from __future__ import annotations
 
-import contextlib
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -73,63 +78,98 @@ class Stream:
         self.next_pos = self.next_pos[index]
 
 
-_WORKER: dict[int, ThreadPoolExecutor] = {}
+# ---- thread budget: safe when one process serves several runs at once ----------------------
+#
+# torch.set_num_threads sets the *calling thread's* OpenMP count and also a process-wide default
+# that every thread created later starts from. Flipping it around a decode in a request thread
+# (as round 1 did) races with any other run in the process: a thread created meanwhile starts
+# with the flipped count. So no request thread ever changes its count here: each side of a CPU
+# pair runs on its own long-lived worker thread whose count is set once, when it is created,
+# under a lock, after which the process-wide default is put back.
+
+_WORKERS: dict[tuple[str, int], ThreadPoolExecutor] = {}
+_WORKERS_LOCK = threading.Lock()
+_TOTAL_THREADS: list[int] = []
 
 
-def _worker(threads: int) -> ThreadPoolExecutor:
-    """One long-lived thread that runs the comparison model with `threads` intra-op threads."""
-    if threads not in _WORKER:
-        _WORKER[threads] = ThreadPoolExecutor(1, thread_name_prefix="cdx-comparison",
-                                              initializer=torch.set_num_threads, initargs=(threads,))
-    return _WORKER[threads]
+def total_threads() -> int:
+    """The process's intra-op thread budget, read once (later per-thread changes do not move it)."""
+    with _WORKERS_LOCK:
+        if not _TOTAL_THREADS:
+            _TOTAL_THREADS.append(torch.get_num_threads())
+        return _TOTAL_THREADS[0]
+
+
+def side_worker(role: str, threads: int) -> ThreadPoolExecutor:
+    """One long-lived thread that runs side `role` of CPU pairs with `threads` intra-op threads.
+
+    Shared by every decoder in the process: two runs decoding at once take turns per call, each
+    call touching only its own streams, so results never mix.
+    """
+    key = (role, threads)
+    with _WORKERS_LOCK:
+        if key not in _WORKERS:
+            before = torch.get_num_threads()
+            pool = ThreadPoolExecutor(1, thread_name_prefix=f"cdx-{role}",
+                                      initializer=torch.set_num_threads, initargs=(threads,))
+            pool.submit(int).result()  # run the initializer now, while the lock is held
+            torch.set_num_threads(before)  # put the process-wide default back
+            _WORKERS[key] = pool
+        return _WORKERS[key]
+
+
+def parallel_mode(pair, parallel: bool | str = "auto") -> str:
+    """How a pair's two sides run: `one-batch`, `threads-A+B` (side by side) or `sequential`."""
+    if pair.shares_weights:
+        return "one-batch"
+    devices = {next(m.parameters()).device.type for m in (pair.starting.model, pair.comparison.model)}
+    total = total_threads()
+    on = (devices == {"cpu"} and total >= 2) if parallel == "auto" else bool(parallel)
+    if not on:
+        return "sequential"
+    return f"threads-{total - total // 2}+{max(1, total // 2)}"
 
 
 class PairStreams:
-    """Both sides of a pair: one shared stream or two separate ones, same interface either way."""
+    """Both sides of a pair: one shared stream or two separate ones, same interface either way.
+
+    `then`, if given to `prefill`/`step`, is applied to each side's (N, V) logits where they were
+    computed (on that side's worker thread when running in parallel), so per-side work such as
+    log-softmax runs side by side too.
+    """
 
     def __init__(self, pair, parallel: bool | str = "auto"):
         v, pad = pair.vocab_size, pair.tokenizer.pad_token_id
         self.shared = pair.shares_weights
         self.s = Stream(pair.starting.model, v, pad)
         self.c = self.s if self.shared else Stream(pair.comparison.model, v, pad)
-        on_cpu = not self.shared and self.s.device.type == "cpu" and self.c.device.type == "cpu"
-        total = torch.get_num_threads()
-        self.parallel = on_cpu and total >= 2 if parallel == "auto" else bool(parallel) and not self.shared
-        self._split = (total - total // 2, max(1, total // 2))  # (main thread, worker thread)
+        self.mode = parallel_mode(pair, parallel)
+        self.parallel = self.mode.startswith("threads")
+        if self.parallel:
+            total = total_threads()
+            self._workers = (side_worker("starting", total - total // 2), side_worker("comparison", max(1, total // 2)))
 
-    @contextlib.contextmanager
-    def threads(self):
-        """While decoding in parallel, the main thread keeps its share of the intra-op threads."""
-        if not self.parallel:
-            yield
-            return
-        before = torch.get_num_threads()
-        torch.set_num_threads(self._split[0])
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-    def _both(self, fn_s, fn_c):
+    def _both(self, fn_s: Callable[[], Any], fn_c: Callable[[], Any]) -> tuple[Any, Any]:
         if not self.parallel:
             return fn_s(), fn_c()
-        future = _worker(self._split[1]).submit(fn_c)
-        out_s = fn_s()
-        return out_s, future.result()
+        future_s, future_c = self._workers[0].submit(fn_s), self._workers[1].submit(fn_c)
+        return future_s.result(), future_c.result()
 
-    def prefill(self, rows_s: list[list[int]], rows_c: list[list[int]]) -> tuple[Tensor, Tensor]:
+    def prefill(self, rows_s: list[list[int]], rows_c: list[list[int]], then: Callable | None = None):
+        then = then or _identity
         if self.shared:
             self.n = len(rows_s)
             logits = self.s.prefill(rows_s + rows_c)
-            return logits[: self.n], logits[self.n:]
-        return self._both(lambda: self.s.prefill(rows_s), lambda: self.c.prefill(rows_c))
+            return then(logits[: self.n]), then(logits[self.n:])
+        return self._both(lambda: then(self.s.prefill(rows_s)), lambda: then(self.c.prefill(rows_c)))
 
-    def step(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+    def step(self, tokens: Tensor, then: Callable | None = None):
+        then = then or _identity
         if self.shared:
             logits = self.s.step(torch.cat([tokens, tokens]))
-            return logits[: self.n], logits[self.n:]
+            return then(logits[: self.n]), then(logits[self.n:])
         tokens_c = tokens.to(self.c.device)
-        return self._both(lambda: self.s.step(tokens), lambda: self.c.step(tokens_c))
+        return self._both(lambda: then(self.s.step(tokens)), lambda: then(self.c.step(tokens_c)))
 
     def repeat(self, r: int) -> None:
         if self.shared:
@@ -146,3 +186,7 @@ class PairStreams:
             return
         self.s.reorder(index)
         self.c.reorder(index)
+
+
+def _identity(x):
+    return x

@@ -2,11 +2,19 @@
 
 A module-level cache keyed by `ModelSpec.weights_key` means a sequential Hydra multirun loads each
 distinct model once, and two sides that differ only in system prompt or prefix share one model.
+A spec with an adapter loads its base through the same cache and adds the adapter as a view over
+the base's tensors (`cdx.models.adapters`), so base vs base+adapter, or one base against several
+adapters, holds one copy of the base weights.
+
+The cache is filled under a lock: one process may serve several runs at once (the app), and two
+threads asking for the same model must get one copy, loaded once.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -16,19 +24,32 @@ from cdx.models.spec import ModelSpec
 log = logging.getLogger(__name__)
 
 _LOADED: dict[tuple, tuple] = {}
+# Re-entrant: an adapter spec loads its base through load_model while holding the lock.
+_LOCK = threading.RLock()
 
 
 def clear_cache() -> None:
     """Forget every loaded model (frees memory between unrelated runs in one process)."""
-    _LOADED.clear()
+    with _LOCK:
+        _LOADED.clear()
 
 
 def load_model(spec: ModelSpec, cache_dir: str | None = None):
     """(model in eval mode, tokenizer with left padding and a pad token) for `spec`."""
     key = (spec.weights_key, str(cache_dir))
-    if key not in _LOADED:
-        _LOADED[key] = _load_uncached(spec, cache_dir)
-    return _LOADED[key]
+    with _LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = _load_with_adapter(spec, cache_dir) if spec.adapter else _load_uncached(spec, cache_dir)
+        return _LOADED[key]
+
+
+def _load_with_adapter(spec: ModelSpec, cache_dir: str | None):
+    """The cached base plus the adapter as a view sharing the base's weight tensors."""
+    from cdx.models.adapters import adapter_view
+
+    base, tokenizer = load_model(replace(spec, adapter=None, name=None), cache_dir)
+    log.info("adding adapter %s over the loaded base %s", spec.adapter, spec.path)
+    return adapter_view(base, spec.adapter, spec.label), tokenizer
 
 
 def torch_dtype(name: str):
@@ -46,8 +67,6 @@ def _load_uncached(spec: ModelSpec, cache_dir: str | None):
         path, kwargs = _resolve(spec, cache_dir)
         model = _from_pretrained(spec, path, kwargs)
         tokenizer = _tokenizer(spec, path, kwargs)
-    if spec.adapter:
-        model = _apply_adapter(model, spec)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -127,13 +146,3 @@ def _tokenizer(spec: ModelSpec, path: str, kwargs: dict):
 
     kw = {k: v for k, v in kwargs.items() if k == "revision"}
     return AutoTokenizer.from_pretrained(path, trust_remote_code=spec.trust_remote_code, **kw)
-
-
-def _apply_adapter(model, spec: ModelSpec):
-    from peft import PeftModel
-
-    if not (Path(spec.adapter).is_dir() or "/" in spec.adapter):
-        raise FileNotFoundError(f"adapter {spec.adapter!r} is neither a directory nor a hub id")
-    peft_model = PeftModel.from_pretrained(model, spec.adapter)
-    # Merged weights run as fast as the base; a quantized base keeps the adapter unmerged.
-    return peft_model if spec.quantization else peft_model.merge_and_unload()

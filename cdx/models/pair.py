@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from cdx.models.interpolate import interpolate
@@ -12,6 +13,7 @@ from cdx.models.spec import ModelSpec
 log = logging.getLogger(__name__)
 
 _INTERPOLATED: dict[tuple, Any] = {}  # only the latest interpolated model is kept (sweeps move lam)
+_INTERPOLATED_LOCK = threading.Lock()  # one process may serve several runs at once (the app)
 
 
 class Side:
@@ -52,6 +54,16 @@ class ModelPair:
         return self.starting.model is self.comparison.model
 
     @property
+    def shares_base(self) -> bool:
+        """One side is an adapter view over the other side's weights (or both over one base)."""
+        from cdx.models.adapters import unique_param_bytes
+
+        if self.shares_weights:
+            return True
+        s, c = self.starting.model, self.comparison.model
+        return unique_param_bytes(s, c) < unique_param_bytes(s) + unique_param_bytes(c)
+
+    @property
     def tokenizer(self):
         return self.starting.tokenizer
 
@@ -66,6 +78,7 @@ class ModelPair:
             "comparison": self.comparison.spec.context_label,
             "interpolation": self.interpolation,
             "shares_weights": self.shares_weights,
+            "shares_base": self.shares_base,
         }
 
 
@@ -101,11 +114,17 @@ def _spec(x) -> ModelSpec:
 
 
 def _interpolated(s_spec, c_spec, s_model, c_model, lam: float):
+    from cdx.models.adapters import is_adapter_view, merged_copy
+
     key = (s_spec.weights_key, c_spec.weights_key, lam)
-    if key not in _INTERPOLATED:
-        _INTERPOLATED.clear()
-        _INTERPOLATED[key] = interpolate(s_model, c_model, lam, (s_spec.label, c_spec.label))
-    return _INTERPOLATED[key]
+    with _INTERPOLATED_LOCK:
+        if key not in _INTERPOLATED:
+            _INTERPOLATED.clear()
+            # an adapter view has LoRA parameter names; interpolate between full weight sets
+            s_full = merged_copy(s_model) if is_adapter_view(s_model) else s_model
+            c_full = merged_copy(c_model) if is_adapter_view(c_model) else c_model
+            _INTERPOLATED[key] = interpolate(s_full, c_full, lam, (s_spec.label, c_spec.label))
+        return _INTERPOLATED[key]
 
 
 def check_same_vocab(tok_s, tok_c, label_s: str, label_c: str) -> None:

@@ -55,7 +55,7 @@ def test_peft_adapter_on_a_base(tmp_path):
         got = pair.comparison.model(input_ids=ids).logits
         base = pair.starting.model(input_ids=ids).logits
     torch.testing.assert_close(got, expect, atol=1e-5, rtol=1e-4)
-    assert not torch.allclose(base, got)  # the base side is left untouched by the merge
+    assert not torch.allclose(base, got)  # the base side is left untouched by the adapter view
 
 
 def test_missing_path_is_a_clear_error(tmp_path):

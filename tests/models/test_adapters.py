@@ -1,0 +1,139 @@
+"""Adapter pairs over one set of base weights: same logits as the merged adapter, about one model of memory."""
+
+import copy
+import threading
+
+import pytest
+import torch
+
+from cdx.models import ModelSpec, interpolate, load_model, load_pair
+from cdx.models.adapters import adapter_view, unique_param_bytes
+from cdx.models.loading import clear_cache
+
+IDS = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]])
+
+
+def _random_lora(base, path, seed: int, targets=("q_proj", "v_proj", "down_proj")):
+    """A random (non-zero) LoRA on a copy of `base`, saved to `path`; returns the trained-looking PeftModel."""
+    from peft import LoraConfig, get_peft_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        peft_model = get_peft_model(copy.deepcopy(base), LoraConfig(r=4, lora_alpha=8, target_modules=list(targets),
+                                                                    init_lora_weights=False))
+    peft_model.save_pretrained(path)
+    return peft_model.eval()
+
+
+@pytest.fixture
+def base_dir(tmp_path):
+    from cdx.models.tiny import tiny_model, tiny_tokenizer
+
+    d = tmp_path / "base"
+    tiny_model(0).save_pretrained(d)
+    tiny_tokenizer().save_pretrained(d)
+    yield d
+    clear_cache()
+
+
+@torch.no_grad()
+def _logits(model):
+    return model(input_ids=IDS).logits
+
+
+def test_adapter_side_equals_merged_adapter_and_shares_the_base(base_dir, tmp_path):
+    base_ref = load_model(ModelSpec(path=str(base_dir)))[0]
+    reference = _random_lora(base_ref, tmp_path / "a", seed=1)
+    merged = copy.deepcopy(reference).merge_and_unload()  # the merged-adapter path, separate weights
+    before = _logits(base_ref).clone()
+    pair = load_pair({"path": str(base_dir)}, {"path": str(base_dir), "adapter": str(tmp_path / "a")})
+    assert pair.starting.model is base_ref  # the base is loaded once and reused
+    torch.testing.assert_close(_logits(pair.comparison.model), _logits(merged), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(_logits(pair.starting.model), before)  # base side untouched
+    assert not torch.allclose(_logits(pair.starting.model), _logits(pair.comparison.model), atol=1e-3)
+    one = unique_param_bytes(base_ref)
+    assert unique_param_bytes(pair.starting.model, pair.comparison.model) <= 1.15 * one
+    assert unique_param_bytes(base_ref, merged) >= 1.9 * one  # two separate models: about twice
+    assert pair.shares_base and not pair.shares_weights
+
+
+def test_several_adapters_against_one_base(base_dir, tmp_path):
+    base = load_model(ModelSpec(path=str(base_dir)))[0]
+    refs = [copy.deepcopy(_random_lora(base, tmp_path / f"a{i}", seed=10 + i)).merge_and_unload() for i in range(3)]
+    views = [load_pair({"path": str(base_dir)}, {"path": str(base_dir), "adapter": str(tmp_path / f"a{i}")})
+             .comparison.model for i in range(3)]
+    for view, ref in zip(views, refs):
+        torch.testing.assert_close(_logits(view), _logits(ref), atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(_logits(views[0]), _logits(views[1]), atol=1e-3)  # each view has its own adapter
+    assert unique_param_bytes(base, *views) <= 1.15 * unique_param_bytes(base)
+    # the module cache hands the same view back for the same spec
+    again = load_model(ModelSpec(path=str(base_dir), adapter=str(tmp_path / "a0")))[0]
+    assert again is views[0]
+
+
+def test_two_adapters_as_the_two_sides(base_dir, tmp_path):
+    base = load_model(ModelSpec(path=str(base_dir)))[0]
+    ref_a = copy.deepcopy(_random_lora(base, tmp_path / "a", seed=3)).merge_and_unload()
+    ref_b = copy.deepcopy(_random_lora(base, tmp_path / "b", seed=4)).merge_and_unload()
+    pair = load_pair({"path": str(base_dir), "adapter": str(tmp_path / "a")},
+                     {"path": str(base_dir), "adapter": str(tmp_path / "b")})
+    torch.testing.assert_close(_logits(pair.starting.model), _logits(ref_a), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(_logits(pair.comparison.model), _logits(ref_b), atol=1e-5, rtol=1e-4)
+    assert unique_param_bytes(pair.starting.model, pair.comparison.model) <= 1.15 * unique_param_bytes(base)
+
+
+def test_interpolating_towards_an_adapter_uses_the_merged_weights(base_dir, tmp_path):
+    base = load_model(ModelSpec(path=str(base_dir)))[0]
+    merged = copy.deepcopy(_random_lora(base, tmp_path / "a", seed=5)).merge_and_unload()
+    pair = load_pair({"path": str(base_dir)}, {"path": str(base_dir), "adapter": str(tmp_path / "a")},
+                     interpolation=0.5)
+    expect = interpolate(base, merged, 0.5)
+    torch.testing.assert_close(_logits(pair.comparison.model), _logits(expect), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(_logits(pair.starting.model), _logits(base))
+
+
+def test_decoding_an_adapter_pair_equals_base_against_merged_copy(base_dir, tmp_path):
+    from cdx.decoding import ContrastiveDecoder, ProbDiff
+    from cdx.models.pair import ModelPair, Side
+
+    base = load_model(ModelSpec(path=str(base_dir)))[0]
+    merged = copy.deepcopy(_random_lora(base, tmp_path / "a", seed=6)).merge_and_unload()
+    view_pair = load_pair({"path": str(base_dir)}, {"path": str(base_dir), "adapter": str(tmp_path / "a")})
+    separate = ModelPair(view_pair.starting, Side(view_pair.comparison.spec, merged, view_pair.tokenizer))
+    prompts = ["Hello there", "What is the capital of France?", "Ahoy"]
+    kw = dict(strategy="greedy", max_new_tokens=8, batch_size=3, stop_at_eos=False)
+    for parallel in (True, False):
+        a = [g for b in ContrastiveDecoder(view_pair, ProbDiff(), parallel=parallel, **kw).generate(prompts) for g in b]
+        b = [g for b in ContrastiveDecoder(separate, ProbDiff(), parallel=parallel, **kw).generate(prompts) for g in b]
+        assert [g.token_ids for g in a] == [g.token_ids for g in b]
+        for x, y in zip(a, b):
+            assert x.tokens["kl_sc"] == pytest.approx(y.tokens["kl_sc"], rel=1e-3, abs=1e-5)
+        assert max(v for g in a for v in g.tokens["kl_sc"]) > 1e-4  # the adapter really changes the model
+
+
+def test_bad_adapter_path_is_a_clear_error(base_dir):
+    with pytest.raises(FileNotFoundError, match="adapter 'no-such-adapter'.*neither a directory"):
+        adapter_view(load_model(ModelSpec(path=str(base_dir)))[0], "no-such-adapter")
+
+
+def test_concurrent_loads_of_one_model_load_it_once(monkeypatch):
+    import cdx.models.loading as loading
+
+    calls = []
+    real = loading._load_uncached
+
+    def counting(spec, cache_dir):
+        calls.append(spec)
+        threading.Event().wait(0.05)  # widen the window two unlocked fills would race in
+        return real(spec, cache_dir)
+
+    monkeypatch.setattr(loading, "_load_uncached", counting)
+    spec = ModelSpec(path="tiny-random", seed=77)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(load_model(spec)[0])) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and all(m is got[0] for m in got)
+    clear_cache()
