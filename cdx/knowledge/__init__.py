@@ -9,13 +9,13 @@ Tables (cdx/knowledge/_schema.py): pairs (fingerprint of both sides), runs, hypo
 validations (counts, rates, CIs, p, q), findings, finding_history, evidence, file_hashes.
 """
 
-from cdx.knowledge._db import KnowledgeBase, default_path
+from cdx.knowledge._db import KnowledgeBase, default_path, open_knowledge
 from cdx.knowledge._fingerprint import FileHasher, pair_fingerprint, pair_identity, pair_label
 from cdx.knowledge._record import hypothesis_key, record_analysis, record_hypothesis, register_pair
 from cdx.knowledge._schema import FINDING_STATUSES, HYPOTHESIS_STATUSES, MIGRATIONS, SCHEMA_VERSION, migrate
 
 __all__ = [
     "FINDING_STATUSES", "HYPOTHESIS_STATUSES", "MIGRATIONS", "SCHEMA_VERSION", "FileHasher", "KnowledgeBase",
-    "default_path", "hypothesis_key", "migrate", "pair_fingerprint", "pair_identity", "pair_label", "record_analysis",
+    "default_path", "hypothesis_key", "migrate", "open_knowledge", "pair_fingerprint", "pair_identity", "pair_label", "record_analysis",
     "record_hypothesis", "register_pair",
 ]

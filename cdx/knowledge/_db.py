@@ -272,6 +272,17 @@ class KnowledgeBase:
             c.execute("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)", (path, size, mtime_ns, sha256))
 
 
+def open_knowledge(settings) -> KnowledgeBase | None:
+    """The knowledge base conf/knowledge describes (`enabled`, `path`, `busy_timeout_s`, `retries`), or None if disabled."""
+    d = dict(settings or {})
+    unknown = set(d) - {"enabled", "path", "busy_timeout_s", "retries"}
+    if unknown:
+        raise ValueError(f"unknown knowledge option(s) {sorted(unknown)}; valid: enabled, path, busy_timeout_s, retries")
+    if not d.get("enabled", True):
+        return None
+    return KnowledgeBase(d.get("path"), d.get("busy_timeout_s", 30.0), d.get("retries", 8))
+
+
 def _check(value: str, valid: tuple, what: str) -> None:
     if value not in valid:
         raise ValueError(f"{what} {value!r} is not valid; use one of {valid}")
@@ -292,4 +303,4 @@ def _int_or(x) -> int:
         return -1
 
 
-__all__ = ["KnowledgeBase", "SCHEMA_VERSION", "default_path"]
+__all__ = ["KnowledgeBase", "SCHEMA_VERSION", "default_path", "open_knowledge"]
