@@ -246,3 +246,40 @@ def test_parallel_streams_give_the_same_results_as_sequential(tiny_pair):
     assert t.get_num_threads() == threads  # the thread split is undone after decoding
     with pytest.raises(ValueError, match="parallel='yes'"):
         ContrastiveDecoder(tiny_pair, ProbDiff(), parallel="yes")
+
+
+def test_concurrent_runs_in_one_process_neither_mix_nor_flip_thread_counts(tiny_pair, tiny_persona_pair):
+    """The app serves several runs from one process: decoding in threads at once must give each run
+    exactly its sequential result, and no thread's intra-op count may change under another."""
+    import threading
+
+    from cdx.decoding.streams import total_threads
+
+    kw = dict(strategy="sample", max_new_tokens=12, batch_size=2, parallel=True)
+    jobs = {"a": (tiny_pair, 1), "b": (tiny_pair, 2), "c": (tiny_persona_pair, 3)}
+    expect = {k: [g.token_ids for g in _all(ContrastiveDecoder(p, ProbDiff(), seed=s, **kw), PROMPTS)]
+              for k, (p, s) in jobs.items()}
+    got, counts, errors = {}, [], []
+    start = threading.Barrier(len(jobs) + 1)
+
+    def run(key):
+        try:
+            start.wait()
+            pair, seed = jobs[key]
+            got[key] = [g.token_ids for g in _all(ContrastiveDecoder(pair, ProbDiff(), seed=seed, **kw), PROMPTS)]
+            counts.append(torch.get_num_threads())
+        except Exception as e:  # surfaced below: an assertion in a thread would be lost
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in jobs]
+    for t in threads:
+        t.start()
+    start.wait()
+    late = []  # a thread born while the others decode starts from the process default
+    t_late = threading.Thread(target=lambda: late.append(torch.get_num_threads()))
+    t_late.start()
+    for t in threads + [t_late]:
+        t.join()
+    assert not errors and got == expect
+    assert counts == [total_threads()] * len(jobs) and late == [total_threads()]
+    assert torch.get_num_threads() == total_threads()
