@@ -16,6 +16,6 @@ from cdx.knowledge._schema import FINDING_STATUSES, HYPOTHESIS_STATUSES, MIGRATI
 
 __all__ = [
     "FINDING_STATUSES", "HYPOTHESIS_STATUSES", "MIGRATIONS", "SCHEMA_VERSION", "FileHasher", "KnowledgeBase",
-    "default_path", "hypothesis_key", "migrate", "open_knowledge", "pair_fingerprint", "pair_identity", "pair_label", "record_analysis",
-    "record_hypothesis", "register_pair",
+    "default_path", "hypothesis_key", "migrate", "open_knowledge", "pair_fingerprint", "pair_identity", "pair_label",
+    "record_analysis", "record_hypothesis", "register_pair",
 ]
