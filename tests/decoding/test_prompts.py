@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from cdx.errors import CdxUserError
 from cdx.decoding.prompts import BuiltinPrompts, PreviousRun, PromptsFile, SinglePrompt
 
 
@@ -17,17 +18,17 @@ def test_txt_jsonl_csv(tmp_path):
 
 def test_clear_errors(tmp_path):
     (tmp_path / "a.jsonl").write_text('{"q": 1}\n')
-    with pytest.raises(KeyError, match=r"a.jsonl:1 has no key 'prompt'; keys there: \['q'\]"):
+    with pytest.raises(CdxUserError, match=r"a.jsonl:1 has no key 'prompt' \(prompts.key\); keys there: \['q'\]"):
         PromptsFile(str(tmp_path / "a.jsonl")).load()
     (tmp_path / "a.csv").write_text("x\n1\n")
-    with pytest.raises(KeyError, match="no column 'prompt'"):
+    with pytest.raises(CdxUserError, match="no column 'prompt'"):
         PromptsFile(str(tmp_path / "a.csv")).load()
-    with pytest.raises(FileNotFoundError, match="nope.txt"):
+    with pytest.raises(CdxUserError, match="nope.txt' does not exist"):
         PromptsFile(str(tmp_path / "nope.txt")).load()
     (tmp_path / "a.pdf").write_text("x")
     with pytest.raises(ValueError, match="unsupported suffix '.pdf'"):
         PromptsFile(str(tmp_path / "a.pdf")).load()
-    with pytest.raises(ValueError, match="no built-in prompt set 'zzz'; available: \\['default'\\]"):
+    with pytest.raises(ValueError, match="'zzz': no such built-in prompt set; available: \\['default'\\]"):
         BuiltinPrompts("zzz").load()
     with pytest.raises(ValueError, match="limit=0"):
         BuiltinPrompts(limit=0).load()

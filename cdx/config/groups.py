@@ -1,0 +1,253 @@
+"""One check per config group: `check_<group>(cfg, problems)` appends one line per bad value."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from cdx.config import schemas as S
+from cdx.config.validate import (PROMPT_SOURCES, Problems, check_keys, check_schema, container, local_path_missing,
+                                 locate, missing, port_refuses)
+from cdx.errors import CdxUserError
+
+
+def check_top_level(cfg: DictConfig, problems: Problems) -> None:
+    known = {k: cfg.get(k) for k in ("seed", "resume", "optimized_metric") if k in cfg}
+    check_schema(S.TopLevelSchema, known, "config", problems)
+    for p in list(problems):
+        if p.startswith("config."):  # top-level keys are named without a prefix
+            problems[problems.index(p)] = p.removeprefix("config.")
+
+
+# ---- task ------------------------------------------------------------------------------------------
+
+
+def check_task(cfg: DictConfig, problems: Problems) -> None:
+    task = container(cfg, "task", problems)
+    if task is None:
+        return
+    name = task.get("name")
+    if name == "score" and (not isinstance(task.get("batch_size"), int) or task["batch_size"] < 1):
+        problems.append(f"task.batch_size={task.get('batch_size')!r} is not valid: must be an integer >= 1")
+    if name == "summarize":
+        sweep_dir = None if "sweep_dir" not in cfg or OmegaConf.is_missing(cfg, "sweep_dir") else cfg.sweep_dir
+        if sweep_dir is None:
+            problems.append("sweep_dir is required but not set (???): give sweep_dir=<the hydra.sweep.dir of a multirun>")
+        elif not Path(str(sweep_dir)).expanduser().is_dir():
+            problems.append(f"sweep_dir={str(sweep_dir)!r} is not a folder: give the hydra.sweep.dir of a multirun")
+
+
+# ---- model pair --------------------------------------------------------------------------------------
+
+
+def check_model(cfg: DictConfig, problems: Problems) -> None:
+    if missing(cfg, "model", problems):
+        return
+    model = container(cfg, "model", problems)
+    if model is None or model.get("_target_") not in ("cdx.models.load_pair", "cdx.models.pair.load_pair"):
+        return  # another loader: its own checks apply
+    from cdx.models import load_pair
+    from cdx.models.spec import ModelSpec
+
+    check_keys(load_pair, model, "model", problems)
+    if not check_schema(S.ModelPairSchema, model, "model", problems):
+        return
+    for side in ("starting", "comparison"):
+        spec = model[side]
+        where = f"model.{side}"
+        check_keys(ModelSpec, spec, where, problems)
+        try:
+            ModelSpec(**spec)
+        except (TypeError, ValueError):
+            continue  # already reported by check_keys / the schema
+        _check_side(spec, where, model.get("interpolation"), problems)
+
+
+def _check_side(spec: dict, where: str, interpolation, problems: Problems) -> None:
+    import torch
+
+    path, quant = spec["path"], spec.get("quantization")
+    if local_path_missing(path):
+        problems.append(f"{where}.path={path!r} does not exist: give a local model folder, a hub id "
+                        "or embedded:smollm2-135m-instruct")
+    if path.startswith("embedded:"):
+        from cdx.models.embedded import EMBEDDED
+
+        if path.split(":", 1)[1] not in EMBEDDED:
+            problems.append(f"{where}.path={path!r} is not an embedded model; use one of "
+                            f"{[f'embedded:{n}' for n in sorted(EMBEDDED)]}")
+    adapter = spec.get("adapter")
+    if adapter and local_path_missing(adapter):
+        problems.append(f"{where}.adapter={adapter!r} does not exist: give a PEFT adapter folder or a hub id")
+    device = str(spec.get("device") or "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        problems.append(f"{where}.device={device!r} but no CUDA GPU is visible here: use device=cpu")
+    if quant is None:
+        return
+    why = _unquantizable(path, device, spec.get("device_map"), interpolation, torch.cuda.is_available())
+    if why:
+        problems.append(f"{where}.quantization={quant!r} cannot be used: {why}")
+
+
+def _unquantizable(path: str, device: str, device_map, interpolation, cuda: bool) -> str | None:
+    if path == "tiny-random":
+        return "tiny-random models are built in memory in full precision and are never quantized; set quantization=null"
+    if not cuda:
+        return "bitsandbytes quantization needs a CUDA GPU and none is visible here; set quantization=null"
+    if device_map is None and not device.startswith("cuda"):
+        return f"bitsandbytes runs on CUDA only, not device={device!r}; set device=cuda or device_map=auto"
+    if interpolation is not None:
+        return "interpolation needs floating-point weights; set quantization=null or model.interpolation=null"
+    return None
+
+
+# ---- decoding ----------------------------------------------------------------------------------------
+
+
+def check_decoding(cfg: DictConfig, problems: Problems) -> None:
+    if missing(cfg, "decoding", problems):
+        return
+    dec = container(cfg, "decoding", problems)
+    if dec is None or dec.get("_target_") not in ("cdx.decoding.ContrastiveDecoder",
+                                                 "cdx.decoding.engine.ContrastiveDecoder"):
+        return
+    from cdx.decoding import ContrastiveDecoder
+
+    check_keys(ContrastiveDecoder, dec, "decoding", problems)
+    dec = {**dec, **_search_overrides(cfg)}
+    check_schema(S.DecodingSchema, {k: v for k, v in dec.items() if k not in ("rule", "pair")}, "decoding", problems)
+    if dec.get("strategy") == "greedy" and dec.get("temperature", 1.0) != 1.0:
+        problems.warnings.append(f"decoding.temperature={dec['temperature']} does nothing with strategy=greedy")
+    rule = dec.get("rule")
+    if isinstance(rule, dict) and rule.get("_target_") in S.RULE_SCHEMAS:
+        target = locate(rule["_target_"], "decoding.rule", problems)
+        if target is not None:
+            check_keys(target, rule, "decoding.rule", problems)
+        if check_schema(S.RULE_SCHEMAS[rule["_target_"]], rule, "decoding.rule", problems):
+            if rule.get("plausibility_beta") == 1:
+                problems.warnings.append("decoding.rule.plausibility_beta=1 keeps only the amplified side's top token: "
+                                         "that is greedy decoding of that model")
+
+
+def _search_overrides(cfg: DictConfig) -> dict:
+    """task=search replaces the decoder's generations_per_prefix and max_new_tokens by its own."""
+    if cfg.get("task") is None or cfg.task.get("name") != "search" or not isinstance(cfg.get("search"), DictConfig):
+        return {}
+    return {k: cfg.search.get(k) for k in ("generations_per_prefix", "max_new_tokens") if cfg.search.get(k) is not None}
+
+
+# ---- prompts -----------------------------------------------------------------------------------------
+
+
+def check_prompts(cfg: DictConfig, problems: Problems) -> None:
+    """Build the prompt source and read its prompts now: a bad file fails before any model loads."""
+    if missing(cfg, "prompts", problems):
+        return
+    src = container(cfg, "prompts", problems)
+    if src is None or not str(src.get("_target_", "")).startswith(PROMPT_SOURCES):
+        return
+    target = locate(src["_target_"], "prompts", problems)
+    if target is None:
+        return
+    n = len(problems)
+    check_keys(target, src, "prompts", problems)
+    if len(problems) > n:
+        return
+    try:
+        target(**{k: v for k, v in src.items() if not k.startswith("_")}).load()
+    except CdxUserError as e:
+        problems.append(str(e))
+
+
+# ---- report ------------------------------------------------------------------------------------------
+
+
+def text_metric_names() -> list[str]:
+    """Per-text metrics that can rank texts (what cdx.metrics.text.text_metrics returns)."""
+    from cdx.decoding.engine import TOKEN_KEYS
+    from cdx.metrics.text import text_metrics
+
+    return sorted(text_metrics({k: [0.5, 0.25] for k in TOKEN_KEYS}))
+
+
+def token_metric_names() -> list[str]:
+    from cdx.decoding.engine import TOKEN_KEYS
+
+    return list(TOKEN_KEYS)
+
+
+def check_report(cfg: DictConfig, problems: Problems) -> None:
+    rep = container(cfg, "report", problems)
+    if rep is None:
+        return
+    if not check_schema(S.ReportSchema, rep, "report", problems):
+        return
+    texts, tokens = text_metric_names(), token_metric_names()
+    if rep.get("sort_key", "kl_sc_mean") not in texts:
+        problems.append(f"report.sort_key={rep['sort_key']!r} is not a per-text metric; use one of {texts}")
+    if rep.get("token_metric", "kl_sc") not in tokens:
+        problems.append(f"report.token_metric={rep['token_metric']!r} is not a per-token metric; use one of {tokens}")
+
+
+# ---- search and assistant ----------------------------------------------------------------------------
+
+
+def check_search(cfg: DictConfig, problems: Problems) -> None:
+    from cdx.search import SearchSettings, load_instructions
+
+    search = container(cfg, "search", problems)
+    if search is None:
+        return
+    try:
+        settings = SearchSettings.from_dict(search)
+    except (TypeError, ValueError) as e:
+        problems.append(str(e))
+        return
+    for name in ("generations_per_prefix", "max_new_tokens"):
+        v = getattr(settings, name)
+        if v is not None and (not isinstance(v, int) or v < 1):
+            problems.append(f"search.{name}={v!r} is not valid: must be an integer >= 1 (or null for the decoding's)")
+    if settings.metric not in text_metric_names():
+        problems.append(f"search.metric={settings.metric!r} is not a per-text metric; use one of {text_metric_names()}")
+    try:
+        load_instructions(settings.instructions)
+    except (OSError, ValueError) as e:
+        problems.append(f"search.instructions={settings.instructions!r}: {e}")
+    if settings.seeds == "bank":
+        bank = Path(str(settings.seed_bank)).expanduser()
+        bank = bank / "bank.jsonl" if bank.is_dir() else bank
+        if not bank.is_file():
+            problems.append(f"search.seed_bank={settings.seed_bank!r} holds no bank.jsonl: give an earlier search's "
+                            "output folder or its bank.jsonl")
+
+
+def check_assistant(cfg: DictConfig, problems: Problems) -> None:
+    if missing(cfg, "assistant", problems):
+        return
+    spec = container(cfg, "assistant", problems)
+    if spec is None or spec.get("_target_") not in S.ASSISTANT_SCHEMAS:
+        return
+    target = locate(spec["_target_"], "assistant", problems)
+    if target is not None:
+        check_keys(target, spec, "assistant", problems, extra={"cache"})
+    if not check_schema(S.ASSISTANT_SCHEMAS[spec["_target_"]], spec, "assistant", problems):
+        return
+    if spec["_target_"].endswith("OpenAIAssistant"):
+        _check_endpoint(spec, problems)
+    elif spec["_target_"].endswith("LocalAssistant") and local_path_missing(spec["model_path"]):
+        problems.append(f"assistant.model_path={spec['model_path']!r} does not exist")
+
+
+def _check_endpoint(spec: dict, problems: Problems) -> None:
+    env = spec.get("api_key_env")
+    if env and not os.environ.get(env):
+        problems.append(f"assistant.api_key_env={env!r}: the environment variable {env} is not set; export {env}=... "
+                        "or set assistant.api_key_env=null for a server without authentication")
+    url = spec.get("base_url")
+    if url:
+        why = port_refuses(url, timeout=min(float(spec.get("timeout", 5.0)), 5.0))
+        if why:
+            problems.append(f"assistant.base_url={url!r} cannot be reached ({why}): is the server running at that "
+                            "URL? Start it, or fix assistant.base_url")

@@ -1,0 +1,236 @@
+"""`validate_config(cfg)`: the whole composed config checked before any model loads.
+
+What it knows it checks strictly: the decoding group (strategy and both rule kinds), the model
+pair, the prompts source (its files are read and parsed now), the report block, the search and
+assistant groups, the task options and the top-level keys. Keys of a known `_target_` must be
+parameters of that target. Groups and keys it does not know (other tasks' groups) pass untouched.
+All problems are gathered into one `ConfigError`, one line each.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import socket
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel, ValidationError
+
+from cdx.config import schemas as S
+from cdx.errors import CdxUserError
+
+log = logging.getLogger(__name__)
+
+HYDRA_KEYS = {"_target_", "_convert_", "_recursive_", "_partial_", "_args_"}
+RUNTIME_KEYS = {"decoding": {"pair"}}
+"""Keys that the task passes in at run time (`???` in the YAML)."""
+PROMPT_SOURCES = "cdx.decoding.prompts."
+
+
+class ConfigError(CdxUserError):
+    """The composed config is invalid; the message has one line per problem."""
+
+
+class Problems(list):
+    """Problems found so far (one line each) and warnings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list[str] = []
+
+
+def validate_config(cfg: DictConfig) -> list[str]:
+    """Raise `ConfigError` naming every bad value and what is valid; return (and log) the warnings."""
+    problems = Problems()
+    task = _task_name(cfg)
+    for check in _checks(task, cfg):
+        check(cfg, problems)
+    for w in problems.warnings:
+        log.warning("config: %s", w)
+    if problems:
+        head = "invalid config: " if len(problems) == 1 else f"invalid config ({len(problems)} problems):\n  "
+        raise ConfigError(head + "\n  ".join(problems))
+    return problems.warnings
+
+
+def _task_name(cfg: DictConfig) -> str | None:
+    task = cfg.get("task")
+    return str(task.get("name")) if isinstance(task, DictConfig) and task.get("name") is not None else None
+
+
+def _checks(task: str | None, cfg: DictConfig) -> list[Callable[[DictConfig, Problems], None]]:
+    from cdx.config.groups import (check_assistant, check_decoding, check_model, check_prompts, check_report,
+                                   check_search, check_task, check_top_level)
+
+    if task == "summarize":  # reads a finished sweep: only its own options matter
+        return [check_top_level, check_task]
+    checks = [check_top_level, check_task, check_model, check_decoding, check_report]
+    if task == "search":
+        checks += [check_search, check_assistant]
+        search = cfg.get("search")
+        if isinstance(search, DictConfig) and search.get("seeds") == "prompts":
+            checks.append(check_prompts)
+    else:
+        checks.append(check_prompts)
+    return checks
+
+
+# ---- helpers shared by the group checks --------------------------------------------------------
+
+
+def container(cfg: DictConfig, key: str, problems: Problems) -> dict | None:
+    """cfg[key] as a plain resolved dict (`???` kept as the string '???'); None if absent or unresolvable."""
+    node = cfg.get(key) if isinstance(cfg, DictConfig) else None
+    if not isinstance(node, DictConfig):
+        return None
+    try:
+        return OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
+    except Exception as e:  # noqa: BLE001 - an interpolation error is reported as the user's problem
+        problems.append(f"{key}: cannot resolve its values ({e})")
+        return None
+
+
+def missing(cfg: DictConfig, key: str, problems: Problems) -> bool:
+    """Report mandatory values (`???`) left unset under cfg[key]; True if any."""
+    node = cfg.get(key)
+    if not isinstance(node, DictConfig):
+        return False
+    runtime = RUNTIME_KEYS.get(key, set())
+    found = (k.removeprefix(f"{key}.") for k in OmegaConf.missing_keys(node))  # full paths: strip the group
+    keys = sorted(k for k in found if k.split(".")[0] not in runtime)
+    for k in keys:
+        problems.append(f"{key}.{k} is required but not set (???): give it on the command line, e.g. {key}.{k}=...")
+    return bool(keys)
+
+
+def check_schema(schema: type[BaseModel], data: dict, where: str, problems: Problems) -> bool:
+    """Validate `data` against `schema`; one problem line per error. True if valid."""
+    try:
+        schema.model_validate(data)
+        return True
+    except ValidationError as e:
+        for err in e.errors():
+            problems.append(describe(err, schema, where))
+        return False
+
+
+def describe(err: dict, schema: type[BaseModel], where: str) -> str:
+    """One pydantic error as `where.key=value: must be ...`."""
+    loc = [str(x) for x in err["loc"]]
+    msg = err["msg"].removeprefix("Value error, ")
+    if not loc:
+        return f"{where}: {msg}"
+    name = ".".join([where, *loc])
+    valid = _valid(err, schema, loc)
+    return f"{name}={err.get('input')!r} is not valid: {valid or msg}"
+
+
+def _valid(err: dict, schema: type[BaseModel], loc: list[str]) -> str | None:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    field = _field(schema, loc)
+    optional = field is not None and type(None) in typing.get_args(field.annotation)
+    null = " (or null for off)" if optional and field.default is None else ""
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal") and field is not None:
+        return f"must be {_range(field.metadata)}{null}"
+    if kind == "finite_number":
+        return "must be a finite number, not NaN or infinity"
+    if kind == "literal_error":
+        return f"use one of {ctx.get('expected')}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"must be an integer{null}"
+    if kind in ("float_type", "float_parsing"):
+        return f"must be a number{null}"
+    if kind in ("bool_type", "bool_parsing"):
+        return "must be true or false"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind == "string_pattern_mismatch":
+        return "must be an http(s) URL such as http://127.0.0.1:8000/v1"
+    return None
+
+
+def _field(schema: type[BaseModel], loc: list[str]):
+    fields = schema.model_fields
+    if len(loc) >= 1 and loc[0] in fields:
+        f = fields[loc[0]]
+        if len(loc) > 1:
+            sub = next((a for a in typing.get_args(f.annotation) or (f.annotation,)
+                        if inspect.isclass(a) and issubclass(a, BaseModel)), None)
+            return _field(sub, loc[1:]) if sub is not None else None
+        return f
+    return None
+
+
+def _range(metadata: list) -> str:
+    lo = hi = None
+    for m in metadata:
+        for attr, kind in (("gt", "("), ("ge", "["), ("lt", ")"), ("le", "]")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                if kind in "([":
+                    lo = (kind, v)
+                else:
+                    hi = (kind, v)
+    if lo and hi:
+        return f"in {lo[0]}{_num(lo[1])}, {_num(hi[1])}{hi[0]}"
+    if lo:
+        return f"{'>' if lo[0] == '(' else '>='} {_num(lo[1])}"
+    if hi:
+        return f"{'<' if hi[0] == ')' else '<='} {_num(hi[1])}"
+    return "a valid value"
+
+
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def check_keys(target: object, data: dict, where: str, problems: Problems, extra: set[str] = frozenset()) -> None:
+    """Every key of `data` is a parameter of `target` (a class or function), a Hydra key, or in `extra`."""
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = set(params) | HYDRA_KEYS | set(extra)
+    for key in sorted(set(data) - known):
+        options = sorted(k for k in (set(params) | set(extra)) if k != "self")
+        problems.append(f"{where}.{key} is not an option of {getattr(target, '__name__', target)}; options: {options}")
+
+
+def locate(path: str, where: str, problems: Problems) -> object | None:
+    from hydra.utils import get_object
+
+    try:
+        return get_object(path)
+    except Exception as e:  # noqa: BLE001 - any import failure is the user's bad _target_
+        problems.append(f"{where}._target_={path!r} cannot be imported ({type(e).__name__}: {e})")
+        return None
+
+
+def local_path_missing(path: str) -> bool:
+    """A path that looks local (./, /, ~) and does not exist."""
+    return path.startswith((".", "/", "~")) and not Path(path).expanduser().exists()
+
+
+def port_refuses(url: str, timeout: float) -> str | None:
+    """Why a TCP connection to the URL's host and port fails (None when it connects)."""
+    parsed = urlparse(url)
+    host, port = parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+    if not host:
+        return "no host in the URL"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except ConnectionRefusedError:
+        return f"connection refused at {host}:{port}"
+    except socket.gaierror:
+        return f"unknown host {host!r}"
+    except TimeoutError:
+        return f"no answer from {host}:{port} within {timeout:g} s"
+    except OSError as e:
+        return f"{host}:{port} unreachable ({e.strerror or e})"
