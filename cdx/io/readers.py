@@ -198,7 +198,8 @@ def _sorted(records: list[dict]) -> list[dict]:
 def _job_folders(sweep_dir: Path) -> list[tuple[int, Path, list[str]]]:
     jobs = []
     for hydra_yaml in sweep_dir.glob("**/.hydra/hydra.yaml"):
-        if ".submitit" in hydra_yaml.parts or len(hydra_yaml.relative_to(sweep_dir).parts) > 6:
+        rel = hydra_yaml.relative_to(sweep_dir).parts
+        if ".submitit" in rel or len(rel) > 6 or len(rel) == 2:  # len 2: the folder itself is a job, not a sweep
             continue
         try:
             hydra = (yaml.safe_load(hydra_yaml.read_text(encoding="utf-8")) or {}).get("hydra", {})

@@ -1,0 +1,133 @@
+"""Run identity, the rerun rules and the directory lock (cdx.io.rundir)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cdx.io import (
+    RecordLog,
+    RunExistsError,
+    RunLock,
+    RunLockedError,
+    RunMismatchError,
+    check_rerun,
+    differences,
+    fingerprint,
+    open_run,
+    strip_execution_only,
+)
+
+IDENT = {"task": "decode", "seed": 0, "decoding": {"temperature": 1.0, "rule": {"alpha": 1.0}}}
+
+
+def test_fingerprint_ignores_key_order_but_not_values():
+    assert fingerprint({"a": 1, "b": {"c": 2}}) == fingerprint({"b": {"c": 2}, "a": 1})
+    assert fingerprint({"a": 1}) != fingerprint({"a": 1.5})
+
+
+def test_execution_only_settings_are_dropped_at_any_depth():
+    cfg = {"decoding": {"batch_size": 8, "parallel": "auto", "top_p": 0.9}, "assistant": {"timeout": 5, "model": "m"}}
+    assert strip_execution_only(cfg) == {"decoding": {"top_p": 0.9}, "assistant": {"model": "m"}}
+
+
+def test_differences_name_every_changed_setting():
+    now = {"task": "decode", "seed": 1, "decoding": {"temperature": 0.7, "rule": {"alpha": 1.0}}, "new": 3}
+    assert differences(IDENT, now) == ["decoding.temperature: 1.0 -> 0.7", "new: <unset> -> 3", "seed: 0 -> 1"]
+
+
+def test_open_run_writes_run_json_and_finish_marks_it(tmp_path):
+    with open_run(tmp_path, "decode", IDENT, resume=False) as rd:
+        info = json.loads((tmp_path / "run.json").read_text())
+        assert info["status"] == "running" and info["identity"] == IDENT and not rd.resumed
+        rd.finish(n_records=3)
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["status"] == "finished" and info["n_records"] == 3 and info["fingerprint"] == fingerprint(IDENT)
+
+
+def test_rerun_without_resume_refuses_and_changes_nothing(tmp_path):
+    with open_run(tmp_path, "decode", IDENT, resume=False) as rd:
+        (tmp_path / "generations.jsonl").write_text('{"id": "p00000-s00"}\n')
+        rd.finish()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(RunExistsError, match="already holds a finished decode run; nothing was changed"):
+        check_rerun(tmp_path, resume=False)
+    with pytest.raises(RunExistsError, match="resume=true"):
+        with open_run(tmp_path, "decode", IDENT, resume=False):
+            pass
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_resume_with_other_settings_refuses_naming_them(tmp_path):
+    with open_run(tmp_path, "decode", IDENT, resume=False) as rd:
+        rd.finish()
+    other = {**IDENT, "seed": 1, "decoding": {"temperature": 0.5, "rule": {"alpha": 1.0}}}
+    with pytest.raises(RunMismatchError, match=r"decoding.temperature: 1.0 -> 0.5; seed: 0 -> 1"):
+        with open_run(tmp_path, "decode", other, resume=True):
+            pass
+    with pytest.raises(RunMismatchError, match="holds a decode run, not a score run"):
+        with open_run(tmp_path, "score", IDENT, resume=True):
+            pass
+    with open_run(tmp_path, "decode", IDENT, resume=True) as rd:  # same settings: fine
+        assert rd.resumed
+
+
+def test_resume_of_outputs_without_run_json_refuses(tmp_path):
+    (tmp_path / "generations.jsonl").write_text('{"id": "p00000-s00"}\n')
+    with pytest.raises(RunMismatchError, match="no run.json"):
+        with open_run(tmp_path, "decode", IDENT, resume=True):
+            pass
+
+
+HOLD = """
+import sys, time
+from cdx.io import RunLock
+with RunLock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_process_on_a_locked_directory_refuses_naming_the_holder(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLockedError, match=rf"in use by process {holder.pid} on .*two runs must not write"):
+            with open_run(tmp_path, "decode", IDENT, resume=False):
+                pass
+        assert not (tmp_path / "run.json").exists()
+        (tmp_path / "generations.jsonl").write_text("")
+        with pytest.raises(RunLockedError, match=str(holder.pid)):  # also the early check (before Hydra writes)
+            check_rerun(tmp_path, resume=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(tmp_path):  # the lock dies with its process (kill -9 leaves no stale lock)
+        pass
+
+
+def test_lock_is_released_after_an_error(tmp_path):
+    with pytest.raises(ZeroDivisionError):
+        with open_run(tmp_path, "decode", IDENT, resume=False):
+            1 / 0
+    with open_run(tmp_path, "decode", IDENT, resume=True):
+        pass
+
+
+def test_record_log_resumes_by_id_and_sets_corrupt_lines_aside(tmp_path):
+    p = tmp_path / "g.jsonl"
+    good = [{"id": f"r{i}", "v": i} for i in range(5)]
+    lines = [json.dumps(r) + "\n" for r in good]
+    lines[2] = '{"id": "r2", "v": 2, "broken\n'  # a corrupt line in the middle
+    p.write_text("".join(lines) + lines[1] + '{"id": "r5"')  # a duplicate, then a cut-off line
+    log = RecordLog(p)
+    done = log.load()
+    assert sorted(done) == ["r0", "r1", "r3", "r4"]
+    assert log.missing([f"r{i}" for i in range(6)]) == ["r2", "r5"]
+    assert (tmp_path / "g.jsonl.corrupt").read_text() == lines[2]
+    with log.writer() as w:
+        w.write([{"id": "r5", "v": 5}, {"id": "r2", "v": 2}])
+    out = log.finalize([f"r{i}" for i in range(6)])
+    assert out == [*good, {"id": "r5", "v": 5}]
+    assert [json.loads(x) for x in p.read_text().splitlines()] == out  # rewritten in order, each id once
