@@ -71,7 +71,17 @@ class RunRequest:
     """More overrides, as typed on a command line."""
 
     def overrides(self) -> list[str]:
-        out = [f"task={self.task}", f"model={self.model}", f"decoding={self.decoding}"]
+        out = [f"task={self.task}", *self.pair_overrides(), f"decoding={self.decoding}"]
+        out += [f"decoding.{k}={hydra_value(v)}" for k, v in self.params.items() if v is not None]
+        if self.prompt.strip():
+            out += ["prompts=single", f"prompts.text={hydra_value(self.prompt.strip())}"]
+        elif self.limit is not None:
+            out.append(f"prompts.limit={int(self.limit)}")
+        return out + shlex.split(self.extra)
+
+    def pair_overrides(self) -> list[str]:
+        """The overrides that choose the pair (model=<preset> plus the changes asked for)."""
+        out = [f"model={self.model}"]
         for side, p in (("starting", self.starting_path), ("comparison", self.comparison_path)):
             if p.strip():  # a new path: drop the preset's display name, which would mislabel it
                 out += [f"model.{side}.path={hydra_value(p.strip())}", f"++model.{side}.name=null"]
@@ -81,12 +91,7 @@ class RunRequest:
             out.append(f"++model.comparison.system_prompt={hydra_value(self.system_prompt.strip())}")
         if self.interpolation is not None:
             out.append(f"model.interpolation={hydra_value(self.interpolation)}")
-        out += [f"decoding.{k}={hydra_value(v)}" for k, v in self.params.items() if v is not None]
-        if self.prompt.strip():
-            out += ["prompts=single", f"prompts.text={hydra_value(self.prompt.strip())}"]
-        elif self.limit is not None:
-            out.append(f"prompts.limit={int(self.limit)}")
-        return out + shlex.split(self.extra)
+        return out
 
     def argv(self, run_dir: Path) -> list[str]:
         return [sys.executable, "-m", "cdx.run", *self.overrides(), f"hydra.run.dir={hydra_value(str(run_dir))}"]
@@ -196,10 +201,18 @@ class JobManager:
         self._count = 0
 
     def start(self, request: RunRequest) -> Job:
+        run_dir = new_run_dir(self.root, request.task)
+        return self._start(request.argv(run_dir), run_dir, request.task)
+
+    def start_overrides(self, overrides: list[str], run_dir: Path, task: str) -> Job:
+        """`python -m cdx.run <overrides> hydra.run.dir=<run_dir>` (e.g. task=summarize of a sweep)."""
+        argv = [sys.executable, "-m", "cdx.run", *overrides, f"hydra.run.dir={hydra_value(str(run_dir))}"]
+        return self._start(argv, run_dir, task)
+
+    def _start(self, argv: list[str], run_dir: Path, task: str) -> Job:
         with self._lock:
             self._count += 1
-            run_dir = new_run_dir(self.root, request.task)
-            job = Job(f"job{self._count}", request.argv(run_dir), run_dir, request.task, self.root)
+            job = Job(f"job{self._count}", argv, run_dir, task, self.root)
             self._jobs[job.id] = job
             return job
 

@@ -93,11 +93,13 @@ def _label(path: str, found: list[RunInfo]) -> str:
 
 
 def guard(fn, *args):
-    """fn(*args), or None with the error in the page (bad input never shows a stack trace)."""
+    """fn(*args), or None with the error shown in the page (bad input never shows a stack trace)."""
     try:
         return fn(*args)
     except RunError as e:
         st.error(str(e))
-    except (OSError, ValueError, KeyError) as e:
-        st.error(f"Cannot read this run: {type(e).__name__}: {e}")
+    except Exception as e:  # noqa: BLE001 - any failure on user input becomes a message, never a trace
+        while e.__cause__ is not None:
+            e = e.__cause__
+        st.error(f"{type(e).__name__}: {e}")
     return None

@@ -8,12 +8,10 @@ from pathlib import Path
 import streamlit as st
 from omegaconf import OmegaConf
 
-from cdx.app import presets, render
-from cdx.app.jobs import Job, RunRequest, new_run_dir, shown_command
-from cdx.app.runs import RECORD_FILES, RunError, run_kind
-from cdx.app.state import app_root, guard, jobs, text_run
-
-SHOWN_JOBS = 5
+from cdx.app import presets
+from cdx.app.jobs import RunRequest, new_run_dir, shown_command
+from cdx.app.jobs_view import jobs_panel
+from cdx.app.state import app_root, jobs
 
 
 @st.cache_data(show_spinner=False)
@@ -119,69 +117,6 @@ def page() -> None:
             st.session_state["cmp_job"] = job.id
             st.toast(f"started {job.id}: {job.run_dir}")
     jobs_panel()
-
-
-@st.fragment(run_every=1.0)
-def jobs_panel() -> None:
-    """Live view of the background runs (refreshes itself; the rest of the page stays interactive)."""
-    all_jobs = jobs().jobs()
-    if not all_jobs:
-        return
-    st.subheader("Runs started from the app")
-    for job in all_jobs[:SHOWN_JOBS]:
-        with st.container(border=True):
-            job_view(job)
-
-
-def job_view(job: Job) -> None:
-    status = job.status
-    st.markdown(f"**{job.id}** · {job.task} · `{status}` · {job.run_dir}")
-    st.code(job.command, language="bash")
-    if status == "running":
-        prog = job.progress()
-        if prog:
-            st.progress(prog.fraction, text=f"{prog.desc} {prog.n}/{prog.total}")
-        else:
-            st.progress(0.0, text=job.last_line()[:200] or "starting (loading the models)...")
-        if st.button("Cancel", key=f"cancel_{job.id}"):
-            job.cancel()
-            st.rerun(scope="fragment")
-    elif status == "failed":
-        st.error(f"The run failed: {job.error_message()}")
-        with st.expander("Log"):
-            st.code(job.log_tail(), language="text")
-    elif status == "cancelled":
-        st.warning("Cancelled; what the run wrote before is kept (resume with resume=true).")
-    else:
-        finished_view(job)
-
-
-def finished_view(job: Job) -> None:
-    st.success(job.last_line())
-    try:
-        kind = run_kind(job.run_dir)
-    except RunError:
-        return
-    if kind in RECORD_FILES:
-        run = guard(text_run, job.run_dir)
-        if run is not None:
-            _outputs(job, run)
-    if st.button("Open in the Run explorer" if kind in RECORD_FILES else "Open", key=f"open_{job.id}"):
-        st.session_state["run_dir"] = str(job.run_dir)
-        target = {"analyze": "findings.py", "search": "search_sweeps.py"}.get(kind, "explorer.py")
-        st.switch_page(str(Path(__file__).parent / target))
-
-
-def _outputs(job: Job, run) -> None:
-    top = run.summary.get("top", [])[:3]
-    by_id = {r["id"]: r for r in run.records}
-    metric = "kl_sc" if run.records and "kl_sc" in run.records[0].get("tokens", {}) else None
-    if metric:
-        scale = render.run_scale(run.records, metric)
-        st.markdown(render.TOKEN_CSS, unsafe_allow_html=True)
-        for t in top:
-            if t["id"] in by_id:
-                st.markdown(render.text_html(by_id[t["id"]], metric, scale), unsafe_allow_html=True)
 
 
 page()
