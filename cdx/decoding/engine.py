@@ -158,14 +158,28 @@ class ContrastiveDecoder:
             ws.append(TopPLogitsWarper(float(self.top_p)))
         return ws
 
-    def _choose(self, scores: Tensor, gen: torch.Generator) -> Tensor:
+    def _noise(self, n: int, vocab: int, gen: torch.Generator) -> Tensor | None:
+        """Exp(1) noise (n, V) for the next draw, or None when not sampling.
+
+        Drawn from `gen` exactly as `torch.multinomial(w, 1)` draws it internally, which picks
+        argmax(w / q) with q ~ Exp(1): same generator, same order, so same tokens (HF `generate`
+        with the same seed included, tested). Drawing it apart lets it run while the models run.
+        """
+        if self.strategy != "sample":
+            return None
+        return torch.empty(n, vocab).exponential_(1, generator=gen)
+
+    def _choose(self, scores: Tensor, noise: Tensor | None) -> Tensor:
         if self.strategy == "greedy":
             return scores.argmax(-1)
         for w in self.warpers:
             scores = w(None, scores)
-        # multinomial takes unnormalised weights: skip softmax's normalising passes
-        weights = (scores - scores.amax(-1, keepdim=True)).exp_()
-        return torch.multinomial(weights.cpu(), 1, generator=gen).squeeze(1).to(scores.device)
+        top = scores.amax(-1, keepdim=True)  # (N, 1)
+        if torch.isnan(top).any():
+            raise FloatingPointError("the combined scores hold NaN (model logits overflowed?); try dtype=float32")
+        # unnormalised weights are enough for argmax(w / q): skip softmax's normalising passes
+        weights = (scores - top).exp_()
+        return (weights.cpu() / noise).argmax(-1).to(scores.device)
 
     # ---- sampling and greedy ------------------------------------------------------------------
 
@@ -174,16 +188,20 @@ class ContrastiveDecoder:
         r = self.generations_per_prefix
         streams.repeat(r)
         side_s, side_c = _repeat(side_s, r), _repeat(side_c, r)
-        hist = _History(side_s[0].shape[0], self.max_new_tokens, side_s[0].device)
+        n, vocab = side_s[0].shape
+        hist = _History(n, self.max_new_tokens, side_s[0].device)
+        noise = self._noise(n, vocab, gen)
         for step in range(self.max_new_tokens):
             scores, metrics, logp_s, logp_c = self._step_values(side_s, side_c, step)
-            tok = self._choose(scores, gen)
+            tok = self._choose(scores, noise)
             tok = torch.where(hist.done, self.pad_id, tok)
             hist.record(step, tok, metrics, logp_s, logp_c)
             self._update_done(hist, step, tok)
             if hist.done.all():
                 break
-            side_s, side_c = streams.step(tok, then=_log_probs)
+            pending = streams.step_async(tok, then=_log_probs)
+            noise = self._noise(n, vocab, gen)  # while the models take the step
+            side_s, side_c = pending()
         return hist.rows(None)
 
     def _update_done(self, hist: _History, step: int, tok: Tensor) -> None:

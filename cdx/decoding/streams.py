@@ -164,12 +164,26 @@ class PairStreams:
         return self._both(lambda: then(self.s.prefill(rows_s)), lambda: then(self.c.prefill(rows_c)))
 
     def step(self, tokens: Tensor, then: Callable | None = None):
+        return self.step_async(tokens, then)()
+
+    def step_async(self, tokens: Tensor, then: Callable | None = None) -> Callable[[], tuple[Any, Any]]:
+        """Start one step; the returned function waits for and returns both sides' results.
+
+        In parallel mode the caller is free while both models run (the decoder draws its next
+        sampling noise then); otherwise the step is done before this returns.
+        """
         then = then or _identity
         if self.shared:
             logits = self.s.step(torch.cat([tokens, tokens]))
-            return then(logits[: self.n]), then(logits[self.n:])
+            out = then(logits[: self.n]), then(logits[self.n:])
+            return lambda: out
         tokens_c = tokens.to(self.c.device)
-        return self._both(lambda: then(self.s.step(tokens)), lambda: then(self.c.step(tokens_c)))
+        fn_s, fn_c = (lambda: then(self.s.step(tokens))), (lambda: then(self.c.step(tokens_c)))
+        if not self.parallel:
+            out = fn_s(), fn_c()
+            return lambda: out
+        future_s, future_c = self._workers[0].submit(fn_s), self._workers[1].submit(fn_c)
+        return lambda: (future_s.result(), future_c.result())
 
     def repeat(self, r: int) -> None:
         if self.shared:
