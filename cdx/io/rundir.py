@@ -43,6 +43,7 @@ RUN_OUTPUTS = ("generations.jsonl", "scores.jsonl", "bank.jsonl", "state.json", 
 EXECUTION_ONLY = frozenset({
     "batch_size", "parallel", "threads", "num_threads", "timeout", "max_retries", "backoff_initial", "backoff_max",
     "cache", "api_key_env", "progress", "cache_dir", "device", "max_failed_cycles", "top_n",
+    "fail_after",  # the scripted assistant's simulated kill
 })
 
 

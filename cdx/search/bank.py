@@ -10,14 +10,12 @@ it is cut off and the interrupted cycle runs again with the same seed.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cdx.io import JsonlWriter, atomic_write_json, atomic_write_text, read_records
+from cdx.io import JsonlWriter, RunDirError, atomic_save_npy, atomic_write_json, read_records, write_records
 
 
 @dataclass
@@ -101,38 +99,43 @@ class BankStore:
     def save(self, bank: Bank, state: SearchState) -> None:
         state.n_entries = len(bank)
         state.n_stats = len(self.stats())
-        atomic_write_text(self.bank_path, "".join(json.dumps(asdict(e), ensure_ascii=False) + "\n"
-                                                  for e in bank.entries))
-        _atomic_save_npy(self.emb_path, bank.embeddings)
+        write_records(self.bank_path, (asdict(e) for e in bank.entries))
+        atomic_save_npy(self.emb_path, bank.embeddings)
         atomic_write_json(self.state_path, asdict(state))
 
     def load(self) -> tuple[Bank, SearchState]:
-        """The last checkpoint; files written after it are cut back to it."""
+        """The last checkpoint; what was written after it is cut back to it.
+
+        Bank entries are found by their `id` (row), stats lines by (repeat, attempt), never by
+        counting lines: a damaged line cannot shift one record into another's place.
+        """
         if not self.state_path.exists():
             return Bank(), SearchState()
         state = SearchState(**json.loads(self.state_path.read_text(encoding="utf-8")))
-        records = read_records(self.bank_path) if self.bank_path.exists() else []
+        by_id = {r.get("id"): r for r in (read_records(self.bank_path) if self.bank_path.exists() else [])}
         emb = np.load(self.emb_path) if self.emb_path.exists() else np.zeros((0, 0), dtype=np.float32)
-        if len(records) < state.n_entries or (state.n_entries and len(emb) < state.n_entries):
-            raise RuntimeError(
-                f"{self.folder}: state.json expects {state.n_entries} bank entries, but bank.jsonl has "
-                f"{len(records)} and embeddings.npy {len(emb)}; the checkpoint is damaged"
-            )
-        bank = Bank([BankEntry(**r) for r in records[: state.n_entries]],
+        lost = [i for i in range(state.n_entries) if i not in by_id]
+        if lost or (state.n_entries and len(emb) < state.n_entries):
+            raise RunDirError(
+                f"{self.folder}: the checkpoint (state.json) holds {state.n_entries} bank entries, but bank.jsonl lacks "
+                f"id(s) {lost[:10]} and embeddings.npy has {len(emb)} rows; the checkpoint is damaged and cannot be "
+                f"resumed without losing prompts. Start a new output directory (seeds=bank can reuse this bank)")
+        bank = Bank([BankEntry(**by_id[i]) for i in range(state.n_entries)],
                     emb[: state.n_entries] if state.n_entries else None)
         stats = self.stats()
-        if len(stats) > state.n_stats:  # a cycle logged after the checkpoint: it runs again
-            atomic_write_text(self.stats_path, "".join(json.dumps(s, ensure_ascii=False) + "\n"
-                                                       for s in stats[: state.n_stats]))
+        kept = _checkpointed_stats(stats, state)
+        if len(kept) != len(stats):  # a cycle logged after the checkpoint (it runs again), or a damaged line
+            write_records(self.stats_path, kept)
         return bank, state
 
 
-def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _checkpointed_stats(stats: list[dict], state: SearchState) -> list[dict]:
+    """Stats lines of cycles the checkpoint includes, each (repeat, attempt) once, in order."""
+    seen, kept = set(), []
+    for s in stats:
+        key = (s.get("repeat"), s.get("attempt"))
+        if not all(isinstance(k, int) for k in key) or key in seen or key > (state.repeat, state.attempt):
+            continue
+        seen.add(key)
+        kept.append(s)
+    return kept

@@ -18,8 +18,8 @@ from cdx.assistant import Assistant, CachedAssistant
 from cdx.search import BankStore, DivergenceFinder, PromptScorer, SearchSettings, load_instructions
 from cdx.search.instructions import Instructions
 from cdx.search.report import print_tables, summary
-from cdx.tasks.common import output_dir, seed_everything, tracked
-from cdx.io import atomic_write_json, read_records
+from cdx.io import atomic_write_json, open_run, read_records, texts_digest
+from cdx.tasks.common import output_dir, run_identity, seed_everything, tracked
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,11 @@ def run(cfg: DictConfig) -> dict:
     seed_everything(cfg.seed)
     settings = SearchSettings.from_dict(OmegaConf.to_container(cfg.search, resolve=True))
     instructions = load_instructions(settings.instructions)
+    seeds = load_seeds(cfg, settings, instructions)
+    identity = run_identity(cfg, "search", seeds, groups=("model", "decoding", "search", "assistant"),
+                            instructions=texts_digest([instructions.model_dump_json()]))
     store = BankStore(out)
-    if store.exists() and not cfg.resume:
-        raise FileExistsError(f"{out} already holds a search; pass resume=true to continue it, or use a new output dir")
-    with tracked(cfg, "search") as tracker:
+    with open_run(out, "search", identity, bool(cfg.resume)) as rundir, tracked(cfg, "search") as tracker:
         assistant = build_assistant(cfg.assistant)
         pair = instantiate(cfg.model)
         decoder = instantiate(cfg.decoding, pair=pair, **_decoder_overrides(settings))
@@ -40,7 +41,7 @@ def run(cfg: DictConfig) -> dict:
             PromptScorer(decoder, settings.metric), assistant, instantiate(cfg.search.embedder), instructions,
             settings, store, seed=cfg.seed, on_cycle=lambda rec, step: tracker.log_step(_flat(rec), step),
         )
-        bank, _ = finder.run(load_seeds(cfg, settings, instructions), resume=bool(cfg.resume))
+        bank, _ = finder.run(seeds, resume=rundir.resumed)
         result = summary(bank, store.stats(), settings.top_n)
         if cfg.report.print_top:
             print_tables(bank, settings.top_n, Console(highlight=False, no_color=not cfg.report.color))
@@ -50,6 +51,7 @@ def run(cfg: DictConfig) -> dict:
         tracker.log_records([asdict(e) for e in bank.entries], "bank")
         tracker.log_files([str(out / f) for f in ("bank.jsonl", "embeddings.npy", "stats.jsonl", "summary.json")],
                           "search")
+        rundir.finish(bank_size=result["bank_size"])
     print(f"cdx search: {result['bank_size']} prompts ({result['n_added']} found in {result['cycles']} cycles, "
           f"{result['failed_cycles']} failed); mean {settings.metric}: seeds {result['seed_divergence_mean']:.4f}, "
           f"top {settings.top_n} {result['top_divergence_mean']:.4f} -> {out}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +11,8 @@ from omegaconf import open_dict
 
 import cdx.tasks.search as search_task
 from cdx.run import run
+from cdx.io import RunDirError, RunMismatchError, read_records
 from cdx.search.bank import BankStore
-from cdx.io import read_records
 
 CYCLES = "search.n_cycles=4"
 
@@ -101,16 +102,52 @@ def test_resume_before_the_seeds_were_saved_and_of_a_finished_run(make_cfg, unin
     assert_same_run(uninterrupted, again.output_dir)
 
 
-def test_a_resumed_run_may_raise_the_failure_limit(make_cfg):
+def test_a_resumed_run_may_raise_the_failure_limit(make_cfg, monkeypatch):
+    from cdx.assistant import ScriptedAssistant
+
+    # The assistant fails (useless replies) in the first run only, as a flaky server would.
+    monkeypatch.setattr(search_task, "build_assistant", lambda spec: ScriptedAssistant(["nothing useful"], loop=True))
     cfg = make_cfg("search.n_cycles=1", "search.max_failed_cycles=1")
-    with open_dict(cfg):
-        cfg.assistant.replies = ["nothing useful"]
     with pytest.raises(Exception, match="failed cycles"):
         run(cfg)
+    monkeypatch.undo()
     resumed = make_cfg("search.n_cycles=1", "search.max_failed_cycles=3", "resume=true")
     result = run(resumed)
     assert (result["cycles"], result["failed_cycles"]) == (1, 1)
     assert [s["attempt"] for s in read_records(f"{resumed.output_dir}/stats.jsonl")] == [1, 2]
+
+
+def test_resume_of_a_search_with_other_settings_refuses(make_cfg, uninterrupted):
+    before = outputs(uninterrupted)
+    with pytest.raises(RunMismatchError, match=r"search.n_new_prompts: 6 -> 5"):
+        run(make_cfg(CYCLES, "search.n_new_prompts=5", "resume=true", out="full"))
+    after = outputs(uninterrupted)
+    assert after[0] == before[0] and after[2] == before[2]
+
+
+def test_a_corrupt_bank_line_refuses_resume_instead_of_shifting_entries(make_cfg, uninterrupted):
+    bank = Path(uninterrupted) / "bank.jsonl"
+    lines = bank.read_bytes().split(b"\n")
+    lines[3] = lines[3][:20]
+    bank.write_bytes(b"\n".join(lines))
+    with pytest.raises(RunDirError, match=r"lacks id\(s\) \[3\].*checkpoint is damaged"):
+        run(make_cfg(CYCLES, "resume=true", out="full"))
+
+
+def test_stats_are_cut_back_by_cycle_key_not_by_count(make_cfg, uninterrupted):
+    stats = Path(uninterrupted) / "stats.jsonl"
+    lines = stats.read_bytes().split(b"\n")
+    n = len([x for x in lines if x])
+    # A damaged middle line and the last cycle logged twice (a kill after logging, before the checkpoint).
+    stats.write_bytes(b"\n".join([lines[0], b"{broken", *lines[2:n], lines[n - 1], b""]))
+    store = BankStore(uninterrupted)
+    store.load()
+    kept = read_records(stats)
+    assert [s["attempt"] for s in kept] == [s["attempt"] for s in before_stats(lines, n) if s["attempt"] != 2]
+
+
+def before_stats(lines, n):
+    return [json.loads(x) for x in lines[:n]]
 
 
 def _raise_kill(*_a, **_k):
