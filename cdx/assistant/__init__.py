@@ -5,13 +5,14 @@ endpoint), `ScriptedAssistant` (canned replies, for tests) and `CachedAssistant`
 around any of them). Built from `conf/assistant/*.yaml`.
 """
 
-from cdx.assistant._base import Assistant, AssistantAuthError, AssistantError, Message
+from cdx.assistant._base import (Assistant, AssistantAuthError, AssistantError, AssistantFatalError,
+                                 AssistantUnreachable, Message)
 from cdx.assistant._cache import CachedAssistant
 from cdx.assistant._local import LocalAssistant
 from cdx.assistant._openai import OpenAIAssistant
 from cdx.assistant._scripted import ScriptedAssistant
 
 __all__ = [
-    "Assistant", "AssistantAuthError", "AssistantError", "CachedAssistant", "LocalAssistant", "Message",
-    "OpenAIAssistant", "ScriptedAssistant",
+    "Assistant", "AssistantAuthError", "AssistantError", "AssistantFatalError", "AssistantUnreachable",
+    "CachedAssistant", "LocalAssistant", "Message", "OpenAIAssistant", "ScriptedAssistant",
 ]

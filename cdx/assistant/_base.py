@@ -13,8 +13,16 @@ class AssistantError(RuntimeError):
     """A request failed for good (e.g. still failing after every retry). The search counts a failed cycle."""
 
 
-class AssistantAuthError(AssistantError):
+class AssistantFatalError(AssistantError):
+    """Asking again cannot help (refused credentials, no server at the URL): the search stops at once."""
+
+
+class AssistantAuthError(AssistantFatalError):
     """The endpoint refused the credentials. Never retried; the search stops at once."""
+
+
+class AssistantUnreachable(AssistantFatalError):
+    """Nothing answers at the endpoint's URL (connection refused, unknown host) after every retry."""
 
 
 @runtime_checkable

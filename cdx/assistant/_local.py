@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import GenerationConfig
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
 
 from cdx.assistant._base import Message, check_messages
 from cdx.models.loading import load_model
@@ -32,6 +33,22 @@ class LocalAssistant:
         self.top_p = top_p
         self.cache_dir = cache_dir
 
+    def _sampler(self, temperature: float, seed: int | None) -> LogitsProcessorList:
+        """Temperature and top-p, then Gumbel noise: the argmax is then a sample of the warped softmax.
+
+        generate(do_sample=True) would draw from torch's global generator, which other runs in the
+        same process share; the noise here comes from a generator of this request alone.
+        """
+        if temperature <= 0:
+            return LogitsProcessorList()  # greedy
+        gen = torch.Generator(device="cpu")
+        if seed is None:
+            gen.seed()  # a fresh non-deterministic seed
+        else:
+            gen.manual_seed(seed)
+        return LogitsProcessorList([TemperatureLogitsWarper(temperature), TopPLogitsWarper(self.top_p),
+                                    GumbelNoise(gen)])
+
     @property
     def cache_id(self) -> str:
         return f"local:{self.spec.label}:{self.spec.gguf_file}:{self.spec.dtype}:top_p={self.top_p}"
@@ -45,17 +62,24 @@ class LocalAssistant:
         enc = tok.apply_chat_template(
             check_messages(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
         ).to(model.device)
-        if seed is not None:
-            torch.manual_seed(seed)
-        sample = temperature > 0
         gen_cfg = GenerationConfig(
             max_new_tokens=max_tokens,
-            do_sample=sample,
-            temperature=temperature if sample else None,
-            top_p=self.top_p if sample else None,
+            do_sample=False,  # sampling is the Gumbel-max argmax below, from a private generator
             pad_token_id=tok.pad_token_id,
             eos_token_id=model.generation_config.eos_token_id or tok.eos_token_id,
         )
         with torch.no_grad():
-            out = model.generate(**enc, generation_config=gen_cfg)  # (1, prompt + new)
+            out = model.generate(**enc, generation_config=gen_cfg,
+                                 logits_processor=self._sampler(temperature, seed))  # (1, prompt + new)
         return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+class GumbelNoise(LogitsProcessor):
+    """Adds Gumbel(0, 1) noise from `generator`: argmax(scores + G) ~ softmax(scores) (Gumbel-max trick)."""
+
+    def __init__(self, generator: torch.Generator):
+        self.generator = generator
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:  # scores: (B, V)
+        u = torch.rand(scores.shape, generator=self.generator).clamp_(1e-12, 1 - 1e-7)
+        return scores + (-torch.log(-torch.log(u))).to(device=scores.device, dtype=scores.dtype)

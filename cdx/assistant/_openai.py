@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Sequence
 
 import openai
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from cdx.assistant._base import AssistantAuthError, AssistantError, Message, check_messages
+from cdx.assistant._base import AssistantAuthError, AssistantError, AssistantUnreachable, Message, check_messages
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,27 @@ def describe(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code} ({type(exc).__name__})"
+    cause = unreachable_cause(exc)
+    if cause:
+        return cause
     return f"{type(exc).__name__}: {exc}"
+
+
+def unreachable_cause(exc: BaseException) -> str | None:
+    """'connection refused' or 'unknown host' when nothing answers at the URL (None otherwise).
+
+    The openai client wraps httpx's ConnectError, which wraps the socket error: walk the chain.
+    """
+    if not isinstance(exc, openai.APIConnectionError) or isinstance(exc, openai.APITimeoutError):
+        return None
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or "connection refused" in str(seen).lower():
+            return "connection refused"
+        if isinstance(seen, socket.gaierror) or "name or service not known" in str(seen).lower():
+            return "unknown host"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class OpenAIAssistant:
@@ -36,7 +57,8 @@ class OpenAIAssistant:
     `api_key_env: null` for a server that needs no key (e.g. `transformers serve` on loopback).
     The client's own retries are off (`max_retries=0`): tenacity retries timeouts, 429 and 5xx
     with exponential backoff (`backoff_initial * 2**k` seconds, at most `backoff_max`), then raises
-    `AssistantError`. An authentication failure raises `AssistantAuthError` at once. The request's
+    `AssistantError` with advice that fits the cause: `AssistantUnreachable` when nothing listens at
+    the URL (connection refused, unknown host). An authentication failure raises `AssistantAuthError` at once. The request's
     `seed` is not sent (not every server accepts it); it only keys the reply cache.
     """
 
@@ -78,15 +100,27 @@ class OpenAIAssistant:
             raise AssistantAuthError(
                 f"{self.client.base_url} refused the credentials ({describe(e)}) for model {self.model!r}: "
                 "check the API key in the environment variable named by assistant.api_key_env"
-            ) from e
+            ) from None  # the server's reply may echo the key: never chain it into tracebacks or error.json
         except openai.OpenAIError as e:
-            tries = f"after {self.max_retries + 1} attempts" if is_transient(e) else "(not retried)"
-            raise AssistantError(
-                f"assistant request to {self.client.base_url} (model {self.model!r}) failed {tries}: {describe(e)}"
-            ) from e
+            raise self._failure(e) from e
         if not resp.choices:
             return ""
         return resp.choices[0].message.content or ""
+
+    def _failure(self, e: BaseException) -> AssistantError:
+        """The error to raise after the last attempt, with advice that fits its cause."""
+        url = self.client.base_url
+        tries = f"after {self.max_retries + 1} attempts" if is_transient(e) else "(not retried)"
+        head = f"assistant request to {url} (model {self.model!r}) failed {tries}: {describe(e)}"
+        cause = unreachable_cause(e)
+        if cause == "connection refused":
+            return AssistantUnreachable(f"{head}: is the server running at {url}? Start it, or fix assistant.base_url")
+        if cause == "unknown host":
+            return AssistantUnreachable(f"{head}: check the host name in assistant.base_url")
+        if isinstance(e, openai.APITimeoutError):
+            return AssistantError(f"{head}: no reply within assistant.timeout={self.client.timeout} s; the server is "
+                                  "up but slow: raise assistant.timeout or serve a smaller model")
+        return AssistantError(head)
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

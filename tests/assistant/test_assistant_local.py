@@ -34,7 +34,38 @@ def test_options_from_config_reach_the_spec():
     assert isinstance(a, LocalAssistant)
     assert (a.spec.path, a.spec.dtype, a.spec.device, a.top_p, a.cache_dir) == ("tiny-random", "float32", "cpu", 0.8,
                                                                                "/tmp/none")
-    assert a.cache_id == "local:tiny-random(seed=0):None:float32:top_p=0.8"
+    # The cache key changes with every option that changes replies, and only with those.
+    same = LocalAssistant(model_path="tiny-random", dtype="float32", top_p=0.8, cache_dir="/elsewhere")
+    assert a.cache_id == same.cache_id
+    for other in (LocalAssistant(model_path="tiny-random", dtype="float32", top_p=0.9),
+                  LocalAssistant(model_path="tiny-random", dtype="bfloat16", top_p=0.8),
+                  LocalAssistant(model_path="embedded:smollm2-135m-instruct", dtype="float32", top_p=0.8)):
+        assert other.cache_id != a.cache_id
+
+
+def test_seeded_request_leaves_the_global_random_state_alone():
+    a = LocalAssistant(model_path="tiny-random")
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    first = a.complete(MSG, temperature=1.0, max_tokens=8, seed=5)
+    assert torch.equal(torch.get_rng_state(), before)  # another run's stream in this process is untouched
+    torch.manual_seed(99)
+    assert a.complete(MSG, temperature=1.0, max_tokens=8, seed=5) == first
+
+
+def test_gumbel_max_samples_the_softmax():
+    from scipy.stats import chisquare
+
+    from cdx.assistant._local import GumbelNoise
+
+    scores = torch.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf")]])
+    noise = GumbelNoise(torch.Generator().manual_seed(0))
+    n = 20000
+    draws = noise(None, scores.expand(n, 5)).argmax(-1)  # (n,): one draw per row
+    counts = torch.bincount(draws, minlength=5).double()
+    expected = torch.softmax(scores.double(), -1).flatten() * n
+    assert counts[4] == 0  # a -inf score is never drawn
+    assert chisquare(counts[:4].numpy(), expected[:4].numpy()).pvalue > 1e-3
 
 
 @pytest.mark.slow

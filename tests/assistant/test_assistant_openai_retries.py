@@ -35,7 +35,10 @@ class Handler(BaseHTTPRequestHandler):
         if action == "slow":
             time.sleep(1.0)
             action = "ok"
-        status, payload = (200, completion(srv.reply)) if action == "ok" else (int(action), {"error": {"message": action}})
+        if action == "401-echo":  # a server that echoes the key it was given
+            status, payload = 401, {"error": {"message": f"invalid key {self.headers.get('Authorization')}"}}
+        else:
+            status, payload = (200, completion(srv.reply)) if action == "ok" else (int(action), {"error": {"message": action}})
         data = json.dumps(payload).encode()
         try:
             self.send_response(status)
@@ -132,3 +135,47 @@ def test_search_counts_a_dead_endpoint_as_failed_cycles_but_stops_on_auth(server
         cfg.assistant.timeout = -1
     with pytest.raises(Exception, match="timeout=-1"):  # Hydra wraps the ValueError
         build_assistant(cfg.assistant)
+
+
+def dead_url() -> str:
+    """A loopback URL where nothing listens (the port was bound, then closed)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_dead_port_fails_fast_with_advice_that_fits(caplog):
+    from cdx.assistant import AssistantFatalError, AssistantUnreachable
+
+    url = dead_url()
+    a = OpenAIAssistant(model="m", base_url=url, api_key_env=None, timeout=5.0, max_retries=2,
+                        backoff_initial=0.05, backoff_max=0.1)
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="cdx.assistant._openai"), pytest.raises(AssistantUnreachable) as err:
+        a.complete(MSG)
+    elapsed = time.monotonic() - start
+    assert elapsed < 0.05 + 0.1 + 2.0  # the two backoff waits, plus slack; far below timeout * attempts
+    assert len(caplog.records) == 2  # retried max_retries times
+    msg = str(err.value)
+    assert "connection refused" in msg and f"is the server running at {url}" in msg and "raise" not in msg
+    assert isinstance(err.value, AssistantFatalError)  # the search stops at once instead of counting failed cycles
+
+
+def test_timeout_advice_names_the_timeout(server):
+    server.plan = ["slow"]
+    with pytest.raises(AssistantError, match=r"no reply within assistant.timeout=0.3 s.*raise assistant.timeout"):
+        assistant(server, max_retries=1).complete(MSG)
+
+
+def test_auth_error_does_not_chain_the_servers_reply(server, monkeypatch):
+    import traceback
+
+    server.plan = ["401-echo"]
+    monkeypatch.setenv("CDX_TEST_KEY", "sk-secret-456")
+    with pytest.raises(AssistantAuthError) as err:
+        assistant(server, api_key_env="CDX_TEST_KEY").complete(MSG)
+    assert err.value.__cause__ is None
+    assert "sk-secret-456" not in "".join(traceback.format_exception(err.value))
