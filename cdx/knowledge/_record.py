@@ -32,7 +32,8 @@ def record_hypothesis(kb: KnowledgeBase, pair_id: int, record: dict, run_id: int
     """One tested hypothesis (a findings.jsonl record): its row, the validation, and the finding's new status.
 
     A validated hypothesis becomes a finding; one that was already a finding gets `replicated` (or
-    `not_replicated` when this test did not validate it). Returns ids and what changed.
+    `not_replicated` when this test did not validate it), unless it was refined into a narrower
+    finding (the validation is kept, the status stays). Returns ids and what changed.
     """
     missing = [k for k in ("statement", "checker") if k not in record]
     if missing:
@@ -45,6 +46,9 @@ def record_hypothesis(kb: KnowledgeBase, pair_id: int, record: dict, run_id: int
     why = _why(record, purpose)
     if known is None and validated:
         fid, change = kb.add_finding(hid, why, run_id, vid, evidence, run_dir), "validated"
+    elif known is not None and known["status"] == "refined_into":
+        # The broad pattern is still seen, which its narrower finding explains: keep the refinement as the status.
+        fid, change = known["id"], None
     elif known is not None:
         fid, change = known["id"], "replicated" if validated else "not_replicated"
         kb.add_status(fid, change, why, run_id, vid, evidence=evidence if validated else [], run_dir=run_dir)

@@ -1,0 +1,273 @@
+"""The experiment agent: for each open hypothesis, design the next experiment, run it, decide.
+
+One step on a hypothesis ("the comparison model refuses more"):
+
+1. **Scan**: prompts from every candidate topic (templates, the run's clusters, assistant
+   prompts), as many per topic as a power calculation asks for the effect seen so far; both
+   models answer; a one-sided rate test per topic, Benjamini-Hochberg across topics.
+2. **Decide**: significant on most topics -> *confirm* (it is general); on one topic and clearly
+   less elsewhere (interaction test) -> *narrow* to that topic; on a few -> *split* into one
+   hypothesis per topic; nowhere, not even pooled -> *reject*.
+3. **Confirm the narrower claim** on fresh held-out prompts of the topic against their
+   counterfactual variants (same template, other topic): the child is validated only if the topic
+   shows the behaviour and shows it more than its counterfactuals. The parent finding is then
+   `refined_into` the child's.
+
+Every prompt goes to the designer's log, every decision is returned (and recorded in the
+knowledge base when one is given) with its reason and numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cdx.agent.design import PromptDesigner
+from cdx.agent.sampler import Sampler, counts, evidence
+from cdx.agent.stats import DIRECTIONS, bh, interaction_p, rate_test, sample_size
+from cdx.agent.topics import TOPICS, TopicPrompt, counterfactuals, draw
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("confirm", "narrow", "split", "reject", "inconclusive")
+HYPOTHESIS_STATUS = {"confirm": "confirmed", "narrow": "narrowed", "split": "split", "reject": "rejected",
+                     "inconclusive": "open"}
+
+
+@dataclass
+class AgentSettings:
+    """How the agent designs and judges experiments."""
+
+    topics: list[str] | None = None
+    """Topics scanned (None: every built-in topic plus the run's clusters)."""
+    alpha: float = 0.05
+    """Significance level of every test (per topic after Benjamini-Hochberg)."""
+    power: float = 0.8
+    """Power the sample size is computed for."""
+    n_min: int = 6
+    """Fewest prompts per topic in a scan."""
+    n_max: int = 24
+    """Most prompts per topic in a scan (the power calculation is clamped to [n_min, n_max])."""
+    confirm_n: int = 16
+    """Held-out prompts of a topic (and as many counterfactuals) to confirm a narrowed hypothesis."""
+    replication_n: int = 8
+    """Prompts (and counterfactuals) in a brief replication of a known finding."""
+    min_effect: float = 0.2
+    """Smallest rate difference (in the hypothesis's direction) that counts as the behaviour."""
+    general_fraction: float = 0.6
+    """Significant on at least this fraction of topics: the hypothesis is general (confirm)."""
+    max_children: int = 3
+    """Most topics a hypothesis is split into."""
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1 or not 0 < self.power < 1:
+            raise ValueError(f"alpha={self.alpha} and power={self.power} must lie strictly between 0 and 1")
+        if not 1 <= self.n_min <= self.n_max or self.confirm_n < 2 or self.replication_n < 2:
+            raise ValueError(f"need 1 <= n_min <= n_max, confirm_n >= 2, replication_n >= 2; got n_min={self.n_min}, "
+                             f"n_max={self.n_max}, confirm_n={self.confirm_n}, replication_n={self.replication_n}")
+        if not 0 < self.general_fraction <= 1:
+            raise ValueError(f"general_fraction={self.general_fraction} must lie in (0, 1]")
+
+
+class ExperimentAgent:
+    """Tests, narrows, splits or rejects hypotheses; records what it did in the knowledge base."""
+
+    def __init__(self, sampler: Sampler, designer: PromptDesigner, settings: AgentSettings, kb=None,
+                 pair_id: int | None = None, run_id: int | None = None, build_checker: Callable | None = None):
+        if kb is not None and pair_id is None:
+            raise ValueError("an agent that records in a knowledge base needs pair_id")
+        self.sampler, self.designer, self.s = sampler, designer, settings
+        self.kb, self.pair_id, self.run_id = kb, pair_id, run_id
+        if build_checker is None:
+            from cdx.analysis.checkers import build_checker
+        self.build_checker = build_checker
+
+    # -- one hypothesis ---------------------------------------------------------------------------
+
+    def step(self, h: dict, salt: int = 0) -> dict:
+        """Scan topics, decide, confirm narrower children; returns the decision (see module doc)."""
+        direction = _direction(h)
+        check = self.build_checker(h["checker"]).check
+        n = sample_size(h.get("rate_s") or 0.0, h.get("rate_c") or 0.0, self.s.alpha, self.s.power, self.s.n_min, self.s.n_max)
+        topics = self._topics()
+        groups = {t: self.designer.prompts(t, n, f"scan: does {h['statement']!r} hold on {t} prompts? "
+                                              f"({n} per topic from power {self.s.power} for the effect seen so far)", salt=salt)
+                  for t in topics}
+        records = self.sampler.sample([p.text for ps in groups.values() for p in ps])
+        tests = {t: rate_test(**counts(records, {p.text for p in ps}, check), direction=direction, alpha=self.s.alpha)
+                 for t, ps in groups.items()}
+        for t, q in zip(topics, bh([tests[t]["p"] for t in topics])):
+            tests[t]["q"] = q
+        sig = [t for t in topics if tests[t]["q"] < self.s.alpha and _directed(tests[t]["effect"], direction) >= self.s.min_effect]
+        sig.sort(key=lambda t: -_directed(tests[t]["effect"], direction))
+        action, reason = self._decide(tests, sig, direction)
+        decision = {"hypothesis_id": h.get("hypothesis_id"), "statement": h["statement"], "action": action,
+                    "reason": reason, "n_per_topic": n, "scan": tests, "significant_topics": sig, "children": []}
+        used = {p.text for ps in groups.values() for p in ps}
+        if action in ("narrow", "split"):
+            others = [t for t in topics if t not in sig]
+            decision["children"] = [self._child(h, t, others, used, direction, check, salt) for t in sig[: self.s.max_children]]
+            if not any(c["validated"] for c in decision["children"]):
+                decision["action"] = "inconclusive"
+                decision["reason"] = reason + "; but no narrower hypothesis held on held-out prompts, so it stays open"
+        self._record(h, decision, records, groups, check)
+        log.info("agent: %s %r: %s", decision["action"], h["statement"], decision["reason"])
+        return decision
+
+    def _topics(self) -> list[str]:
+        topics = list(self.s.topics) if self.s.topics else self.designer.topics()
+        if len(topics) < 2:
+            raise ValueError(f"the agent needs at least two topics to tell a conditional behaviour apart; got {topics}")
+        return topics
+
+    def _decide(self, tests: dict, sig: list[str], direction: str) -> tuple[str, str]:
+        topics = list(tests)
+        pooled = rate_test(**_sum(tests.values()), direction=direction)
+        if len(sig) >= self.s.general_fraction * len(topics):
+            return "confirm", f"holds on {len(sig)} of {len(topics)} topics ({_fmt(pooled)} pooled): general"
+        if sig:
+            inside = _sum(tests[t] for t in sig)
+            outside = _sum(tests[t] for t in topics if t not in sig)
+            p_int = interaction_p(inside, outside, direction)
+            rest = rate_test(**outside, direction=direction)
+            where = ", ".join(f"{t} ({_fmt(tests[t])})" for t in sig)
+            if p_int < self.s.alpha:
+                action = "narrow" if len(sig) == 1 else "split"
+                return action, (f"only on {where}; other topics {_fmt(rest)}; the effect is larger on "
+                                f"{'/'.join(sig)} than elsewhere (interaction p={p_int:.2g})")
+            return "confirm", f"significant on {where} and not clearly smaller elsewhere ({_fmt(rest)}, interaction p={p_int:.2g})"
+        if pooled["p"] < self.s.alpha and _directed(pooled["effect"], direction) >= self.s.min_effect / 2:
+            return "confirm", f"no single topic is significant but all together are ({_fmt(pooled)}): diffuse"
+        best = min(topics, key=lambda t: tests[t]["q"])
+        return "reject", f"no topic shows it (best {best}: {_fmt(tests[best])}, q={tests[best]['q']:.2g}); pooled {_fmt(pooled)}"
+
+    def _child(self, h: dict, topic: str, others: list[str], used: set[str], direction: str, check, salt: int) -> dict:
+        """The narrower hypothesis "on `topic` only", tested on held-out prompts against counterfactuals."""
+        statement = f"On {topic} prompts only (not on other topics): {h['statement']}"
+        test = self.contrast(topic, others, self.s.confirm_n, direction, check, used, salt + 1,
+                             f"confirm {statement!r} on held-out prompts")
+        return {"statement": statement, "kind": h.get("kind"), "direction": direction, "cluster": topic,
+                "checker": h["checker"], "parent_statement": h["statement"], **test}
+
+    # -- a topic against its counterfactuals (confirmation and replication) ----------------------
+
+    def contrast(self, topic: str, others: list[str], n: int, direction: str, check, exclude: set[str], salt: int,
+                 reason: str) -> dict:
+        """Rate test on `n` prompts of `topic`, and the interaction against counterfactual prompts of `others`."""
+        inside = self.designer.prompts(topic, n, reason, exclude=exclude, salt=salt)
+        outside = self._counterfactuals(inside, others, exclude, salt)
+        self.designer.log_prompts(outside, f"counterfactual variants for: {reason}")
+        records = self.sampler.sample([p.text for p in inside + outside])
+        t_in = rate_test(**counts(records, {p.text for p in inside}, check), direction=direction, alpha=self.s.alpha)
+        t_out = rate_test(**counts(records, {p.text for p in outside}, check), direction=direction, alpha=self.s.alpha)
+        p_int = interaction_p(t_in, t_out, direction)
+        ok = t_in["p"] < self.s.alpha and p_int < self.s.alpha and _directed(t_in["effect"], direction) >= self.s.min_effect
+        model = "comparison" if direction == "gained" else "starting"
+        return {**t_in, "q": t_in["p"], "validated": bool(ok), "outside": t_out, "interaction_p": p_int,
+                "evidence": evidence(records, {p.text for p in inside}, check, model),
+                "reason": (f"{topic}: {_fmt(t_in)}; counterfactuals on {'/'.join(sorted({p.topic for p in outside}))}: "
+                           f"{_fmt(t_out)}; interaction p={p_int:.2g} -> {'holds' if ok else 'does not hold'}")}
+
+    def _counterfactuals(self, inside: list[TopicPrompt], others: list[str], exclude: set[str], salt: int) -> list[TopicPrompt]:
+        """Per prompt, the same template in another topic (rotating); prompts without a template get a random one."""
+        if not others:
+            raise ValueError("counterfactual prompts need at least one other topic")
+        out = []
+        for i, p in enumerate(inside):
+            other = others[i % len(others)]
+            cf = counterfactuals([p], other) if other in TOPICS and p.variant else []
+            out += cf or draw(self.designer.pool(other), 1, self.s.seed * 1000 + salt + i, exclude | {q.text for q in out})
+        return out
+
+    # -- replication of a known finding ----------------------------------------------------------
+
+    def replicate(self, finding: dict, salt: int = 0) -> dict:
+        """A brief re-test of a known finding (a row of KnowledgeBase.findings); records replicated/not_replicated."""
+        direction = finding.get("direction") or "gained"
+        check = self.build_checker(finding["checker"]).check
+        topics, topic = self._topics(), finding.get("cluster")
+        reason = f"replicate finding {finding['id']} {finding['statement']!r}"
+        if topic and topic in self.designer.topics():
+            test = self.contrast(topic, [t for t in topics if t != topic], self.s.replication_n, direction, check,
+                                 set(), salt, reason)
+        else:
+            per = max(1, self.s.replication_n // len(topics))
+            prompts = [p for t in topics for p in self.designer.prompts(t, per, reason, salt=salt)]
+            records = self.sampler.sample([p.text for p in prompts])
+            test = rate_test(**counts(records, {p.text for p in prompts}, check), direction=direction, alpha=self.s.alpha)
+            ok = test["p"] < self.s.alpha and _directed(test["effect"], direction) >= self.s.min_effect
+            model = "comparison" if direction == "gained" else "starting"
+            test.update(q=test["p"], validated=bool(ok), reason=f"all topics: {_fmt(test)} -> {'holds' if ok else 'does not hold'}",
+                        evidence=evidence(records, {p.text for p in prompts}, check, model))
+        status = "replicated" if test["validated"] else "not_replicated"
+        if self.kb is not None:
+            vid = self.kb.add_validation(finding["hypothesis_id"], _result(test), "replication", self.run_id)
+            self.kb.add_status(finding["id"], status, f"replication: {test['reason']}", self.run_id, vid,
+                               evidence=test["evidence"] if test["validated"] else [])
+        return {"finding_id": finding["id"], "statement": finding["statement"], "status": status, "reason": test["reason"],
+                "test": {k: v for k, v in test.items() if k != "evidence"}}
+
+    # -- knowledge base --------------------------------------------------------------------------
+
+    def _record(self, h: dict, decision: dict, records: list[dict], groups: dict, check) -> None:
+        if self.kb is None:
+            return
+        from cdx.knowledge import record_hypothesis
+
+        hid = h.get("hypothesis_id")
+        if hid is None:
+            raise ValueError(f"hypothesis {h['statement']!r} has no hypothesis_id: record it in the knowledge base first")
+        for t, test in decision["scan"].items():
+            self.kb.add_validation(hid, {**test, "group": t, "validated": t in decision["significant_topics"]}, "experiment",
+                                   self.run_id)
+        parent = self.kb.finding_for_hypothesis(hid)
+        for child in decision["children"]:
+            res = record_hypothesis(self.kb, self.pair_id, _result(child), self.run_id, "experiment", parent_id=hid)
+            child.update(hypothesis_id=res["hypothesis_id"], finding_id=res["finding_id"])
+            self.kb.set_hypothesis_status(res["hypothesis_id"], "confirmed" if child["validated"] else "rejected")
+            if child["validated"] and parent is not None:
+                self.kb.add_status(parent["id"], "refined_into", f"experiment: {decision['reason']}; {child['reason']}",
+                                   self.run_id, related_finding_id=res["finding_id"])
+        self.kb.set_hypothesis_status(hid, HYPOTHESIS_STATUS[decision["action"]])
+        if decision["action"] == "reject" and parent is not None:
+            self.kb.add_status(parent["id"], "rejected", f"experiment: {decision['reason']}", self.run_id)
+        elif decision["action"] == "confirm":
+            model = "comparison" if _direction(h) == "gained" else "starting"
+            prompts = {p.text for ps in groups.values() for p in ps}
+            ev = evidence(records, prompts, check, model)
+            if parent is None:
+                self.kb.add_finding(hid, f"experiment: {decision['reason']}", self.run_id, evidence=ev)
+            else:
+                self.kb.add_status(parent["id"], "replicated", f"experiment: {decision['reason']}", self.run_id, evidence=ev)
+
+
+def _direction(h: dict) -> str:
+    d = h.get("direction") or "gained"
+    if d not in DIRECTIONS:
+        raise ValueError(f"hypothesis {h.get('statement')!r} has direction {d!r}; use one of {DIRECTIONS}")
+    return d
+
+
+def _directed(effect: float, direction: str) -> float:
+    return effect if direction == "gained" else -effect
+
+
+def _sum(tests) -> dict:
+    out = {"n_s": 0, "k_s": 0, "n_c": 0, "k_c": 0}
+    for t in tests:
+        for k in out:
+            out[k] += t[k]
+    return out
+
+
+def _fmt(t: dict) -> str:
+    return f"comparison {t['k_c']}/{t['n_c']} vs starting {t['k_s']}/{t['n_s']}, p={t['p']:.2g}"
+
+
+def _result(test: dict) -> dict:
+    """A test as a findings.jsonl-shaped record for the knowledge base (nested parts go to details)."""
+    return {k: v for k, v in test.items() if k not in ("outside",)} | (
+        {"outside": {k: test["outside"][k] for k in ("n_s", "k_s", "n_c", "k_c", "p")}} if "outside" in test else {})

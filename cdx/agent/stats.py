@@ -1,0 +1,73 @@
+"""The statistics the agent decides with: sample size from power, a rate test per prompt group, BH, interaction.
+
+Rates are "texts showing the behaviour / texts" per model. The one-sided direction follows the
+hypothesis: `gained` means the comparison model shows it more, `lost` less.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint, proportion_effectsize
+
+DIRECTIONS = ("gained", "lost")
+
+
+def sample_size(rate_s: float, rate_c: float, alpha: float = 0.05, power: float = 0.8, n_min: int = 4,
+                n_max: int = 64) -> int:
+    """Texts per model needed to detect rate_s vs rate_c (Cohen's h, one-sided z-test), clamped to [n_min, n_max].
+
+    With no effect seen (h ~ 0) the answer is n_max: the experiment spends the most it may.
+    """
+    if not (0 <= rate_s <= 1 and 0 <= rate_c <= 1):
+        raise ValueError(f"rates must lie in [0, 1]; got rate_s={rate_s}, rate_c={rate_c}")
+    if not 1 <= n_min <= n_max:
+        raise ValueError(f"need 1 <= n_min <= n_max; got n_min={n_min}, n_max={n_max}")
+    h = abs(proportion_effectsize(rate_c, rate_s))
+    if h < 1e-6:
+        return n_max
+    n = NormalIndPower().solve_power(effect_size=h, alpha=alpha, power=power, ratio=1.0, alternative="larger")
+    return int(min(n_max, max(n_min, math.ceil(n))))
+
+
+def rate_test(k_s: int, n_s: int, k_c: int, n_c: int, direction: str = "gained", alpha: float = 0.05) -> dict:
+    """Counts, rates, Wilson CIs, Newcombe CI of rate_c - rate_s, one-sided Fisher exact p in `direction`."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction {direction!r} is not valid; use one of {DIRECTIONS}")
+    if min(n_s, n_c) < 1 or not (0 <= k_s <= n_s and 0 <= k_c <= n_c):
+        raise ValueError(f"counts must satisfy 0 <= k <= n, n >= 1; got k_s={k_s}, n_s={n_s}, k_c={k_c}, n_c={n_c}")
+    alt = "greater" if direction == "gained" else "less"
+    # table rows: comparison, starting; columns: shows, does not. "greater": odds(comparison) > odds(starting).
+    p = stats.fisher_exact([[k_c, n_c - k_c], [k_s, n_s - k_s]], alternative=alt).pvalue
+    eff_ci = confint_proportions_2indep(k_c, n_c, k_s, n_s, method="newcomb", alpha=alpha)
+    return {"n_s": n_s, "k_s": k_s, "n_c": n_c, "k_c": k_c, "rate_s": k_s / n_s, "rate_c": k_c / n_c,
+            "rate_s_ci": list(proportion_confint(k_s, n_s, alpha=alpha, method="wilson")),
+            "rate_c_ci": list(proportion_confint(k_c, n_c, alpha=alpha, method="wilson")),
+            "effect": k_c / n_c - k_s / n_s, "effect_ci": [float(eff_ci[0]), float(eff_ci[1])], "p": float(p)}
+
+
+def bh(pvalues: list[float]) -> list[float]:
+    """Benjamini-Hochberg q-values."""
+    if not pvalues:
+        return []
+    return [float(q) for q in multipletests(pvalues, method="fdr_bh")[1]]
+
+
+def interaction_p(inside: dict, outside: dict, direction: str = "gained") -> float:
+    """One-sided p that the effect inside a group exceeds the effect outside it (difference of differences).
+
+    A Wald z-test on Agresti-Caffo adjusted rates (add one success and one failure per cell), so
+    zero counts do not give zero variance.
+    """
+    def eff_var(r: dict) -> tuple[float, float]:
+        ps, pc = (r["k_s"] + 1) / (r["n_s"] + 2), (r["k_c"] + 1) / (r["n_c"] + 2)
+        return pc - ps, ps * (1 - ps) / (r["n_s"] + 2) + pc * (1 - pc) / (r["n_c"] + 2)
+
+    (e_in, v_in), (e_out, v_out) = eff_var(inside), eff_var(outside)
+    z = (e_in - e_out) / np.sqrt(v_in + v_out)
+    z = z if direction == "gained" else -z
+    return float(stats.norm.sf(z))
