@@ -1,5 +1,8 @@
 """The statistics the agent decides with: sample size from power, a rate test per prompt group, BH, interaction.
 
+The rate test and BH are the validation stage's own (cdx.analysis.stats), so an experiment's
+numbers mean what an analysis run's mean; power for a sample size and the interaction test are added here.
+
 Rates are "texts showing the behaviour / texts" per model. The one-sided direction follows the
 hypothesis: `gained` means the comparison model shows it more, `lost` less.
 """
@@ -7,12 +10,14 @@ hypothesis: `gained` means the comparison model shows it more, `lost` less.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint, proportion_effectsize
+from statsmodels.stats.proportion import proportion_effectsize
+
+from cdx.analysis import stats as analysis_stats
 
 DIRECTIONS = ("gained", "lost")
 
@@ -35,26 +40,18 @@ def sample_size(rate_s: float, rate_c: float, alpha: float = 0.05, power: float 
 
 
 def rate_test(k_s: int, n_s: int, k_c: int, n_c: int, direction: str = "gained", alpha: float = 0.05) -> dict:
-    """Counts, rates, Wilson CIs, Newcombe CI of rate_c - rate_s, one-sided Fisher exact p in `direction`."""
+    """The validation stage's test (cdx.analysis.stats: Wilson CIs, Newcombe effect CI, one-sided Fisher p) as a dict."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction {direction!r} is not valid; use one of {DIRECTIONS}")
     if min(n_s, n_c) < 1 or not (0 <= k_s <= n_s and 0 <= k_c <= n_c):
         raise ValueError(f"counts must satisfy 0 <= k <= n, n >= 1; got k_s={k_s}, n_s={n_s}, k_c={k_c}, n_c={n_c}")
-    alt = "greater" if direction == "gained" else "less"
-    # table rows: comparison, starting; columns: shows, does not. "greater": odds(comparison) > odds(starting).
-    p = stats.fisher_exact([[k_c, n_c - k_c], [k_s, n_s - k_s]], alternative=alt).pvalue
-    eff_ci = confint_proportions_2indep(k_c, n_c, k_s, n_s, method="newcomb", alpha=alpha)
-    return {"n_s": n_s, "k_s": k_s, "n_c": n_c, "k_c": k_c, "rate_s": k_s / n_s, "rate_c": k_c / n_c,
-            "rate_s_ci": list(proportion_confint(k_s, n_s, alpha=alpha, method="wilson")),
-            "rate_c_ci": list(proportion_confint(k_c, n_c, alpha=alpha, method="wilson")),
-            "effect": k_c / n_c - k_s / n_s, "effect_ci": [float(eff_ci[0]), float(eff_ci[1])], "p": float(p)}
+    r = asdict(analysis_stats.rate_test(k_s, n_s, k_c, n_c, direction, test="fisher", alpha=alpha))
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in r.items()}
 
 
 def bh(pvalues: list[float]) -> list[float]:
-    """Benjamini-Hochberg q-values."""
-    if not pvalues:
-        return []
-    return [float(q) for q in multipletests(pvalues, method="fdr_bh")[1]]
+    """Benjamini-Hochberg q-values (the validation stage's)."""
+    return [float(q) for q in analysis_stats.benjamini_hochberg(pvalues)]
 
 
 def interaction_p(inside: dict, outside: dict, direction: str = "gained") -> float:
