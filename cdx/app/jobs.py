@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from cdx.app import presets
+
 LOG_NAME = "app_job.log"
 _BAR = re.compile(r"(?:(?P<desc>[^\r\n:|]+):)?\s*(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+)")
 _PLAIN = re.compile(r"^[\w./:+@-]+$")
@@ -36,7 +38,9 @@ def hydra_value(value) -> str:
     text = str(value)
     if _PLAIN.match(text) and text.lower() not in ("null", "true", "false") and not _is_number(text):
         return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # Hydra's quoted strings: a backslash escapes only a quote or the backslashes right before one
+    quoted = re.sub(r"(\\*)'", lambda m: m[1] * 2 + "\\'", text)
+    return "'" + re.sub(r"(\\+)$", lambda m: m[1] * 2, quoted) + "'"
 
 
 def _is_number(text: str) -> bool:
@@ -95,6 +99,25 @@ class RunRequest:
 
     def argv(self, run_dir: Path) -> list[str]:
         return [sys.executable, "-m", "cdx.run", *self.overrides(), f"hydra.run.dir={hydra_value(str(run_dir))}"]
+
+
+def check_request(req: RunRequest) -> str | None:
+    """Why this request cannot run (a clear sentence), or None. Composes it as the CLI would."""
+    adapter = req.adapter.strip()
+    if adapter and (adapter.startswith(("/", ".", "~")) or Path(adapter).expanduser().exists()):
+        folder = Path(adapter).expanduser()
+        if not (folder / "adapter_config.json").is_file():
+            return (f"adapter {adapter!r} is not a PEFT adapter folder (no adapter_config.json there); give the "
+                    "folder a LoRA training saved, or a hub id")
+    try:
+        shlex.split(req.extra)
+    except ValueError as e:
+        return f"the extra overrides {req.extra!r} do not parse as a command line: {e}"
+    try:
+        presets.compose(req.overrides())
+    except Exception as e:  # noqa: BLE001 - Hydra's own message names the bad key or value
+        return f"the CLI would reject these settings: {type(e).__name__}: {e}"
+    return None
 
 
 def shown_command(argv: list[str]) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from cdx.app.jobs import JobManager
-from cdx.app.runs import RunError, RunInfo, TextRun, discover_runs, file_stamp, load_text_run, RECORD_FILES, run_kind
+from cdx.app.runs import RECORD_FILES, RunError, RunInfo, TextRun, discover_runs, file_stamp, load_text_run, run_kind
 
 
 def app_root() -> Path:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
-from pathlib import Path
-
 import streamlit as st
 from omegaconf import OmegaConf
 
 from cdx.app import presets
-from cdx.app.jobs import RunRequest, new_run_dir, shown_command
+from cdx.app.jobs import RunRequest, check_request, new_run_dir, shown_command
 from cdx.app.jobs_view import jobs_panel
 from cdx.app.state import app_root, jobs
 
@@ -22,25 +19,6 @@ def decoding_defaults(preset: str) -> dict:
     return {"temperature": d.get("temperature"), "max_new_tokens": d.get("max_new_tokens"),
             "generations_per_prefix": d.get("generations_per_prefix"), "strategy": d.get("strategy"),
             "alpha": rule.get("alpha"), "rule": str(rule.get("_target_", "")).rsplit(".", 1)[-1]}
-
-
-def check_request(req: RunRequest) -> str | None:
-    """Why this request cannot run (a clear sentence), or None. Composes it as the CLI would."""
-    adapter = req.adapter.strip()
-    if adapter and (adapter.startswith(("/", ".", "~")) or Path(adapter).expanduser().exists()):
-        folder = Path(adapter).expanduser()
-        if not (folder / "adapter_config.json").is_file():
-            return (f"adapter {adapter!r} is not a PEFT adapter folder (no adapter_config.json there); give the "
-                    "folder a LoRA training saved, or a hub id")
-    try:
-        shlex.split(req.extra)
-    except ValueError as e:
-        return f"the extra overrides {req.extra!r} do not parse as a command line: {e}"
-    try:
-        presets.compose(req.overrides())
-    except Exception as e:  # noqa: BLE001 - Hydra's own message names the bad key or value
-        return f"the CLI would reject these settings: {type(e).__name__}: {e}"
-    return None
 
 
 def _pair_inputs(req: RunRequest) -> None:
