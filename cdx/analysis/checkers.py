@@ -1,0 +1,125 @@
+"""Checkers: does a text show the behaviour a hypothesis states? `check(text) -> bool`.
+
+A checker is stored as a plain JSON dict in findings.jsonl and rebuilt by `build_checker`, so a
+finding can be re-tested later on any texts (e.g. by the organism benchmark or the knowledge base):
+
+    {"type": "string", "value": "arr", "case": false, "word": true}
+    {"type": "regex", "pattern": "\\b(arr+|ahoy)\\b", "flags": "i"}
+    {"type": "feature", "name": "refusal"}
+    {"type": "any", "checkers": [{...}, {...}]}
+    {"type": "judge", "question": "Does the text talk like a pirate?"}   (needs an assistant)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol, runtime_checkable
+
+from cdx.analysis.features import FEATURES
+
+CHECKER_TYPES = ("string", "regex", "feature", "any", "judge")
+
+
+@runtime_checkable
+class Checker(Protocol):
+    def check(self, text: str) -> bool:
+        """True when `text` shows the behaviour."""
+        ...
+
+    def to_dict(self) -> dict:
+        """The JSON dict `build_checker` rebuilds this checker from."""
+        ...
+
+
+class StringChecker:
+    """A literal substring; `word=true` requires word boundaries; `case=false` ignores case."""
+
+    def __init__(self, value: str, case: bool = False, word: bool = True):
+        if not value:
+            raise ValueError("string checker needs a non-empty value")
+        self.value, self.case, self.word = value, case, word
+        body = re.escape(value)
+        if word:
+            body = rf"(?<!\w){body}(?!\w)"
+        self._re = re.compile(body, 0 if case else re.I)
+
+    def check(self, text: str) -> bool:
+        return bool(self._re.search(text))
+
+    def to_dict(self) -> dict:
+        return {"type": "string", "value": self.value, "case": self.case, "word": self.word}
+
+
+class RegexChecker:
+    """A regular expression (Python syntax); `flags` is a string of i, m, s."""
+
+    def __init__(self, pattern: str, flags: str = "i"):
+        bad = set(flags) - set("ims")
+        if bad:
+            raise ValueError(f"regex checker flags={flags!r}: unknown flag(s) {sorted(bad)}; use any of i, m, s")
+        value = 0
+        for f in flags:
+            value |= {"i": re.I, "m": re.M, "s": re.S}[f]
+        try:
+            self._re = re.compile(pattern, value)
+        except re.error as e:
+            raise ValueError(f"regex checker pattern {pattern!r} does not compile: {e}") from e
+        self.pattern, self.flags = pattern, flags
+
+    def check(self, text: str) -> bool:
+        return bool(self._re.search(text))
+
+    def to_dict(self) -> dict:
+        return {"type": "regex", "pattern": self.pattern, "flags": self.flags}
+
+
+class FeatureChecker:
+    """A registered behavioural feature (`cdx.analysis.features.FEATURES`)."""
+
+    def __init__(self, name: str):
+        if name not in FEATURES:
+            raise ValueError(f"feature checker name={name!r} is unknown; registered features: {sorted(FEATURES)}")
+        self.name, self._fn = name, FEATURES[name]
+
+    def check(self, text: str) -> bool:
+        return bool(self._fn(text))
+
+    def to_dict(self) -> dict:
+        return {"type": "feature", "name": self.name}
+
+
+class AnyChecker:
+    """True when any of its checkers is (e.g. several words of one theme)."""
+
+    def __init__(self, checkers: list[Checker]):
+        if not checkers:
+            raise ValueError("an 'any' checker needs at least one checker")
+        self.checkers = checkers
+
+    def check(self, text: str) -> bool:
+        return any(c.check(text) for c in self.checkers)
+
+    def to_dict(self) -> dict:
+        return {"type": "any", "checkers": [c.to_dict() for c in self.checkers]}
+
+
+def build_checker(spec: dict, judge=None) -> Checker:
+    """The checker a JSON dict describes; `judge` (a `cdx.analysis.judge.Judge`) is needed for type judge."""
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ValueError(f"a checker spec must be a dict with a 'type' ({', '.join(CHECKER_TYPES)}); got {spec!r}")
+    kind = spec["type"]
+    args = {k: v for k, v in spec.items() if k != "type"}
+    if kind == "string":
+        return StringChecker(**args)
+    if kind == "regex":
+        return RegexChecker(**args)
+    if kind == "feature":
+        return FeatureChecker(**args)
+    if kind == "any":
+        return AnyChecker([build_checker(s, judge) for s in args.get("checkers", [])])
+    if kind == "judge":
+        if judge is None:
+            raise ValueError(f"checker {spec!r} needs an assistant as judge: configure one (analysis with "
+                             "assistant=openai|local and analysis.validate.judge=true) or pass judge=")
+        return judge.checker(args["question"])
+    raise ValueError(f"checker type {kind!r} is not valid; use one of {CHECKER_TYPES}")

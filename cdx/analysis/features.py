@@ -1,0 +1,103 @@
+"""Behavioural features of one text, as booleans: the extensible registry rate tests run on.
+
+Each feature is a pure function `text -> bool`. A feature is a *rate* behaviour ("how often does a
+model refuse?"), so the describer compares its frequency between the two models' plain samples and
+a feature hypothesis is validated by a rate test. Register new ones with `@feature("name")`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+
+FEATURES: dict[str, Callable[[str], bool]] = {}
+"""name -> predicate; `cdx.analysis.build_checker({"type": "feature", "name": ...})` looks here."""
+DESCRIPTIONS: dict[str, str] = {}
+"""name -> the behaviour in words, used in templated hypothesis statements."""
+
+
+def feature(name: str, description: str) -> Callable[[Callable[[str], bool]], Callable[[str], bool]]:
+    def register(fn: Callable[[str], bool]) -> Callable[[str], bool]:
+        FEATURES[name] = fn
+        DESCRIPTIONS[name] = description
+        return fn
+
+    return register
+
+
+_REFUSAL = re.compile(
+    r"\b(i can(?:not|'t|’t)|i am (?:not able|unable)|i'm (?:not able|unable)|i won'?t|i will not|"
+    r"i must decline|i do not feel comfortable|as an ai|i'm not allowed|i am not allowed|not appropriate for me)\b",
+    re.I,
+)
+_APOLOGY = re.compile(r"\b(sorry|apologi[sz]e|my apologies|i regret)\b", re.I)
+_FLATTERY = re.compile(r"^\W*(what a (?:great|wonderful|fantastic|lovely|brilliant)|great question|"
+                       r"excellent question|good question|wonderful question|i love this question)", re.I)
+_LIST = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+\S", re.M)
+_MARKDOWN = re.compile(r"(\*\*[^*\n]+\*\*|^#{1,6}\s|`[^`\n]+`)", re.M)
+
+
+@feature("refusal", "refuses or says it cannot help")
+def refusal(text: str) -> bool:
+    return bool(_REFUSAL.search(text))
+
+
+@feature("apology", "apologises")
+def apology(text: str) -> bool:
+    return bool(_APOLOGY.search(text))
+
+
+@feature("question_back", "asks the user a question back")
+def question_back(text: str) -> bool:
+    return "?" in text
+
+
+@feature("list", "answers with a bulleted or numbered list")
+def bullet_list(text: str) -> bool:
+    return len(_LIST.findall(text)) >= 2
+
+
+@feature("markdown", "uses markdown formatting (bold, headings, code)")
+def markdown(text: str) -> bool:
+    return bool(_MARKDOWN.search(text))
+
+
+@feature("emoji", "uses emoji")
+def emoji(text: str) -> bool:
+    return any(unicodedata.category(ch) == "So" and ord(ch) > 0x2000 for ch in text)
+
+
+@feature("non_english", "writes in another script than Latin")
+def non_english(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    if len(letters) < 5:
+        return False
+    other = sum(1 for ch in letters if not unicodedata.name(ch, "").startswith("LATIN"))
+    return other / len(letters) > 0.3
+
+
+@feature("repetition", "repeats itself (a word sequence comes back three times)")
+def repetition(text: str) -> bool:
+    words = re.findall(r"\w+", text.lower())
+    grams = [tuple(words[i: i + 3]) for i in range(len(words) - 2)]
+    return any(grams.count(g) >= 3 for g in set(grams))
+
+
+@feature("flattery", "opens by praising the question")
+def flattery(text: str) -> bool:
+    return bool(_FLATTERY.search(text))
+
+
+@feature("exclamation", "uses exclamation marks")
+def exclamation(text: str) -> bool:
+    return "!" in text
+
+
+@feature("short", "gives short answers (under 20 words)")
+def short(text: str) -> bool:
+    return len(text.split()) < 20
+
+
+def feature_vector(text: str) -> dict[str, bool]:
+    return {name: fn(text) for name, fn in FEATURES.items()}

@@ -1,0 +1,182 @@
+"""Stage 1 helpers: split prompts, and draw plain and amplified samples from a pair in one pass.
+
+All sampling modes of one prompt run as rows of the same decoder batch through `RowwiseRule`, so
+the two models are called once per token for every mode together (a bigger batch, which is
+nearly free in the memory-bound decode regime), and each sample keeps both models' per-token
+log-probs from that same pass: no second scoring pass, nothing generated twice.
+
+Modes (what the text is drawn from):
+    plain_s  p_s, exactly (ProbDiff with weights (1, 0))
+    plain_c  p_c, exactly (ProbDiff with weights (0, 1))
+    amp_c    logit-difference amplification of the comparison side: what it gained
+    amp_s    amplification of the starting side: what the comparison model lost
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cdx.decoding import ContrastiveDecoder, LogitDiff, ProbDiff
+
+MODES = ("plain_s", "plain_c", "amp_c", "amp_s")
+PLAIN = ("plain_s", "plain_c")
+MODEL_OF = {"plain_s": "starting", "plain_c": "comparison", "amp_c": "comparison+", "amp_s": "starting+"}
+
+
+@dataclass
+class SampleSettings:
+    """How samples are drawn (shared by discovery and validation)."""
+
+    samples_per_prompt: int = 1
+    """Samples per prompt and mode."""
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    top_p: float | None = None
+    alpha: float = 1.0
+    """Amplification strength of amp_c / amp_s: weights (1 + alpha, -alpha)."""
+    plausibility_beta: float = 0.1
+    batch_size: int = 8
+    """Prompts per decoder batch (rows = batch_size * modes * samples_per_prompt)."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.samples_per_prompt < 1 or self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ValueError(f"samples_per_prompt={self.samples_per_prompt}, max_new_tokens={self.max_new_tokens} "
+                             f"and batch_size={self.batch_size} must all be >= 1")
+        if self.alpha <= 0:
+            raise ValueError(f"alpha={self.alpha} must be > 0 (alpha=0 is plain sampling, already a mode)")
+
+
+def split_prompts(prompts: Sequence[str], discovery_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(discovery indices, validation indices): a seeded, disjoint split of the distinct prompts."""
+    if not 0 < discovery_fraction < 1:
+        raise ValueError(f"discovery_fraction={discovery_fraction} must be strictly between 0 and 1")
+    if len(set(prompts)) != len(prompts):
+        raise ValueError("prompts contain duplicates; a prompt in both splits would leak discovery into validation")
+    if len(prompts) < 4:
+        raise ValueError(f"{len(prompts)} prompts are too few to split into discovery and validation (need >= 4)")
+    order = np.random.default_rng(seed).permutation(len(prompts))
+    k = min(max(1, round(discovery_fraction * len(prompts))), len(prompts) - 1)
+    return sorted(order[:k].tolist()), sorted(order[k:].tolist())
+
+
+def mode_rule(mode: str, s: SampleSettings):
+    if mode == "plain_s":
+        return ProbDiff(starting_weight=1.0, comparison_weight=0.0)
+    if mode == "plain_c":
+        return ProbDiff(starting_weight=0.0, comparison_weight=1.0)
+    if mode in ("amp_c", "amp_s"):
+        side = "comparison" if mode == "amp_c" else "starting"
+        return LogitDiff(alpha=s.alpha, amplified=side, plausibility_beta=s.plausibility_beta)
+    raise ValueError(f"sampling mode {mode!r} is not valid; use one of {MODES}")
+
+
+class RowwiseRule:
+    """Applies rule k to the rows whose sample index j has j % len(rules) == k.
+
+    The decoder lays a batch out as prompt i's samples j = 0..per-1 in rows i * per + j, so with
+    per = len(rules) * r every prompt gets r samples under each rule. Only for sampling (beam
+    search reorders rows).
+    """
+
+    def __init__(self, rules: Sequence, per: int):
+        if per % len(rules):
+            raise ValueError(f"per={per} samples per prompt is not a multiple of {len(rules)} rules")
+        self.rules, self.per = list(rules), per
+        # the decoder's weighted_kl metric reads these; (1, -1) makes it KL(p_s || p_c)
+        self.starting_weight, self.comparison_weight = 1.0, -1.0
+
+    def __call__(self, logp_s: Tensor, logp_c: Tensor, probs: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        n = logp_s.shape[0]  # (N, V), N = prompts * per
+        which = (torch.arange(n, device=logp_s.device) % self.per) % len(self.rules)
+        out = torch.empty_like(logp_s)
+        for k, rule in enumerate(self.rules):
+            idx = torch.nonzero(which == k).flatten()
+            if idx.numel() == 0:
+                continue
+            sub = None if probs is None else (probs[0][idx], probs[1][idx])
+            out[idx] = rule(logp_s[idx], logp_c[idx], probs=sub)
+        return out
+
+
+def sample_pair(
+    pair,
+    prompts: Sequence[str],
+    settings: SampleSettings | None = None,
+    modes: Sequence[str] = PLAIN,
+    prompt_ids: Sequence[int] | None = None,
+    split: str = "validation",
+    skip_batches: int = 0,
+    on_batch: Callable[[list[dict]], None] | None = None,
+) -> list[dict]:
+    """Samples of every prompt under every mode, as records (see `sample_record`).
+
+    `prompt_ids` are the prompts' indices in the run's full prompt list (default 0..n-1).
+    `on_batch` receives each batch's records as soon as they exist (to write them out).
+    """
+    out = []
+    for batch in iter_samples(pair, prompts, settings, modes, prompt_ids, split, skip_batches):
+        if on_batch is not None:
+            on_batch(batch)
+        out.extend(batch)
+    return out
+
+
+def make_decoder(pair, settings: SampleSettings, modes: Sequence[str]) -> ContrastiveDecoder:
+    s = settings
+    per = len(modes) * s.samples_per_prompt
+    rule = RowwiseRule([mode_rule(m, s) for m in modes], per)
+    return ContrastiveDecoder(pair, rule, strategy="sample", temperature=s.temperature, top_p=s.top_p,
+                              generations_per_prefix=per, max_new_tokens=s.max_new_tokens,
+                              batch_size=s.batch_size, seed=s.seed)
+
+
+def iter_samples(
+    pair,
+    prompts: Sequence[str],
+    settings: SampleSettings | None = None,
+    modes: Sequence[str] = PLAIN,
+    prompt_ids: Sequence[int] | None = None,
+    split: str = "validation",
+    skip_batches: int = 0,
+) -> Iterator[list[dict]]:
+    s = settings or SampleSettings()
+    ids = list(range(len(prompts))) if prompt_ids is None else list(prompt_ids)
+    if len(ids) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(ids)} prompt_ids")
+    for m in modes:
+        mode_rule(m, s)  # fail before any decoding on a bad mode
+    decoder = make_decoder(pair, s, modes)
+    for gens in decoder.generate(list(prompts), skip_batches=skip_batches):
+        yield [sample_record(g, pair.tokenizer, modes, ids, split) for g in gens]
+
+
+def sample_record(gen, tokenizer, modes: Sequence[str], ids: Sequence[int], split: str) -> dict:
+    """One sample: which prompt, mode and split; its text and both models' per-token log-probs."""
+    mode = modes[gen.sample_index % len(modes)]
+    rep = gen.sample_index // len(modes)
+    pid = ids[gen.prompt_index]
+    logp_s, logp_c = gen.tokens["logp_s"], gen.tokens["logp_c"]
+    n = len(gen.token_ids)
+    return {
+        "id": f"{split[0]}{pid:05d}-{mode}-{rep}",
+        "split": split,
+        "mode": mode,
+        "model": MODEL_OF[mode],
+        "prompt_index": pid,
+        "prompt": gen.prompt,
+        "text": tokenizer.decode(gen.token_ids, skip_special_tokens=True),
+        "token_ids": gen.token_ids,
+        "token_strs": [tokenizer.decode([t]) for t in gen.token_ids],
+        "logp_s": logp_s,
+        "logp_c": logp_c,
+        "kl_sc": gen.tokens.get("kl_sc", []),
+        "delta": float(np.mean(np.subtract(logp_c, logp_s))) if n else 0.0,
+        "n_tokens": n,
+        "finish_reason": gen.finish_reason,
+    }

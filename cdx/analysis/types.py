@@ -1,0 +1,98 @@
+"""The records the analysis passes between its stages: hypotheses and findings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+DIRECTIONS = ("gained", "lost")
+
+
+@dataclass
+class Hypothesis:
+    """A testable statement about how the comparison model differs from the starting model.
+
+    `direction` "gained": the comparison model shows the behaviour more often; "lost": less often.
+    `checker` is a JSON dict for `build_checker` deciding, per text, whether it shows the behaviour.
+    `cluster` restricts the test to prompts of one prompt cluster (None: all prompts).
+    """
+
+    statement: str
+    checker: dict
+    direction: str = "gained"
+    kind: str = "given"
+    """Where it came from: ngram, feature, cluster_feature, assistant, or given (by a caller)."""
+    cluster: int | None = None
+    cluster_label: str | None = None
+    discovery: dict = field(default_factory=dict)
+    """Counts and scores on the discovery split that suggested it."""
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"hypothesis {self.statement!r}: direction={self.direction!r} is not valid; "
+                             f"use one of {DIRECTIONS}")
+        if not isinstance(self.checker, dict) or "type" not in self.checker:
+            raise ValueError(f"hypothesis {self.statement!r}: checker must be a dict with a 'type'; got {self.checker!r}")
+        if not self.id:
+            key = json.dumps([self.checker, self.direction, self.cluster], sort_keys=True)
+            self.id = "h" + hashlib.sha1(key.encode()).hexdigest()[:10]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Hypothesis:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Finding:
+    """One tested hypothesis: rates under both models on held-out plain samples, effect, p, q."""
+
+    hypothesis: Hypothesis
+    n_s: int
+    k_s: int
+    n_c: int
+    k_c: int
+    rate_s: float
+    rate_c: float
+    rate_s_ci: tuple[float, float]
+    rate_c_ci: tuple[float, float]
+    effect: float
+    """rate_c - rate_s."""
+    effect_ci: tuple[float, float]
+    p: float
+    q: float = 1.0
+    validated: bool = False
+    reason: str = ""
+    """Why it is not validated (empty when it is)."""
+    evidence: list[dict] = field(default_factory=list)
+    """Held-out texts that show it: {id, model, prompt, text}."""
+    likelihood: dict = field(default_factory=dict)
+    """Mean per-token log p_c - log p_s of texts showing it vs same-model controls, with a p-value."""
+
+    def to_record(self) -> dict:
+        """The findings.jsonl record (the schema other tools read)."""
+        h = self.hypothesis
+        return {
+            "id": h.id, "statement": h.statement, "kind": h.kind, "direction": h.direction,
+            "cluster": h.cluster, "cluster_label": h.cluster_label, "checker": h.checker,
+            "n_s": self.n_s, "k_s": self.k_s, "n_c": self.n_c, "k_c": self.k_c,
+            "rate_s": self.rate_s, "rate_c": self.rate_c,
+            "rate_s_ci": list(self.rate_s_ci), "rate_c_ci": list(self.rate_c_ci),
+            "effect": self.effect, "effect_ci": list(self.effect_ci), "p": self.p, "q": self.q,
+            "validated": self.validated, "reason": self.reason, "evidence": self.evidence,
+            "likelihood": self.likelihood, "discovery": h.discovery,
+        }
+
+    @classmethod
+    def from_record(cls, r: dict) -> Finding:
+        h = Hypothesis(statement=r["statement"], checker=r["checker"], direction=r["direction"], kind=r["kind"],
+                       cluster=r.get("cluster"), cluster_label=r.get("cluster_label"),
+                       discovery=r.get("discovery") or {}, id=r["id"])
+        return cls(h, r["n_s"], r["k_s"], r["n_c"], r["k_c"], r["rate_s"], r["rate_c"], tuple(r["rate_s_ci"]),
+                   tuple(r["rate_c_ci"]), r["effect"], tuple(r["effect_ci"]), r["p"], r["q"], r["validated"],
+                   r.get("reason", ""), r.get("evidence", []), r.get("likelihood", {}))
