@@ -29,6 +29,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from cdx.errors import CdxUserError
 from cdx.io.jsonl import atomic_write_json
 
 RUN_FILE = "run.json"
@@ -47,7 +48,7 @@ EXECUTION_ONLY = frozenset({
 })
 
 
-class RunDirError(Exception):
+class RunDirError(CdxUserError):
     """A run directory cannot be used as asked (a user error: the message says what to do)."""
 
 
@@ -55,7 +56,7 @@ class RunExistsError(RunDirError, FileExistsError):
     pass
 
 
-class RunMismatchError(RunDirError, ValueError):
+class RunMismatchError(RunDirError):
     pass
 
 

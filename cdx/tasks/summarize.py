@@ -13,15 +13,15 @@ Also here: `WriteJobError`, the Hydra callback that leaves `error.json` in a fai
 from __future__ import annotations
 
 import logging
-import traceback
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from cdx.io import RunDirError, atomic_write_json, atomic_write_text
+from cdx.io.redact import format_exception, redact
 from cdx.tasks.common import output_dir, tracked
-from cdx.io import atomic_write_json, atomic_write_text
 from cdx.tracking.sweep import SweepTable, collect, figure, markdown, write_csv, write_plot
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,10 @@ class WriteJobError(Callback):
     """Hydra callback: a job that raised leaves `error.json` (type, message, traceback) in its folder.
 
     Hydra 1.3 runs every job of a sweep even when one fails (it raises only after the last job), so
-    this file is what tells task=summarize which jobs failed and why.
+    this file is what tells task=summarize which jobs failed and why. Secrets are redacted from the
+    message and the chained traceback (cdx.io.redact). A job refused because its folder already
+    holds a run (`cdx.io.RunDirError`: rerun without resume, other settings, locked) writes nothing:
+    the folder's run is intact, and an error.json would mark it failed.
     """
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
@@ -90,9 +93,13 @@ class WriteJobError(Callback):
             return
         err = job_return._return_value  # the exception; `.return_value` would re-raise it
         folder = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
+        if isinstance(err, RunDirError):
+            log.error("job refused: %s", redact(str(err)))
+            return
+        message = redact(str(err))
         atomic_write_json(folder / "error.json", {
-            "type": type(err).__name__, "message": str(err), "overrides": list(job_return.overrides or []),
-            "traceback": "".join(traceback.format_exception(err)),
+            "type": type(err).__name__, "message": message, "overrides": list(job_return.overrides or []),
+            "traceback": format_exception(err),
         })
-        log.error("job failed (%s: %s); details in %s", type(err).__name__, err, folder / "error.json")
+        log.error("job failed (%s: %s); details in %s", type(err).__name__, message, folder / "error.json")
 

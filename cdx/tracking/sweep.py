@@ -18,6 +18,9 @@ from pathlib import Path
 
 import yaml
 
+from cdx.io import job_folders
+from cdx.io.rundir import RUN_FILE
+
 log = logging.getLogger(__name__)
 
 STATUS_OK, STATUS_FAILED, STATUS_INCOMPLETE, STATUS_MISSING = "ok", "failed", "incomplete", "missing"
@@ -35,16 +38,7 @@ def parse_override(override: str) -> tuple[str, object]:
 
 def job_dirs(sweep_dir: str | Path) -> list[tuple[int, Path, list[str]]]:
     """(job number, folder, overrides) of every multirun job under `sweep_dir`, by job number."""
-    jobs = []
-    for hydra_yaml in Path(sweep_dir).rglob(".hydra/hydra.yaml"):
-        if ".submitit" in hydra_yaml.parts:
-            continue
-        hydra = (yaml.safe_load(hydra_yaml.read_text(encoding="utf-8")) or {}).get("hydra", {})
-        num = (hydra.get("job") or {}).get("num")
-        if hydra.get("mode") != "MULTIRUN" or num is None:
-            continue  # e.g. the summarize run's own folder
-        jobs.append((int(num), hydra_yaml.parent.parent, list((hydra.get("overrides") or {}).get("task") or [])))
-    return sorted(jobs, key=lambda j: j[0])
+    return job_folders(sweep_dir)
 
 
 def dotted(d: dict, path: str):
@@ -57,21 +51,39 @@ def dotted(d: dict, path: str):
 
 
 def job_row(num: int, folder: Path, overrides: list[str], columns: dict[str, str]) -> dict:
-    """One job's row: status, overrides, the metric columns read from its summary.json."""
+    """One job's row: status, overrides, the metric columns read from its summary.json.
+
+    run.json's status decides when the job has one: a finished run stays ok whatever happened
+    after it (a refused rerun writes no error.json, but an older cdx's might have).
+    """
     row = {"job": num, "status": STATUS_INCOMPLETE, "overrides": dict(parse_override(o) for o in overrides)}
-    summary_file, error_file = folder / "summary.json", folder / "error.json"
-    summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
-    # An error.json older than summary.json is from an earlier attempt that a rerun (resume=true) fixed.
-    if error_file.is_file() and not (summary and summary_file.stat().st_mtime >= error_file.stat().st_mtime):
-        err = json.loads(error_file.read_text(encoding="utf-8"))
-        row["status"], row["error"] = STATUS_FAILED, f"{err.get('type', 'Error')}: {err.get('message', '')}"
-    elif summary:
+    summary, error = _json_or_none(folder / "summary.json"), _json_or_none(folder / "error.json")
+    info = _json_or_none(folder / RUN_FILE) or {}
+    if info:
+        finished = info.get("status") == "finished"
+    else:  # an older run: an error.json older than summary.json is from an attempt a rerun fixed
+        finished = bool(summary) and (error is None or (folder / "summary.json").stat().st_mtime >=
+                                      (folder / "error.json").stat().st_mtime)
+    if finished and summary:
         row["status"] = STATUS_OK
+    elif error is not None:
+        row["status"], row["error"] = STATUS_FAILED, f"{error.get('type', 'Error')}: {error.get('message', '')}"
     else:
         row["error"] = "no summary.json or error.json: still running, killed, or failed without WriteJobError"
-    row.update({name: dotted(summary, path) for name, path in columns.items()})
+    row.update({name: dotted(summary or {}, path) for name, path in columns.items()})
     row["dir"] = str(folder)
     return row
+
+
+def _json_or_none(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        log.warning("%s is unreadable (%s); ignored", path, e)
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @dataclass

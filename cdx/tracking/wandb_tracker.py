@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,7 +35,8 @@ class WandbTracker:
     """A `cdx.tracking.tracker.Tracker` backed by one W&B run per `start()`/`finish()`.
 
     Args (conf/logger/wandb.yaml documents each):
-        project, entity, mode, notes, dir: passed to `wandb.init` (None: W&B's own default / env var).
+        project, entity, mode, notes: passed to `wandb.init` (None: W&B's own default / env var).
+        dir: parent of the `wandb/` folder (None: $WANDB_DIR, else the run directory).
         group, job_type, name: None derives them from the run metadata (sweep dir, task, overrides).
         tags: extra tags, before the derived `model=...`, `decoding=...`, `sweep=...`.
         max_table_rows: rows kept in each `<kind>/table`.
@@ -67,12 +69,14 @@ class WandbTracker:
         import wandb
 
         self.task = meta.get("task") or "run"
-        if self.init_args["dir"]:
-            Path(self.init_args["dir"]).mkdir(parents=True, exist_ok=True)
+        # W&B's files go under the run directory (never ./wandb), unless `dir` or $WANDB_DIR names a place.
+        where = self.init_args["dir"] or os.environ.get("WANDB_DIR") or meta.get("output_dir")
+        if where:
+            Path(where).mkdir(parents=True, exist_ok=True)
         full = {**config, "git_commit": meta.get("git_commit"),
                 "hydra": {k: meta.get(k) for k in ("choices", "overrides", "job_num", "sweep_dir")}}
         self.run = wandb.init(
-            **self.init_args, config=full, group=self.group or sweep_group(meta, config),
+            **{**self.init_args, "dir": where}, config=full, group=self.group or sweep_group(meta, config),
             job_type=self.job_type or self.task, name=self.name or job_name(meta),
             tags=self.tags + choice_tags(meta), reinit="create_new",
         )

@@ -210,3 +210,41 @@ def test_write_job_error_callback(tmp_path):
     saved = json.loads((tmp_path / "error.json").read_text())
     assert saved["type"] == "ValueError" and saved["message"] == "bad lambda" and saved["overrides"] == ["a=1"]
     assert "in _raise" in saved["traceback"]
+
+
+def test_write_job_error_redacts_secrets_from_message_and_chained_traceback(tmp_path, monkeypatch):
+    from cdx.io.redact import add_secrets_from_config
+
+    key = "sk-live-7Hq2Lm9Pz4Rt8Wv1"
+    monkeypatch.setenv("CDX_TEST_SERVICE_KEY", key)
+    add_secrets_from_config({"assistant": {"api_key_env": "CDX_TEST_SERVICE_KEY"}})
+    try:
+        try:
+            raise PermissionError(f"401 from server: invalid key Bearer {key}")
+        except PermissionError as inner:
+            raise RuntimeError(f"assistant refused {key}") from inner
+    except RuntimeError as e:
+        err = e
+    hydra_cfg = OmegaConf.create({"hydra": {"runtime": {"output_dir": str(tmp_path)}}})
+    WriteJobError().on_job_end(None, JobReturn(overrides=[], hydra_cfg=hydra_cfg, status=JobStatus.FAILED,
+                                               _return_value=err))
+    text = (tmp_path / "error.json").read_text()
+    assert key[:8] not in text and "invalid key Bearer [REDACTED]" in text  # the chained cause is there, clean
+
+
+def test_a_refused_rerun_leaves_no_error_json(tmp_path):
+    from cdx.io import RunExistsError
+
+    hydra_cfg = OmegaConf.create({"hydra": {"runtime": {"output_dir": str(tmp_path)}}})
+    WriteJobError().on_job_end(None, JobReturn(overrides=[], hydra_cfg=hydra_cfg, status=JobStatus.FAILED,
+                                               _return_value=RunExistsError("holds a finished run")))
+    assert not (tmp_path / "error.json").exists()
+
+
+def test_a_finished_run_stays_ok_despite_a_later_error_json(sweep):
+    (sweep / "0" / "run.json").write_text(json.dumps({"kind": "decode", "status": "finished"}))
+    (sweep / "0" / "error.json").write_text(json.dumps({"type": "RunExistsError", "message": "refused"}))
+    (sweep / "1" / "run.json").write_text(json.dumps({"kind": "decode", "status": "running"}))
+    rows = collect(sweep, COLUMNS).rows
+    assert rows[0]["status"] == "ok" and rows[0]["kl_sc_mean"] == 0.0
+    assert rows[1]["status"] == "incomplete"  # a resumed run that has not finished again

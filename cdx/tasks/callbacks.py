@@ -1,0 +1,94 @@
+"""`GuardRunDir`: the Hydra callback that protects run directories and keeps secrets out of logs.
+
+Hydra writes `<run dir>/.hydra/` before the task starts, so a rerun refused by the task itself
+would already have overwritten the old run's `.hydra/config.yaml`. This callback checks first:
+
+- `on_run_start`: a run directory that holds a run (or is locked by a running one) is refused
+  unless `resume=true`, before anything is written (`cdx.io.check_rerun`).
+- `on_multirun_start`: a sweep directory whose jobs hold runs is refused unless `resume=true`,
+  so a rerun sweep never overwrites a finished job or turns it into "failed".
+- `on_job_start` / `on_job_end`: registers the secrets the config points to (API key variables),
+  redacts them in every log handler, and scrubs a failed job's exception chain in place before
+  Hydra or `WriteJobError` print or store it.
+
+`task=summarize` is exempt from the rerun rule: its folder is a view of the sweep, rebuilt on purpose.
+A refusal prints one line (`cdx: error: ...`) and exits with status 2 (CDX_DEBUG=1: the exception).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from cdx.io import RunDirError, check_rerun, job_folders
+from cdx.io.redact import add_secrets_from_config, install_log_filter, redact, scrub_exception
+from cdx.io.rundir import RunExistsError, holds_run
+
+REBUILT_TASKS = ("summarize",)
+USER_ERROR_EXIT = 2
+
+
+class GuardRunDir(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _register_secrets(config)
+        if _task(config) in REBUILT_TASKS:
+            return
+        folder = _select(config, "hydra.run.dir")
+        if folder:
+            _refuse_on_error(lambda: check_rerun(Path(folder), bool(config.get("resume"))))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        _register_secrets(config)
+        if _task(config) in REBUILT_TASKS:
+            return
+        sweep = _select(config, "hydra.sweep.dir")
+        if sweep and not config.get("resume"):
+            _refuse_on_error(lambda: check_sweep_rerun(Path(sweep)))
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        _register_secrets(config)
+        install_log_filter()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
+        if job_return.status == JobStatus.FAILED:
+            scrub_exception(job_return._return_value)  # `.return_value` would re-raise it
+
+
+def check_sweep_rerun(sweep_dir: Path) -> None:
+    """Refuse a sweep into `sweep_dir` when any of its job folders holds a run (without resume)."""
+    used = [d for _, d, _ in job_folders(sweep_dir) if holds_run(d)] if sweep_dir.is_dir() else []
+    if used:
+        raise RunExistsError(
+            f"{sweep_dir} already holds a sweep ({len(used)} job folder(s) with runs, e.g. {used[0]}); nothing was "
+            f"changed. Pass resume=true to finish it (same settings), or choose a new hydra.sweep.dir")
+
+
+def _refuse_on_error(check) -> None:
+    try:
+        check()
+    except RunDirError as e:
+        if os.environ.get("CDX_DEBUG", "").strip() not in ("", "0", "false"):
+            raise
+        print(f"cdx: error: {redact(str(e))}", file=sys.stderr)
+        raise SystemExit(USER_ERROR_EXIT) from None
+
+
+def _register_secrets(config: DictConfig) -> None:
+    add_secrets_from_config(OmegaConf.to_container(config, resolve=False))
+
+
+def _task(config: DictConfig) -> str | None:
+    return OmegaConf.select(config, "task.name", default=None)
+
+
+def _select(config: DictConfig, key: str) -> str | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().set_config(config)  # run_job does the same next; ${hydra:...} needs it
+    value = OmegaConf.select(config, key, default=None)
+    return None if value is None else str(value)
