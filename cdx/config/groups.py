@@ -60,8 +60,11 @@ def check_model(cfg: DictConfig, problems: Problems) -> None:
         check_keys(ModelSpec, spec, where, problems)
         try:
             ModelSpec(**spec)
-        except (TypeError, ValueError):
-            continue  # already reported by check_keys / the schema
+        except TypeError:
+            continue  # an unknown key: reported by check_keys
+        except ValueError as e:
+            problems.append(f"{where}: {e}")
+            continue
         _check_side(spec, where, model.get("interpolation"), problems)
 
 
