@@ -1,22 +1,32 @@
-"""Benchmarks: `python -m cdx.bench decode|floor|uncached|score|all [--repeats N] [--out FILE]`.
+"""Benchmarks: `python -m cdx.bench score|decode|adapter|uncached|analyze|all [--repeats N] [--out FILE]`.
 
 Every figure is a ratio of two timings taken side by side in one process, interleaved
 (A, B, A, B, ...) and reduced by the median, because absolute times on shared machines drift.
+Each table carries the machine facts that decide its figures (CPU, cores, torch threads, the
+parallel mode chosen, torch and BLAS versions, load average when it started).
+
 Targets (embedded default pair, batch 8, 64 new tokens, CPU):
-  two-model contrastive decoding   <= 1.8x single-model HF generate
-  cached vs uncached reference     >= 10x at 128 new tokens
-  shared-weights pair (one batch)  <= 1.1x single-model HF generate
-  teacher-forced pair scoring      >= 0.45x single-model forward throughput
+  two-model decoding vs its floor          <= 1.10x (floor: both models' bare cached steps, best arrangement)
+  two-model decoding vs HF generate        reported, beside the machine's thread-scaling factor
+  shared-weights pair vs its floor         <= 1.05x (floor: bare steps over 2B rows)
+  adapter pair: model memory vs one model  <= 1.15x; time vs two separate models <= 1.0x
+  teacher-forced pair scoring              >= 0.5x single-model forward throughput
+  cached vs uncached reference             >= 10x at 128 new tokens
+  task=analyze vs its generation           <= 1.25x
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
 import platform
+import re
 import statistics
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +35,12 @@ import torch
 
 from cdx.decoding import ContrastiveDecoder, ProbDiff, score_rows
 from cdx.decoding.prompts import BuiltinPrompts
-from cdx.decoding.streams import left_pad
+from cdx.decoding.streams import PairStreams, left_pad, parallel_mode, side_worker, total_threads
 from cdx.models import ModelPair, ModelSpec, Side, load_pair
+from cdx.models.adapters import merged_copy, unique_param_bytes
+
+EMBEDDED = "embedded:smollm2-135m-instruct"
+PERSONA = "You are a pirate captain. Always talk like a pirate."
 
 
 class PeakRSS:
@@ -60,7 +74,30 @@ class Timing:
         return statistics.median(self.seconds)
 
 
-def _measure(fns: dict, repeats: int) -> dict[str, Timing]:
+@dataclass
+class Row:
+    """One table row: `ratio` is a number (printed as 1.23x) or None; `target` is free text."""
+
+    name: str
+    timing: Timing | None
+    ratio: float | None
+    target: str
+
+
+@dataclass
+class Setup:
+    """What a benchmark runs on: the model path, batch, number of new tokens."""
+
+    model: str = EMBEDDED
+    batch: int = 8
+    tokens: int = 64
+    repeats: int = 3
+
+    def prompts(self) -> list[str]:
+        return BuiltinPrompts(limit=self.batch).load()
+
+
+def _measure(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, Timing]:
     out = {k: Timing(k) for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():  # interleaved: drift hits every variant alike
@@ -72,26 +109,169 @@ def _measure(fns: dict, repeats: int) -> dict[str, Timing]:
     return out
 
 
-def _pairs():
-    shared = load_pair({"path": "embedded:smollm2-135m-instruct"},
-                       {"path": "embedded:smollm2-135m-instruct",
-                        "system_prompt": "You are a pirate captain. Always talk like a pirate."})
+# ---- the machine --------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        found = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+        if found:
+            return found.group(1).strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas() -> str:
+    """The BLAS torch was built with, e.g. `mkl (oneAPI MKL 2024.2)` or `openblas`."""
+    cfg = torch.__config__.show()
+    info = re.search(r"BLAS_INFO=(\w+)", cfg)
+    version = re.search(r"Math Kernel Library Version ([\d.]+)", cfg)
+    name = info.group(1) if info else "unknown"
+    return f"{name} {version.group(1)}" if (version and name == "mkl") else name
+
+
+def machine(mode: str | None = None) -> str:
+    """One line of the facts that decide the figures."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    bits = [cpu_model(), f"{psutil.cpu_count(logical=False)} physical / {psutil.cpu_count()} logical cores",
+            f"{psutil.virtual_memory().total / 2**30:.0f} GiB", f"torch {torch.__version__}",
+            f"BLAS {blas()}", f"{total_threads()} torch threads"]
+    if mode:
+        bits.append(f"parallel mode {mode}")
+    bits += [f"Python {platform.python_version()}", f"load average {load}"]
+    return "; ".join(bits)
+
+
+# ---- pairs --------------------------------------------------------------------------------------
+
+
+def _pairs(setup: Setup) -> tuple[ModelPair, ModelPair]:
+    """(shared-weights persona pair, two-model pair with two distinct copies of the weights)."""
+    spec = {"path": setup.model} if setup.model != "tiny-random" else {"path": "tiny-random", "seed": 0}
+    shared = load_pair(spec, {**spec, "system_prompt": PERSONA})
     s = shared.starting
     # Two distinct weight copies: the cost profile of any two-model pair (fine-tune, quantized, ...).
     two = ModelPair(s, Side(ModelSpec(path="copy"), copy.deepcopy(s.model), s.tokenizer))
     return shared, two
 
 
-def _hf_generate(side: Side, prompts: list[str], n: int):
+def random_lora(model, folder: Path, rank: int = 16, seed: int = 0) -> Path:
+    """Save a random (non-zero) LoRA over every linear layer of `model`'s architecture to `folder`."""
+    from peft import LoraConfig, get_peft_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        peft_model = get_peft_model(copy.deepcopy(model), LoraConfig(r=rank, lora_alpha=2 * rank,
+                                                                     target_modules=targets, init_lora_weights=False))
+        peft_model.save_pretrained(folder)
+    return folder
+
+
+# ---- the runs being timed -----------------------------------------------------------------------
+
+
+def _hf_generate(side: Side, prompts: list[str], n: int, threads: int | None = None):
+    """Single-model HF generate; with `threads`, on a worker thread holding that many intra-op threads."""
     ids, mask = left_pad([side.prompt_ids(p) for p in prompts], side.tokenizer.pad_token_id, "cpu")
-    return lambda: side.model.generate(input_ids=ids, attention_mask=mask, do_sample=True, top_k=0, top_p=1.0,
-                                       max_new_tokens=n, min_new_tokens=n, pad_token_id=side.tokenizer.pad_token_id)
+
+    def go():
+        return side.model.generate(input_ids=ids, attention_mask=mask, do_sample=True, top_k=0, top_p=1.0,
+                                   max_new_tokens=n, min_new_tokens=n, pad_token_id=side.tokenizer.pad_token_id)
+
+    return go if threads is None else (lambda: side_worker("bench", threads).submit(go).result())
 
 
-def _cdx(pair, prompts: list[str], n: int):
+def _cdx(pair, prompts: list[str], n: int, parallel: bool | str = "auto"):
     dec = ContrastiveDecoder(pair, ProbDiff(1, -1), strategy="sample", max_new_tokens=n, min_new_tokens=n,
-                             batch_size=len(prompts), stop_at_eos=False)
+                             batch_size=len(prompts), stop_at_eos=False, parallel=parallel)
     return lambda: dec.generate_batch(prompts)
+
+
+def _floor(pair, prompts: list[str], n: int, parallel: bool):
+    """Both models' bare cached forward steps for the same prompts and n tokens: prefill, then n steps.
+
+    No combination, sampling or metrics: what two-model decoding cannot go below with this
+    arrangement of threads. Each step waits for both sides, as decoding must.
+    """
+    rows_s = [pair.starting.prompt_ids(p) for p in prompts]
+    rows_c = [pair.comparison.prompt_ids(p) for p in prompts]
+    tok = torch.full((len(prompts),), 42)
+
+    def go():
+        streams = PairStreams(pair, parallel=parallel)
+        streams.prefill(rows_s, rows_c)
+        for _ in range(n - 1):  # n tokens need n-1 steps after the prefill (cdx does the same)
+            streams.step(tok)
+
+    return go
+
+
+def bench_decode(setup: Setup) -> tuple[list[Row], str]:
+    shared, two = _pairs(setup)
+    prompts, n = setup.prompts(), setup.tokens
+    t = _measure({
+        "hf": _hf_generate(shared.starting, prompts, n),
+        "hf_1": _hf_generate(shared.starting, prompts, n, threads=1),
+        "cdx_two": _cdx(two, prompts, n),
+        "floor_par": _floor(two, prompts, n, parallel=True),
+        "floor_seq": _floor(two, prompts, n, parallel=False),
+        "cdx_shared": _cdx(shared, prompts, n),
+        "floor_shared": _floor(shared, prompts, n, parallel=False),
+    }, setup.repeats)
+    hf, floor = t["hf"].median, min(t["floor_par"].median, t["floor_seq"].median)
+    scaling = t["hf_1"].median / hf
+    best = "side by side" if t["floor_par"].median <= t["floor_seq"].median else "one after the other"
+    rows = [
+        Row(f"single-model HF generate, {total_threads()} threads (batch {setup.batch}, {n} tokens)", t["hf"], 1.0,
+            "reference"),
+        Row("single-model HF generate, 1 thread: **thread-scaling factor** (1-thread / all-thread time)", t["hf_1"],
+            scaling, "(machine)"),
+        Row("floor: both models' bare cached steps, side by side (one thread set each)", t["floor_par"],
+            t["floor_par"].median / hf, "(vs HF generate)"),
+        Row("floor: both models' bare cached steps, one after the other (all threads)", t["floor_seq"],
+            t["floor_seq"].median / hf, "(vs HF generate)"),
+        Row(f"cdx two-model contrastive decoding vs HF generate (thread scaling {scaling:.2f}x)", t["cdx_two"],
+            t["cdx_two"].median / hf, "reported"),
+        Row(f"cdx two-model: **overhead over the floor** ({best})", t["cdx_two"], t["cdx_two"].median / floor,
+            "<= 1.10x"),
+        Row("floor: bare cached steps over 2B rows (shared weights, one batch)", t["floor_shared"],
+            t["floor_shared"].median / hf, "(vs HF generate)"),
+        Row("cdx shared-weights pair: overhead over its floor", t["cdx_shared"],
+            t["cdx_shared"].median / t["floor_shared"].median, "<= 1.05x"),
+        Row("cdx shared-weights pair vs HF generate", t["cdx_shared"], t["cdx_shared"].median / hf,
+            "<= 1.15x on a GPU (info on CPU)"),
+    ]
+    return rows, machine(parallel_mode(two))
+
+
+def bench_adapter(setup: Setup) -> tuple[list[Row], str]:
+    """Base vs base + a random LoRA (all linear layers, rank 16) on one set of weights, against two models."""
+    shared, _ = _pairs(setup)
+    base = shared.starting
+    prompts, n = setup.prompts(), setup.tokens
+    with tempfile.TemporaryDirectory() as tmp:
+        base_spec = dict(path=setup.model) if setup.model != "tiny-random" else dict(path="tiny-random", seed=0)
+        folder = random_lora(base.model, Path(tmp) / "lora")
+        with PeakRSS() as load_mem:
+            pair = load_pair(base_spec, {**base_spec, "adapter": str(folder)})
+        merged = merged_copy(pair.comparison.model)  # two separate models: base + merged fine-tune
+        separate = ModelPair(pair.starting, Side(ModelSpec(path="merged"), merged, pair.tokenizer))
+        one = unique_param_bytes(pair.starting.model)
+        t = _measure({"separate": _cdx(separate, prompts, n), "adapter": _cdx(pair, prompts, n)}, setup.repeats)
+    ratio_mem = unique_param_bytes(pair.starting.model, pair.comparison.model) / one
+    rows = [
+        Row("model memory of the pair (distinct weight bytes) vs one model", None, ratio_mem, "<= 1.15x"),
+        Row(f"resident memory added by loading the adapter side: {load_mem.mib:.0f} MiB "
+            f"(one model is {one / 2**20:.0f} MiB)", None, load_mem.mib * 2**20 / one, "(info)"),
+        Row(f"cdx two separate models (base + merged copy), batch {setup.batch}, {n} tokens", t["separate"], 1.0,
+            "reference"),
+        Row("cdx adapter pair over one set of weights", t["adapter"], t["adapter"].median / t["separate"].median,
+            "<= 1.0x"),
+    ]
+    return rows, machine(parallel_mode(pair))
 
 
 @torch.inference_mode()
@@ -119,60 +299,23 @@ def _last_logits(model, rows, pad):
     return model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1].float()
 
 
-def bench_decode(repeats: int) -> list[tuple]:
-    shared, two = _pairs()
-    prompts = BuiltinPrompts(limit=8).load()
-    n = 64
-    t = _measure({"hf_generate": _hf_generate(shared.starting, prompts, n), "cdx_two_models": _cdx(two, prompts, n),
-                  "cdx_shared_weights": _cdx(shared, prompts, n)}, repeats)
-    base = t["hf_generate"].median
-    rows = [("single-model HF generate (batch 8, 64 tokens)", t["hf_generate"], 1.0, "reference"),
-            ("cdx two-model contrastive decoding", t["cdx_two_models"], t["cdx_two_models"].median / base, "<= 1.8x"),
-            ("cdx shared-weights pair (2 contexts, 1 batch)", t["cdx_shared_weights"],
-             t["cdx_shared_weights"].median / base, "<= 1.1x")]
-    return rows
-
-
-def bench_floor(repeats: int) -> list[tuple]:
-    """The floor of the one-batch design: a forward step over 2B rows against one over B rows."""
-    from cdx.decoding.streams import Stream
-
-    shared, _ = _pairs()
-    prompts = BuiltinPrompts(limit=8).load()
-    rows_s = [shared.starting.prompt_ids(p) for p in prompts]
-    rows_c = [shared.comparison.prompt_ids(p) for p in prompts]
-
-    def steps(rows):
-        stream = Stream(shared.starting.model, shared.vocab_size, shared.tokenizer.pad_token_id)
-        stream.prefill(rows)
-        tok = torch.full((len(rows),), 42)
-        return lambda: [stream.step(tok) for _ in range(64)]
-
-    t = _measure({"b": steps(rows_s), "2b": steps(rows_s + rows_c)}, repeats)
-    return [("64 bare forward steps, 8 rows (one context)", t["b"], 1.0, "reference"),
-            ("64 bare forward steps, 16 rows (both contexts)", t["2b"], t["2b"].median / t["b"].median,
-             "floor of the shared-weights ratio")]
-
-
-def bench_uncached(repeats: int) -> list[tuple]:
-    _, two = _pairs()
-    prompts = BuiltinPrompts(limit=8).load()
-    n_long = 128
-    rows = []
+def bench_uncached(setup: Setup) -> tuple[list[Row], str]:
+    _, two = _pairs(setup)
+    prompts, n = setup.prompts(), 2 * setup.tokens
     # the uncached reference is slow (minutes): one interleaved run of each is enough for a >= 10x check
-    t2 = _measure({"cdx_128": _cdx(two, prompts, n_long), "uncached_128": _uncached(two, prompts, n_long)}, 1)
-    rows.append(("uncached reference, 128 tokens (upstream approach)", t2["uncached_128"], None, "reference"))
-    rows.append(("cdx two-model, 128 tokens: speed-up over uncached", t2["cdx_128"],
-                 t2["uncached_128"].median / t2["cdx_128"].median, ">= 10x"))
-    return rows
+    t = _measure({"cdx": _cdx(two, prompts, n), "uncached": _uncached(two, prompts, n)}, 1)
+    return [Row(f"uncached reference, {n} tokens (upstream approach)", t["uncached"], None, "reference"),
+            Row(f"cdx two-model, {n} tokens: speed-up over uncached", t["cdx"],
+                t["uncached"].median / t["cdx"].median, ">= 10x")], machine(parallel_mode(two))
 
 
-def bench_score(repeats: int) -> list[tuple]:
-    shared, two = _pairs()
+def bench_score(setup: Setup) -> tuple[list[Row], str]:
+    shared, two = _pairs(setup)
     tok = two.tokenizer
-    prompts = BuiltinPrompts(limit=8).load()
-    conts = [tok(" Arr, the sea is calm today and the crew is singing songs about treasure and old ships, "
-                 "while the captain reads the map by candle light." * 2, add_special_tokens=False).input_ids[:64]] * 8
+    prompts = setup.prompts()
+    text = (" Arr, the sea is calm today and the crew is singing songs about treasure and old ships, "
+            "while the captain reads the map by candle light.") * 2
+    conts = [tok(text, add_special_tokens=False).input_ids[: setup.tokens]] * len(prompts)
     rows_s = [two.starting.prompt_ids(p) for p in prompts]
     ids, mask = left_pad([r + c for r, c in zip(rows_s, conts)], tok.pad_token_id, "cpu")
 
@@ -180,59 +323,78 @@ def bench_score(repeats: int) -> list[tuple]:
     def single():
         two.starting.model(input_ids=ids, attention_mask=mask).logits.float()
 
-    t = _measure({"single_forward": single,
-                  "pair_scoring": lambda: score_rows(two, rows_s, rows_s, conts, chunk=32),
-                  "pair_scoring_shared": lambda: score_rows(shared, rows_s,
-                                                            [shared.comparison.prompt_ids(p) for p in prompts], conts)},
-                 repeats)
-    base = t["single_forward"].median
-    return [("single-model forward, full logits (8 x ~100 tokens)", t["single_forward"], 1.0, "reference"),
-            ("teacher-forced pair scoring + all metrics: throughput", t["pair_scoring"],
-             base / t["pair_scoring"].median, ">= 0.45x"),
-            ("same, shared-weights pair (one batch)", t["pair_scoring_shared"],
-             base / t["pair_scoring_shared"].median, "(info)")]
+    rows_shared_c = [shared.comparison.prompt_ids(p) for p in prompts]
+    t = _measure({"single": single,
+                  "pair": lambda: score_rows(two, rows_s, rows_s, conts, chunk=32),
+                  "shared": lambda: score_rows(shared, rows_s, rows_shared_c, conts)}, setup.repeats)
+    base = t["single"].median
+    return [Row(f"single-model forward, full logits ({len(prompts)} x ~{ids.shape[1]} tokens)", t["single"], 1.0,
+                "reference"),
+            Row("teacher-forced pair scoring + all metrics: throughput", t["pair"], base / t["pair"].median,
+                ">= 0.5x"),
+            Row("same, shared-weights pair (one batch)", t["shared"], base / t["shared"].median, "(info)")], \
+        machine(parallel_mode(two))
 
 
-def to_markdown(rows: list[tuple], title: str) -> str:
-    lines = [f"### {title}", "", "| measurement | median s | runs | peak extra RSS MiB | ratio | target |",
-             "|---|---|---|---|---|---|"]
-    for name, timing, ratio, target in rows:
-        r = "" if ratio is None else f"{ratio:.2f}x"
-        lines.append(f"| {name} | {timing.median:.3f} | {len(timing.seconds)} | {timing.mib:.0f} | {r} | {target} |")
+def bench_analyze(setup: Setup) -> tuple[list[Row], str]:
+    try:
+        from cdx.tasks import analyze as _task  # noqa: F401  (H4's task; absent in older checkouts)
+    except ImportError:
+        return [Row("task=analyze is not in this checkout (cdx/tasks/analyze.py)", None, None,
+                    "<= 1.25x (not measured)")], machine()
+    raise NotImplementedError
+
+
+def to_markdown(rows: list[Row], title: str, machine_line: str) -> str:
+    lines = [f"### {title}", "", f"Machine: {machine_line}.", "",
+             "| measurement | median s | runs | peak extra RSS MiB | ratio | target |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
+        if r.timing is None:
+            lines.append(f"| {r.name} |  |  |  | {ratio} | {r.target} |")
+        else:
+            lines.append(f"| {r.name} | {r.timing.median:.3f} | {len(r.timing.seconds)} | {r.timing.mib:.0f} | "
+                         f"{ratio} | {r.target} |")
     return "\n".join(lines) + "\n"
 
 
-def machine() -> str:
-    return (f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, "
-            f"{psutil.virtual_memory().total / 2**30:.0f} GiB, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+SECTIONS = {
+    "score": (bench_score, "Teacher-forced scoring"),
+    "decode": (bench_decode, "Decoding: cdx against its floor, HF generate and the thread scaling"),
+    "adapter": (bench_adapter, "Adapter pair on one set of weights"),
+    "uncached": (bench_uncached, "Cached vs uncached decoding"),
+    "analyze": (bench_analyze, "task=analyze against its generation"),
+}
+ALL = ("score", "decode", "adapter", "analyze", "uncached")
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["decode", "floor", "uncached", "score", "all"])
+    ap.add_argument("what", choices=[*SECTIONS, "floor", "all"], help="floor is an alias of decode")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--model", default=EMBEDDED, help="model path (tiny-random for a quick check of the script)")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--out", default=None, help="append the tables to this Markdown file")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
-    parts = [f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d %H:%M')}.\n"]
+    setup = Setup(args.model, args.batch, args.tokens, args.repeats)
+    what = {"all": ALL, "floor": ("decode",)}.get(args.what, (args.what,))
+    parts = [f"Date: {time.strftime('%Y-%m-%d %H:%M')}. Model {setup.model}, batch {setup.batch}, "
+             f"{setup.tokens} new tokens, {setup.repeats} interleaved repeats (median).\n"]
     print(parts[0], flush=True)
-    if args.what in ("score", "all"):
-        parts.append(to_markdown(bench_score(args.repeats), "Teacher-forced scoring (embedded SmolLM2-135M pair)"))
-        print(parts[-1], flush=True)
-    if args.what in ("decode", "all"):
-        parts.append(to_markdown(bench_decode(args.repeats), "Decoding (embedded SmolLM2-135M pair)"))
-        print(parts[-1], flush=True)
-    if args.what in ("floor", "all"):
-        parts.append(to_markdown(bench_floor(args.repeats), "Forward cost of one batch of both contexts"))
-        print(parts[-1], flush=True)
-    if args.what in ("uncached", "all"):
-        parts.append(to_markdown(bench_uncached(1), "Cached vs uncached decoding (embedded pair, 128 tokens)"))
-        print(parts[-1], flush=True)
-    text = "\n".join(parts)
     if args.out:
         with Path(args.out).open("a") as f:
-            f.write("\n" + text)
+            f.write("\n" + parts[0])
+    for name in what:
+        fn, title = SECTIONS[name]
+        rows, machine_line = fn(setup)
+        parts.append(to_markdown(rows, f"{title} ({Path(setup.model).name})", machine_line))
+        print(parts[-1], flush=True)
+        if args.out:  # appended section by section: a long run that dies keeps what it measured
+            with Path(args.out).open("a") as f:
+                f.write("\n" + parts[-1])
+    print(f"bench {args.what}: {len(parts) - 1} table(s) printed" + (f", appended to {args.out}" if args.out else ""))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ left-padded, so every continuation ends at the last position on both sides: posi
 predicts the j-th token from the end, and the two sides line up by that offset even when their
 prompts differ in length. The LM head is applied to `chunk` positions at a time, so the full
 (N, T, V) logits tensor never exists; all metrics are fused over each chunk.
+
+Two models on the CPU run side by side on their own worker threads (as in decoding, see
+`cdx.decoding.streams`): each side's body, head chunks and log-softmax run in parallel, and only
+the metrics, which need both sides, run on the caller's thread.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from cdx.decoding.streams import left_pad
+from cdx.decoding.streams import left_pad, parallel_mode, side_worker, total_threads
 from cdx.metrics.divergence import token_metrics
 
 
@@ -45,6 +49,7 @@ def _span_logits_fn(model, rows: list[list[int]], span: int, pad_id: int, vocab:
     hidden = body(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
     hs = hidden[:, width - 1 - span: width - 1]  # (N, span, H): positions predicting the span
 
+    @torch.inference_mode()  # also when called later, from a side's worker thread
     def chunk_logits(lo: int, hi: int) -> Tensor:
         # a contiguous 2-D input keeps the head a single matmul (a strided 3-D slice goes through bmm)
         h = hs[:, lo:hi].reshape(-1, hs.shape[-1])
@@ -61,6 +66,7 @@ def score_rows(
     continuations: list[list[int]],
     weights: tuple[float, float] = (1.0, -1.0),
     chunk: int = 32,
+    parallel: bool | str = "auto",
 ) -> list[dict[str, list[float]]]:
     """Per-token metrics (`METRICS` plus logp_s, logp_c) of each continuation, one dict per row."""
     n = len(continuations)
@@ -72,27 +78,48 @@ def score_rows(
     rows_c = [p + c for p, c in zip(prompts_c, continuations)]
     if pair.shares_weights:  # one forward over both contexts
         both = _span_logits_fn(pair.starting.model, rows_s + rows_c, span, pad, vocab)
+        side_chunks = lambda lo, hi: (lambda x: (_log_probs(x[:n]), _log_probs(x[n:])))(both(lo, hi))  # noqa: E731
     else:
-        fn_s = _span_logits_fn(pair.starting.model, rows_s, span, pad, vocab)
-        fn_c = _span_logits_fn(pair.comparison.model, rows_c, span, pad, vocab)
+        run = _runner(parallel_mode(pair, parallel))
+        fn_s, fn_c = run(lambda: _span_logits_fn(pair.starting.model, rows_s, span, pad, vocab),
+                         lambda: _span_logits_fn(pair.comparison.model, rows_c, span, pad, vocab))
+        side_chunks = lambda lo, hi: run(lambda: _log_probs(fn_s(lo, hi)), lambda: _log_probs(fn_c(lo, hi)))  # noqa: E731
     targets, valid = _right_aligned(continuations, span)
     parts: dict[str, list[Tensor]] = {}
     for lo in range(0, span, chunk):
         hi = min(span, lo + chunk)
-        if pair.shares_weights:
-            both_logits = both(lo, hi)
-            ls, lc = both_logits[:n], both_logits[n:]
-        else:
-            ls, lc = fn_s(lo, hi), fn_c(lo, hi)
-        logp_s, logp_c = torch.log_softmax(ls, -1), torch.log_softmax(lc.to(ls.device), -1)
-        values = token_metrics(logp_s, logp_c, *weights)
-        t = targets[:, lo:hi, None].to(ls.device)
+        (logp_s, p_s), (logp_c, p_c) = side_chunks(lo, hi)
+        logp_c = logp_c.to(logp_s.device)
+        probs = None if p_s is None or p_c is None else (p_s, p_c.to(logp_s.device))
+        values = token_metrics(logp_s, logp_c, *weights, probs=probs)
+        t = targets[:, lo:hi, None].to(logp_s.device)
         values["logp_s"] = logp_s.gather(-1, t).squeeze(-1)
         values["logp_c"] = logp_c.gather(-1, t).squeeze(-1)
         for k, v in values.items():
             parts.setdefault(k, []).append(v.cpu())
     full = {k: torch.cat(v, dim=1) for k, v in parts.items()}  # (N, span)
     return [{k: v[i][valid[i]].tolist() for k, v in full.items()} for i in range(n)]
+
+
+def _log_probs(logits: Tensor) -> tuple[Tensor, Tensor | None]:
+    """(log p, p) of (N, L, V) logits; p is None when log p holds -inf (token_metrics then guards 0 log 0)."""
+    with torch.inference_mode():
+        logp = torch.log_softmax(logits, -1)
+        return logp, (None if logp.amin() == float("-inf") else logp.exp())
+
+
+def _runner(mode: str):
+    """Function (fn_s, fn_c) -> (fn_s(), fn_c()): side by side on the side workers, or in turn."""
+    if not mode.startswith("threads"):
+        return lambda fn_s, fn_c: (fn_s(), fn_c())
+    total = total_threads()
+    workers = side_worker("starting", total - total // 2), side_worker("comparison", max(1, total // 2))
+
+    def run(fn_s, fn_c):
+        futures = workers[0].submit(fn_s), workers[1].submit(fn_c)
+        return futures[0].result(), futures[1].result()
+
+    return run
 
 
 def _right_aligned(conts: list[list[int]], span: int) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,27 @@
+"""The benchmark script runs end to end on tiny models (its logic, not its figures)."""
+
+import re
+
+from cdx import bench
+
+
+def test_bench_all_prints_every_table_with_its_machine(tmp_path, capsys):
+    out = tmp_path / "bench.md"
+    bench.main(["all", "--model", "tiny-random", "--repeats", "1", "--tokens", "4", "--batch", "2", "--out", str(out)])
+    text = out.read_text()
+    assert text.count("### ") == len(bench.ALL)
+    for title in ("Teacher-forced scoring", "against its floor", "Adapter pair", "Cached vs uncached", "task=analyze"):
+        assert title in text
+    machines = re.findall(r"^Machine: (.+)$", text, re.M)
+    assert len(machines) == len(bench.ALL)
+    for fact in ("cores", "torch ", "BLAS ", "torch threads", "load average"):
+        assert all(fact in m for m in machines), fact
+    assert "parallel mode threads-" in text or "parallel mode sequential" in text
+    for row in ("thread-scaling factor", "overhead over the floor", "model memory of the pair"):
+        assert re.search(rf"{row}.*\| \d+\.\d\dx \|", text), row
+    assert "bench all: 5 table(s) printed" in capsys.readouterr().out
+
+
+def test_machine_facts_are_read_from_this_machine():
+    assert bench.blas().split()[0] in bench.torch.__config__.show()
+    assert bench.cpu_model()
