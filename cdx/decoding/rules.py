@@ -5,13 +5,16 @@ temperature / top-k / top-p and sampling (-inf = excluded). The optional `probs`
 their exponentials when the caller already has them (it saves passes over the vocabulary). A positive weight amplifies a side,
 a negative weight contrasts it away: with the defaults (1, -1) the text shows where the
 *starting* model puts more mass than the comparison model. (1, 0) is exactly ordinary sampling
-from the starting model and (0, 1) from the comparison model.
+from the starting model and (0, 1) from the comparison model. Every rule says which side its text
+shows (`direction()`: starting | comparison | both | neither) and describes itself in one sentence
+for reports (`describe()`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -33,6 +36,46 @@ def similarity_gate(logp_s: Tensor, logp_c: Tensor, intensity: float) -> Tensor:
     p_s, p_c = logp_s.exp(), logp_c.exp()
     sim = torch.nn.functional.cosine_similarity(p_s, p_c, dim=-1)
     return torch.exp(-intensity * (1.0 - sim)).unsqueeze(-1)
+
+
+Side = Literal["starting", "comparison", "both", "neither"]
+"""Which model's behaviour a rule's text shows: one side against the other, both (no contrast), or
+neither (no positive weight: a degenerate rule)."""
+
+_MODEL = {"starting": "the starting model", "comparison": "the comparison model"}
+_OTHER = {"starting": "comparison", "comparison": "starting"}
+
+
+def _shown_side(w_s: float, w_c: float) -> Side:
+    """The side a weighted combination samples: the positive side against a negative (or zero) one.
+
+    Both positive (a product or mixture of the two) contrasts neither side: "both".
+    """
+    if w_s > 0 and w_c > 0:
+        return "both"
+    if w_c > 0:
+        return "comparison"
+    if w_s > 0:
+        return "starting"
+    return "neither"
+
+
+def _describe(side: Side, w_s: float, w_c: float, detail: str, gating: float | None, nucleus: float | None) -> str:
+    """One sentence: which text the rule writes, with the weights and options that shape it."""
+    if side == "both":
+        head = "text both models find likely, no contrast: neither side is subtracted"
+    elif side == "neither":
+        head = "no model's text: no side has a positive weight"
+    elif 0.0 in (w_s, w_c):
+        head = f"ordinary text of {_MODEL[side]}, no contrast: the other side has weight 0"
+    else:
+        head = f"text {_MODEL[side]} would write and {_MODEL[_OTHER[side]]} would not"
+    opts = [f"w_s={w_s + 0.0:g}, w_c={w_c + 0.0:g}", detail]  # + 0.0 turns -0.0 into 0
+    if gating is not None:
+        opts.append(f"steps where the models agree follow the starting model (gating {gating:g})")
+    if nucleus is not None:
+        opts.append(f"only tokens in the starting model's top-p {nucleus:g} nucleus")
+    return f"{head} ({'; '.join(o for o in opts if o)})"
 
 
 @dataclass
@@ -70,6 +113,16 @@ class ProbDiff:
         empty = d.sum(-1, keepdim=True) < self.min_positive_mass
         d = torch.where(empty, p_s, d)
         return d.log()
+
+    def direction(self) -> Side:
+        """The side whose behaviour the text shows: where w_s p_s + w_c p_c is positive, the positive side leads."""
+        return _shown_side(self.starting_weight, self.comparison_weight)
+
+    def describe(self) -> str:
+        """One sentence for reports: which text this rule samples, and how."""
+        return _describe(self.direction(), self.starting_weight, self.comparison_weight,
+                         "ProbDiff: max(w_s p_s + w_c p_c, 0)", self.similarity_gating_intensity,
+                         self.limit_to_starting_model_top_p)
 
 
 @dataclass
@@ -128,6 +181,21 @@ class LogitDiff:
             mask &= starting_nucleus(logp_s, self.limit_to_starting_model_top_p)
         return scores.masked_fill(~mask, float("-inf"))
 
+    def direction(self) -> Side:
+        """The amplified side: the positive weight against a negative (or zero) one."""
+        return _shown_side(self.starting_weight, self.comparison_weight)
+
+    def describe(self) -> str:
+        """One sentence for reports: which text this rule samples, and how."""
+        side = self.plausibility_from
+        if side == "auto":
+            side = "starting" if self.starting_weight >= self.comparison_weight else "comparison"
+        plaus = (f"tokens with p >= {self.plausibility_beta:g} max p under {_MODEL[side]}"
+                 if self.plausibility_beta > 0 else "no plausibility constraint")
+        return _describe(self.direction(), self.starting_weight, self.comparison_weight,
+                         f"LogitDiff: w_s log p_s + w_c log p_c, {plaus}", self.similarity_gating_intensity,
+                         self.limit_to_starting_model_top_p)
+
     def _plausibility_reference(self, logp_s: Tensor, logp_c: Tensor) -> Tensor:
         side = self.plausibility_from
         if side == "auto":
@@ -151,3 +219,8 @@ def _plain(rule, logp_s: Tensor, logp_c: Tensor) -> Tensor | None:
     if rule.starting_weight == 0 and ok(rule.comparison_weight):
         return logp_c
     return None
+
+
+def direction_of(rule) -> dict:
+    """What a rule's texts show, for summaries and reports: {"shows": side, "description": sentence}."""
+    return {"shows": rule.direction(), "description": rule.describe()}

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cdx.decoding.rules import LogitDiff, ProbDiff, starting_nucleus
+from cdx.decoding.rules import LogitDiff, ProbDiff, direction_of, starting_nucleus
 
 
 def _logps(b=4, v=13, seed=0):
@@ -110,3 +110,49 @@ def test_precomputed_probs_give_identical_scores():
     probs = (lp_s.exp(), lp_c.exp())
     for rule in (ProbDiff(1, -1, similarity_gating_intensity=1.0), LogitDiff(alpha=1.0)):
         assert torch.equal(rule(lp_s, lp_c, probs=probs), rule(lp_s, lp_c))
+
+
+def _expected_llr_cs(rule, lp_s, lp_c):
+    """E_q[log p_c - log p_s] under the distribution q the rule samples, per row: (B,)."""
+    q = torch.softmax(rule(lp_s, lp_c), -1)
+    return torch.where(q > 0, q * (lp_c - lp_s), torch.zeros(())).sum(-1)
+
+
+@pytest.mark.parametrize("rule,side", [
+    (ProbDiff(1, -1), "starting"), (ProbDiff(-1, 1), "comparison"), (ProbDiff(1, -0.5), "starting"),
+    (LogitDiff(alpha=1.0, amplified="comparison"), "comparison"), (LogitDiff(alpha=2.0), "starting"),
+    (LogitDiff(starting_weight=2, comparison_weight=-1, similarity_gating_intensity=1.0), "starting"),
+    (LogitDiff(alpha=0.5, amplified="comparison", limit_to_starting_model_top_p=0.95), "comparison"),
+])
+def test_direction_is_the_side_whose_tokens_the_rule_favours(rule, side):
+    """Behaviour, not labels: tokens drawn by a rule that 'shows the comparison model' lean further
+    towards the comparison model (E_q[log p_c - log p_s]) than the starting model's own tokens do,
+    on every row; a rule that 'shows the starting model' leans further away than p_c's own tokens."""
+    lp_s, lp_c = _logps(b=64, v=40, seed=11)
+    llr = _expected_llr_cs(rule, lp_s, lp_c)
+    own = {"starting": (lp_s.exp() * (lp_c - lp_s)).sum(-1), "comparison": (lp_c.exp() * (lp_c - lp_s)).sum(-1)}
+    assert rule.direction() == side
+    assert bool((llr > own["starting"]).all()) if side == "comparison" else bool((llr < own["comparison"]).all())
+    other = "starting" if side == "comparison" else "comparison"
+    assert rule.describe().startswith(f"text the {side} model would write and the {other} model would not")
+
+
+@pytest.mark.parametrize("rule,side,phrase", [
+    (ProbDiff(1, 0), "starting", "ordinary text of the starting model"),
+    (ProbDiff(0, 1), "comparison", "ordinary text of the comparison model"),
+    (LogitDiff(alpha=0.0, amplified="comparison"), "comparison", "ordinary text of the comparison model"),
+    (ProbDiff(1, 1), "both", "no contrast"),
+    (LogitDiff(starting_weight=-1, comparison_weight=-1), "neither", "no side has a positive weight"),
+])
+def test_direction_without_contrast(rule, side, phrase):
+    assert rule.direction() == side and phrase in rule.describe()
+    assert "-0" not in rule.describe()  # alpha=0 gives weight -0.0; reports say 0
+
+
+def test_describe_names_the_options_that_shape_the_text():
+    d = LogitDiff(alpha=1.0, amplified="comparison", plausibility_beta=0.2, similarity_gating_intensity=3.0,
+                  limit_to_starting_model_top_p=0.9).describe()
+    assert "w_s=-1, w_c=2" in d and "p >= 0.2 max p under the comparison model" in d
+    assert "gating 3" in d and "top-p 0.9 nucleus" in d
+    assert "no plausibility constraint" in LogitDiff(plausibility_beta=0.0).describe()
+    assert direction_of(ProbDiff(-1, 1)) == {"shows": "comparison", "description": ProbDiff(-1, 1).describe()}
