@@ -114,8 +114,10 @@ class ContrastiveDecoder:
         rows_c = [self.pair.comparison.prompt_ids(p) for p in prompts]
         # One generator per batch, seeded from (seed, batch): reruns and resumed runs reproduce.
         seed = self.seed if seed is None else seed
-        gen = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + batch_number)
         streams = PairStreams(self.pair, parallel=self.parallel)
+        # On the starting model's device: sampling noise is drawn where the scores are (no copy of
+        # (N, V) weights to the host per step on a GPU). On the CPU the tokens equal HF generate's.
+        gen = torch.Generator(device=streams.s.device).manual_seed(seed * 1_000_003 + batch_number)
         raw = self._beam(streams, rows_s, rows_c) if self.strategy == "beam" else self._sample(streams, rows_s, rows_c, gen)
         out = []
         per = self.num_beams if self.strategy == "beam" else self.generations_per_prefix
@@ -167,7 +169,7 @@ class ContrastiveDecoder:
         """
         if self.strategy != "sample":
             return None
-        return torch.empty(n, vocab).exponential_(1, generator=gen)
+        return torch.empty(n, vocab, device=gen.device).exponential_(1, generator=gen)
 
     def _choose(self, scores: Tensor, noise: Tensor | None) -> Tensor:
         if self.strategy == "greedy":
@@ -179,7 +181,7 @@ class ContrastiveDecoder:
             raise FloatingPointError("the combined scores hold NaN (model logits overflowed?); try dtype=float32")
         # unnormalised weights are enough for argmax(w / q): skip softmax's normalising passes
         weights = (scores - top).exp_()
-        return (weights.cpu() / noise).argmax(-1).to(scores.device)
+        return (weights / noise.to(weights.device)).argmax(-1)  # .to: no-op unless device_map split the model
 
     # ---- sampling and greedy ------------------------------------------------------------------
 
