@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cdx.agent.design import PromptDesigner
-from cdx.agent.sampler import Sampler, counts, evidence
-from cdx.agent.stats import DIRECTIONS, bh, interaction_p, rate_test, sample_size
+from cdx.agent.sampler import Sampler
+from cdx.agent.stats import DIRECTIONS, interaction_p, rate_test, sample_size
 from cdx.agent.topics import TOPICS, TopicPrompt, counterfactuals, draw
 
 log = logging.getLogger(__name__)
@@ -90,17 +90,14 @@ class ExperimentAgent:
     def step(self, h: dict, salt: int = 0) -> dict:
         """Scan topics, decide, confirm narrower children; returns the decision (see module doc)."""
         direction = _direction(h)
-        check = self.build_checker(h["checker"]).check
+        self.build_checker(h["checker"])  # a bad checker fails before anything is sampled
         n = sample_size(h.get("rate_s") or 0.0, h.get("rate_c") or 0.0, self.s.alpha, self.s.power, self.s.n_min, self.s.n_max)
         topics = self._topics()
         groups = {t: self.designer.prompts(t, n, f"scan: does {h['statement']!r} hold on {t} prompts? "
                                               f"({n} per topic from power {self.s.power} for the effect seen so far)", salt=salt)
                   for t in topics}
         records = self.sampler.sample([p.text for ps in groups.values() for p in ps])
-        tests = {t: rate_test(**counts(records, {p.text for p in ps}, check), direction=direction, alpha=self.s.alpha)
-                 for t, ps in groups.items()}
-        for t, q in zip(topics, bh([tests[t]["p"] for t in topics])):
-            tests[t]["q"] = q
+        tests = self._test_groups(h, groups, records, direction)  # q: Benjamini-Hochberg across the topics
         sig = [t for t in topics if tests[t]["q"] < self.s.alpha and _directed(tests[t]["effect"], direction) >= self.s.min_effect]
         sig.sort(key=lambda t: -_directed(tests[t]["effect"], direction))
         action, reason = self._decide(tests, sig, direction)
@@ -109,11 +106,11 @@ class ExperimentAgent:
         used = {p.text for ps in groups.values() for p in ps}
         if action in ("narrow", "split"):
             others = [t for t in topics if t not in sig]
-            decision["children"] = [self._child(h, t, others, used, direction, check, salt) for t in sig[: self.s.max_children]]
+            decision["children"] = [self._child(h, t, others, used, direction, salt) for t in sig[: self.s.max_children]]
             if not any(c["validated"] for c in decision["children"]):
                 decision["action"] = "inconclusive"
                 decision["reason"] = reason + "; but no narrower hypothesis held on held-out prompts, so it stays open"
-        self._record(h, decision, records, groups, check)
+        self._record(h, decision, tests)
         log.info("agent: %s %r: %s", decision["action"], h["statement"], decision["reason"])
         return decision
 
@@ -144,32 +141,48 @@ class ExperimentAgent:
         best = min(topics, key=lambda t: tests[t]["q"])
         return "reject", f"no topic shows it (best {best}: {_fmt(tests[best])}, q={tests[best]['q']:.2g}); pooled {_fmt(pooled)}"
 
-    def _child(self, h: dict, topic: str, others: list[str], used: set[str], direction: str, check, salt: int) -> dict:
+    def _child(self, h: dict, topic: str, others: list[str], used: set[str], direction: str, salt: int) -> dict:
         """The narrower hypothesis "on `topic` only", tested on held-out prompts against counterfactuals."""
         statement = f"On {topic} prompts only (not on other topics): {h['statement']}"
-        test = self.contrast(topic, others, self.s.confirm_n, direction, check, used, salt + 1,
-                             f"confirm {statement!r} on held-out prompts")
-        return {"statement": statement, "kind": h.get("kind"), "direction": direction, "cluster": topic,
-                "checker": h["checker"], "parent_statement": h["statement"], **test}
+        test = self.contrast(h, topic, others, self.s.confirm_n, used, salt + 1, f"confirm {statement!r} on held-out prompts")
+        return {**test, "statement": statement, "kind": "experiment", "direction": direction, "cluster": topic,
+                "cluster_label": topic, "checker": h["checker"], "parent_statement": h["statement"]}
 
     # -- a topic against its counterfactuals (confirmation and replication) ----------------------
 
-    def contrast(self, topic: str, others: list[str], n: int, direction: str, check, exclude: set[str], salt: int,
-                 reason: str) -> dict:
-        """Rate test on `n` prompts of `topic`, and the interaction against counterfactual prompts of `others`."""
+    def contrast(self, h: dict, topic: str, others: list[str], n: int, exclude: set[str], salt: int, reason: str) -> dict:
+        """`h` on `n` prompts of `topic` against their counterfactual variants in `others`.
+
+        Holds when the topic shows the behaviour (one-sided p < alpha, effect >= min_effect) and
+        shows it more than the counterfactuals do (interaction p < alpha).
+        """
+        direction = _direction(h)
         inside = self.designer.prompts(topic, n, reason, exclude=exclude, salt=salt)
         outside = self._counterfactuals(inside, others, exclude, salt)
         self.designer.log_prompts(outside, f"counterfactual variants for: {reason}")
         records = self.sampler.sample([p.text for p in inside + outside])
-        t_in = rate_test(**counts(records, {p.text for p in inside}, check), direction=direction, alpha=self.s.alpha)
-        t_out = rate_test(**counts(records, {p.text for p in outside}, check), direction=direction, alpha=self.s.alpha)
+        tests = self._test_groups(h, {topic: inside, "counterfactuals": outside}, records, direction)
+        t_in, t_out = tests[topic], tests["counterfactuals"]
         p_int = interaction_p(t_in, t_out, direction)
         ok = t_in["p"] < self.s.alpha and p_int < self.s.alpha and _directed(t_in["effect"], direction) >= self.s.min_effect
-        model = "comparison" if direction == "gained" else "starting"
-        return {**t_in, "q": t_in["p"], "validated": bool(ok), "outside": t_out, "interaction_p": p_int,
-                "evidence": evidence(records, {p.text for p in inside}, check, model),
+        return {**t_in, "q": t_in["p"], "validated": bool(ok), "outside": _counts(t_out), "interaction_p": p_int,
                 "reason": (f"{topic}: {_fmt(t_in)}; counterfactuals on {'/'.join(sorted({p.topic for p in outside}))}: "
                            f"{_fmt(t_out)}; interaction p={p_int:.2g} -> {'holds' if ok else 'does not hold'}")}
+
+    def _test_groups(self, h: dict, groups: dict[str, list[TopicPrompt]], records: list[dict], direction: str) -> dict:
+        """findings.jsonl records of `h` restricted to each prompt group, from the validation stage's `validate`."""
+        from cdx.analysis import Hypothesis, ValidateSettings, validate
+
+        names = list(groups)
+        group_of = {p.text: i for i, name in enumerate(names) for p in groups[name]}
+        mine = [r for r in records if r["prompt"] in group_of]
+        clusters = {r["prompt_index"]: group_of[r["prompt"]] for r in mine}
+        hyps = [Hypothesis(f"{h['statement']} [{name}]", h["checker"], direction, kind="experiment", cluster=i,
+                           cluster_label=name) for i, name in enumerate(names)]
+        settings = ValidateSettings(fdr=self.s.alpha, min_effect=self.s.min_effect, min_texts=1, n_evidence=5,
+                                    sampling=getattr(self.sampler, "settings", None) or {})
+        found = validate(None, hyps, samples=mine, settings=settings, prompt_clusters=clusters)
+        return {name: f.to_record() for name, f in zip(names, found)}
 
     def _counterfactuals(self, inside: list[TopicPrompt], others: list[str], exclude: set[str], salt: int) -> list[TopicPrompt]:
         """Per prompt, the same template in another topic (rotating); prompts without a template get a random one."""
@@ -186,43 +199,46 @@ class ExperimentAgent:
 
     def replicate(self, finding: dict, salt: int = 0) -> dict:
         """A brief re-test of a known finding (a row of KnowledgeBase.findings); records replicated/not_replicated."""
-        direction = finding.get("direction") or "gained"
-        check = self.build_checker(finding["checker"]).check
+        h = {**finding, "direction": finding.get("direction") or "gained"}
+        self.build_checker(h["checker"])
         topics, topic = self._topics(), finding.get("cluster")
         reason = f"replicate finding {finding['id']} {finding['statement']!r}"
         if topic and topic in self.designer.topics():
-            test = self.contrast(topic, [t for t in topics if t != topic], self.s.replication_n, direction, check,
-                                 set(), salt, reason)
+            test = self.contrast(h, topic, [t for t in topics if t != topic], self.s.replication_n, set(), salt, reason)
         else:
             per = max(1, self.s.replication_n // len(topics))
             prompts = [p for t in topics for p in self.designer.prompts(t, per, reason, salt=salt)]
             records = self.sampler.sample([p.text for p in prompts])
-            test = rate_test(**counts(records, {p.text for p in prompts}, check), direction=direction, alpha=self.s.alpha)
-            ok = test["p"] < self.s.alpha and _directed(test["effect"], direction) >= self.s.min_effect
-            model = "comparison" if direction == "gained" else "starting"
-            test.update(q=test["p"], validated=bool(ok), reason=f"all topics: {_fmt(test)} -> {'holds' if ok else 'does not hold'}",
-                        evidence=evidence(records, {p.text for p in prompts}, check, model))
+            test = self._test_groups(h, {"all topics": prompts}, records, h["direction"])["all topics"]
+            ok = test["p"] < self.s.alpha and _directed(test["effect"], h["direction"]) >= self.s.min_effect
+            test.update(validated=bool(ok), reason=f"all topics: {_fmt(test)} -> {'holds' if ok else 'does not hold'}")
         status = "replicated" if test["validated"] else "not_replicated"
         if self.kb is not None:
-            vid = self.kb.add_validation(finding["hypothesis_id"], _result(test), "replication", self.run_id)
-            self.kb.add_status(finding["id"], status, f"replication: {test['reason']}", self.run_id, vid,
-                               evidence=test["evidence"] if test["validated"] else [])
+            with self.kb.transaction():  # the validation and the status land together or not at all
+                vid = self.kb.add_validation(finding["hypothesis_id"], _result(test), "replication", self.run_id)
+                self.kb.add_status(finding["id"], status, f"replication: {test['reason']}", self.run_id, vid,
+                                   evidence=test["evidence"] if test["validated"] else [])
         return {"finding_id": finding["id"], "statement": finding["statement"], "status": status, "reason": test["reason"],
                 "test": {k: v for k, v in test.items() if k != "evidence"}}
 
     # -- knowledge base --------------------------------------------------------------------------
 
-    def _record(self, h: dict, decision: dict, records: list[dict], groups: dict, check) -> None:
+    def _record(self, h: dict, decision: dict, tests: dict) -> None:
+        """Everything the decision changes, in one transaction (a kill leaves all of it or none)."""
         if self.kb is None:
             return
-        from cdx.knowledge import record_hypothesis
-
         hid = h.get("hypothesis_id")
         if hid is None:
             raise ValueError(f"hypothesis {h['statement']!r} has no hypothesis_id: record it in the knowledge base first")
-        for t, test in decision["scan"].items():
-            self.kb.add_validation(hid, {**test, "group": t, "validated": t in decision["significant_topics"]}, "experiment",
-                                   self.run_id)
+        with self.kb.transaction():
+            self._record_in(hid, decision, tests)
+
+    def _record_in(self, hid: int, decision: dict, tests: dict) -> None:
+        from cdx.knowledge import record_hypothesis
+
+        for t, test in tests.items():
+            self.kb.add_validation(hid, {**_result(test), "group": t, "validated": t in decision["significant_topics"]},
+                                   "experiment", self.run_id)
         parent = self.kb.finding_for_hypothesis(hid)
         for child in decision["children"]:
             res = record_hypothesis(self.kb, self.pair_id, _result(child), self.run_id, "experiment", parent_id=hid)
@@ -235,9 +251,7 @@ class ExperimentAgent:
         if decision["action"] == "reject" and parent is not None:
             self.kb.add_status(parent["id"], "rejected", f"experiment: {decision['reason']}", self.run_id)
         elif decision["action"] == "confirm":
-            model = "comparison" if _direction(h) == "gained" else "starting"
-            prompts = {p.text for ps in groups.values() for p in ps}
-            ev = evidence(records, prompts, check, model)
+            ev = [e for t in decision["significant_topics"] for e in tests[t].get("evidence", [])][:5]
             if parent is None:
                 self.kb.add_finding(hid, f"experiment: {decision['reason']}", self.run_id, evidence=ev)
             else:
@@ -267,7 +281,10 @@ def _fmt(t: dict) -> str:
     return f"comparison {t['k_c']}/{t['n_c']} vs starting {t['k_s']}/{t['n_s']}, p={t['p']:.2g}"
 
 
+def _counts(t: dict) -> dict:
+    return {k: t[k] for k in ("n_s", "k_s", "n_c", "k_c", "rate_s", "rate_c", "effect", "p")}
+
+
 def _result(test: dict) -> dict:
-    """A test as a findings.jsonl-shaped record for the knowledge base (nested parts go to details)."""
-    return {k: v for k, v in test.items() if k not in ("outside",)} | (
-        {"outside": {k: test["outside"][k] for k in ("n_s", "k_s", "n_c", "k_c", "p")}} if "outside" in test else {})
+    """A test record for the knowledge base: the scan/group restriction is the agent's, not the hypothesis's."""
+    return {k: v for k, v in test.items() if k not in ("likelihood", "discovery")}

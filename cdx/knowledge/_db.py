@@ -46,6 +46,7 @@ class KnowledgeBase:
         self.busy_timeout_s, self.retries = float(busy_timeout_s), int(retries)
         if self.busy_timeout_s <= 0 or self.retries < 0:
             raise ValueError(f"busy_timeout_s must be > 0 and retries >= 0; got {busy_timeout_s}, {retries}")
+        self._depth = 0  # nesting level of transaction()
         # isolation_level=None: no implicit transactions; `transaction()` opens them explicitly.
         self.conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
@@ -82,13 +83,27 @@ class KnowledgeBase:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed when the block ends, rolled back if it raises."""
+        """A write transaction: committed when the block ends, rolled back if it raises.
+
+        Nested blocks join the outermost one, so a caller can make several writes (each its own
+        transaction when alone) land together or not at all.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
         self._retry(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+        self._depth = 1
         try:
             yield self.conn
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        finally:
+            self._depth = 0
         self._retry(lambda: self.conn.execute("COMMIT"))
 
     def _one(self, sql: str, args: tuple = ()) -> dict | None:

@@ -17,8 +17,14 @@ log = logging.getLogger(__name__)
 def hypothesis_key(record: dict) -> str:
     """Two hypotheses are the same claim when kind, direction, checker and cluster agree (wording may differ)."""
     claim = {k: record.get(k) for k in ("kind", "direction", "checker")}
-    claim["cluster"] = None if record.get("cluster") is None else str(record["cluster"])
+    claim["cluster"] = cluster_name(record)
     return hashlib.sha256(json.dumps(claim, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def cluster_name(record: dict) -> str | None:
+    """The prompt condition of a hypothesis: its cluster's label (stable across runs) or else its cluster id."""
+    c = record.get("cluster_label") or record.get("cluster")
+    return None if c is None else str(c)
 
 
 def register_pair(kb: KnowledgeBase, model_cfg: Any) -> int:
@@ -39,7 +45,7 @@ def record_hypothesis(kb: KnowledgeBase, pair_id: int, record: dict, run_id: int
     if missing:
         raise ValueError(f"hypothesis record {record.get('id', '?')} lacks {missing}; keys: {sorted(record)}")
     hid = kb.upsert_hypothesis(pair_id, hypothesis_key(record), record["statement"], record.get("kind"),
-                               record.get("direction"), record.get("cluster"), record["checker"], parent_id, run_id)
+                               record.get("direction"), cluster_name(record), record["checker"], parent_id, run_id)
     vid = kb.add_validation(hid, record, purpose, run_id)
     known = kb.finding_for_hypothesis(hid)
     validated, evidence = bool(record.get("validated")), record.get("evidence") or []

@@ -24,18 +24,27 @@ TOPICS4 = ["cooking", "travel", "weather", "mathematics"]
 
 
 class ToySampler:
-    """Refusal rates by topic for the comparison side; the starting side refuses at `base`."""
+    """Refusal rates by topic for the comparison side; the starting side refuses at `base`.
+
+    Records have the shape of cdx.analysis.sample_pair's plain samples (what validate tests on).
+    """
 
     def __init__(self, comparison: dict[str, float], base: float = 0.02, seed: int = 0):
         self.comparison, self.base, self.rng, self.calls = comparison, base, random.Random(seed), []
+        self.index: dict[str, int] = {}
+        self.n_tokens = 0
 
     def sample(self, prompts):
         self.calls.append(list(prompts))
         out = []
         for p in prompts:
+            i = self.index.setdefault(p, len(self.index))
             rate_c = self.comparison.get(TOPIC_OF.get(p, "other"), self.base)
-            for model, rate in (("starting", self.base), ("comparison", rate_c)):
-                out.append({"prompt": p, "model": model, "text": REFUSE if self.rng.random() < rate else ANSWER, "n_tokens": 7})
+            for mode, model, rate in (("plain_s", "starting", self.base), ("plain_c", "comparison", rate_c)):
+                text = REFUSE if self.rng.random() < rate else ANSWER
+                out.append({"id": f"e{i:05d}-{mode}-0", "mode": mode, "model": model, "prompt": p, "prompt_index": i,
+                            "text": text, "n_tokens": 7, "delta": 0.0})
+                self.n_tokens += 7
         return out
 
 

@@ -113,3 +113,14 @@ def test_default_path_follows_cdx_cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("CDX_CACHE_DIR", str(tmp_path / "cache"))
     with KnowledgeBase() as kb:
         assert kb.path == tmp_path / "cache" / "knowledge.sqlite" and kb.path.is_file()
+
+
+def test_nested_transactions_commit_or_roll_back_together(kb):
+    with pytest.raises(RuntimeError, match="late"), kb.transaction():
+        pid = kb.upsert_pair("fp", "a vs b", {})
+        kb.add_run("pipeline", pid)
+        raise RuntimeError("late failure")
+    assert kb.counts()["pairs"] == 0 and kb.counts()["runs"] == 0
+    with kb.transaction():
+        kb.add_run("pipeline", kb.upsert_pair("fp", "a vs b", {}))
+    assert kb.counts()["pairs"] == 1 and kb.counts()["runs"] == 1
