@@ -1,20 +1,38 @@
-"""Human-readable views of a run: a self-contained HTML report and coloured terminal output.
+"""Human-readable views of a run: one token renderer behind the terminal, report.html, W&B and the app.
 
-Token colours scale each token's divergence by the run's 99th percentile (so one outlier does
-not wash out every other token); the exact value is shown on hover.
+Token colours scale each token's value by the run's 99th percentile (so one outlier does not wash
+out every other token); the exact value is shown on hover. `token_cells` computes the shading once;
+HTML comes from the Jinja2 templates in `templates/` (`render_tokens_html`, `render_text_html`,
+`html_report`) and the terminal from the same cells (`render_tokens_text`). Every view says which
+direction its texts show (`summary["direction"]`) and lists identical samples once.
 """
 
 from __future__ import annotations
 
-import html
-import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from rich.console import Console
 from rich.text import Text
 
+from cdx.metrics.summary import AUTO, shown, summarize
+from cdx.metrics.text import text_value
 
-def colour_scale(records: list[dict], metric: str) -> float:
+
+@dataclass(frozen=True)
+class TokenCell:
+    """One rendered token: its text, its value, and its background colour."""
+
+    text: str
+    value: float
+    rgb: tuple[int, int, int]
+
+
+def colour_scale(records: Sequence[Mapping], metric: str) -> float:
     vals = [v for r in records for v in r["tokens"].get(metric, [])]
     return float(np.quantile(vals, 0.99)) if vals else 1.0
 
@@ -24,74 +42,108 @@ def shade(value: float, scale: float) -> tuple[int, int, int]:
     return 255, int(255 * (1 - s)), int(255 * (1 - s))  # white -> red
 
 
-def ranked(records: list[dict], sort_key: str) -> list[dict]:
-    return sorted(records, key=lambda r: r["metrics"].get(sort_key, float("-inf")), reverse=True)
+def token_cells(tokens: Sequence[str], values: Sequence[float], scale: float) -> list[TokenCell]:
+    """The shading of every token, shared by all views (tokens beyond `values` are dropped)."""
+    return [TokenCell(t, float(v), shade(v, scale)) for t, v in zip(tokens, values)]
 
 
-def print_top(records: list[dict], n: int, sort_key: str, metric: str, color: bool = True, console=None) -> None:
-    """Print the `n` most divergent texts, tokens shaded by `metric` (plain text if color=False)."""
+@lru_cache(maxsize=1)
+def _env() -> Environment:
+    return Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
+                       undefined=StrictUndefined, keep_trailing_newline=False)
+
+
+def render_tokens_html(tokens: Sequence[str], values: Sequence[float], scale: float, metric: str = "value") -> str:
+    """Tokens as inline-styled spans shaded by `values` (white -> red at `scale`), `metric=value` on hover."""
+    return str(_env().get_template("tokens.html.j2").module.tokens(token_cells(tokens, values, scale), metric))
+
+
+def render_text_html(record: Mapping, metric: str, scale: float) -> str:
+    """A record's prompt (grey), an arrow, then its shaded continuation tokens: one self-contained div."""
+    cells = token_cells(record.get("token_strs", []), record.get("tokens", {}).get(metric, []), scale)
+    return str(_env().get_template("tokens.html.j2").module.text(str(record.get("prompt", "")), cells, metric))
+
+
+def render_tokens_text(tokens: Sequence[str], values: Sequence[float], scale: float, color: bool = True) -> Text:
+    """The same cells for the terminal: black on the token's colour (plain text if color=False)."""
+    line = Text()
+    for c in token_cells(tokens, values, scale):
+        line.append(c.text.replace("\n", "\\n"), style=f"black on rgb({c.rgb[0]},{c.rgb[1]},{c.rgb[2]})" if color else None)
+    return line
+
+
+def ranked(records: Sequence[Mapping], sort_key: str) -> list[Mapping]:
+    """All records best first by a per-text metric (contrast scores rebuilt for old records)."""
+    return sorted(records, key=lambda r: text_value(r, sort_key), reverse=True)
+
+
+def direction_line(summary: Mapping) -> str:
+    """'These texts show: ...' from the summary's direction, or '' when it has none."""
+    d = summary.get("direction")
+    if not d:
+        return ""
+    how = " (measured from the texts)" if d.get("source") == "measured" else ""
+    return f"These texts show: {d['description']}{how}"
+
+
+def print_top(records: Sequence[Mapping], n: int, sort_key: str, metric: str, color: bool = True, console=None,
+              summary: Mapping | None = None) -> None:
+    """Print the direction, then the `n` best texts by `sort_key` (identical samples once), tokens shaded.
+
+    `summary` (from `cdx.metrics.summarize`) gives the direction and resolves `sort_key: auto`;
+    without it both are measured from the records.
+    """
     console = console or Console(highlight=False, no_color=not color, soft_wrap=True)
+    if summary is None:
+        summary = summarize(records, sort_key=sort_key, top_n=n)
+    key = summary.get("sort_key", sort_key) if sort_key == AUTO else sort_key
+    if direction_line(summary):
+        console.print(Text(f"{direction_line(summary)}; ranked by {key}", style="bold"))
     scale = colour_scale(records, metric)
-    for rank, r in enumerate(ranked(records, sort_key)[:n], 1):
-        line = Text(f"#{rank} {sort_key}={r['metrics'].get(sort_key, float('nan')):.4f}  ", style="bold")
+    for rank, (r, copies) in enumerate(shown(records, key, n), 1):
+        times = f" (sampled {copies} times)" if copies > 1 else ""
+        line = Text(f"#{rank} {key}={text_value(r, key):.4f}{times}  ", style="bold")
         line.append(r["prompt"].replace("\n", " "), style="dim")
         line.append(" | ")
-        for tok, v in zip(r["token_strs"], r["tokens"].get(metric, [])):
-            red, g, b = shade(v, scale)
-            line.append(tok.replace("\n", "\\n"), style=f"black on rgb({red},{g},{b})" if color else None)
+        line.append_text(render_tokens_text(r["token_strs"], r["tokens"].get(metric, []), scale, color))
         console.print(line)
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}
-table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}
-.text{font-family:ui-monospace,monospace;white-space:pre-wrap;line-height:1.7}
-.prompt{color:#666}.tok{border-radius:2px}.card{margin:1em 0;padding:.5em 1em;border:1px solid #ccc}
-"""
-
-
-def html_report(records: list[dict], summary: dict, meta: dict, sort_key: str, metric: str) -> str:
-    """The whole report as one HTML string (no external assets)."""
+def html_report(records: Sequence[Mapping], summary: Mapping, meta: Mapping, sort_key: str, metric: str) -> str:
+    """The whole report as one HTML string (no external assets): direction, summary, ranked texts."""
+    key = summary.get("sort_key", sort_key) if sort_key == AUTO else sort_key
     scale = colour_scale(records, metric)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>cdx report</title><style>{_CSS}</style>",
-             "</head><body><h1>cdx contrastive decoding report</h1>", _meta_table(meta), _summary_table(summary),
-             f"<h2>Texts by {html.escape(sort_key)} (tokens shaded by {html.escape(metric)}; hover for values)</h2>"]
-    for rank, r in enumerate(ranked(records, sort_key), 1):
-        spans = []
-        for tok, v in zip(r["token_strs"], r["tokens"].get(metric, [])):
-            red, g, b = shade(v, scale)
-            spans.append(f"<span class='tok' style='background:rgb({red},{g},{b})' "
-                         f"title='{metric}={v:.4f}'>{html.escape(tok)}</span>")
-        m = r["metrics"]
-        stats = " ".join(f"{k}={m[k]:.4g}" for k in (sort_key, "js_mean", "top1_agree_mean", "ppl_s", "ppl_c") if k in m)
-        parts.append(f"<div class='card'><div>#{rank} <b>{html.escape(r['id'])}</b> {html.escape(stats)}</div>"
-                     f"<div class='text'><span class='prompt'>{html.escape(r['prompt'])}</span> ⟶ {''.join(spans)}</div></div>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    items = [{"id": r["id"], "prompt": r["prompt"], "copies": copies, "stats": _stats(r, key),
+              "cells": token_cells(r["token_strs"], r["tokens"].get(metric, []), scale)}
+             for r, copies in shown(records, key)]
+    return _env().get_template("report.html.j2").render(
+        meta=meta, summary=_with_defaults(summary), items=items, sort_key=key, metric=metric)
 
 
-def _meta_table(meta: dict) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
-    return f"<table>{rows}</table>"
+def _with_defaults(summary: Mapping) -> dict:
+    return {"direction": None, "n_tokens": 0, **summary}
 
 
-def _summary_table(summary: dict) -> str:
-    if not summary.get("n_tokens"):
-        return "<p>No tokens scored.</p>"
-    rows = []
-    for k, d in summary["token"].items():
-        rows.append(f"<tr><td>{k}</td>" + "".join(f"<td>{d[c]:.4f}</td>" for c in
-                    ("mean", "ci95_low", "ci95_high", "q90", "q95", "q99", "max")) + "</tr>")
-    head = "<tr><th>per token</th><th>mean</th><th>95% CI low</th><th>high</th><th>q90</th><th>q95</th><th>q99</th><th>max</th></tr>"
-    extra = {k: summary[k] for k in ("n_texts", "n_tokens", "top1_agreement", "ppl_s", "ppl_c", "ppl_ratio_c_over_s")}
-    return f"<h2>Summary</h2><table>{head}{''.join(rows)}</table><pre>{html.escape(json.dumps(extra, indent=1))}</pre>"
+def _stats(r: Mapping, key: str) -> str:
+    m = r["metrics"]
+    vals = {k: text_value(r, k) for k in dict.fromkeys((key, "kl_sc_mean", "js_mean", "top1_agree_mean", "ppl_s", "ppl_c"))
+            if k in m or k == key}
+    return " ".join(f"{k}={v:.4g}" for k, v in vals.items())
 
 
-def summary_line(summary: dict, kind: str, n_records: int, out) -> str:
-    """The one line every decode/score run ends with."""
+def summary_line(summary: Mapping, kind: str, n_records: int, out) -> str:
+    """The one line every decode/score run ends with: direction, mean KL with its honest CI, ppl ratio."""
     if not summary.get("n_tokens"):
         return f"cdx {kind}: {n_records} texts, no tokens scored -> {out}"
     kl = summary["token"]["kl_sc"]
-    return (f"cdx {kind}: {n_records} texts, {summary['n_tokens']} tokens, mean KL(s||c) {kl['mean']:.4f} "
-            f"[{kl['ci95_low']:.4f}, {kl['ci95_high']:.4f}], top-1 agreement {summary['top1_agreement']:.3f}, "
-            f"ppl ratio c/s {summary['ppl_ratio_c_over_s']:.3f} -> {out}")
+    shows = (summary.get("direction") or {}).get("shows", "?")
+    method = "bootstrap over prompts" if "ci_method" in summary else "normal approximation over tokens"
+    return (f"cdx {kind}: {n_records} texts ({_shows_phrase(shows)}), {summary['n_tokens']} tokens, "
+            f"mean KL(s||c) {kl['mean']:.4f} [95% CI {kl['ci95_low']:.4f}, {kl['ci95_high']:.4f}; {method}], "
+            f"top-1 agreement {summary['top1_agreement']:.3f}, "
+            f"ppl comparison/starting on these texts {summary['ppl_ratio_c_over_s']:.3f} -> {out}")
+
+
+def _shows_phrase(shows: str) -> str:
+    return {"comparison": "showing the comparison model", "starting": "showing the starting model",
+            "both": "both models, no contrast", "neither": "no positive side"}.get(shows, "direction unknown")
