@@ -49,3 +49,30 @@ def test_previous_run_fields(tmp_path):
 def test_builtin_set_is_large_and_varied():
     prompts = BuiltinPrompts(limit=None).load()
     assert len(prompts) >= 100 and len(set(prompts)) == len(prompts)
+
+
+def _n_tokens(side, prompt: str) -> int:
+    """The prompt as the side sees it, counted directly from the tokenizer (independent of prompt_ids)."""
+    messages = [{"role": "system", "content": side.spec.system_prompt}] if side.spec.system_prompt else []
+    enc = side.tokenizer.apply_chat_template([*messages, {"role": "user", "content": prompt}],
+                                             add_generation_prompt=True, tokenize=True, return_dict=True)
+    return len(enc["input_ids"])
+
+
+def test_prompt_longer_than_the_context_is_refused(tiny_persona_pair):
+    from cdx.decoding.prompts import check_prompt_lengths, context_length
+
+    pair = tiny_persona_pair
+    assert context_length(pair.starting.model) == 512  # conf: tiny models are built for 512 positions
+    long = "Ahoy matey, the ship sails at dawn! " * 40
+    n = _n_tokens(pair.starting, long)  # the starting side is checked first
+    assert n > 512
+    with pytest.raises(CdxUserError, match=rf"prompt 1 .* is {n} tokens for .*context of 512 tokens"):
+        check_prompt_lengths(pair, ["Hi.", long], max_new_tokens=8)
+    # Fits alone, but not with the tokens to generate after it.
+    mid = "Ahoy matey! " * 30
+    m = _n_tokens(pair.comparison, mid)  # the persona side: its system prompt makes it the longer one
+    assert _n_tokens(pair.starting, mid) < m < 512
+    check_prompt_lengths(pair, [mid], max_new_tokens=512 - m)
+    with pytest.raises(CdxUserError, match=rf"is {m} tokens .*max_new_tokens={513 - m}"):
+        check_prompt_lengths(pair, [mid], max_new_tokens=513 - m)
