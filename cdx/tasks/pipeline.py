@@ -1,0 +1,453 @@
+"""task=pipeline: search -> decode + analysis -> experiments, iterated, starting from the knowledge base.
+
+Each iteration runs five stages, each checkpointed (state.json) and logged (events.jsonl):
+
+    knowledge    query the knowledge base for this pair's known findings
+    replicate    re-test each known finding briefly (replicated | not_replicated), once per pipeline run
+    search       divergence prompt search, told what is already explained (iter<i>/search)
+    analyze      contrastive samples + analysis of the bank and base prompts (iter<i>/analyze); new
+                 hypotheses go to the knowledge base, ones matching known findings are not rediscovered
+    experiments  the experiment agent decides on each open hypothesis (confirm | narrow | split | reject)
+
+The run stops after `iterations` or when a budget (wall time, tokens, assistant calls) is spent;
+budgets are checked between stages. `resume=true` continues a killed pipeline: finished stages are
+skipped, search and analysis resume their own sub-runs, and decisions already in the knowledge
+base are picked up rather than taken twice. Outputs: events.jsonl, prompts.jsonl (every prompt the
+agent designed, with its reason), state.json, summary.json, iter<i>/{search,analyze}/.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hydra.utils import get_method, instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from tqdm import tqdm
+
+from cdx.agent import ExperimentAgent, PromptDesigner
+from cdx.io import JsonlWriter, atomic_write_json, atomic_write_text, open_run, read_records, strip_execution_only
+from cdx.knowledge import KnowledgeBase, hypothesis_key, open_knowledge, pair_fingerprint, record_hypothesis, register_pair
+from cdx.tasks.common import git_commit, output_dir, resolved_config, run_meta, seed_everything, tracked
+
+log = logging.getLogger(__name__)
+
+STAGES = ("knowledge", "replicate", "search", "analyze", "experiments")
+KNOWN = ("validated", "replicated")
+"""Statuses of findings that are re-tested and not rediscovered."""
+EXPLAINED = ("validated", "replicated", "refined_into")
+"""Statuses whose hypotheses an analysis does not hand to the agent again."""
+
+
+def run(cfg: DictConfig) -> dict:
+    out = output_dir(cfg)
+    seed_everything(cfg.seed)
+    _check_options(cfg.task)
+    identity = strip_execution_only({"model": _plain(cfg.model), "task": _plain(cfg.task), "agent": _plain(cfg.agent),
+                                     "search": _plain(cfg.search), "seed": cfg.seed})
+    identity["task"].pop("budget", None)  # a resumed run may get more (or less) budget
+    with open_run(out, "pipeline", identity, bool(cfg.resume)) as rd, tracked(cfg, "pipeline") as tracker:
+        kb = open_knowledge(_plain(cfg.knowledge)) or KnowledgeBase(out / "knowledge.sqlite")
+        try:
+            pipe = Pipeline(cfg, out, kb, tracker, resumed=rd.resumed)
+            result = pipe.run()
+            rd.finish(stop_reason=result["stop_reason"])
+        finally:
+            kb.close()
+    print(pipe.closing_note(result))
+    return result
+
+
+class Pipeline:
+    """The iteration loop; one instance per (possibly resumed) process."""
+
+    def __init__(self, cfg: DictConfig, out: Path, kb: KnowledgeBase, tracker, resumed: bool):
+        self.cfg, self.t, self.out, self.kb, self.tracker = cfg, cfg.task, out, kb, tracker
+        self.state_path = out / "state.json"
+        self.state = _load_state(self.state_path) if resumed and self.state_path.is_file() else _new_state()
+        self.events = JsonlWriter(out / "events.jsonl")
+        self.prompt_log = JsonlWriter(out / "prompts.jsonl")
+        self._pair = None
+        self._agent = None
+        self._started = time.monotonic()
+        self._wall_before = self.state["used"]["wall_s"]
+        if resumed:
+            self.event("pipeline", "resume", outputs={"iteration": self.state["iteration"], "done": self.state["done"]})
+
+    # -- loop ---------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        self._register()
+        stages = {"knowledge": self.stage_knowledge, "replicate": self.stage_replicate, "search": self.stage_search,
+                  "analyze": self.stage_analyze, "experiments": self.stage_experiments}
+        bar = tqdm(total=int(self.t.iterations) * len(STAGES), desc="pipeline", unit="stage",
+                   initial=self.state["iteration"] * len(STAGES) + len(self.state["done"]))
+        while self.state["iteration"] < int(self.t.iterations) and not self.state["stop_reason"]:
+            for name in STAGES:
+                if name in self.state["done"]:
+                    continue
+                over = self.over_budget()
+                if over:
+                    self.state["stop_reason"] = over
+                    self.event(name, "budget", reason=over)
+                    break
+                bar.set_postfix_str(f"iteration {self.state['iteration']} {name}")
+                self.run_stage(name, stages[name])
+                bar.update(1)
+            else:
+                self.end_iteration()
+        bar.close()
+        self.state["stop_reason"] = self.state["stop_reason"] or f"{self.t.iterations} iteration(s) done"
+        self.save()
+        return self.finish()
+
+    def run_stage(self, name: str, fn) -> None:
+        i = self.state["iteration"]
+        t0, tokens0 = time.monotonic(), self._tokens()
+        self.event(name, "start")
+        outputs = fn(i)
+        spent = self._tokens() - tokens0 + outputs.pop("_tokens", 0)
+        self.state["used"]["tokens"] += spent
+        self.state["done"].append(name)
+        self.event(name, "end", outputs=outputs, seconds=time.monotonic() - t0, tokens=spent)
+        self.save()
+
+    def end_iteration(self) -> None:
+        i = self.state["iteration"]
+        it = self.state["iterations"].setdefault(str(i), {})
+        step = {"iteration": i, **{k: v for k, v in it.items() if isinstance(v, int | float)},
+                **{f"used/{k}": v for k, v in self.state["used"].items()}}
+        self.tracker.log_step(step, i)
+        self.event("iteration", "end", outputs=step)
+        self.state["iteration"] += 1
+        self.state["done"] = []
+        self.save()
+
+    def over_budget(self) -> str | None:
+        b, used = self.t.budget, self.state["used"]
+        used["wall_s"] = self._wall_before + time.monotonic() - self._started
+        for key, name in (("wall_s", "wall time (s)"), ("tokens", "tokens"), ("assistant_calls", "assistant calls")):
+            if b.get(key) is not None and used[key] >= b[key]:
+                return f"budget spent: {name} {used[key]:.0f} >= {b[key]}"
+        return None
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def stage_knowledge(self, i: int) -> dict:
+        known = self.kb.findings(pair_id=self.state["pair_id"], status=list(KNOWN))
+        explained = self.kb.findings(pair_id=self.state["pair_id"], status=list(EXPLAINED))
+        self.state["known"] = [_slim(f) for f in known]
+        self.state["explained_keys"] = sorted({self.kb.hypothesis(f["hypothesis_id"])["key"] for f in explained})
+        self.iteration_stats(i)["known"] = len(known)
+        return {"known": [f"#{f['id']} {f['statement']} ({f['status']})" for f in known],
+                "n_explained": len(self.state["explained_keys"])}
+
+    def stage_replicate(self, i: int) -> dict:
+        if not self.t.replicate:
+            return {"skipped": "task.replicate=false"}
+        results = []
+        for f in self.state["known"]:
+            if f["id"] in self.state["replicated"] or self._touched_by_this_run(f["id"]):
+                continue  # found or already re-tested by this pipeline run (also: done just before a kill)
+            res = self.agent.replicate(f, salt=1000 + i)
+            self.state["replicated"].append(f["id"])
+            self.event("replicate", "decision", outputs=res, reason=res["reason"])
+            self.save()
+            results.append(res)
+        n_ok = sum(r["status"] == "replicated" for r in results)
+        self.iteration_stats(i).update(replicated=n_ok, not_replicated=len(results) - n_ok)
+        return {"replicated": n_ok, "not_replicated": len(results) - n_ok, "tested": [r["finding_id"] for r in results]}
+
+    def stage_search(self, i: int) -> dict:
+        if not self.t.search.enabled:
+            return {"skipped": "task.search.enabled=false"}
+        folder = self.out / f"iter{i}" / "search"
+        sub = self.subconfig(self.t.search_task, folder)
+        with open_dict(sub):
+            if self.t.search.cycles is not None:
+                sub.search.n_cycles = int(self.t.search.cycles)
+            sub.search.instructions = str(self.steered_instructions(folder.parent))
+        result = get_method(sub.task._target_)(sub)
+        calls = _search_calls(folder)
+        self.state["used"]["assistant_calls"] += calls
+        gens = sub.search.generations_per_prefix or 1
+        return {"bank_size": result["bank_size"], "n_added": result["n_added"], "assistant_calls": calls,
+                "top_divergence_mean": result["top_divergence_mean"], "dir": str(folder),
+                "_tokens": result["bank_size"] * gens * int(sub.search.max_new_tokens or 0)}
+
+    def stage_analyze(self, i: int) -> dict:
+        if not self.t.analyze.enabled:
+            return {"skipped": "task.analyze.enabled=false"}
+        folder = self.out / f"iter{i}" / "analyze"
+        prompts = self.analysis_prompts(i)
+        path = self.out / f"iter{i}" / "prompts.txt"
+        atomic_write_text(path, "".join(p.replace("\n", " ") + "\n" for p in prompts))
+        # conf/task/analyze.yaml is a _global_ package: its task node sits under analyze_task.task
+        task_cfg = self.t.analyze_task.task if "task" in self.t.analyze_task else self.t.analyze_task
+        sub = self.subconfig(task_cfg, folder)
+        with open_dict(sub):
+            sub.prompts = OmegaConf.create({"_target_": "cdx.decoding.prompts.PromptsFile", "path": str(path),
+                                            "key": "prompt", "column": "prompt", "limit": None})
+            sub.knowledge.enabled = False  # the pipeline records the hypotheses itself, with their ids
+        result = get_method(sub.task._target_)(sub)
+        records = read_records(folder / "findings.jsonl")
+        opened, known = self.record_hypotheses(records, folder)
+        self.iteration_stats(i).update(hypotheses=len(records), validated=result.get("n_validated", 0), opened=len(opened),
+                                       known=len(known))
+        return {"n_prompts": len(prompts), "n_hypotheses": len(records), "n_validated": result.get("n_validated"),
+                "open": [h["statement"] for h in opened], "not_rediscovered": known, "dir": str(folder),
+                "_tokens": int(result.get("n_tokens", 0))}
+
+    def stage_experiments(self, i: int) -> dict:
+        actions = []
+        for h in self.state["open"]:
+            hid = str(h["hypothesis_id"])
+            if hid in self.state["decided"]:
+                continue
+            status = self.kb.hypothesis(h["hypothesis_id"])["status"]
+            if status != "open":  # decided and committed just before a kill: do not decide twice
+                self.state["decided"][hid] = status
+                self.event("experiments", "recovered", outputs={"hypothesis": h["statement"], "status": status},
+                           reason="the knowledge base already holds this decision")
+                continue
+            self._current = h["statement"]
+            d = self.agent.step(h, salt=i)
+            self.state["decided"][hid] = d["action"]
+            self.event("experiments", "decision", reason=d["reason"], outputs=_decision_summary(d))
+            self.save()
+            actions.append(d["action"])
+        stats = self.iteration_stats(i)
+        for a in ("confirm", "narrow", "split", "reject", "inconclusive"):
+            stats[a] = actions.count(a)
+        self.state["open"] = []
+        return {"decisions": actions}
+
+    # -- pieces ---------------------------------------------------------------------------------
+
+    @property
+    def pair(self):
+        if self._pair is None:
+            self._pair = instantiate(self.cfg.model)
+        return self._pair
+
+    @property
+    def agent(self) -> ExperimentAgent:
+        if self._agent is None:
+            a = self.cfg.agent
+            assistant = None
+            if int(a.assistant_prompts) > 0:
+                from cdx.tasks.search import build_assistant
+
+                assistant = build_assistant(self.cfg.assistant)
+            designer = PromptDesigner(assistant, n_assistant=int(a.assistant_prompts), seed=int(self.cfg.seed),
+                                      on_prompt=self.log_prompt, on_assistant_call=self._count_assistant_call)
+            sampler = instantiate(a.sampler, pair=self.pair)
+            self._agent = ExperimentAgent(sampler, designer, instantiate(a.settings), self.kb, self.state["pair_id"],
+                                          self.state["run_id"])
+        return self._agent
+
+    def subconfig(self, task_cfg: DictConfig, folder: Path) -> DictConfig:
+        """The pipeline's config with another task, writing to `folder`, resuming it if it holds a run."""
+        sub = copy.deepcopy(self.cfg)
+        with open_dict(sub):
+            sub.task = copy.deepcopy(task_cfg)
+            sub.output_dir = str(folder)
+            sub.resume = (folder / "run.json").is_file()
+            sub.logger = None  # the pipeline's own tracker logs each iteration
+            sub.report.print_top = False
+        return sub
+
+    def steered_instructions(self, folder: Path) -> Path:
+        """The search instructions plus what is already explained, so the assistant looks elsewhere."""
+        import yaml
+
+        from cdx.search import load_instructions
+
+        base = load_instructions(str(self.cfg.search.instructions))
+        known = [f["statement"] for f in self.state["known"]]
+        data = base.model_dump(exclude_none=True)
+        if known:
+            note = ("\n\nAlready known differences (look for other ones): " + "; ".join(known)).replace("{", "{{").replace("}", "}}")
+            data["system"] = data["system"] + note
+        path = folder / "instructions.yaml"
+        atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        self.event("search", "steer", outputs={"known": known, "instructions": str(path)},
+                   reason="known findings are named so the search looks for what is unexplained")
+        return path
+
+    def analysis_prompts(self, i: int) -> list[str]:
+        """The search bank of this iteration plus the base prompts (the `prompts` group)."""
+        bank = self.out / f"iter{i}" / "search" / "bank.jsonl"
+        prompts = [r["prompt"] for r in read_records(bank)] if bank.is_file() else []
+        if self.t.analyze.base_prompts:
+            prompts += instantiate(self.cfg.prompts).load()
+        prompts = list(dict.fromkeys(p for p in prompts if p.strip()))
+        if len(prompts) < 4:
+            raise ValueError(f"iteration {i}: only {len(prompts)} prompts to analyse; enable task.search or "
+                             "task.analyze.base_prompts, or give more prompts (prompts.limit)")
+        return prompts
+
+    def record_hypotheses(self, records: list[dict], folder: Path) -> tuple[list[dict], list[str]]:
+        """New hypotheses into the knowledge base (once, even across a resume); returns (open ones, known ones)."""
+        explained = set(self.state["explained_keys"])
+        new = [r for r in records if hypothesis_key(r) not in explained]
+        known = [r["statement"] for r in records if hypothesis_key(r) in explained]
+        with self.kb.transaction():
+            already = self.kb.conn.execute("SELECT id FROM runs WHERE run_dir=?", (str(folder),)).fetchone()
+            run_id = already[0] if already else self.kb.add_run("pipeline-analyze", self.state["pair_id"], None, None,
+                                                               git_commit(), folder)
+            ids = [self._record_one(r, run_id, folder, bool(already)) for r in new]
+        take = [r for r in new if r.get("validated") or self.t.experiment_unvalidated]
+        take.sort(key=lambda r: -abs(r.get("effect") or 0.0))
+        opened = [{**_slim_record(r), "hypothesis_id": hid} for r, hid in zip(new, ids) if r in take][: int(self.t.max_hypotheses)]
+        self.state["open"] = opened
+        for s in known:
+            self.event("analyze", "known", outputs={"hypothesis": s},
+                       reason="matches a finding already in the knowledge base: replicated, not rediscovered")
+        return opened, known
+
+    def _record_one(self, r: dict, run_id: int, folder: Path, already: bool) -> int:
+        if already:  # recorded before a kill: only look the id up
+            return self.kb.upsert_hypothesis(self.state["pair_id"], hypothesis_key(r), r["statement"])
+        return record_hypothesis(self.kb, self.state["pair_id"], r, run_id, "discovery", folder)["hypothesis_id"]
+
+    def _register(self) -> None:
+        if self.state["pair_id"] is not None:
+            return
+        model = _plain(self.cfg.model)
+        self.state["pair_id"] = register_pair(self.kb, model)
+        self.state["fingerprint"] = pair_fingerprint(model)[0]
+        meta = run_meta(self.cfg, "pipeline")
+        self.state["run_id"] = self.kb.add_run("pipeline", self.state["pair_id"], " ".join(meta.get("overrides") or []),
+                                               resolved_config(self.cfg), meta["git_commit"], self.out)
+        self.save()
+
+    def _touched_by_this_run(self, finding_id: int) -> bool:
+        return any(h["run_id"] == self.state["run_id"] for h in self.kb.finding(finding_id)["history"])
+
+    # -- logs, state, summary -----------------------------------------------------------------------
+
+    def event(self, stage: str, event: str, inputs: dict | None = None, outputs: dict | None = None,
+              reason: str | None = None, seconds: float | None = None, tokens: int | None = None) -> None:
+        rec = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "iteration": self.state["iteration"],
+               "stage": stage, "event": event}
+        for k, v in (("inputs", inputs), ("outputs", outputs), ("reason", reason), ("seconds", seconds), ("tokens", tokens)):
+            if v is not None:
+                rec[k] = v
+        self.events.write([rec])
+
+    def log_prompt(self, rec: dict) -> None:
+        self.prompt_log.write([{"iteration": self.state["iteration"], "hypothesis": getattr(self, "_current", None), **rec}])
+
+    def _count_assistant_call(self) -> None:
+        self.state["used"]["assistant_calls"] += 1
+
+    def _tokens(self) -> int:
+        return self._agent.sampler.n_tokens if self._agent is not None else 0
+
+    def iteration_stats(self, i: int) -> dict:
+        return self.state["iterations"].setdefault(str(i), {})
+
+    def save(self) -> None:
+        atomic_write_json(self.state_path, self.state)
+
+    def finish(self) -> dict:
+        touched = self.kb.conn.execute("SELECT DISTINCT finding_id FROM finding_history WHERE run_id IN "
+                                       "(SELECT id FROM runs WHERE id=? OR run_dir LIKE ?)",
+                                       (self.state["run_id"], f"{self.out}/%")).fetchall()
+        findings = [self.kb.finding(r[0]) for r in touched]
+        result = {"iterations": self.state["iteration"], "stop_reason": self.state["stop_reason"],
+                  **{f"used_{k}": v for k, v in self.state["used"].items()},
+                  "n_findings_touched": len(findings),
+                  "n_new_findings": sum(f["history"][0]["run_id"] in self._run_ids() for f in findings),
+                  "n_replicated": sum(any(h["status"] == "replicated" and h["run_id"] == self.state["run_id"]
+                                          for h in f["history"]) for f in findings),
+                  "n_refined": sum(f["status"] == "refined_into" for f in findings),
+                  "database": str(self.kb.path), "pair_id": self.state["pair_id"], "run_id": self.state["run_id"]}
+        atomic_write_json(self.out / "summary.json", {**result, "findings": [_history_line(f) for f in findings]})
+        self.tracker.log_summary(result)
+        self.tracker.log_files([str(self.out / f) for f in ("events.jsonl", "prompts.jsonl", "state.json", "summary.json")],
+                               "pipeline")
+        self.event("pipeline", "end", outputs=result)
+        self._findings = findings
+        return result
+
+    def _run_ids(self) -> set[int]:
+        rows = self.kb.conn.execute("SELECT id FROM runs WHERE id=? OR run_dir LIKE ?",
+                                    (self.state["run_id"], f"{self.out}/%")).fetchall()
+        return {r[0] for r in rows}
+
+    def closing_note(self, result: dict) -> str:
+        lines = ["Knowledge base history of the findings this run touched:"]
+        lines += [f"  {_history_line(f)}" for f in getattr(self, "_findings", [])]
+        lines.append(f"cdx pipeline: {result['iterations']} iteration(s) ({result['stop_reason']}); "
+                     f"{result['n_new_findings']} new finding(s), {result['n_replicated']} replicated, "
+                     f"{result['n_refined']} refined; {result['used_tokens']} tokens, {result['used_wall_s']:.0f} s "
+                     f"-> {self.out}")
+        return "\n".join(lines)
+
+
+def _new_state() -> dict:
+    return {"version": 1, "iteration": 0, "done": [], "pair_id": None, "run_id": None, "fingerprint": None,
+            "used": {"wall_s": 0.0, "tokens": 0, "assistant_calls": 0}, "known": [], "explained_keys": [],
+            "replicated": [], "open": [], "decided": {}, "iterations": {}, "stop_reason": None}
+
+
+def _load_state(path: Path) -> dict:
+    import json
+
+    state = json.loads(path.read_text(encoding="utf-8"))
+    if state.get("version") != 1:
+        raise ValueError(f"{path} is a pipeline checkpoint of version {state.get('version')}; this cdx reads version 1")
+    return state
+
+
+def _check_options(t: DictConfig) -> None:
+    if int(t.iterations) < 1:
+        raise ValueError(f"task.iterations={t.iterations} must be >= 1")
+    for k, v in t.budget.items():
+        if k not in ("wall_s", "tokens", "assistant_calls"):
+            raise ValueError(f"task.budget.{k} is not a budget; use wall_s, tokens or assistant_calls")
+        if v is not None and v <= 0:
+            raise ValueError(f"task.budget.{k}={v} must be > 0 (or null for no limit)")
+    if t.analyze.enabled and "analyze_task" not in t:
+        raise ValueError("task.analyze.enabled=true needs the analyze task config (task.analyze_task)")
+
+
+def _search_calls(folder: Path) -> int:
+    """Assistant requests of a search run: one per attempted cycle (stats.jsonl), plus criterion judgements."""
+    stats = folder / "stats.jsonl"
+    if not stats.is_file():
+        return 0
+    return sum(1 + int(r.get("judged", 0) or 0) for r in read_records(stats))
+
+
+def _plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
+
+
+def _slim(f: dict) -> dict:
+    return {k: f[k] for k in ("id", "hypothesis_id", "statement", "status", "kind", "direction", "cluster", "checker")}
+
+
+def _slim_record(r: dict) -> dict:
+    keep = ("id", "statement", "kind", "direction", "cluster", "cluster_label", "checker", "n_s", "k_s", "n_c", "k_c",
+            "rate_s", "rate_c", "effect", "p", "q", "validated")
+    return {k: r.get(k) for k in keep}
+
+
+def _decision_summary(d: dict) -> dict:
+    return {"hypothesis": d["statement"], "action": d["action"], "n_per_topic": d["n_per_topic"],
+            "significant_topics": d["significant_topics"],
+            "scan": {t: {k: v[k] for k in ("k_s", "n_s", "k_c", "n_c", "p", "q")} for t, v in d["scan"].items()},
+            "children": [{"statement": c["statement"], "validated": c["validated"], "reason": c["reason"],
+                          "finding_id": c.get("finding_id")} for c in d["children"]]}
+
+
+def _history_line(f: dict) -> str:
+    chain = " -> ".join(f"{h['status']}" + (f"(#{h['related_finding_id']})" if h["related_finding_id"] else "")
+                        for h in f["history"])
+    return f"#{f['id']} [{f['status']}] {f['statement']}: {chain}"
