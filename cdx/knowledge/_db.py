@@ -224,9 +224,13 @@ class KnowledgeBase:
         return h
 
     def findings(self, pair: str | int | None = None, status: str | list[str] | None = None,
-                 text: str | None = None, limit: int | None = None) -> list[dict]:
-        """Findings, newest first. `pair`: id, fingerprint (or a prefix of it) or a substring of its label."""
+                 text: str | None = None, limit: int | None = None, pair_id: int | None = None) -> list[dict]:
+        """Findings, newest first. `pair`: id, fingerprint (or a prefix of it) or a substring of its label;
+        `pair_id`: exactly that pair (for programs)."""
         where, args = [], []
+        if pair_id is not None:
+            where.append("p.id = ?")
+            args.append(int(pair_id))
         if pair is not None:
             where.append("(p.id = ? OR p.fingerprint LIKE ? OR p.label LIKE ?)")
             args += [_int_or(pair), f"{pair}%", f"%{pair}%"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,18 +64,32 @@ def record_hypothesis(kb: KnowledgeBase, pair_id: int, record: dict, run_id: int
     return {"hypothesis_id": hid, "validation_id": vid, "finding_id": fid, "change": change}
 
 
-def record_analysis(run_dir_or_findings: str | Path | list[dict], kb: KnowledgeBase | str | Path | None = None,
+def record_analysis(run_dir_or_findings: str | Path | list[dict], kb: KnowledgeBase | Mapping | str | Path | None = None,
                     model: Any = None, run_dir: str | Path | None = None, kind: str = "analyze",
-                    command: str | None = None, config: dict | None = None, git_commit: str | None = None) -> dict:
+                    command: str | None = None, config: dict | None = None, git_commit: str | None = None) -> dict | None:
     """Record every hypothesis of an analysis (its run folder, or its findings records) in the knowledge base.
 
     `model` is the pair config (cfg.model); for a run folder it defaults to the folder's
-    `.hydra/config.yaml`. `kb` is a KnowledgeBase, a path, or None for the default file.
-    Returns {pair_id, run_id, n_hypotheses, n_findings_new, n_replicated, n_not_replicated, finding_ids}.
+    `.hydra/config.yaml`. `kb` is a KnowledgeBase, a path, None for the default file, or the
+    conf/knowledge settings as a dict (then nothing is recorded, and None returned, when
+    `enabled` is false). Returns {pair_id, run_id, n_hypotheses, n_findings_new, n_replicated,
+    n_not_replicated, finding_ids}.
     """
-    records, run_dir, model, config, command = _load(run_dir_or_findings, run_dir, model, config, command)
     own = not isinstance(kb, KnowledgeBase)
-    base = KnowledgeBase(kb) if own else kb
+    if isinstance(kb, Mapping):  # conf/knowledge settings, e.g. from task=analyze
+        from cdx.knowledge._db import open_knowledge
+
+        base = open_knowledge(kb)
+        if base is None:
+            return None
+    else:
+        base = kb if not own else KnowledgeBase(kb)
+    try:
+        records, run_dir, model, config, command = _load(run_dir_or_findings, run_dir, model, config, command)
+    except BaseException:
+        if own:
+            base.close()
+        raise
     try:
         pair_id = register_pair(base, model)
         run_id = base.add_run(kind, pair_id, command, config, git_commit, run_dir)

@@ -65,3 +65,14 @@ def test_bad_inputs(tmp_path):
         record_analysis([_rec()], tmp_path / "kb.sqlite")
     with pytest.raises(ValueError, match="lacks \\['checker'\\]"):
         record_analysis([{"statement": "x"}], tmp_path / "kb.sqlite", model=PAIR)
+
+
+def test_settings_dict_as_task_analyze_passes_it(tmp_path):
+    """What task=analyze calls: the conf/knowledge settings decide whether and where to record."""
+    d = _run_dir(tmp_path, "a1", [_rec()])
+    assert record_analysis(d, {"enabled": False, "path": str(tmp_path / "off.sqlite")}) is None
+    assert not (tmp_path / "off.sqlite").exists()
+    res = record_analysis(d, {"enabled": True, "path": str(tmp_path / "on.sqlite"), "busy_timeout_s": 5, "retries": 2})
+    assert res["n_findings_new"] == 1
+    with pytest.raises(ValueError, match="unknown knowledge option\\(s\\) \\['pth'\\]"):
+        record_analysis(d, {"enabled": True, "pth": "x"})

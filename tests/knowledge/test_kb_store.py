@@ -66,6 +66,7 @@ def test_queries_by_pair_status_and_text(kb):
     assert [f["id"] for f in kb.findings(pair="aaaa")] == [a]  # fingerprint prefix
     assert [f["id"] for f in kb.findings(pair="label bbbb")] == [b]  # label substring
     assert [f["id"] for f in kb.findings(pair=str(kb.pair("bbbb2222")["id"]))] == [b]  # pair id
+    assert [f["id"] for f in kb.findings(pair_id=kb.pair("aaaa1111")["id"])] == [a]
     assert [f["id"] for f in kb.findings(status="rejected")] == [b]
     assert [f["id"] for f in kb.findings(status=["validated", "replicated"])] == [a]
     assert [f["id"] for f in kb.findings(text="PIRATE")] == [b]  # LIKE ignores ASCII case
