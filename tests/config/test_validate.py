@@ -148,16 +148,26 @@ BAD_VALUES = [
     ("summarize-sweep_dir-missing", ("task=summarize",), {"sweep_dir": "/no/such/sweep"},
      r"sweep_dir='/no/such/sweep' is not a folder"),
 ]
-if not CUDA:
-    BAD_VALUES += [
-        ("quantize-without-cuda", ("model=gpt2_pair",), {"model.starting.quantization": "8bit"},
-         r"quantization='8bit' cannot be used: bitsandbytes quantization needs a CUDA GPU"),
-        ("device-cuda-without-cuda", ("model=tiny_random",), {"model.starting.device": "cuda"},
-         r"model.starting.device='cuda' but no CUDA GPU is visible"),
-    ]
+NO_CUDA_CASES = [  # on a CUDA machine these settings are valid
+    ("quantize-without-cuda", ("model=gpt2_pair",), {"model.starting.quantization": "8bit"},
+     r"quantization='8bit' cannot be used: bitsandbytes quantization needs a CUDA GPU"),
+    ("device-cuda-without-cuda", ("model=tiny_random",), {"model.starting.device": "cuda"},
+     r"model.starting.device='cuda' but no CUDA GPU is visible"),
+]
+CUDA_CASES = [
+    ("quantize-on-cpu-device", ("model=gpt2_pair",), {"model.starting.quantization": "4bit"},
+     r"quantization='4bit' cannot be used: bitsandbytes runs on CUDA only, not device='cpu'"),
+    ("quantize-and-interpolate", ("model=gpt2_pair",), {"model.starting.quantization": "4bit",
+                                                        "model.starting.device": "cuda", "model.interpolation": 0.5},
+     r"quantization='4bit' cannot be used: interpolation needs floating-point weights"),
+]
 
 
-@pytest.mark.parametrize(("groups", "values", "pattern"), [c[1:] for c in BAD_VALUES], ids=[c[0] for c in BAD_VALUES])
+@pytest.mark.parametrize(("groups", "values", "pattern"), [
+    *[pytest.param(*c[1:], id=c[0]) for c in BAD_VALUES],
+    *[pytest.param(*c[1:], id=c[0], marks=pytest.mark.skipif(CUDA, reason="valid on CUDA")) for c in NO_CUDA_CASES],
+    *[pytest.param(*c[1:], id=c[0], marks=pytest.mark.skipif(not CUDA, reason="needs CUDA")) for c in CUDA_CASES],
+])
 def test_bad_value_is_refused(groups, values, pattern):
     refused(config(*groups, **{k.replace(".", "__"): v for k, v in values.items()}), pattern)
 
