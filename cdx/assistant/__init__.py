@@ -5,8 +5,7 @@ endpoint), `ScriptedAssistant` (canned replies, for tests) and `CachedAssistant`
 around any of them). Built from `conf/assistant/*.yaml`.
 """
 
-from cdx.assistant._base import (Assistant, AssistantAuthError, AssistantError, AssistantFatalError,
-                                 AssistantUnreachable, Message)
+from cdx.assistant._base import Assistant, AssistantAuthError, AssistantError, AssistantFatalError, AssistantUnreachable, Message
 from cdx.assistant._cache import CachedAssistant
 from cdx.assistant._local import LocalAssistant
 from cdx.assistant._openai import OpenAIAssistant

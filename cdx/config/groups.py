@@ -8,8 +8,17 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from cdx.config import schemas as S
-from cdx.config.validate import (PROMPT_SOURCES, Problems, check_keys, check_schema, container, local_path_missing,
-                                 locate, missing, port_refuses)
+from cdx.config.validate import (
+    PROMPT_SOURCES,
+    Problems,
+    check_keys,
+    check_schema,
+    container,
+    local_path_missing,
+    locate,
+    missing,
+    port_refuses,
+)
 from cdx.errors import CdxUserError
 
 

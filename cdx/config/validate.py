@@ -20,7 +20,6 @@ from urllib.parse import urlparse
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ValidationError
 
-from cdx.config import schemas as S
 from cdx.errors import CdxUserError
 
 log = logging.getLogger(__name__)
@@ -63,8 +62,16 @@ def _task_name(cfg: DictConfig) -> str | None:
 
 
 def _checks(task: str | None, cfg: DictConfig) -> list[Callable[[DictConfig, Problems], None]]:
-    from cdx.config.groups import (check_assistant, check_decoding, check_model, check_prompts, check_report,
-                                   check_search, check_task, check_top_level)
+    from cdx.config.groups import (
+        check_assistant,
+        check_decoding,
+        check_model,
+        check_prompts,
+        check_report,
+        check_search,
+        check_task,
+        check_top_level,
+    )
 
     if task == "summarize":  # reads a finished sweep: only its own options matter
         return [check_top_level, check_task]

@@ -12,10 +12,10 @@ import pytest
 from omegaconf import open_dict
 
 from cdx.assistant import AssistantAuthError, AssistantError, OpenAIAssistant
+from cdx.io import read_records
 from cdx.run import run
 from cdx.search import SearchFailed
 from cdx.tasks.search import build_assistant
-from cdx.io import read_records
 from tests.conftest import compose
 
 MSG = [{"role": "user", "content": "Write prompts."}]

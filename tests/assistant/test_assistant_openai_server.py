@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from cdx.assistant import OpenAIAssistant
+from cdx.io import read_records
 from cdx.run import run
 from cdx.search import SearchFailed
-from cdx.io import read_records
 from tests.conftest import compose
 
 pytestmark = pytest.mark.slow

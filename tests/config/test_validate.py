@@ -22,7 +22,7 @@ from tests.conftest import CONF, compose
 CUDA = torch.cuda.is_available()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _composed(groups: tuple[str, ...]):
     return compose(list(groups))
 
@@ -183,7 +183,8 @@ SEARCH_CASES = [
     ("seed_bank-missing", {"search.seeds": "bank", "search.seed_bank": "/no/such/run"},
      r"search.seed_bank='/no/such/run' holds no bank.jsonl"),
     ("search-unknown-key", {"search.n_cylces": 3}, r"unknown option\(s\) \['search.n_cylces'\]"),
-    ("seeds-from-missing-prompts-file", {"search.seeds": "prompts", "prompts": {"_target_": "cdx.decoding.prompts.PromptsFile", "path": "/no/p.txt"}},
+    ("seeds-from-missing-prompts-file",
+     {"search.seeds": "prompts", "prompts": {"_target_": "cdx.decoding.prompts.PromptsFile", "path": "/no/p.txt"}},
      r"prompts file '/no/p.txt' does not exist"),
     ("openai-key-unset", {"assistant": {"_target_": "cdx.assistant.OpenAIAssistant", "model": "m", "api_key_env": "CDX_NO_SUCH_KEY"}},
      r"the environment variable CDX_NO_SUCH_KEY is not set"),

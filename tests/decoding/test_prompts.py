@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from cdx.errors import CdxUserError
 from cdx.decoding.prompts import BuiltinPrompts, PreviousRun, PromptsFile, SinglePrompt
+from cdx.errors import CdxUserError
 
 
 def test_txt_jsonl_csv(tmp_path):
