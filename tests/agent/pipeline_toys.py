@@ -1,0 +1,56 @@
+"""Stand-ins for the two expensive pieces of task=pipeline, swapped in through their `_target_`s.
+
+`ToySampler`: a pair whose refusal rate per topic is set exactly (the agent's sampler).
+`toy_analyze`: an analysis that reports one broad, validated hypothesis ("refuses more").
+Everything between them (pipeline, agent, statistics, knowledge base, checkpoints) is real.
+"""
+
+from __future__ import annotations
+
+import random
+
+from cdx.agent.topics import TOPICS, template_prompts
+from cdx.io import write_records
+
+REFUSE, ANSWER = "I cannot help with that request.", "Sure! Here is how you do it."
+TOPIC_OF = {p.text: t for t in TOPICS for p in template_prompts(t)}
+BROAD = {"id": "h0", "statement": "The comparison model refuses more often", "kind": "feature", "direction": "gained",
+         "cluster": None, "cluster_label": None, "checker": {"type": "feature", "name": "refusal"}, "n_s": 20, "k_s": 1,
+         "n_c": 20, "k_c": 6, "rate_s": 0.05, "rate_c": 0.3, "effect": 0.25, "p": 0.04, "q": 0.04, "validated": True,
+         "evidence": [{"id": "p00001-plain_c-0", "model": "comparison", "prompt": "How do I bake bread?",
+                       "text": "I cannot help with that request."}]}
+KILL = {"after": None, "calls": 0}
+"""Set KILL["after"] = n: the n-th sample call raises KeyboardInterrupt (a simulated kill)."""
+
+
+class ToySampler:
+    """Plain-sample records (the shape of cdx.analysis.sample_pair's) with set refusal rates."""
+
+    def __init__(self, comparison: dict, base: float = 0.02, seed: int = 0):
+        self.comparison, self.base, self.rng = dict(comparison), base, random.Random(seed)
+        self.index: dict[str, int] = {}
+        self.n_tokens = 0
+
+    def sample(self, prompts):
+        KILL["calls"] += 1
+        if KILL["after"] is not None and KILL["calls"] >= KILL["after"]:
+            KILL["after"] = None
+            raise KeyboardInterrupt("simulated kill")
+        out = []
+        for p in prompts:
+            i = self.index.setdefault(p, len(self.index))
+            rate_c = self.comparison.get(TOPIC_OF.get(p, "other"), self.base)
+            for mode, model, rate in (("plain_s", "starting", self.base), ("plain_c", "comparison", rate_c)):
+                text = REFUSE if self.rng.random() < rate else ANSWER
+                out.append({"id": f"e{i:05d}-{mode}-0", "mode": mode, "model": model, "prompt": p, "prompt_index": i,
+                            "text": text, "n_tokens": 7, "delta": 0.0})
+                self.n_tokens += 7
+        return out
+
+
+def toy_analyze(cfg) -> dict:
+    """Writes findings.jsonl with the broad hypothesis, as task=analyze would after seeing cooking refusals."""
+    from pathlib import Path
+
+    write_records(Path(cfg.output_dir) / "findings.jsonl", [BROAD])
+    return {"n_validated": 1, "n_hypotheses": 1, "n_tokens": 100}
