@@ -279,11 +279,16 @@ class Pipeline:
         return path
 
     def analysis_prompts(self, i: int) -> list[str]:
-        """The search bank of this iteration plus the base prompts (the `prompts` group)."""
+        """The search bank of this iteration, the base prompts (the `prompts` group) and a few prompts per topic."""
         bank = self.out / f"iter{i}" / "search" / "bank.jsonl"
         prompts = [r["prompt"] for r in read_records(bank)] if bank.is_file() else []
         if self.t.analyze.base_prompts:
             prompts += instantiate(self.cfg.prompts).load()
+        per = int(self.t.analyze.topic_prompts or 0)
+        if per:  # a broad sample over every topic, so a topic-bound behaviour is among what is analysed
+            from cdx.agent.topics import TOPICS, draw, template_prompts
+
+            prompts += [p.text for t in sorted(TOPICS) for p in draw(template_prompts(t), per, int(self.cfg.seed) + 7919 * i)]
         prompts = list(dict.fromkeys(p for p in prompts if p.strip()))
         if len(prompts) < 4:
             raise ValueError(f"iteration {i}: only {len(prompts)} prompts to analyse; enable task.search or "

@@ -61,6 +61,9 @@ def test_first_run_narrows_second_run_replicates(tmp_path, capsys):
         assert narrow["hypothesis"]["cluster"] == "cooking" and narrow["status"] == "validated"
     decisions = [e for e in _events(tmp_path, "run1") if e["event"] == "decision"]
     assert [d["outputs"]["action"] for d in decisions] == ["narrow"] and "only on cooking" in decisions[0]["reason"]
+    analysed = (tmp_path / "run1" / "iter0" / "prompts.txt").read_text().splitlines()
+    assert len(analysed) == 16 + 8 * 6  # builtin prompts (limit 16) + task.analyze.topic_prompts per built-in topic
+    assert sum(pipeline_toys.TOPIC_OF.get(p) == "cooking" for p in analysed) == 6
     prompts = read_records(tmp_path / "run1" / "prompts.jsonl")
     assert {p["source"] for p in prompts} == {"template"} and all(p["reason"] and p["hypothesis"] for p in prompts)
     note = capsys.readouterr().out
