@@ -336,13 +336,78 @@ def bench_score(setup: Setup) -> tuple[list[Row], str]:
         machine(parallel_mode(two))
 
 
+ANALYZE_OVERRIDES = ["task=analyze", "prompts.limit=32", "analysis.sample.max_new_tokens=32", "report.print_top=false",
+                     "analysis.report.print_table=false"]
+
+
+def _compose(overrides: list[str], out: Path):
+    """The CLI's composed config for `overrides`, writing into `out` (Hydra's compose API, as tests do)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.output_dir = str(out)
+        del cfg["hydra"]
+    return cfg
+
+
+def _analysis_generation(cfg):
+    """The generation task=analyze needs, alone: every discovery mode on the discovery prompts and
+    the plain samples of both models on the validation prompts, nothing written or scored."""
+    from hydra.utils import instantiate
+
+    from cdx.analysis.sampling import PLAIN, SampleSettings, sample_pair, split_prompts
+
+    a = cfg.analysis
+    prompts = list(dict.fromkeys(instantiate(cfg.prompts).load()))
+    disc, val = split_prompts(prompts, float(a.sample.discovery_fraction), int(cfg.seed))
+    keys = set(SampleSettings.__dataclass_fields__)
+    s_disc = SampleSettings(**{k: v for k, v in a.sample.items() if k in keys})
+    s_val = SampleSettings(**{k: v for k, v in a.validate.sampling.items() if k in keys})
+
+    def go():
+        pair = instantiate(cfg.model)  # from the process's model cache after the first call
+        sample_pair(pair, [prompts[i] for i in disc], s_disc, tuple(a.sample.modes), disc, "discovery")
+        sample_pair(pair, [prompts[i] for i in val], s_val, PLAIN, val, "validation")
+
+    return go
+
+
 def bench_analyze(setup: Setup) -> tuple[list[Row], str]:
+    """Wall time of task=analyze (small budget) against the time of the generation it needs."""
     try:
-        from cdx.tasks import analyze as _task  # noqa: F401  (H4's task; absent in older checkouts)
+        from cdx.tasks import analyze as task
     except ImportError:
         return [Row("task=analyze is not in this checkout (cdx/tasks/analyze.py)", None, None,
                     "<= 1.25x (not measured)")], machine()
-    raise NotImplementedError
+    import json
+
+    overrides = ANALYZE_OVERRIDES + (["model=tiny_random", "prompts.limit=16"] if setup.model == "tiny-random" else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = iter(range(10**6))
+        last: dict = {}
+
+        def analyze():
+            out = Path(tmp) / f"run{next(runs)}"
+            task.run(_compose(overrides, out))
+            last.update(json.loads((out / "analysis.json").read_text()).get("timings_s", {}))
+
+        generation = _analysis_generation(_compose(overrides, Path(tmp) / "probe"))
+        generation()  # warm-up of both: model, GGUF cache and embedder loads are not what is compared
+        analyze()
+        t = _measure({"generation": generation, "analyze": analyze}, setup.repeats)
+    ratio = t["analyze"].median / t["generation"].median
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in last.items() if v is not None)
+    rows = [Row(f"generation task=analyze needs, alone ({' '.join(overrides[1:])})", t["generation"], 1.0,
+                "reference"),
+            Row(f"task=analyze, whole run (stages: {stages})", t["analyze"], ratio, "<= 1.25x")]
+    return rows, machine()
 
 
 def to_markdown(rows: list[Row], title: str, machine_line: str) -> str:

@@ -62,6 +62,7 @@ class ContrastiveDecoder:
         seed: int = 0,
         include_prefix_in_divergences: bool = False,
         parallel: bool | str = "auto",
+        adapter_batch: bool | None = None,
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy={strategy!r} is not valid; use one of {STRATEGIES}")
@@ -84,6 +85,8 @@ class ContrastiveDecoder:
         self.batch_size, self.seed = batch_size, seed
         self.include_prefix_in_divergences = include_prefix_in_divergences
         self.parallel = parallel
+        # base vs base + adapter as one batch with per-row adapters: None = on accelerators only
+        self.adapter_batch = adapter_batch
         tok = pair.tokenizer
         self.eos_ids = _eos_ids(pair)
         self.pad_id = tok.pad_token_id
@@ -114,7 +117,7 @@ class ContrastiveDecoder:
         rows_c = [self.pair.comparison.prompt_ids(p) for p in prompts]
         # One generator per batch, seeded from (seed, batch): reruns and resumed runs reproduce.
         seed = self.seed if seed is None else seed
-        streams = PairStreams(self.pair, parallel=self.parallel)
+        streams = PairStreams(self.pair, parallel=self.parallel, adapter_batch=self.adapter_batch)
         # On the starting model's device: sampling noise is drawn where the scores are (no copy of
         # (N, V) weights to the host per step on a GPU). On the CPU the tokens equal HF generate's.
         gen = torch.Generator(device=streams.s.device).manual_seed(seed * 1_000_003 + batch_number)

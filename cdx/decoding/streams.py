@@ -15,6 +15,7 @@ one copy of the weights.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,11 +38,17 @@ def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[Tensor, Tensor
 
 
 class Stream:
-    """One model, one KV cache, N rows; returns float32 next-token logits (N, V)."""
+    """One model, one KV cache, N rows; returns float32 next-token logits (N, V).
 
-    def __init__(self, model, vocab_size: int, pad_id: int):
+    `row_kwargs`, if given, returns extra forward arguments for the current rows (the adapter of
+    each row in a mixed base/adapter batch); `lock` serialises forwards that need it.
+    """
+
+    def __init__(self, model, vocab_size: int, pad_id: int, row_kwargs: Callable[[], dict] | None = None,
+                 lock: threading.Lock | None = None):
         self.model, self.vocab_size, self.pad_id = model, vocab_size, pad_id
         self.device = next(model.parameters()).device
+        self.row_kwargs, self.lock = row_kwargs or dict, lock or contextlib.nullcontext()
 
     @torch.inference_mode()
     def prefill(self, rows: list[list[int]]) -> Tensor:
@@ -49,16 +56,18 @@ class Stream:
         positions = (self.mask.cumsum(-1) - 1).clamp_min(0)  # left padding: real tokens start at 0
         self.next_pos = positions[:, -1:] + 1  # (N, 1)
         self.cache = DynamicCache(config=self.model.config)
-        out = self.model(input_ids=ids, attention_mask=self.mask, position_ids=positions,
-                         cache=self.cache, use_cache=True, logits_to_keep=1)
+        with self.lock:
+            out = self.model(input_ids=ids, attention_mask=self.mask, position_ids=positions,
+                             cache=self.cache, use_cache=True, logits_to_keep=1, **self.row_kwargs())
         return out.logits[:, -1, : self.vocab_size].float()
 
     @torch.inference_mode()
     def step(self, tokens: Tensor) -> Tensor:
         """Feed one token per row (N,), get the next logits (N, V)."""
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
-        out = self.model(input_ids=tokens.to(self.device)[:, None], attention_mask=self.mask,
-                         position_ids=self.next_pos, cache=self.cache, use_cache=True)
+        with self.lock:
+            out = self.model(input_ids=tokens.to(self.device)[:, None], attention_mask=self.mask,
+                             position_ids=self.next_pos, cache=self.cache, use_cache=True, **self.row_kwargs())
         self.next_pos = self.next_pos + 1
         return out.logits[:, -1, : self.vocab_size].float()
 
@@ -118,16 +127,40 @@ def side_worker(role: str, threads: int) -> ThreadPoolExecutor:
         return _WORKERS[key]
 
 
-def parallel_mode(pair, parallel: bool | str = "auto") -> str:
-    """How a pair's two sides run: `one-batch`, `threads-A+B` (side by side) or `sequential`."""
+def parallel_mode(pair, parallel: bool | str = "auto", adapter_batch: bool | None = None) -> str:
+    """How a pair's two sides run.
+
+    `one-batch`: shared weights, both contexts as one batch of 2B rows. `one-batch-adapter`: base
+    vs base + adapter as one batch over the adapter view, the adapter enabled per row (PEFT's
+    mixed-adapter batches); the default on accelerators, where 2B rows cost about what B rows
+    cost, or with `adapter_batch=True`. `threads-A+B`: two models side by side on CPU worker
+    threads (also an adapter pair on the CPU: two passes over the shared base, in parallel).
+    `sequential`: one after the other.
+    """
     if pair.shares_weights:
         return "one-batch"
     devices = {next(m.parameters()).device.type for m in (pair.starting.model, pair.comparison.model)}
+    if adapter_of_rows(pair) is not None and (adapter_batch or (adapter_batch is None and devices != {"cpu"})):
+        return "one-batch-adapter"
     total = total_threads()
     on = (devices == {"cpu"} and total >= 2) if parallel == "auto" else bool(parallel)
     if not on:
         return "sequential"
     return f"threads-{total - total // 2}+{max(1, total // 2)}"
+
+
+def adapter_of_rows(pair) -> tuple[str, str, Any] | None:
+    """(starting rows' adapter, comparison rows' adapter, view) when one side is a PEFT adapter view
+    over the other side's own weights, else None. "__base__" is PEFT's name for "no adapter"."""
+    from cdx.models.adapters import is_adapter_view, unique_param_bytes
+
+    s, c = pair.starting.model, pair.comparison.model
+    for view, bare, view_first in ((c, s, False), (s, c, True)):
+        if is_adapter_view(view) and not is_adapter_view(bare) and len(view.peft_config) == 1:
+            if unique_param_bytes(view, bare) == unique_param_bytes(view):  # every base tensor is shared
+                name = next(iter(view.peft_config))
+                return (name, "__base__", view) if view_first else ("__base__", name, view)
+    return None
 
 
 class PairStreams:
@@ -138,12 +171,21 @@ class PairStreams:
     log-softmax runs side by side too.
     """
 
-    def __init__(self, pair, parallel: bool | str = "auto"):
+    def __init__(self, pair, parallel: bool | str = "auto", adapter_batch: bool | None = None):
         v, pad = pair.vocab_size, pair.tokenizer.pad_token_id
-        self.shared = pair.shares_weights
-        self.s = Stream(pair.starting.model, v, pad)
+        self.mode = parallel_mode(pair, parallel, adapter_batch)
+        self.shared = self.mode.startswith("one-batch")
+        self.n = 0
+        if self.mode == "one-batch-adapter":
+            from cdx.models.adapters import forward_lock
+
+            names_s, names_c, view = adapter_of_rows(pair)
+            # rows are [s_0..s_{n-1}, c_0..c_{n-1}]: the first half runs names_s, the second names_c
+            rows = lambda: {"adapter_names": [names_s] * self.n + [names_c] * self.n}  # noqa: E731
+            self.s = Stream(view, v, pad, row_kwargs=rows, lock=forward_lock(view))
+        else:
+            self.s = Stream(pair.starting.model, v, pad)
         self.c = self.s if self.shared else Stream(pair.comparison.model, v, pad)
-        self.mode = parallel_mode(pair, parallel)
         self.parallel = self.mode.startswith("threads")
         if self.parallel:
             total = total_threads()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import threading
 from pathlib import Path
 
 import torch
@@ -41,6 +42,18 @@ def adapter_view(base: torch.nn.Module, adapter: str, label: str = "") -> torch.
     peft_model.eval()
     peft_model.requires_grad_(False)
     return peft_model
+
+
+_LOCKS: dict[int, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def forward_lock(view) -> threading.Lock:
+    """A lock per view for forwards with `adapter_names=`: PEFT implements per-row adapters by
+    registering hooks on the view's layers for the duration of the call, which two threads
+    calling one view at once would mix."""
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault(id(view), threading.Lock())
 
 
 def is_adapter_view(model) -> bool:

@@ -137,3 +137,27 @@ def test_concurrent_loads_of_one_model_load_it_once(monkeypatch):
         t.join()
     assert len(calls) == 1 and all(m is got[0] for m in got)
     clear_cache()
+
+
+def test_one_batch_with_per_row_adapters_equals_two_passes(base_dir, tmp_path):
+    """PEFT's mixed-adapter batch (base rows and adapter rows in one forward) against two passes."""
+    from cdx.decoding import ContrastiveDecoder, ProbDiff
+    from cdx.decoding.streams import PairStreams
+
+    base = load_model(ModelSpec(path=str(base_dir)))[0]
+    _random_lora(base, tmp_path / "a", seed=8)
+    pair = load_pair({"path": str(base_dir)}, {"path": str(base_dir), "adapter": str(tmp_path / "a")})
+    flipped = load_pair({"path": str(base_dir), "adapter": str(tmp_path / "a")}, {"path": str(base_dir)})
+    assert PairStreams(pair, adapter_batch=True).mode == "one-batch-adapter"
+    assert PairStreams(pair).mode.startswith("threads") or PairStreams(pair).mode == "sequential"  # CPU default
+    prompts = ["Hello there", "What is the capital of France?", "Ahoy"]
+    for p in (pair, flipped):
+        for strategy, extra in (("sample", {"generations_per_prefix": 2}), ("beam", {"num_beams": 2})):
+            kw = dict(strategy=strategy, max_new_tokens=6, batch_size=3, stop_at_eos=False, seed=2, **extra)
+            one = [g for b in ContrastiveDecoder(p, ProbDiff(), adapter_batch=True, **kw).generate(prompts) for g in b]
+            two = [g for b in ContrastiveDecoder(p, ProbDiff(), adapter_batch=False, **kw).generate(prompts) for g in b]
+            assert [g.token_ids for g in one] == [g.token_ids for g in two]
+            for x, y in zip(one, two):
+                assert x.tokens["kl_sc"] == pytest.approx(y.tokens["kl_sc"], rel=1e-3, abs=1e-5)
+                assert x.tokens["logp_c"] == pytest.approx(y.tokens["logp_c"], rel=1e-3, abs=1e-5)
+            assert max(v for g in one for v in g.tokens["kl_sc"]) > 1e-4  # base rows and adapter rows differ
