@@ -32,13 +32,13 @@ class RecordLog:
         self._clean = True
         """The file holds each id once, no corrupt line: finalize may skip its rewrite."""
 
-    def load(self) -> dict[str, dict]:
-        """Valid records on disk by id (the first of duplicates kept); corrupt lines set aside."""
+    def load(self, set_aside: bool = True) -> dict[str, dict]:
+        """Valid records on disk by id (the first of duplicates kept); corrupt lines copied aside."""
         self.done, self._clean, self._order = {}, True, []
         if not self.path.is_file():
             return self.done
         scan = scan_records(self.path)
-        if scan.corrupt:
+        if scan.corrupt and set_aside:
             self._set_aside([raw for _, raw in scan.corrupt])
             log.warning("%s: %d corrupt line(s) (line %s) copied to %s; their records are made again",
                         self.path, len(scan.corrupt), ", ".join(str(n) for n, _ in scan.corrupt[:10]),
@@ -73,7 +73,7 @@ class RecordLog:
 
     def finalize(self, expected: Sequence[str]) -> list[dict]:
         """The records in `expected` order (unexpected ids after them); the file rewritten if not already so."""
-        self.load()
+        self.load(set_aside=False)  # load() already copied them; the rewrite below drops them
         order = {rid: n for n, rid in enumerate(expected)}
         records = sorted(self.done.values(), key=lambda r: (order.get(r[self.key], len(order)), str(r[self.key])))
         extra = [r[self.key] for r in records if r[self.key] not in order]
