@@ -24,14 +24,18 @@ For other tools (organism benchmark, knowledge base, experiment agent):
 """
 
 from cdx.analysis.checkers import Checker, build_checker
+from cdx.analysis.describe import DescribeSettings, describe
 from cdx.analysis.features import FEATURES, feature, feature_vector
+from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
+from cdx.analysis.pipeline import Analysis, Context, load_findings
 from cdx.analysis.sampling import MODES, PLAIN, RowwiseRule, SampleSettings, sample_pair, split_prompts
 from cdx.analysis.stats import benjamini_hochberg, minimum_detectable_effect, newcombe_ci, rate_test, wilson_ci
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, validate
 
 __all__ = [
-    "FEATURES", "MODES", "PLAIN", "Checker", "Finding", "Hypothesis", "RowwiseRule", "SampleSettings",
-    "ValidateSettings", "benjamini_hochberg", "build_checker", "feature", "feature_vector",
+    "FEATURES", "MODES", "PLAIN", "Analysis", "Checker", "Context", "DescribeSettings", "Finding", "Hypothesis",
+    "HypothesiseSettings", "RowwiseRule", "SampleSettings", "ValidateSettings", "benjamini_hochberg",
+    "build_checker", "describe", "feature", "feature_vector", "hypothesise", "load_findings",
     "minimum_detectable_effect", "newcombe_ci", "rate_test", "sample_pair", "split_prompts", "validate", "wilson_ci",
 ]

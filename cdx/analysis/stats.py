@@ -12,7 +12,6 @@ Everything delegates to scipy / statsmodels; this module only fixes the conventi
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 

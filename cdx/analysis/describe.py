@@ -1,0 +1,248 @@
+"""Stage 2: describe how the two models' discovery samples differ, with no LLM.
+
+* Distinctive words and bigrams: the log-odds ratio with an informative Dirichlet prior (Monroe,
+  Colaresi & Quinn 2008, "Fightin' Words", eq. 16-22), comparison-side texts against
+  starting-side texts. Terms are counted once per text (document frequency), so a text that
+  repeats a word (a common artefact of amplified sampling) counts it once.
+* Each token's mean log p_c - log p_s where it was sampled (the models' own view).
+* Behavioural feature rates per sampling mode (cdx.analysis.features).
+* Where it lives: prompts clustered on sentence embeddings (k-means), each cluster labelled by
+  its c-TF-IDF words, with feature rates and divergence per cluster.
+
+Artefacts of amplified sampling (byte soup, stray chat turns, exact repeats) are dropped before
+counting and reported, so they never become candidates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cdx.analysis.features import FEATURES
+
+SIDE = {"plain_s": "s", "amp_s": "s", "plain_c": "c", "amp_c": "c"}
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+_TURN = re.compile(r"^\s*(user|assistant|system)\s*$", re.M | re.I)
+_TEMPLATE_WORDS = {"im_start", "im_end", "endoftext", "assistant", "user", "system"}
+
+
+@dataclass
+class DescribeSettings:
+    ngram_max: int = 2
+    min_count: int = 3
+    """A term must occur in at least this many texts of the side it is distinctive for."""
+    prior_strength: float = 100.0
+    """alpha_0 of the informative Dirichlet prior (pseudo-counts spread by the pooled frequencies)."""
+    top_terms: int = 30
+    n_clusters: int = 4
+    min_cluster_size: int = 6
+
+
+def artefact(text: str) -> str | None:
+    """Why a sample is an artefact (None when it is ordinary text)."""
+    if not text.strip():
+        return "empty"
+    if text.count("\ufffd") > 0 or sum(not ch.isprintable() and ch not in "\n\t" for ch in text) > 2:
+        return "byte soup"
+    letters = sum(ch.isalpha() for ch in text)
+    if letters < 0.4 * len(text.replace(" ", "")):
+        return "byte soup"
+    if _TURN.search(text):
+        return "stray chat turn"
+    return None
+
+
+def clean_corpus(samples: Sequence[dict]) -> tuple[list[dict], Counter]:
+    """Samples without artefacts and without exact repeats (same prompt and mode), and what was dropped."""
+    kept, dropped, seen = [], Counter(), set()
+    for r in samples:
+        why = artefact(r["text"])
+        # the same text drawn again for the same prompt and mode (amplified sampling collapsing onto
+        # one string); identical texts for different prompts are kept: a stock refusal is behaviour
+        key = (r["prompt_index"], r["mode"], " ".join(r["text"].lower().split()))
+        if why is None and key in seen:
+            why = "repeated sample"
+        if why:
+            dropped[why] += 1
+            continue
+        seen.add(key)
+        kept.append(r)
+    return kept, dropped
+
+
+def terms(text: str, ngram_max: int = 2) -> set[str]:
+    words = [w.lower() for w in _WORD.findall(text)]
+    words = [w for w in words if len(w) > 1 and w not in _TEMPLATE_WORDS]
+    out = set()
+    for n in range(1, ngram_max + 1):
+        out.update(" ".join(words[i: i + n]) for i in range(len(words) - n + 1))
+    return out
+
+
+def log_odds(counts_c: Counter, counts_s: Counter, prior_strength: float) -> dict[str, tuple[float, float]]:
+    """term -> (delta, z): Monroe et al.'s log-odds ratio of c vs s with an informative Dirichlet prior.
+
+    The prior's pseudo-counts alpha_w = alpha_0 * (y_w^c + y_w^s) / (n_c + n_s) shrink rare terms
+    towards no difference; z = delta / sqrt(1/(y_c + alpha_w) + 1/(y_s + alpha_w)).
+    """
+    n_c, n_s = sum(counts_c.values()), sum(counts_s.values())
+    total = n_c + n_s
+    out = {}
+    for w in set(counts_c) | set(counts_s):
+        y_c, y_s = counts_c.get(w, 0), counts_s.get(w, 0)
+        a_w = prior_strength * (y_c + y_s) / total
+        a_0 = prior_strength
+        l_c = np.log((y_c + a_w) / (n_c + a_0 - y_c - a_w))
+        l_s = np.log((y_s + a_w) / (n_s + a_0 - y_s - a_w))
+        delta = float(l_c - l_s)
+        out[w] = (delta, delta / float(np.sqrt(1.0 / (y_c + a_w) + 1.0 / (y_s + a_w))))
+    return out
+
+
+def distinctive_terms(samples: Sequence[dict], s: DescribeSettings) -> list[dict]:
+    """Terms ranked by |z|, each with its counts per side and the mean delta of texts holding it."""
+    docs = {"c": Counter(), "s": Counter()}
+    n_docs = Counter()
+    deltas = defaultdict(list)
+    for r in samples:
+        side = SIDE[r["mode"]]
+        n_docs[side] += 1
+        for t in terms(r["text"], s.ngram_max):
+            docs[side][t] += 1
+            deltas[t].append(r.get("delta", 0.0))
+    scores = log_odds(docs["c"], docs["s"], s.prior_strength)
+    rows = []
+    for t, (delta, z) in scores.items():
+        k_c, k_s = docs["c"].get(t, 0), docs["s"].get(t, 0)
+        if (k_c if z > 0 else k_s) < s.min_count:
+            continue
+        rows.append({"term": t, "log_odds": delta, "z": z, "k_c": k_c, "k_s": k_s, "n_c": n_docs["c"],
+                     "n_s": n_docs["s"], "mean_text_delta": float(np.mean(deltas[t]))})
+    rows.sort(key=lambda r: -abs(r["z"]))
+    return rows[: s.top_terms * 2]
+
+
+def token_deltas(samples: Sequence[dict], min_count: int = 3, top: int = 15) -> dict[str, list[dict]]:
+    """Tokens by their mean log p_c - log p_s where sampled: {"comparison": [...], "starting": [...]}."""
+    acc = defaultdict(list)
+    for r in samples:
+        for tok, ls, lc in zip(r.get("token_strs", []), r.get("logp_s", []), r.get("logp_c", [])):
+            key = tok.strip().lower()
+            if key and any(ch.isalpha() for ch in key):
+                acc[key].append(lc - ls)
+    rows = [{"token": k, "mean_delta": float(np.mean(v)), "count": len(v)} for k, v in acc.items() if len(v) >= min_count]
+    rows.sort(key=lambda r: -r["mean_delta"])
+    return {"comparison": rows[:top], "starting": rows[::-1][:top]}
+
+
+def feature_rates(samples: Sequence[dict]) -> dict[str, dict[str, dict]]:
+    """mode -> feature -> {k, n, rate}; plus mode -> mean_tokens."""
+    out: dict[str, dict] = {}
+    for mode in ("plain_s", "plain_c", "amp_c", "amp_s"):
+        rows = [r for r in samples if r["mode"] == mode]
+        if not rows:
+            continue
+        d = {}
+        for name, fn in FEATURES.items():
+            k = sum(bool(fn(r["text"])) for r in rows)
+            d[name] = {"k": k, "n": len(rows), "rate": k / len(rows)}
+        d["mean_tokens"] = float(np.mean([r["n_tokens"] for r in rows]))
+        out[mode] = d
+    return out
+
+
+def side_rates(samples: Sequence[dict]) -> dict[str, dict[str, tuple[int, int]]]:
+    """feature -> side (c, s) -> (k, n) over plain and amplified samples together."""
+    out = {}
+    for name, fn in FEATURES.items():
+        out[name] = {}
+        for side in ("c", "s"):
+            rows = [r for r in samples if SIDE[r["mode"]] == side]
+            out[name][side] = (sum(bool(fn(r["text"])) for r in rows), len(rows))
+    return out
+
+
+# ---- prompt clusters -----------------------------------------------------------------------
+
+def cluster_prompts(prompts: Sequence[str], embedder, n_clusters: int, min_size: int, seed: int) -> dict:
+    """k-means on prompt embeddings: {"assignment": [cluster per prompt], "labels": {k: label}}.
+
+    k is reduced until every cluster holds at least `min_size` prompts (1 cluster when too few).
+    Clustering sees only the prompts, never the models' answers, so it may use the held-out
+    prompts too without leaking outcomes.
+    """
+    from sklearn.cluster import KMeans
+
+    emb = embedder.embed(list(prompts))  # (N, D)
+    k = min(n_clusters, max(1, len(prompts) // max(min_size, 1)))
+    while k > 1:
+        assign = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(emb)
+        if np.bincount(assign, minlength=k).min() >= min_size:
+            break
+        k -= 1
+    if k <= 1:
+        assign = np.zeros(len(prompts), dtype=int)
+    labels = ctfidf_labels(prompts, assign)
+    return {"assignment": [int(a) for a in assign], "labels": labels}
+
+
+def ctfidf_labels(docs: Sequence[str], assign: Sequence[int], top: int = 3) -> dict[int, str]:
+    """Each cluster's top c-TF-IDF words (BERTopic's class-based TF-IDF: tf_wc * log(1 + A / f_w))."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    classes = sorted({int(a) for a in assign})
+    joined = [" ".join(d for d, a in zip(docs, assign) if a == c) for c in classes]
+    try:
+        cv = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{3,}\b")
+        tf = cv.fit_transform(joined).toarray().astype(float)  # (classes, vocab)
+    except ValueError:  # no words at all
+        return {c: f"cluster {c}" for c in classes}
+    tf = tf / np.maximum(tf.sum(1, keepdims=True), 1)
+    avg = tf.sum() / len(classes)
+    idf = np.log(1 + avg / np.maximum(tf.sum(0), 1e-12))
+    score = tf * idf
+    vocab = np.array(cv.get_feature_names_out())
+    return {c: ", ".join(vocab[np.argsort(-score[i])[:top]]) for i, c in enumerate(classes)}
+
+
+def cluster_table(samples: Sequence[dict], clusters: dict) -> list[dict]:
+    """Per cluster: label, prompts, mean KL(s||c) per token, each side's feature rates."""
+    assign = clusters["assignment"]
+    rows = []
+    for c, label in clusters["labels"].items():
+        c = int(c)
+        mine = [r for r in samples if assign[r["prompt_index"]] == c]
+        kl = [v for r in mine if r["mode"] in ("plain_s", "plain_c") for v in r.get("kl_sc", [])]
+        rates = {}
+        for name in FEATURES:
+            rates[name] = {side: _rate([r for r in mine if SIDE[r["mode"]] == side], name) for side in ("c", "s")}
+        rows.append({"cluster": int(c), "label": label, "n_prompts": sum(1 for a in assign if a == c),
+                     "n_texts": len(mine), "kl_sc_mean": float(np.mean(kl)) if kl else 0.0, "features": rates})
+    return rows
+
+
+def _rate(rows: list[dict], name: str) -> dict:
+    k = sum(bool(FEATURES[name](r["text"])) for r in rows)
+    return {"k": k, "n": len(rows), "rate": k / len(rows) if rows else 0.0}
+
+
+# ---- the whole description -----------------------------------------------------------------
+
+def describe(samples: Sequence[dict], clusters: dict | None = None, settings: DescribeSettings | None = None) -> dict:
+    """The discovery description: terms, token deltas, feature rates, clusters, dropped artefacts."""
+    s = settings or DescribeSettings()
+    kept, dropped = clean_corpus(samples)
+    out = {
+        "n_samples": len(samples), "n_kept": len(kept), "dropped": dict(dropped),
+        "terms": distinctive_terms(kept, s),
+        "tokens": token_deltas(kept),
+        "features": feature_rates(kept),
+        "side_features": {k: {side: list(v) for side, v in d.items()} for k, d in side_rates(kept).items()},
+    }
+    if clusters is not None:
+        out["clusters"] = cluster_table(kept, clusters)
+    return out

@@ -1,0 +1,200 @@
+"""The analysis as five stages, each a `_target_` object that writes its output into the run folder.
+
+`Analysis.run(ctx)` runs the stages in order and records each one's completion and wall time in
+`stages.json`; a killed run started again with resume=true skips finished stages and the
+sampling stages continue from their last complete batch (each batch is seeded from the run seed
+and its number, so the resumed samples are the ones the uninterrupted run would have drawn).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+from cdx.analysis.describe import DescribeSettings, cluster_prompts, describe
+from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
+from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, iter_samples, make_decoder, split_prompts
+from cdx.analysis.types import Finding, Hypothesis
+from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
+from cdx.io import JsonlWriter, atomic_write_json, atomic_write_text, read_records
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    """What the stages share: the run folder, lazily loaded pair, prompts, helpers and results."""
+
+    out: Path
+    prompts: list[str]
+    load_pair: Callable[[], Any]
+    seed: int = 0
+    resume: bool = False
+    embedder: Any = None
+    assistant: Any = None
+    tracker: Any = None
+    pair_info: dict = field(default_factory=dict)
+    state: dict = field(default_factory=dict)
+    _pair: Any = None
+
+    @property
+    def pair(self):
+        if self._pair is None:
+            self._pair = self.load_pair()
+            self.pair_info = self._pair.describe()
+        return self._pair
+
+
+class Stage(Protocol):
+    name: str
+
+    def run(self, ctx: Context) -> None:
+        """Do the stage's work, reading earlier stages' files from ctx.out and writing its own."""
+
+
+# ---- stage 1: sample -------------------------------------------------------------------------
+
+class SampleStage:
+    """Split the prompts (seeded) and draw every discovery mode on the discovery prompts."""
+
+    name = "sample"
+
+    def __init__(self, discovery_fraction: float = 0.25, modes: tuple[str, ...] = MODES, **sampling):
+        self.discovery_fraction = discovery_fraction
+        self.modes = tuple(modes)
+        self.sampling = SampleSettings(**sampling)
+
+    def run(self, ctx: Context) -> None:
+        disc, val = split_prompts(ctx.prompts, self.discovery_fraction, ctx.seed)
+        atomic_write_json(ctx.out / "split.json", {"seed": ctx.seed, "discovery": disc, "validation": val,
+                                                   "prompts": ctx.prompts, "pair": ctx.pair.describe()})
+        draw(ctx, "discovery", disc, self.modes, self.sampling)
+
+
+def draw(ctx: Context, split: str, ids: list[int], modes: tuple[str, ...], s: SampleSettings) -> list[dict]:
+    """Samples of `ids` written to <split>.jsonl batch by batch, continuing a partial file."""
+    path = ctx.out / f"{split}.jsonl"
+    s = SampleSettings(**{**s.__dict__, "seed": s.seed + (0 if split == "discovery" else 1)})
+    decoder = make_decoder(ctx.pair, s, modes)
+    per_batch = decoder.batch_size * decoder.generations_per_prefix
+    done = read_records(path) if path.exists() else []
+    skip = len(done) // per_batch
+    if len(done) != skip * per_batch:  # a partial last batch: redo it
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done[: skip * per_batch]))
+    prompts = [ctx.prompts[i] for i in ids]
+    bar = tqdm(total=decoder.n_batches(len(prompts)), initial=skip, desc=f"{split} samples", unit="batch")
+    with JsonlWriter(path) as writer:
+        for batch in iter_samples(ctx.pair, prompts, s, modes, ids, split, skip_batches=skip):
+            writer.write(batch)
+            bar.update(1)
+    bar.close()
+    return read_records(path)
+
+
+# ---- stage 2: describe -----------------------------------------------------------------------
+
+class DescribeStage:
+    """Cluster all prompts, then describe the discovery samples (no LLM)."""
+
+    name = "describe"
+
+    def __init__(self, **settings):
+        self.settings = DescribeSettings(**settings)
+
+    def run(self, ctx: Context) -> None:
+        s = self.settings
+        clusters = cluster_prompts(ctx.prompts, ctx.embedder, s.n_clusters, s.min_cluster_size, ctx.seed)
+        atomic_write_json(ctx.out / "clusters.json", clusters)
+        samples = read_records(ctx.out / "discovery.jsonl")
+        atomic_write_json(ctx.out / "description.json", describe(samples, clusters, s))
+
+
+# ---- stage 3: hypothesise --------------------------------------------------------------------
+
+class HypothesiseStage:
+    """Candidates from the description (and the assistant, if enabled), fixed before validation."""
+
+    name = "hypothesise"
+
+    def __init__(self, **settings):
+        self.settings = HypothesiseSettings(**settings)
+
+    def run(self, ctx: Context) -> None:
+        desc = json.loads((ctx.out / "description.json").read_text())
+        samples = read_records(ctx.out / "discovery.jsonl") if self.settings.use_assistant else []
+        hyps = hypothesise(desc, self.settings, ctx.embedder, ctx.assistant, samples, ctx.seed)
+        atomic_write_text(ctx.out / "hypotheses.jsonl",
+                          "".join(json.dumps(h.to_dict(), ensure_ascii=False) + "\n" for h in hyps))
+
+
+# ---- stage 4: validate -----------------------------------------------------------------------
+
+class ValidateStage:
+    """Fresh plain samples on the held-out prompts, then every hypothesis tested and BH-corrected."""
+
+    name = "validate"
+
+    def __init__(self, judge: bool = False, sampling: dict | None = None, **settings):
+        self.judge = judge
+        self.settings = ValidateSettings(sampling=SampleSettings(**(sampling or {})), **settings)
+
+    def run(self, ctx: Context) -> None:
+        from cdx.analysis.judge import Judge
+
+        split = json.loads((ctx.out / "split.json").read_text())
+        hyps = [Hypothesis.from_dict(d) for d in read_records(ctx.out / "hypotheses.jsonl")]
+        samples = draw(ctx, "validation", split["validation"], PLAIN, self.settings.sampling)
+        clusters = json.loads((ctx.out / "clusters.json").read_text())
+        assign = dict(enumerate(clusters["assignment"]))
+        judge = Judge(ctx.assistant, ctx.seed) if (self.judge and ctx.assistant is not None) else None
+        findings = [test_hypothesis(h, samples, self.settings, judge, assign)
+                    for h in tqdm(hyps, desc="validating", unit="hypothesis")] if hyps else []
+        apply_fdr(findings, self.settings)
+        findings.sort(key=lambda f: (not f.validated, f.q, -abs(f.effect)))
+        atomic_write_text(ctx.out / "findings.jsonl",
+                          "".join(json.dumps(f.to_record(), ensure_ascii=False) + "\n" for f in findings))
+        ctx.state["judge"] = {"calls": judge.calls, "unparsed": judge.unparsed} if judge else None
+
+
+# ---- the pipeline ----------------------------------------------------------------------------
+
+class Analysis:
+    """sample -> describe -> hypothesise -> validate -> report, resumable stage by stage."""
+
+    def __init__(self, sample: Stage, describe: Stage, hypothesise: Stage, validate: Stage, report: Stage,
+                 embedder: Any = None):
+        self.stages = [sample, describe, hypothesise, validate, report]
+        self.embedder = embedder
+        """Sentence embedder for prompt clusters and theme grouping (cdx.search.embeddings)."""
+
+    def run(self, ctx: Context) -> dict:
+        path = ctx.out / "stages.json"
+        status = json.loads(path.read_text()) if path.exists() else {}
+        if status and not ctx.resume:
+            raise FileExistsError(f"{ctx.out} already holds an analysis; pass resume=true to continue it, "
+                                  "or use a new output directory")
+        ctx.state["timings"] = {k: v.get("seconds") for k, v in status.items()}
+        if ctx.embedder is None:
+            ctx.embedder = self.embedder
+        for stage in self.stages:
+            if status.get(stage.name, {}).get("done") and stage.name != "report":
+                log.info("stage %s: done earlier, skipped", stage.name)
+                continue
+            t0 = time.perf_counter()
+            stage.run(ctx)
+            seconds = time.perf_counter() - t0 + (status.get(stage.name, {}).get("seconds") or 0.0)
+            status[stage.name] = {"done": True, "seconds": round(seconds, 2)}
+            ctx.state["timings"][stage.name] = status[stage.name]["seconds"]
+            atomic_write_json(path, status)
+        return ctx.state.get("result", {})
+
+
+def load_findings(out: Path) -> list[Finding]:
+    return [Finding.from_record(r) for r in read_records(Path(out) / "findings.jsonl")]

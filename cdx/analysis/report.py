@@ -1,0 +1,223 @@
+"""Stage 5: findings.jsonl is already written; here analysis.json, analysis.html, terminal, tracker.
+
+When nothing is validated the report says so, with the held-out sample sizes and the smallest
+rate difference the run could have detected with 80% power (exact, one-sided Fisher test at the
+per-hypothesis level BH needs for a single true effect among the m tested: alpha = fdr / m).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from cdx.analysis.pipeline import Context, load_findings
+from cdx.analysis.stats import minimum_detectable_effect
+from cdx.analysis.types import Finding
+from cdx.io import atomic_write_json, atomic_write_text, read_records
+
+
+class ReportStage:
+    name = "report"
+
+    def __init__(self, top_n: int = 10, color: bool = True, print_table: bool = True, fdr: float = 0.05):
+        self.top_n, self.color, self.print_table, self.fdr = top_n, color, print_table, fdr
+
+    def run(self, ctx: Context) -> None:
+        findings = load_findings(ctx.out)
+        summary = write_summary(ctx, findings, self.fdr)
+        desc = json.loads((ctx.out / "description.json").read_text())
+        val = read_records(ctx.out / "validation.jsonl") if (ctx.out / "validation.jsonl").exists() else []
+        atomic_write_text(ctx.out / "analysis.html", html_report(findings, summary, desc, val))
+        if self.print_table:
+            print_findings(findings, self.top_n, Console(highlight=False, no_color=not self.color, soft_wrap=True))
+        if ctx.tracker is not None:
+            ctx.tracker.log_summary({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+            ctx.tracker.log_records([_flat_record(f) for f in findings], "findings")
+            ctx.tracker.log_files([str(ctx.out / n) for n in ("findings.jsonl", "analysis.json", "analysis.html",
+                                                               "description.json", "hypotheses.jsonl")], "analysis")
+        print(summary_line(summary, ctx.out))
+        ctx.state["result"] = summary
+
+
+def write_summary(ctx: Context, findings: list[Finding], fdr: float) -> dict:
+    split = json.loads((ctx.out / "split.json").read_text())
+    path = ctx.out / "validation.jsonl"
+    modes = [r["mode"] for r in read_records(path)] if path.exists() else []
+    n_s, n_c = modes.count("plain_s"), modes.count("plain_c")
+    m = max(len(findings), 1)
+    summary = {
+        "n_validated": sum(f.validated for f in findings),
+        "n_hypotheses": len(findings),
+        "n_prompts": len(split["prompts"]),
+        "n_discovery_prompts": len(split["discovery"]),
+        "n_validation_prompts": len(split["validation"]),
+        "n_validation_texts_s": n_s,
+        "n_validation_texts_c": n_c,
+        "fdr": fdr,
+        "mde_80": minimum_detectable_effect(n_s, n_c, alpha=fdr / m) if n_s and n_c else None,
+        "mde_80_single": minimum_detectable_effect(n_s, n_c, alpha=fdr) if n_s and n_c else None,
+        "validated": [f.hypothesis.statement for f in findings if f.validated],
+        "pair": ctx.pair_info or split.get("pair"),
+        "timings_s": ctx.state.get("timings", {}),
+        "judge": ctx.state.get("judge"),
+        "output_dir": str(ctx.out),
+    }
+    atomic_write_json(ctx.out / "analysis.json", summary)
+    return summary
+
+
+def summary_line(summary: dict, out: Path) -> str:
+    if summary["n_validated"]:
+        return (f"cdx analyze: {summary['n_validated']} validated finding(s) of {summary['n_hypotheses']} hypotheses "
+                f"(FDR {summary['fdr']}, {summary['n_validation_texts_s']}+{summary['n_validation_texts_c']} "
+                f"held-out texts) -> {out}")
+    mde = summary.get("mde_80")
+    mde_txt = f"; smallest rate difference detectable with 80% power: {mde:.2f}" if mde is not None else ""
+    return (f"cdx analyze: no validated difference ({summary['n_hypotheses']} hypotheses tested on "
+            f"{summary['n_validation_texts_s']} starting and {summary['n_validation_texts_c']} comparison held-out "
+            f"texts{mde_txt}) -> {out}")
+
+
+def _ci(ci: Sequence[float]) -> str:
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def print_findings(findings: list[Finding], top_n: int, console: Console) -> None:
+    table = Table(title="cdx analysis: what changed (held-out plain samples)", show_lines=False)
+    for col in ("", "finding", "starting", "comparison", "effect [95% CI]", "q"):
+        table.add_column(col)
+    for f in findings[:top_n]:
+        mark = "[green]✔[/]" if f.validated else "·"
+        table.add_row(mark, f.hypothesis.statement, f"{f.k_s}/{f.n_s} = {f.rate_s:.2f}",
+                      f"{f.k_c}/{f.n_c} = {f.rate_c:.2f}", f"{f.effect:+.2f} {_ci(f.effect_ci)}", f"{f.q:.2g}")
+    console.print(table)
+    for f in [f for f in findings if f.validated][:3]:
+        for ev in f.evidence[:1]:
+            console.print(f"  e.g. [{ev['model']}] {ev['prompt'][:60]!r} -> {ev['text'][:160]!r}")
+
+
+def _flat_record(f: Finding) -> dict:
+    r = f.to_record()
+    r["checker"] = json.dumps(r["checker"])
+    r["evidence"] = [e["text"] for e in r["evidence"]]
+    r["likelihood"] = json.dumps(r["likelihood"])
+    r["discovery"] = json.dumps(r["discovery"])
+    return r
+
+
+# ---- HTML ------------------------------------------------------------------------------------
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}
+table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
+.ok{color:#080;font-weight:bold}.text{font-family:ui-monospace,monospace;white-space:pre-wrap}.prompt{color:#666}"""
+
+
+def html_report(findings: list[Finding], summary: dict, desc: dict, validation: list[dict]) -> str:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cdx analysis</title>",
+             f"<style>{_CSS}</style></head><body><h1>cdx analysis: what changed in behaviour?</h1>",
+             f"<p>{html.escape(summary_line(summary, summary['output_dir']))}</p>",
+             _pair_table(summary), _findings_table(findings)]
+    figs = [_rate_figure(findings), _cluster_figure(desc)]
+    first = True
+    for fig in figs:
+        if fig is not None:
+            parts.append(fig.to_html(full_html=False, include_plotlyjs=first))
+            first = False
+    parts.append(_terms_table(desc))
+    parts.append(_evidence_section(findings, {r["id"]: r for r in validation}))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _pair_table(summary: dict) -> str:
+    keys = ("pair", "n_prompts", "n_discovery_prompts", "n_validation_prompts", "n_validation_texts_s",
+            "n_validation_texts_c", "fdr", "mde_80", "timings_s")
+    rows = "".join(f"<tr><th>{k}</th><td>{html.escape(json.dumps(summary.get(k), default=str))}</td></tr>" for k in keys)
+    return f"<table>{rows}</table>"
+
+
+def _findings_table(findings: list[Finding]) -> str:
+    head = ("<tr><th></th><th>finding</th><th>kind</th><th>starting k/n (95% CI)</th><th>comparison k/n (95% CI)</th>"
+            "<th>effect [95% CI]</th><th>p</th><th>q</th><th>likelihood check</th><th>why not</th></tr>")
+    rows = []
+    for f in findings:
+        lk = f.likelihood or {}
+        lk_txt = "" if lk.get("delta") is None else f"Δ={lk['delta']:+.3f} (p={lk['p']:.2g})"
+        rows.append(
+            f"<tr><td class='ok'>{'✔' if f.validated else ''}</td><td>{html.escape(f.hypothesis.statement)}</td>"
+            f"<td>{f.hypothesis.kind}</td><td>{f.k_s}/{f.n_s} = {f.rate_s:.2f} {_ci(f.rate_s_ci)}</td>"
+            f"<td>{f.k_c}/{f.n_c} = {f.rate_c:.2f} {_ci(f.rate_c_ci)}</td><td>{f.effect:+.2f} {_ci(f.effect_ci)}</td>"
+            f"<td>{f.p:.2g}</td><td>{f.q:.2g}</td><td>{lk_txt}</td><td>{html.escape(f.reason)}</td></tr>")
+    return f"<h2>Findings</h2><table>{head}{''.join(rows)}</table>"
+
+
+def _rate_figure(findings: list[Finding]):
+    import plotly.graph_objects as go
+
+    shown = findings[:15]
+    if not shown:
+        return None
+    names = [f.hypothesis.statement[:60] for f in shown]
+    fig = go.Figure()
+    for side, rate, ci in (("starting", "rate_s", "rate_s_ci"), ("comparison", "rate_c", "rate_c_ci")):
+        vals = [getattr(f, rate) for f in shown]
+        cis = [getattr(f, ci) for f in shown]
+        fig.add_bar(name=side, y=names, x=vals, orientation="h",
+                    error_x={"type": "data", "symmetric": False, "array": [c[1] - v for v, c in zip(vals, cis)],
+                             "arrayminus": [v - c[0] for v, c in zip(vals, cis)]})
+    fig.update_layout(title="Rate under each model (held-out plain samples, Wilson 95% CI)", barmode="group",
+                      height=200 + 40 * len(shown), xaxis_range=[0, 1], yaxis_autorange="reversed")
+    return fig
+
+
+def _cluster_figure(desc: dict):
+    import plotly.graph_objects as go
+
+    clusters = desc.get("clusters") or []
+    if not clusters:
+        return None
+    feats = list(clusters[0]["features"])
+    z = [[c["features"][f]["c"]["rate"] - c["features"][f]["s"]["rate"] for f in feats] for c in clusters]
+    labels = [f"{c['label']} ({c['n_prompts']} prompts, KL {c['kl_sc_mean']:.2f})" for c in clusters]
+    fig = go.Figure(go.Heatmap(z=z, x=feats, y=labels, colorscale="RdBu", zmid=0, colorbar={"title": "c - s"}))
+    fig.update_layout(title="Feature rate difference per prompt cluster (discovery samples)", height=200 + 50 * len(clusters))
+    return fig
+
+
+def _terms_table(desc: dict) -> str:
+    rows = "".join(f"<tr><td>{html.escape(t['term'])}</td><td>{t['z']:+.2f}</td><td>{t['log_odds']:+.2f}</td>"
+                   f"<td>{t['k_c']}/{t['n_c']}</td><td>{t['k_s']}/{t['n_s']}</td><td>{t['mean_text_delta']:+.3f}</td></tr>"
+                   for t in desc.get("terms", [])[:30])
+    dropped = html.escape(json.dumps(desc.get("dropped", {})))
+    return ("<h2>Distinctive terms (discovery; log-odds with informative Dirichlet prior)</h2>"
+            f"<p>Artefacts dropped before counting: {dropped}</p><table><tr><th>term</th><th>z</th><th>log-odds</th>"
+            f"<th>comparison texts</th><th>starting texts</th><th>mean log p_c - log p_s of its texts</th></tr>{rows}</table>")
+
+
+def _evidence_section(findings: list[Finding], by_id: dict) -> str:
+    from cdx.tracking.report import shade
+
+    parts = ["<h2>Evidence (held-out texts; tokens shaded by log p_c - log p_s, red = the comparison model prefers it)</h2>"]
+    for f in findings:
+        if not f.validated:
+            continue
+        parts.append(f"<h3>{html.escape(f.hypothesis.statement)}</h3>")
+        for ev in f.evidence:
+            r = by_id.get(ev["id"])
+            if r is None:
+                body = html.escape(ev["text"])
+            else:
+                spans = []
+                for tok, ls, lc in zip(r["token_strs"], r["logp_s"], r["logp_c"]):
+                    red, g, b = shade(lc - ls, 3.0)
+                    spans.append(f"<span style='background:rgb({red},{g},{b})' title='{lc - ls:+.2f}'>"
+                                 f"{html.escape(tok)}</span>")
+                body = "".join(spans)
+            parts.append(f"<div class='text'>[{html.escape(ev['model'])}] <span class='prompt'>"
+                         f"{html.escape(ev['prompt'])}</span> ⟶ {body}</div>")
+    return "\n".join(parts)

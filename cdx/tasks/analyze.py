@@ -1,0 +1,34 @@
+"""task=analyze: what changed in behaviour between the two models, as validated findings.
+
+The stages live in cdx/analysis (built from conf/analysis/); this task only wires the run:
+output folder, pair, prompts, assistant and tracker. Returns analysis.json's numbers.
+"""
+
+from __future__ import annotations
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from cdx.analysis.pipeline import Context
+from cdx.tasks.common import output_dir, seed_everything, tracked
+
+
+def run(cfg: DictConfig) -> dict:
+    out = output_dir(cfg)
+    seed_everything(cfg.seed)
+    with tracked(cfg, "analyze") as tracker:
+        analysis = instantiate(cfg.analysis)
+        prompts = list(dict.fromkeys(instantiate(cfg.prompts).load()))  # a prompt in both splits would leak
+        ctx = Context(out=out, prompts=prompts, load_pair=lambda: instantiate(cfg.model), seed=int(cfg.seed),
+                      resume=bool(cfg.resume), assistant=_assistant(cfg), tracker=tracker)
+        result = analysis.run(ctx)
+    return {k: v for k, v in result.items() if isinstance(v, (int, float)) or v is None}
+
+
+def _assistant(cfg: DictConfig):
+    a = cfg.analysis
+    if not (a.hypothesise.get("use_assistant") or a.validate.get("judge")) or not cfg.get("assistant"):
+        return None
+    from cdx.tasks.search import build_assistant
+
+    return build_assistant(cfg.assistant)
