@@ -184,6 +184,14 @@ def text_metric_names() -> list[str]:
     return sorted(text_metrics({k: [0.5, 0.25] for k in TOKEN_KEYS}))
 
 
+def sort_key_names() -> list[str]:
+    """What report.sort_key accepts: a per-text metric, or the summary's automatic choice (`auto`)."""
+    from cdx.metrics import summary
+
+    auto = getattr(summary, "AUTO", None)
+    return ([auto] if auto else []) + text_metric_names()
+
+
 def token_metric_names() -> list[str]:
     from cdx.decoding.engine import TOKEN_KEYS
 
@@ -196,7 +204,7 @@ def check_report(cfg: DictConfig, problems: Problems) -> None:
         return
     if not check_schema(S.ReportSchema, rep, "report", problems):
         return
-    texts, tokens = text_metric_names(), token_metric_names()
+    texts, tokens = sort_key_names(), token_metric_names()
     if rep.get("sort_key", "kl_sc_mean") not in texts:
         problems.append(f"report.sort_key={rep['sort_key']!r} is not a per-text metric; use one of {texts}")
     if rep.get("token_metric", "kl_sc") not in tokens:

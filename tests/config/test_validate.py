@@ -339,3 +339,17 @@ def test_single_prompt_must_not_be_empty():
 
 def test_builtin_prompt_set_must_exist():
     refused(config(prompts__name="nope"), r"prompts.name='nope': no such built-in prompt set; available: \['default'\]")
+
+
+def test_report_accepts_every_metric_the_records_carry():
+    """Valid names come from the metrics code itself: a text scored now has every accepted sort key."""
+    from cdx.config.groups import sort_key_names, token_metric_names
+    from cdx.decoding.engine import TOKEN_KEYS
+    from cdx.metrics.text import text_metrics
+
+    carried = set(text_metrics({k: [0.1, 0.2, 0.3] for k in TOKEN_KEYS}))
+    assert set(sort_key_names()) - carried <= {"auto"} and carried <= set(sort_key_names())
+    for key in sort_key_names():
+        assert validate_config(config(report__sort_key=key)) == []
+    for metric in token_metric_names():
+        assert validate_config(config(report__token_metric=metric)) == []
