@@ -6,7 +6,8 @@
 For each batch size it measures tokens/s of single-model HF `generate`, cdx two-model decoding
 (two distinct random models), the shared-weights pair (one model, two system prompts, one batch),
 the adapter pair (base against base + a random rank-16 LoRA over every linear layer, on one copy
-of the base weights) and the two-model floor (both models' bare cached steps). Each row gives the
+of the base weights; both as one batch with the adapter enabled per row and as two passes over
+the shared base) and the two-model floor (both models' bare cached steps). Each row gives the
 peak memory and the fraction of the memory-bandwidth floor reached: a decode step must read every
 weight it uses once, so `bytes read per step * steps / measured copy bandwidth` is the least time
 the run could take; fraction = that floor / measured time. It also loads a random model through
@@ -149,9 +150,9 @@ def hf_generate(side: Side, prompts: list[str], n: int):
     return go
 
 
-def cdx_decode(pair: ModelPair, prompts: list[str], n: int):
+def cdx_decode(pair: ModelPair, prompts: list[str], n: int, **options):
     dec = ContrastiveDecoder(pair, ProbDiff(1, -1), strategy="sample", max_new_tokens=n, min_new_tokens=n,
-                             batch_size=len(prompts), stop_at_eos=False)
+                             batch_size=len(prompts), stop_at_eos=False, **options)
     return lambda: dec.generate_batch(prompts)
 
 
@@ -184,25 +185,28 @@ def run_batches(args, tok, device: str, dtype: torch.dtype, bandwidth: float) ->
     other = random_model(args.shape, dtype, device, seed=1)
     view = random_lora_view(base)
     one = weight_bytes(base)
-    pairs = {
-        "cdx two-model": (ModelPair(_side(base, tok), _side(other, tok, name="random-1")), 2 * one),
-        "cdx shared-weights (2 contexts, 1 batch)": (ModelPair(_side(base, tok), _side(base, tok, PERSONA)), one),
-        "cdx adapter pair (one base + LoRA)": (ModelPair(_side(base, tok), _side(view, tok, name="lora")),
-                                               2 * one + (weight_bytes(base, view) - one)),
-    }
+    lora = weight_bytes(base, view) - one
+    two = ModelPair(_side(base, tok), _side(other, tok, name="random-1"))
+    adapter = ModelPair(_side(base, tok), _side(view, tok, name="lora"))
+    runs = [  # (name, pair, weight bytes read per step, decoder options)
+        ("cdx two-model", two, 2 * one, {}),
+        ("cdx shared-weights (2 contexts, 1 batch)", ModelPair(_side(base, tok), _side(base, tok, PERSONA)), one, {}),
+        ("cdx adapter pair, one batch (per-row adapter)", adapter, one + lora, {"adapter_batch": True}),
+        ("cdx adapter pair, two passes over one base", adapter, 2 * one + lora, {"adapter_batch": False}),
+    ]
     out = []
     for b in args.batches:
         prompts = (PROMPTS * (b // len(PROMPTS) + 1))[:b]
         n = args.tokens
         s, peak = timed(hf_generate(_side(base, tok), prompts, n), device, args.repeats)
         out.append(Result("HF generate, one model", b, s, n, peak, one, bandwidth))
-        s, peak = timed(floor_steps(pairs["cdx two-model"][0], prompts, n), device, args.repeats)
+        s, peak = timed(floor_steps(two, prompts, n), device, args.repeats)
         out.append(Result("two-model floor (bare cached steps)", b, s, n, peak, 2 * one, bandwidth))
-        for name, (pair, step_bytes) in pairs.items():
-            s, peak = timed(cdx_decode(pair, prompts, n), device, args.repeats)
+        for name, pair, step_bytes, options in runs:
+            s, peak = timed(cdx_decode(pair, prompts, n, **options), device, args.repeats)
             out.append(Result(name, b, s, n, peak, step_bytes, bandwidth))
         print(table([r for r in out if r.batch == b], f"batch {b}"), flush=True)
-    del base, other, view, pairs
+    del base, other, view, runs, two, adapter
     gc.collect()
     return out
 
