@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from cdx.io.jsonl import scan_records
+from cdx.io.records import invalid_records
 from cdx.io.rundir import RUN_FILE, RunDirError, read_run_file
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class Run:
     files: dict = field(default_factory=dict)
     """Extra parsed files by name (stats.jsonl, state.json, error.json, ...)."""
     n_corrupt: int = 0
-    """Lines of the record file that were not records (skipped)."""
+    """Lines of the record file that were not records, or not of the kind's schema (skipped)."""
 
     @property
     def status(self) -> str:
@@ -120,9 +121,12 @@ def read_run(path: str | Path, kind: str | tuple[str, ...] | None = None) -> Run
     run = Run(folder, found, [], info=_safe_run_file(folder), config=_hydra_config(folder))
     if found in RECORD_FILES and (folder / RECORD_FILES[found]).is_file():
         scan = scan_records(folder / RECORD_FILES[found])
-        run.records, run.n_corrupt = _sorted(scan.records), len(scan.corrupt)
-        if scan.corrupt:
-            log.warning("%s: %d corrupt line(s) skipped", folder / RECORD_FILES[found], len(scan.corrupt))
+        bad = {i for i, _ in invalid_records(found, scan.records)}
+        run.records = _sorted([r for i, r in enumerate(scan.records) if i not in bad])
+        run.n_corrupt = len(scan.corrupt) + len(bad)
+        if run.n_corrupt:
+            log.warning("%s: %d corrupt line(s) skipped (%d not JSON objects, %d not %s records)",
+                        folder / RECORD_FILES[found], run.n_corrupt, len(scan.corrupt), len(bad), found)
     summary_name = "analysis.json" if found == "analyze" else "summary.json"
     run.summary = _json(folder / summary_name)
     for name in ("state.json", "error.json"):

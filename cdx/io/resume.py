@@ -16,7 +16,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from cdx.io.jsonl import JsonlWriter, atomic_write_bytes, scan_records, write_records
+from cdx.io.jsonl import JsonlWriter, atomic_write_bytes, dumps_line, scan_records, write_records
+from cdx.io.records import invalid_records
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,9 @@ log = logging.getLogger(__name__)
 class RecordLog:
     """One JSONL records file of a run, keyed by `key` (default "id")."""
 
-    def __init__(self, path: str | Path, key: str = "id"):
-        self.path, self.key = Path(path), key
+    def __init__(self, path: str | Path, key: str = "id", kind: str | None = None):
+        self.path, self.key, self.kind = Path(path), key, kind
+        """`kind` (decode, score, search): records that do not fit its schema count as corrupt."""
         self.done: dict[str, dict] = {}
         self._order: list = []
         """Ids in file order, as last loaded."""
@@ -38,10 +40,15 @@ class RecordLog:
         if not self.path.is_file():
             return self.done
         scan = scan_records(self.path)
+        if self.kind:
+            bad = {i for i, _ in invalid_records(self.kind, scan.records)}
+            if bad:  # valid JSON, damaged record: set aside and made again like a broken line
+                scan.corrupt += [(0, dumps_line(r)[:-1]) for i, r in enumerate(scan.records) if i in bad]
+                scan.records = [r for i, r in enumerate(scan.records) if i not in bad]
         if scan.corrupt and set_aside:
             self._set_aside([raw for _, raw in scan.corrupt])
             log.warning("%s: %d corrupt line(s) (line %s) copied to %s; their records are made again",
-                        self.path, len(scan.corrupt), ", ".join(str(n) for n, _ in scan.corrupt[:10]),
+                        self.path, len(scan.corrupt), ", ".join(str(n) if n else "?" for n, _ in scan.corrupt[:10]),
                         self.corrupt_path)
         dups = 0
         for rec in scan.records:

@@ -54,7 +54,7 @@ def generate_missing(decoder, prompts: list[str], path: Path, meta: dict) -> lis
     batch regenerated for one missing record makes that record exactly as before; only missing
     ids are written, so nothing is duplicated.
     """
-    records = RecordLog(path)
+    records = RecordLog(path, kind="decode")
     done = records.load()
     per, bs = decoder.generations_per_prefix, decoder.batch_size
     expected = [record_id(i, j) for i in range(len(prompts)) for j in range(per)]

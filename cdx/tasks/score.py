@@ -40,7 +40,7 @@ def rule_weights(cfg: DictConfig) -> tuple[float, float]:
 
 def score_missing(pair, items: list[tuple], weights, batch_size: int, path, meta: dict) -> list[dict]:
     """Score every item whose record id is not yet in `path` (batches laid out as in a fresh run)."""
-    records = RecordLog(path)
+    records = RecordLog(path, kind="score")
     done = records.load()
     expected = [record_id(i, 0) for i in range(len(items))]
     starts = [s for s in range(0, len(items), batch_size) if any(i not in done for i in expected[s: s + batch_size])]

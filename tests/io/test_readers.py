@@ -7,9 +7,16 @@ import pytest
 from cdx.io import NotARunError, open_run, read_run, run_kind, write_records
 
 
+def text_record(rid: str, continuation: str = "") -> dict:
+    n = int(rid[1:6])
+    return {"id": rid, "prompt_index": n, "sample_index": 0, "prompt": "p", "continuation": continuation,
+            "token_ids": [5], "token_strs": [" a"], "tokens": {"kl_sc": [0.5]}, "metrics": {"kl_sc_mean": 0.5},
+            "finish_reason": "length"}
+
+
 def _decode_dir(path, ids):
     with open_run(path, "decode", {"seed": 0}, resume=False) as rd:
-        write_records(path / "generations.jsonl", [{"id": i, "continuation": f"text {i}\u2028"} for i in ids])
+        write_records(path / "generations.jsonl", [text_record(i, f"text {i}\u2028") for i in ids])
         (path / "summary.json").write_text(json.dumps({"n_texts": len(ids)}))
         rd.finish()
 
@@ -41,7 +48,9 @@ def test_missing_path_file_and_empty_folder_are_refused_clearly(tmp_path):
 
 
 def test_search_run_without_run_json_is_recognised_by_its_files(tmp_path):
-    write_records(tmp_path / "bank.jsonl", [{"id": 1, "prompt": "b"}, {"id": 0, "prompt": "a"}])
+    entry = {"divergence": 1.0, "sample_divergences": [1.0], "responses": ["r"], "criterion": None, "cycle": 0,
+             "repeat": 0}
+    write_records(tmp_path / "bank.jsonl", [{**entry, "id": 1, "prompt": "b"}, {**entry, "id": 0, "prompt": "a"}])
     write_records(tmp_path / "stats.jsonl", [{"repeat": 0, "attempt": 1}])
     (tmp_path / "state.json").write_text(json.dumps({"done": True}))
     run = read_run(tmp_path)
@@ -51,7 +60,8 @@ def test_search_run_without_run_json_is_recognised_by_its_files(tmp_path):
 
 
 def test_corrupt_lines_are_counted_not_fatal(tmp_path):
-    (tmp_path / "scores.jsonl").write_text('{"id": "p00000-s00"}\n{"id": "p0000\n{"id": "p00002-s00"}\n')
+    lines = [json.dumps(text_record("p00000-s00")), '{"id": "p0000', json.dumps(text_record("p00002-s00"))]
+    (tmp_path / "scores.jsonl").write_text("\n".join(lines) + "\n")
     run = read_run(tmp_path)
     assert run.kind == "score" and len(run.records) == 2 and run.n_corrupt == 1
 
@@ -75,3 +85,14 @@ def test_sweep_lists_its_jobs_with_status(tmp_path):
     assert [(j["job"], j["kind"], j["status"]) for j in run.records] == [
         (0, "decode", "finished"), (1, "failed", "failed"), (2, None, "incomplete")]
     assert read_run(tmp_path / "1").status == "failed"
+
+
+def test_records_that_break_the_schema_are_skipped_and_counted(tmp_path):
+    good = {"id": "p00000-s00", "prompt_index": 0, "sample_index": 0, "prompt": "p", "continuation": " a",
+            "token_ids": [5], "token_strs": [" a"], "tokens": {"kl_sc": [0.5]}, "metrics": {"kl_sc_mean": 0.5},
+            "finish_reason": "length"}
+    short = {**good, "id": "p00001-s00", "prompt_index": 1, "tokens": {"kl_sc": []}}  # values of no token
+    untyped = {**good, "id": "p00002-s00", "prompt_index": 2, "continuation": None}
+    write_records(tmp_path / "generations.jsonl", [good, short, untyped])
+    run = read_run(tmp_path)
+    assert [r["id"] for r in run.records] == ["p00000-s00"] and run.n_corrupt == 2

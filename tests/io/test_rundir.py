@@ -131,3 +131,14 @@ def test_record_log_resumes_by_id_and_sets_corrupt_lines_aside(tmp_path):
     out = log.finalize([f"r{i}" for i in range(6)])
     assert out == [*good, {"id": "r5", "v": 5}]
     assert [json.loads(x) for x in p.read_text().splitlines()] == out  # rewritten in order, each id once
+
+
+def test_record_log_treats_a_record_that_breaks_its_schema_as_missing(tmp_path):
+    p = tmp_path / "g.jsonl"
+    rec = {"id": "p00000-s00", "prompt_index": 0, "sample_index": 0, "prompt": "p", "continuation": " a",
+           "token_ids": [5, 6], "token_strs": [" a", " b"], "tokens": {"kl_sc": [0.5]}, "metrics": {},
+           "finish_reason": "length"}  # one value for two tokens: a damaged record
+    p.write_text(json.dumps(rec) + "\n")
+    log = RecordLog(p, kind="decode")
+    assert log.load() == {} and log.missing(["p00000-s00"]) == ["p00000-s00"]
+    assert json.loads((tmp_path / "g.jsonl.corrupt").read_text()) == rec
