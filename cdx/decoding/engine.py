@@ -8,7 +8,7 @@ log-probs the step already has, so no second scoring pass and no (B, T, V) tenso
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -135,7 +135,8 @@ class ContrastiveDecoder:
 
     # ---- one step of maths shared by all strategies -------------------------------------------
 
-    def _step_values(self, side_s: tuple[Tensor, Tensor], side_c: tuple[Tensor, Tensor], step: int):
+    def _step_values(self, streams: PairStreams, side_s: tuple[Tensor, Tensor], side_c: tuple[Tensor, Tensor],
+                     step: int):
         """(scores (N, V), per-token metrics dict of (N,), logp_s, logp_c) for one step.
 
         `side_s`, `side_c` are each side's (log p, p), both (N, V), from `_log_probs`.
@@ -144,14 +145,38 @@ class ContrastiveDecoder:
         if logp_c.device != logp_s.device:
             logp_c, p_c = logp_c.to(logp_s.device), p_c.to(logp_s.device)
         probs = (p_s, p_c)  # shared by the metrics and the rule
-        metrics = token_metrics(logp_s, logp_c, *self.weights, probs=probs)
+        metrics = self._metrics(streams, logp_s, logp_c, probs)  # started; the rule runs meanwhile
         scores = self.rule(logp_s, logp_c, probs=probs)
         dead = scores.amax(-1) == float("-inf")
         if dead.any():  # a rule left no token (e.g. an empty mask intersection): use p_s there
             scores = torch.where(dead[:, None], logp_s, scores)
         if step < self.min_new_tokens and self.eos_ids:
             scores[:, self.eos_ids] = float("-inf")
-        return scores, metrics, logp_s, logp_c
+        return scores, metrics(), logp_s, logp_c
+
+    def _metrics(self, streams: PairStreams, logp_s: Tensor, logp_c: Tensor, probs) -> Callable[[], dict]:
+        """Start the per-token metrics; the returned function waits for them.
+
+        In parallel mode the two side workers, idle between steps, each take half of the rows
+        (the metrics are row-wise), while this thread applies the rule. Rules stay on one thread:
+        a rule may depend on row positions (e.g. one rule per sample index).
+        """
+        n = logp_s.shape[0]
+        if not streams.parallel or n < 2:
+            values = token_metrics(logp_s, logp_c, *self.weights, probs=probs)
+            return lambda: values
+
+        def part(rows: slice):
+            return lambda: token_metrics(logp_s[rows], logp_c[rows], *self.weights,
+                                         probs=(probs[0][rows], probs[1][rows]))
+
+        wait = streams.submit_both(part(slice(0, n // 2)), part(slice(n // 2, n)))
+
+        def join() -> dict:
+            a, b = wait()
+            return {k: torch.cat([a[k], b[k]]) for k in a}
+
+        return join
 
     def _warpers(self):
         ws = []
@@ -197,7 +222,7 @@ class ContrastiveDecoder:
         hist = _History(n, self.max_new_tokens, side_s[0].device)
         noise = self._noise(n, vocab, gen)
         for step in range(self.max_new_tokens):
-            scores, metrics, logp_s, logp_c = self._step_values(side_s, side_c, step)
+            scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step)
             tok = self._choose(scores, noise)
             tok = torch.where(hist.done, self.pad_id, tok)
             hist.record(step, tok, metrics, logp_s, logp_c)
@@ -234,7 +259,7 @@ class ContrastiveDecoder:
         beam_scores[:, 1:] = float("-inf")  # all beams start equal: let only the first expand
         hist = _History(b * k, self.max_new_tokens, device)
         for step in range(self.max_new_tokens):
-            scores, metrics, logp_s, logp_c = self._step_values(side_s, side_c, step)
+            scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step)
             logq = torch.log_softmax(scores / self.temperature, dim=-1)
             # finished beams only extend with padding, at no cost, so their score stays fixed
             logq = torch.where(hist.done[:, None], float("-inf"), logq)

@@ -192,10 +192,15 @@ class PairStreams:
             self._workers = (side_worker("starting", total - total // 2), side_worker("comparison", max(1, total // 2)))
 
     def _both(self, fn_s: Callable[[], Any], fn_c: Callable[[], Any]) -> tuple[Any, Any]:
+        return self.submit_both(fn_s, fn_c)()
+
+    def submit_both(self, fn_s: Callable[[], Any], fn_c: Callable[[], Any]) -> Callable[[], tuple[Any, Any]]:
+        """Start fn_s and fn_c (on the two side workers in parallel mode); the result waits for both."""
         if not self.parallel:
-            return fn_s(), fn_c()
+            out = fn_s(), fn_c()
+            return lambda: out
         future_s, future_c = self._workers[0].submit(fn_s), self._workers[1].submit(fn_c)
-        return future_s.result(), future_c.result()
+        return lambda: (future_s.result(), future_c.result())
 
     def prefill(self, rows_s: list[list[int]], rows_c: list[list[int]], then: Callable | None = None):
         then = then or _identity
@@ -220,12 +225,7 @@ class PairStreams:
             out = then(logits[: self.n]), then(logits[self.n:])
             return lambda: out
         tokens_c = tokens.to(self.c.device)
-        fn_s, fn_c = (lambda: then(self.s.step(tokens))), (lambda: then(self.c.step(tokens_c)))
-        if not self.parallel:
-            out = fn_s(), fn_c()
-            return lambda: out
-        future_s, future_c = self._workers[0].submit(fn_s), self._workers[1].submit(fn_c)
-        return lambda: (future_s.result(), future_c.result())
+        return self.submit_both(lambda: then(self.s.step(tokens)), lambda: then(self.c.step(tokens_c)))
 
     def repeat(self, r: int) -> None:
         if self.shared:
