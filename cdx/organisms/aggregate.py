@@ -1,0 +1,86 @@
+"""Benchmark rows from per-pair records: means over seeds with percentile-bootstrap CIs.
+
+A record is one (pair, seed) analysis run scored by `cdx.organisms.scoring.score_run`, plus its
+cost. Rows: one per pair, then `ALL planted` (Recovery@k and precision over pairs with a checker,
+averaged per seed first, so each seed is one bootstrap unit) and `ALL null`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+METRICS = ("recovery_at_1", "recovery_at_5", "precision", "n_validated", "cpu_min")
+N_BOOT = 2000
+
+
+def bootstrap_ci(values: Sequence[float], seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean; a single value gives (v, v)."""
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    if x.size == 0:
+        return (float("nan"), float("nan"))
+    if x.size == 1:
+        return (float(x[0]), float(x[0]))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(N_BOOT, x.size))].mean(axis=1)  # (N_BOOT,)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return (float(lo), float(hi))
+
+
+def _summary(values: Sequence[float | None]) -> dict:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return {"mean": None, "ci": [None, None]}
+    return {"mean": float(np.mean(vals)), "ci": list(bootstrap_ci(vals))}
+
+
+def table_rows(records: Sequence[dict]) -> list[dict]:
+    """One row per pair (mean and CI of each metric over its seeds), then the two ALL rows."""
+    by_pair: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_pair[r["organism"]].append(r)
+    rows = [_row(name, rs[0]["kind"], rs[0]["expected"], {m: [r.get(m) for r in rs] for m in METRICS}, len(rs))
+            for name, rs in sorted(by_pair.items())]
+    rows += _all_rows(records)
+    return rows
+
+
+def _row(name: str, kind: str, expected: str, values: dict[str, list], n_seeds: int) -> dict:
+    row: dict = {"pair": name, "kind": kind, "expected": expected, "n_seeds": n_seeds}
+    for m, vals in values.items():
+        s = _summary(vals)
+        row[m], row[f"{m}_ci"] = s["mean"], s["ci"]
+    return row
+
+
+def _all_rows(records: Sequence[dict]) -> list[dict]:
+    """Planted pairs averaged within each seed, then over seeds; null pairs the same."""
+    out = []
+    for label, expected in (("ALL planted", "behaviour"), ("ALL null", "none")):
+        rs = [r for r in records if r["expected"] == expected]
+        if not rs:
+            continue
+        by_seed: dict[int, list[dict]] = defaultdict(list)
+        for r in rs:
+            by_seed[r["seed"]].append(r)
+        values = {m: [_mean([r.get(m) for r in group]) for group in by_seed.values()] for m in METRICS}
+        out.append(_row(label, "-", expected, values, len(by_seed)))
+    return out
+
+
+def _mean(vals: list) -> float | None:
+    vals = [v for v in vals if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def display_rows(rows: Sequence[dict]) -> list[dict]:
+    """Rows for the Markdown table: 'mean [lo, hi]' strings."""
+    def fmt(v, ci) -> str:
+        if v is None:
+            return "-"
+        return f"{v:.2f}" if ci[0] is None or ci[0] == ci[1] else f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+    return [{"pair": r["pair"], "kind": r["kind"], "expected": r["expected"], "seeds": r["n_seeds"],
+             **{m: fmt(r[m], r[f"{m}_ci"]) for m in METRICS}} for r in rows]
