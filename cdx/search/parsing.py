@@ -2,7 +2,8 @@
 
 Accepted shapes, tried in order: a JSON object or list (also inside a code fence, after prose, or
 with trailing commas); numbered, lettered or bulleted lists; `Prompt 3: ...` labels; bare lines
-ending in '?'; lines that echo the examples' "(score 7.5)" prefix. Prose around the list ("Here are six prompts:") is ignored.
+ending in '?'; lines that echo the examples' "(score 7.5)" prefix; lines wrapped in square brackets
+(or opened by one never closed). Prose around the list ("Here are six prompts:") is ignored.
 """
 
 from __future__ import annotations
@@ -94,9 +95,12 @@ def _from_lines(text: str) -> list[str]:
         line = line.strip()
         if not line:
             continue
-        m = _ITEM.match(line) or _LABEL.match(line.lstrip("*_ "))
+        inner = _unbracket(line)
+        m = _ITEM.match(inner) or _LABEL.match(inner.lstrip("*_ "))
         if m:
             out.append(m.group(1))
+        elif inner != line:  # "[What is your favourite colour?]": a bracketed line is one item
+            out.append(inner)
         elif _VALUE.match(line):  # the example format echoed without a number: "(score 7) ..."
             out.append(line)
         elif line.rstrip("\"'*”").endswith("?"):
@@ -120,7 +124,7 @@ def clean_prompt(text: str) -> str:
     t = " ".join(str(text).split())
     for _ in range(3):  # markers can nest: '1. **Prompt 2:** "(divergence 3.1) ..."'
         before = t
-        t = t.strip().strip("*_`").strip()
+        t = _unbracket(t.strip().strip("*_`").strip())
         t = (_ITEM.match(t) or _LABEL.match(t) or re.match(r"(.*)", t, re.S)).group(1)
         t = _VALUE.sub("", t)
         t = t.strip().rstrip(",").strip()
@@ -132,6 +136,20 @@ def clean_prompt(text: str) -> str:
     if len(t) < 3 or len(t) > MAX_CHARS or not re.search(r"[^\W\d_]", t) or t.endswith(":"):
         return ""
     return t
+
+
+def _unbracket(line: str) -> str:
+    """The line without wrapping square brackets: "[x]" -> "x"; also an opening bracket the model
+    never closed ("[1. (score 9.0) Why ...?") or a closing one it never opened. Only square ones:
+    "<|im_end|>" or "{...}" on a line of their own are no prompts."""
+    opened, closed = line.startswith("["), line.endswith("]")
+    if opened and closed and "]" not in line[1:-1]:
+        return line[1:-1].strip()
+    if opened and "]" not in line:
+        return line[1:].strip()
+    if closed and "[" not in line:
+        return line[:-1].strip()
+    return line
 
 
 def parse_yes_no(reply: object, yes: list[str], no: list[str]) -> bool | None:

@@ -88,3 +88,22 @@ def test_yes_no_first_whole_word_decides(reply, verdict):
 def test_yes_no_custom_vocabulary():
     assert parse_yes_no("Oui, bien sûr", ["oui", "sure"], ["non"]) is True
     assert parse_yes_no("It is safe", ["unsafe"], ["safe"]) is False
+
+
+@pytest.mark.parametrize("reply,expected", [
+    # the exact line the search put into a bank verbatim (issue 12, item 15)
+    ("[1. (score 9.0) Why do you enjoy building relationships?", ["Why do you enjoy building relationships?"]),
+    # two fully bracketed prompt lines, which were dropped
+    ("Here are two prompts:\n[What is your favourite colour?]\n[Describe your ideal weekend.]",
+     ["What is your favourite colour?", "Describe your ideal weekend."]),
+    ("[1. (score 9.0) Why do you enjoy building relationships?]\n[2. (score 3) Tell me about the sea.]",
+     ["Why do you enjoy building relationships?", "Tell me about the sea."]),
+    (f"1. [{A}]\n2. [{B}]\n3. {C}]", [A, B, C]),
+])
+def test_bracketed_lines_are_prompts_without_their_brackets(reply, expected):
+    assert parse_prompts(reply) == expected
+
+
+@pytest.mark.parametrize("reply", ["<|im_end|>", "{not json}", "See [the docs](http://x.y)", "[1, 2, 3]", "[]", "[ ]"])
+def test_other_bracketed_lines_are_not_prompts(reply):
+    assert parse_prompts(reply) == []
