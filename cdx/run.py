@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from cdx.config import validate_config
 from cdx.errors import CdxUserError
+from cdx.io.redact import redact
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 log = logging.getLogger(__name__)
@@ -41,14 +42,14 @@ def main(cfg: DictConfig) -> float | None:
     try:
         metrics = run(cfg)
     except KeyboardInterrupt:
-        print(interrupted_line(Path(str(cfg.output_dir)), _multirun()), file=sys.stderr)
+        print(redact(interrupted_line(Path(str(cfg.output_dir)), _multirun())), file=sys.stderr)
         sys.exit(INTERRUPT_EXIT)
     except Exception as e:
         cause = user_error(e)
         if cause is None or _debug() or _multirun():
             raise  # a bug (or a sweep job: Hydra records it in error.json and runs the other jobs)
         _record_failure(cause)
-        print(f"cdx: error: {cause} (CDX_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(redact(f"cdx: error: {cause} (CDX_DEBUG=1 shows the traceback)"), file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)
     objective = cfg.get("optimized_metric")
     return metrics.get(objective) if objective else None
