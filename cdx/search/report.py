@@ -31,16 +31,17 @@ def summary(bank: Bank, stats: list[dict], top_n: int) -> dict:
 
 
 def bank_table(bank: Bank, n: int, top: bool = True, width: int = 48) -> Table:
+    """The `n` highest (or lowest) entries; `id`, `cycle` and `repeat` are bank.jsonl's values (0-based)."""
     ranked = sorted(bank.entries, key=lambda e: e.divergence, reverse=top)[:n]
     table = Table(title=f"{'Top' if top else 'Bottom'} {len(ranked)} prompts by divergence", show_lines=False)
-    for col in ("#", "divergence", "diversity", "criterion", "cycle", "repeat"):
+    for col in ("#", "id", "divergence", "diversity", "criterion", "cycle", "repeat"):
         table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for col in ("prompt", "first response"):
         table.add_column(col, overflow="ellipsis", no_wrap=True, max_width=width, min_width=width // 2)
     for rank, e in enumerate(ranked, 1):
         resp = (e.responses[0] if e.responses else "").replace("\n", " ")
         crit = "-" if e.criterion is None else f"{e.criterion:.0f}"
-        table.add_row(str(rank), f"{e.divergence:.4f}", f"{e.diversity:.3f}", crit, str(e.cycle), str(e.repeat + 1),
+        table.add_row(str(rank), str(e.id), f"{e.divergence:.4f}", f"{e.diversity:.3f}", crit, str(e.cycle), str(e.repeat),
                       _cut(e.prompt, width), _cut(resp, width))
     return table
 
