@@ -221,7 +221,7 @@ def _locked_message(folder: Path, holder: dict) -> str:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 # ---- opening a run -----------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from cdx.assistant import Assistant, CachedAssistant
+from cdx.io import atomic_write_json, open_run, read_records, texts_digest
 from cdx.search import BankStore, DivergenceFinder, PromptScorer, SearchSettings, load_instructions
 from cdx.search.instructions import Instructions
 from cdx.search.report import print_tables, summary
-from cdx.io import atomic_write_json, open_run, read_records, texts_digest
 from cdx.tasks.common import output_dir, run_identity, seed_everything, tracked
 
 log = logging.getLogger(__name__)

@@ -108,9 +108,9 @@ def test_a_second_process_on_a_locked_directory_refuses_naming_the_holder(tmp_pa
 
 
 def test_lock_is_released_after_an_error(tmp_path):
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(RuntimeError, match="task failed"):
         with open_run(tmp_path, "decode", IDENT, resume=False):
-            1 / 0
+            raise RuntimeError("task failed")
     with open_run(tmp_path, "decode", IDENT, resume=True):
         pass
 

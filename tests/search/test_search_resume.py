@@ -10,8 +10,8 @@ import pytest
 from omegaconf import open_dict
 
 import cdx.tasks.search as search_task
-from cdx.run import run
 from cdx.io import RunDirError, RunMismatchError, read_records
+from cdx.run import run
 from cdx.search.bank import BankStore
 
 CYCLES = "search.n_cycles=4"

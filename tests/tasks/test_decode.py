@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from cdx.run import run
 from cdx.io import read_records
+from cdx.run import run
 from tests.conftest import compose
 
 FAST = ["model=tiny_random", "prompts.limit=5", "decoding.max_new_tokens=6", "decoding.batch_size=2",

@@ -1,7 +1,7 @@
 import pytest
 
-from cdx.run import run
 from cdx.io import read_records
+from cdx.run import run
 from tests.conftest import compose
 
 
