@@ -147,6 +147,25 @@ def test_a_second_run_on_a_directory_in_use_refuses_naming_the_holder(tmp_path):
     assert not (out / "generations.jsonl").exists() and not (out / "run.json").exists()
 
 
+@pytest.mark.slow
+def test_two_cli_runs_started_together_on_one_directory_write_each_record_once(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "cdx.run", "model=tiny_random", "prompts.limit=12", "decoding.max_new_tokens=12",
+            "report.print_top=false", "hydra.run.dir=run"]
+    procs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert sorted(code for code, _ in results) == [0, 2]
+    refused = next(err for code, err in results if code == 2)
+    assert "in use by process" in refused or "already holds a finished decode run" in refused
+    ids = [r["id"] for r in read_records(tmp_path / "run" / "generations.jsonl")]
+    assert len(ids) == 24 == len(set(ids))
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["n_texts"] == 24
+
+
 # ---- 5. reruns into a finished run or sweep ----------------------------------------------------
 
 SMALL = ["model=tiny_random", "prompts.limit=2", "decoding.max_new_tokens=4", "report.print_top=false"]
