@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from cdx.io import job_folders
+from cdx.io import atomic_write_text, job_folders
 from cdx.io.rundir import RUN_FILE
 
 log = logging.getLogger(__name__)
@@ -128,11 +128,15 @@ def swept_keys(rows: list[dict]) -> list[str]:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
+    """The table as CSV, written atomically (a reader never sees half a table)."""
+    import io
+
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def markdown(rows: list[dict], drop: tuple[str, ...] = ("dir",)) -> str:
