@@ -145,7 +145,7 @@ class ContrastiveDecoder:
         if logp_c.device != logp_s.device:
             logp_c, p_c = logp_c.to(logp_s.device), p_c.to(logp_s.device)
         probs = (p_s, p_c)  # shared by the metrics and the rule
-        metrics = self._metrics(streams, logp_s, logp_c, probs)  # started; the rule runs meanwhile
+        metrics = self._start_metrics(streams, logp_s, logp_c, probs)  # started; the rule runs meanwhile
         scores = self.rule(logp_s, logp_c, probs=probs)
         dead = scores.amax(-1) == float("-inf")
         if dead.any():  # a rule left no token (e.g. an empty mask intersection): use p_s there
@@ -154,7 +154,7 @@ class ContrastiveDecoder:
             scores[:, self.eos_ids] = float("-inf")
         return scores, metrics(), logp_s, logp_c
 
-    def _metrics(self, streams: PairStreams, logp_s: Tensor, logp_c: Tensor, probs) -> Callable[[], dict]:
+    def _start_metrics(self, streams: PairStreams, logp_s: Tensor, logp_c: Tensor, probs) -> Callable[[], dict]:
         """Start the per-token metrics; the returned function waits for them.
 
         In parallel mode the two side workers, idle between steps, each take half of the rows
