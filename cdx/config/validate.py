@@ -120,9 +120,18 @@ def check_schema(schema: type[BaseModel], data: dict, where: str, problems: Prob
         schema.model_validate(data)
         return True
     except ValidationError as e:
-        for err in e.errors():
-            problems.append(describe(err, schema, where))
-        return False
+        errors = e.errors()
+    for err in errors:
+        problems.append(describe(err, schema, where))
+    # Field errors stop pydantic before the cross-field checks: run those on the valid fields too,
+    # so one run lists every problem (e.g. top_p=1.5 and num_beams with sampling).
+    bad = {err["loc"][0] for err in errors if err["loc"]}
+    if bad:
+        try:
+            schema.model_validate({k: v for k, v in data.items() if k not in bad})
+        except ValidationError as e:
+            problems.extend(describe(err, schema, where) for err in e.errors() if not err["loc"])
+    return False
 
 
 def describe(err: dict, schema: type[BaseModel], where: str) -> str:

@@ -97,18 +97,19 @@ BAD_VALUES = [
     ("empty-stop-string", (), {"decoding.stop_strings": [""]}, r"stop_strings=\[''\] is not valid: an empty stop string"),
     ("parallel-unknown", (), {"decoding.parallel": "sometimes"}, r"decoding.parallel='sometimes' is not valid"),
     ("decoding-unknown-key", (), {"decoding.top_pp": 0.9}, r"decoding.top_pp is not an option of ContrastiveDecoder"),
-    ("probdiff-weights-0-0", (), {"decoding.rule.starting_weight": 0.0, "decoding.rule.comparison_weight": 0.0},
+    ("probdiff-weights-0-0", ("decoding=probdiff",), {"decoding.rule.starting_weight": 0.0, "decoding.rule.comparison_weight": 0.0},
      r"rule weights \(0, 0\) have no positive weight"),
-    ("probdiff-no-positive-weight", (), {"decoding.rule.starting_weight": -1.0},
+    ("probdiff-no-positive-weight", ("decoding=probdiff",), {"decoding.rule.starting_weight": -1.0},
      r"rule weights \(-1, -1\) have no positive weight"),
-    ("probdiff-weight-inf", (), {"decoding.rule.starting_weight": float("inf")},
+    ("probdiff-weight-inf", ("decoding=probdiff",), {"decoding.rule.starting_weight": float("inf")},
      r"starting_weight=inf is not valid: must be a finite number"),
-    ("probdiff-min-mass-1", (), {"decoding.rule.min_positive_mass": 1.0}, r"min_positive_mass=1.0 is not valid: must be in \[0, 1\)"),
+    ("probdiff-min-mass-1", ("decoding=probdiff",), {"decoding.rule.min_positive_mass": 1.0},
+     r"min_positive_mass=1.0 is not valid: must be in \[0, 1\)"),
     ("gating-negative", (), {"decoding.rule.similarity_gating_intensity": -1.0},
      r"similarity_gating_intensity=-1.0 is not valid: must be >= 0"),
     ("nucleus-limit>1", (), {"decoding.rule.limit_to_starting_model_top_p": 1.2},
      r"limit_to_starting_model_top_p=1.2 is not valid: must be in \(0, 1\]"),
-    ("rule-unknown-key", (), {"decoding.rule.alpha": 1.0}, r"decoding.rule.alpha is not an option of ProbDiff"),
+    ("rule-unknown-key", ("decoding=probdiff",), {"decoding.rule.alpha": 1.0}, r"decoding.rule.alpha is not an option of ProbDiff"),
     ("logitdiff-beta>1", ("decoding=amplify",), {"decoding.rule.plausibility_beta": 2.0},
      r"plausibility_beta=2.0 is not valid: must be in \[0, 1\]"),
     ("logitdiff-alpha-nan", ("decoding=amplify",), {"decoding.rule.alpha": float("nan")},
@@ -220,8 +221,10 @@ def test_dead_assistant_port_is_refused_before_any_work():
 
 
 def test_every_problem_is_listed_at_once():
-    msg = refused(config(decoding__top_p=2.0, decoding__top_k=0, report__token_metric="x"), r"3 problems")
-    assert msg.count("\n") == 3 and all(k in msg for k in ("decoding.top_p", "decoding.top_k", "report.token_metric"))
+    msg = refused(config(decoding__top_p=2.0, decoding__top_k=0, decoding__num_beams=3, report__token_metric="x"),
+                  r"4 problems")
+    assert msg.count("\n") == 4
+    assert all(k in msg for k in ("decoding.top_p", "decoding.top_k", "num_beams=3 does nothing", "report.token_metric"))
 
 
 def test_warnings_for_settings_that_do_nothing():
