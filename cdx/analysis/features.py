@@ -94,10 +94,5 @@ def exclamation(text: str) -> bool:
     return "!" in text
 
 
-@feature("short", "gives short answers (under 20 words)")
-def short(text: str) -> bool:
-    return len(text.split()) < 20
-
-
 def feature_vector(text: str) -> dict[str, bool]:
     return {name: fn(text) for name, fn in FEATURES.items()}

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class HypothesiseSettings:
-    min_z: float = 2.5
+    min_z: float = 1.5
     """Terms need |z| of the log-odds ratio at least this large."""
     max_terms: int = 12
     """Most distinctive terms per direction considered."""

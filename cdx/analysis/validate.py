@@ -9,6 +9,7 @@ are compared by a one-sided rate test, and Benjamini-Hochberg runs over all hypo
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -83,7 +84,9 @@ def test_hypothesis(h: Hypothesis, plain: Sequence[dict], s: ValidateSettings, j
                     prompt_clusters: Mapping[int, int] | None = None) -> Finding:
     checker = build_checker(h.checker, judge)
     texts = [r for r in plain if h.cluster is None or (prompt_clusters or {}).get(r["prompt_index"]) == h.cluster]
-    hits = {r["id"]: checker.check(r["text"]) for r in texts}
+    # a seeded random order: a judge whose answers drift during a session cannot line up with one model
+    order = random.Random(h.id).sample(range(len(texts)), len(texts))
+    hits = {texts[i]["id"]: checker.check(texts[i]["text"]) for i in order}
     by = {m: [r for r in texts if r["mode"] == m] for m in ("plain_s", "plain_c")}
     k_s, n_s = sum(hits[r["id"]] for r in by["plain_s"]), len(by["plain_s"])
     k_c, n_c = sum(hits[r["id"]] for r in by["plain_c"]), len(by["plain_c"])

@@ -7,7 +7,13 @@ from collections import Counter
 import pytest
 
 from cdx.analysis.describe import (
-    DescribeSettings, artefact, clean_corpus, cluster_prompts, ctfidf_labels, describe, log_odds,
+    DescribeSettings,
+    artefact,
+    clean_corpus,
+    cluster_prompts,
+    ctfidf_labels,
+    describe,
+    log_odds,
 )
 from cdx.analysis.hypothesise import HypothesiseSettings, cluster_hypotheses, hypothesise
 

@@ -7,7 +7,12 @@ import pytest
 from scipy import stats as sst
 
 from cdx.analysis.stats import (
-    benjamini_hochberg, minimum_detectable_effect, newcombe_ci, one_sided_p, rate_test, wilson_ci,
+    benjamini_hochberg,
+    minimum_detectable_effect,
+    newcombe_ci,
+    one_sided_p,
+    rate_test,
+    wilson_ci,
 )
 
 Z = 1.959963984540054  # the 97.5% normal quantile

@@ -1,0 +1,76 @@
+"""task=analyze end to end on tiny random pairs: files, schema, resume, refusal to overwrite, a null pair."""
+
+import json
+
+import pytest
+
+from cdx.analysis import build_checker
+from cdx.io import read_records
+from cdx.tasks.analyze import run
+from tests.conftest import compose
+
+FAST = ["task=analyze", "model=tiny_random", "prompts.limit=24", "analysis.sample.max_new_tokens=6",
+        "report.color=false"]
+FILES = ("split.json", "discovery.jsonl", "clusters.json", "description.json", "hypotheses.jsonl",
+         "validation.jsonl", "findings.jsonl", "analysis.json", "analysis.html", "stages.json")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("analyze")
+    result = run(compose(FAST, output_dir=out))
+    return out, result
+
+
+def test_every_stage_writes_its_file_and_the_summary(finished, capsys):
+    out, result = finished
+    for name in FILES:
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "analysis.json").read_text())
+    assert result["n_validated"] == summary["n_validated"] and "n_hypotheses" in result
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["discovery"]) == 6 and len(split["validation"]) == 18
+    assert summary["n_validation_texts_s"] == summary["n_validation_texts_c"] == 18
+    assert set(summary["timings_s"]) == {"sample", "describe", "hypothesise", "validate"}
+    modes = {r["mode"] for r in read_records(out / "discovery.jsonl")}
+    assert modes == {"plain_s", "plain_c", "amp_c", "amp_s"}
+    assert {r["prompt_index"] for r in read_records(out / "validation.jsonl")} == set(split["validation"])
+
+
+def test_findings_follow_the_schema(finished):
+    out, _ = finished
+    for r in read_records(out / "findings.jsonl"):
+        build_checker(r["checker"])  # re-buildable
+        assert r["direction"] in ("gained", "lost") and 0 <= r["q"] <= 1
+        assert r["n_s"] > 0 and r["rate_s_ci"][0] <= r["rate_s"] <= r["rate_s_ci"][1]
+
+
+def test_an_existing_analysis_is_not_overwritten(finished):
+    out, _ = finished
+    with pytest.raises(FileExistsError, match="resume=true"):
+        run(compose(FAST, output_dir=out))
+
+
+def test_a_killed_run_resumes_where_it_stopped(finished, tmp_path):
+    out, _ = finished
+    for name in FILES:  # a copy killed during validation sampling
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    status = json.loads((tmp_path / "stages.json").read_text())
+    for stage in ("validate", "report"):
+        status.pop(stage, None)
+    (tmp_path / "stages.json").write_text(json.dumps(status))
+    lines = (tmp_path / "validation.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "validation.jsonl").write_text("".join(lines[:20]) + lines[20][:15])  # a cut-off line too
+    for name in ("findings.jsonl", "analysis.json", "analysis.html"):
+        (tmp_path / name).unlink()
+    run(compose([*FAST, "resume=true"], output_dir=tmp_path))
+    assert (tmp_path / "validation.jsonl").read_text() == (out / "validation.jsonl").read_text()
+    assert read_records(tmp_path / "findings.jsonl") == read_records(out / "findings.jsonl")
+
+
+def test_a_null_pair_has_no_validated_finding(tmp_path, capsys):
+    result = run(compose([*FAST, "model.comparison.seed=0"], output_dir=tmp_path))
+    assert result["n_validated"] == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("cdx analyze: no validated difference") and str(tmp_path) in last
+    assert "80% power" in last
