@@ -108,3 +108,14 @@ def test_ctrl_c_says_what_was_saved_and_the_resume_command_finishes_the_run(tmp_
     assert r.returncode == 0, r.stderr[-2000:]
     ids = [json.loads(line)["id"] for line in records.read_text().splitlines()]
     assert len(ids) == 24 and len(set(ids)) == 24  # 12 prompts x 2 samples, none lost or repeated
+
+
+def test_sweep_with_a_bad_shared_value_is_refused_before_any_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    r = _cli("-m", "model=tiny_random", "decoding.top_p=1.5", "decoding.temperature=0.5,1.0", f"hydra.sweep.dir={sweep}",
+             "++hydra.callbacks.validate_sweep._target_=cdx.config.callbacks.ValidateSweep")
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("cdx: error: invalid config: decoding.top_p=1.5 is not valid")
+    assert "the sweep was not started" in lines[-1]
+    assert not sweep.exists()  # no job folder, no multirun.yaml
