@@ -3,16 +3,17 @@
     python -m cdx.bench_gpu                      # on a CUDA machine: 8B shape, bf16, batch 1, 8, 64
     python -m cdx.bench_gpu --shape tiny --device cpu --dtype float32 --batches 1,2 --tokens 4   # logic check
 
-For each batch size it measures tokens/s of single-model HF `generate`, cdx two-model decoding
-(two distinct random models), the shared-weights pair (one model, two system prompts, one batch),
-the adapter pair (base against base + a random rank-16 LoRA over every linear layer, on one copy
-of the base weights; both as one batch with the adapter enabled per row and as two passes over
-the shared base) and the two-model floor (both models' bare cached steps). Each row gives the
-peak memory and the fraction of the memory-bandwidth floor reached: a decode step must read every
-weight it uses once, so `bytes read per step * steps / measured copy bandwidth` is the least time
-the run could take; fraction = that floor / measured time. It also loads a random model through
-cdx's bitsandbytes 4-bit path (`ModelSpec(quantization="4bit")`), where bitsandbytes and CUDA are
-available, and decodes a 4-bit pair. Prints Markdown tables and a one-line summary.
+For each batch size it measures tokens/s of single-model HF `generate`, cdx two-model decoding (two
+distinct random models), the shared-weights pair (one model, two system prompts, one batch), the
+adapter pair (base against base + a random rank-16 LoRA over every linear layer, on one copy of the
+base weights; both as one batch with the adapter enabled per row and as two passes over the shared
+base) and the two-model floor (both models' bare cached steps). Each row gives the weights the pair
+holds, the peak working memory above them, and the fraction of the memory-bandwidth floor reached:
+a decode step must read every weight it uses once, so `bytes read per step * steps / measured copy
+bandwidth` is the least time the run could take; fraction = that floor / measured time. It also
+loads a random model through cdx's bitsandbytes 4-bit path (`ModelSpec(quantization="4bit")`),
+where bitsandbytes and CUDA are available, and decodes a 4-bit pair. Prints Markdown tables and a
+one-line summary.
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ class Result:
     seconds: float
     tokens: int
     peak_gib: float
+    """Working memory: peak allocation above the resident weights during the run."""
     bytes_per_step: int
     bandwidth: float
+    weights: int = 0
+    """Distinct weight bytes the measured pair holds (shared tensors once)."""
 
     @property
     def tokens_per_s(self) -> float:
@@ -115,10 +119,17 @@ def _sync(device: str) -> None:
 def _peak_reset(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
+        _RESET_AT[0] = torch.cuda.memory_allocated()
 
 
 def _peak_gib(device: str) -> float:
-    return torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
+    """Peak allocated memory above what was allocated at the reset (KV caches, activations, logits)."""
+    if not device.startswith("cuda"):
+        return float("nan")
+    return (torch.cuda.max_memory_allocated() - _RESET_AT[0]) / 2**30
+
+
+_RESET_AT = [0]
 
 
 def timed(fn: Callable[[], object], device: str, repeats: int) -> tuple[float, float]:
@@ -199,12 +210,13 @@ def run_batches(args, tok, device: str, dtype: torch.dtype, bandwidth: float) ->
         prompts = (PROMPTS * (b // len(PROMPTS) + 1))[:b]
         n = args.tokens
         s, peak = timed(hf_generate(_side(base, tok), prompts, n), device, args.repeats)
-        out.append(Result("HF generate, one model", b, s, n, peak, one, bandwidth))
+        out.append(Result("HF generate, one model", b, s, n, peak, one, bandwidth, one))
         s, peak = timed(floor_steps(two, prompts, n), device, args.repeats)
-        out.append(Result("two-model floor (bare cached steps)", b, s, n, peak, 2 * one, bandwidth))
+        out.append(Result("two-model floor (bare cached steps)", b, s, n, peak, 2 * one, bandwidth, 2 * one))
         for name, pair, step_bytes, options in runs:
             s, peak = timed(cdx_decode(pair, prompts, n, **options), device, args.repeats)
-            out.append(Result(name, b, s, n, peak, step_bytes, bandwidth))
+            held = weight_bytes(pair.starting.model, pair.comparison.model)
+            out.append(Result(name, b, s, n, peak, step_bytes, bandwidth, held))
         print(table([r for r in out if r.batch == b], f"batch {b}"), flush=True)
     del base, other, view, runs, two, adapter
     gc.collect()
@@ -249,11 +261,11 @@ def bnb_rows(args, tok, device: str) -> list[str]:
 
 
 def table(results: list[Result], title: str) -> str:
-    lines = [f"#### {title}", "", "| measurement | batch | tokens/s | median s | peak GiB | weight bytes/step GiB | "
-             "bandwidth floor reached |", "|---|---|---|---|---|---|---|"]
+    lines = [f"#### {title}", "", "| measurement | batch | tokens/s | median s | weights held GiB | "
+             "peak working GiB | weight bytes/step GiB | bandwidth floor reached |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         peak = "n/a" if r.peak_gib != r.peak_gib else f"{r.peak_gib:.2f}"  # NaN off CUDA
-        lines.append(f"| {r.name} | {r.batch} | {r.tokens_per_s:.1f} | {r.seconds:.3f} | {peak} | "
+        lines.append(f"| {r.name} | {r.batch} | {r.tokens_per_s:.1f} | {r.seconds:.3f} | {r.weights / 2**30:.2f} | {peak} | "
                      f"{r.bytes_per_step / 2**30:.2f} | {100 * r.floor_fraction:.0f}% |")
     return "\n".join(lines) + "\n"
 
