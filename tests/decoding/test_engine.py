@@ -283,3 +283,16 @@ def test_concurrent_runs_in_one_process_neither_mix_nor_flip_thread_counts(tiny_
     assert not errors and got == expect
     assert counts == [total_threads()] * len(jobs) and late == [total_threads()]
     assert torch.get_num_threads() == total_threads()
+
+
+def test_nan_scores_stop_sampling_with_a_clear_error(tiny_pair):
+    """torch.multinomial refused NaN weights; the engine's own argmax(w / q) must refuse them too."""
+
+    class NanRule:
+        starting_weight, comparison_weight = 1.0, -1.0
+
+        def __call__(self, lp_s, lp_c, probs=None):
+            return torch.full_like(lp_s, float("nan"))
+
+    with pytest.raises(FloatingPointError, match="combined scores hold NaN"):
+        _all(ContrastiveDecoder(tiny_pair, NanRule(), max_new_tokens=3), ["Hi"])
