@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from cdx.agent.design import PromptDesigner
 from cdx.agent.sampler import Sampler
 from cdx.agent.stats import DIRECTIONS, interaction_p, rate_test, sample_size
-from cdx.agent.topics import TOPICS, TopicPrompt, counterfactuals, draw
+from cdx.agent.topics import PHRASING, TOPICS, TopicPrompt, counterfactuals, draw, phrasing_of, phrasing_template, rephrase
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class AgentSettings:
     """Significant on at least this fraction of topics: the hypothesis is general (confirm)."""
     max_children: int = 3
     """Most topics a hypothesis is split into."""
+    phrasing: bool = True
+    """Also look for a phrasing condition: regroup the scan's template prompts by template (no extra samples)."""
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -98,14 +100,25 @@ class ExperimentAgent:
                   for t in topics}
         records = self.sampler.sample([p.text for ps in groups.values() for p in ps])
         tests = self._test_groups(h, groups, records, direction)  # q: Benjamini-Hochberg across the topics
-        sig = [t for t in topics if tests[t]["q"] < self.s.alpha and _directed(tests[t]["effect"], direction) >= self.s.min_effect]
-        sig.sort(key=lambda t: -_directed(tests[t]["effect"], direction))
-        action, reason = self._decide(tests, sig, direction)
+        sig = self._significant(tests, direction)
+        action, reason = self._decide(tests, sig, direction, "topics")
+        others = [t for t in topics if t not in sig]
+        if action not in ("narrow", "split") and self.s.phrasing:
+            # Same texts, grouped by template instead of topic: a behaviour tied to how a request is
+            # phrased ("How do I ...?") shows here and not in the topic scan.
+            by_phrase = _by_phrasing(groups)
+            if len(by_phrase) >= 2:
+                p_tests = self._test_groups(h, by_phrase, records, direction)
+                p_sig = self._significant(p_tests, direction)
+                p_action, p_reason = self._decide(p_tests, p_sig, direction, "phrasings")
+                tests.update(p_tests)
+                if p_action in ("narrow", "split"):
+                    action, reason = p_action, f"{p_reason} (by topic: {reason})"
+                    sig, others = p_sig, [c for c in by_phrase if c not in p_sig]
         decision = {"hypothesis_id": h.get("hypothesis_id"), "statement": h["statement"], "action": action,
                     "reason": reason, "n_per_topic": n, "scan": tests, "significant_topics": sig, "children": []}
         used = {p.text for ps in groups.values() for p in ps}
         if action in ("narrow", "split"):
-            others = [t for t in topics if t not in sig]
             decision["children"] = [self._child(h, t, others, used, direction, salt) for t in sig[: self.s.max_children]]
             if not any(c["validated"] for c in decision["children"]):
                 decision["action"] = "inconclusive"
@@ -120,11 +133,16 @@ class ExperimentAgent:
             raise ValueError(f"the agent needs at least two topics to tell a conditional behaviour apart; got {topics}")
         return topics
 
-    def _decide(self, tests: dict, sig: list[str], direction: str) -> tuple[str, str]:
+    def _significant(self, tests: dict, direction: str) -> list[str]:
+        """Conditions with q < alpha and at least min_effect in the stated direction, largest effect first."""
+        sig = [t for t in tests if tests[t]["q"] < self.s.alpha and _directed(tests[t]["effect"], direction) >= self.s.min_effect]
+        return sorted(sig, key=lambda t: -_directed(tests[t]["effect"], direction))
+
+    def _decide(self, tests: dict, sig: list[str], direction: str, noun: str = "topics") -> tuple[str, str]:
         topics = list(tests)
         pooled = rate_test(**_sum(tests.values()), direction=direction)
         if len(sig) >= self.s.general_fraction * len(topics):
-            return "confirm", f"holds on {len(sig)} of {len(topics)} topics ({_fmt(pooled)} pooled): general"
+            return "confirm", f"holds on {len(sig)} of {len(topics)} {noun} ({_fmt(pooled)} pooled): general"
         if sig:
             inside = _sum(tests[t] for t in sig)
             outside = _sum(tests[t] for t in topics if t not in sig)
@@ -133,17 +151,22 @@ class ExperimentAgent:
             where = ", ".join(f"{t} ({_fmt(tests[t])})" for t in sig)
             if p_int < self.s.alpha:
                 action = "narrow" if len(sig) == 1 else "split"
-                return action, (f"only on {where}; other topics {_fmt(rest)}; the effect is larger on "
+                return action, (f"only on {where}; other {noun} {_fmt(rest)}; the effect is larger on "
                                 f"{'/'.join(sig)} than elsewhere (interaction p={p_int:.2g})")
             return "confirm", f"significant on {where} and not clearly smaller elsewhere ({_fmt(rest)}, interaction p={p_int:.2g})"
         if pooled["p"] < self.s.alpha and _directed(pooled["effect"], direction) >= self.s.min_effect / 2:
-            return "confirm", f"no single topic is significant but all together are ({_fmt(pooled)}): diffuse"
+            return "confirm", f"no single one of the {noun} is significant but all together are ({_fmt(pooled)}): diffuse"
         best = min(topics, key=lambda t: tests[t]["q"])
-        return "reject", f"no topic shows it (best {best}: {_fmt(tests[best])}, q={tests[best]['q']:.2g}); pooled {_fmt(pooled)}"
+        return "reject", (f"none of the {noun} shows it (best {best}: {_fmt(tests[best])}, q={tests[best]['q']:.2g}); "
+                          f"pooled {_fmt(pooled)}")
 
     def _child(self, h: dict, topic: str, others: list[str], used: set[str], direction: str, salt: int) -> dict:
         """The narrower hypothesis "on `topic` only", tested on held-out prompts against counterfactuals."""
-        statement = f"On {topic} prompts only (not on other topics): {h['statement']}"
+        if topic.startswith(PHRASING):
+            phrase = phrasing_template(topic).format(x="...")
+            statement = f"On requests phrased {phrase!r} only (not other phrasings): {h['statement']}"
+        else:
+            statement = f"On {topic} prompts only (not on other topics): {h['statement']}"
         test = self.contrast(h, topic, others, self.s.confirm_n, used, salt + 1, f"confirm {statement!r} on held-out prompts")
         return {**test, "statement": statement, "kind": "experiment", "direction": direction, "cluster": topic,
                 "cluster_label": topic, "checker": h["checker"], "parent_statement": h["statement"]}
@@ -158,7 +181,10 @@ class ExperimentAgent:
         """
         direction = _direction(h)
         inside = self.designer.prompts(topic, n, reason, exclude=exclude, salt=salt)
-        outside = self._counterfactuals(inside, others, exclude, salt)
+        if topic.startswith(PHRASING):  # the same requests in another phrasing
+            outside = [q for k, p in enumerate(inside) if (q := rephrase(p, k)) is not None]
+        else:
+            outside = self._counterfactuals(inside, others, exclude, salt)
         self.designer.log_prompts(outside, f"counterfactual variants for: {reason}")
         records = self.sampler.sample([p.text for p in inside + outside])
         tests = self._test_groups(h, {topic: inside, "counterfactuals": outside}, records, direction)
@@ -166,7 +192,7 @@ class ExperimentAgent:
         p_int = interaction_p(t_in, t_out, direction)
         ok = t_in["p"] < self.s.alpha and p_int < self.s.alpha and _directed(t_in["effect"], direction) >= self.s.min_effect
         return {**t_in, "q": t_in["p"], "validated": bool(ok), "outside": _counts(t_out), "interaction_p": p_int,
-                "reason": (f"{topic}: {_fmt(t_in)}; counterfactuals on {'/'.join(sorted({p.topic for p in outside}))}: "
+                "reason": (f"{topic}: {_fmt(t_in)}; counterfactuals ({_where(topic, outside)}): "
                            f"{_fmt(t_out)}; interaction p={p_int:.2g} -> {'holds' if ok else 'does not hold'}")}
 
     def _test_groups(self, h: dict, groups: dict[str, list[TopicPrompt]], records: list[dict], direction: str) -> dict:
@@ -203,7 +229,7 @@ class ExperimentAgent:
         self.build_checker(h["checker"])
         topics, topic = self._topics(), finding.get("cluster")
         reason = f"replicate finding {finding['id']} {finding['statement']!r}"
-        if topic and topic in self.designer.topics():
+        if topic and (topic in self.designer.topics() or topic.startswith(PHRASING)):
             test = self.contrast(h, topic, [t for t in topics if t != topic], self.s.replication_n, set(), salt, reason)
         else:
             per = max(1, self.s.replication_n // len(topics))
@@ -256,6 +282,21 @@ class ExperimentAgent:
                 self.kb.add_finding(hid, f"experiment: {decision['reason']}", self.run_id, evidence=ev)
             else:
                 self.kb.add_status(parent["id"], "replicated", f"experiment: {decision['reason']}", self.run_id, evidence=ev)
+
+
+def _by_phrasing(groups: dict[str, list[TopicPrompt]]) -> dict[str, list[TopicPrompt]]:
+    out: dict[str, list[TopicPrompt]] = {}
+    for ps in groups.values():
+        for p in ps:
+            if (name := phrasing_of(p)) is not None:
+                out.setdefault(name, []).append(p)
+    return dict(sorted(out.items()))
+
+
+def _where(condition: str, outside: list[TopicPrompt]) -> str:
+    if condition.startswith(PHRASING):
+        return "the same requests phrased otherwise"
+    return "same templates on " + "/".join(sorted({p.topic for p in outside}))
 
 
 def _direction(h: dict) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from cdx.agent.topics import TOPICS, TopicPrompt, draw, template_prompts
+from cdx.agent.topics import PHRASING, TOPICS, TopicPrompt, draw, phrasing_prompts, template_prompts
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,12 @@ class PromptDesigner:
         return sorted(set(TOPICS) | set(self.extra))
 
     def pool(self, topic: str) -> list[TopicPrompt]:
-        """All prompts known for `topic` (assistant ones first, then cluster/bank, then templates)."""
+        """All prompts known for `topic` (assistant ones first, then cluster/bank, then templates).
+
+        A phrasing condition (`phrasing:<slot>:<i>`) is every built-in topic's prompts of that template.
+        """
+        if topic.startswith(PHRASING):
+            return phrasing_prompts(topic)
         out = list(self._ask(topic)) + list(self.extra.get(topic, []))
         if topic in TOPICS:
             out += template_prompts(topic)

@@ -119,3 +119,48 @@ def counterfactuals(prompts: list[TopicPrompt], other_topic: str) -> list[TopicP
     """The same template and filler position in another topic: same wording, other subject."""
     by_variant = {p.variant: p for p in template_prompts(other_topic)}
     return [by_variant[p.variant] for p in prompts if p.variant in by_variant]
+
+
+PHRASING = "phrasing:"
+"""Prefix of a phrasing condition, e.g. `phrasing:task:0` = every topic's prompts of template 0 of slot task."""
+
+
+def phrasing_of(p: TopicPrompt) -> str | None:
+    """`phrasing:<slot>:<template index>` of a template prompt; None for prompts without a template."""
+    if not p.variant:
+        return None
+    slot, ti, _ = p.variant.split(":")
+    return f"{PHRASING}{slot}:{ti}"
+
+
+def phrasing_template(name: str) -> str:
+    """The template text of a phrasing condition (`phrasing:task:0` -> "How do I {x}?")."""
+    slot, ti = _phrasing_parts(name)
+    return TEMPLATES[slot][ti]
+
+
+def phrasing_prompts(name: str, topics: list[str] | None = None) -> list[TopicPrompt]:
+    """Every topic's prompts with the phrasing's template."""
+    _phrasing_parts(name)
+    return [p for t in (topics or sorted(TOPICS)) for p in template_prompts(t) if phrasing_of(p) == name]
+
+
+def rephrase(p: TopicPrompt, k: int) -> TopicPrompt | None:
+    """The same request (topic, slot, filler) in another template of its slot: its k-th alternative phrasing."""
+    slot, ti, fi = p.variant.split(":")
+    others = [j for j in range(len(TEMPLATES[slot])) if j != int(ti)]
+    if not others:
+        return None
+    j = others[k % len(others)]
+    filler = TOPICS[p.topic][slot][int(fi)]
+    return TopicPrompt(TEMPLATES[slot][j].format(x=filler), p.topic, "template", f"{slot}:{j}:{fi}")
+
+
+def _phrasing_parts(name: str) -> tuple[str, int]:
+    try:
+        slot, ti = name[len(PHRASING):].split(":")
+        TEMPLATES[slot][int(ti)]
+        return slot, int(ti)
+    except (ValueError, KeyError, IndexError):
+        valid = [f"{PHRASING}{s}:{i}" for s, ts in TEMPLATES.items() for i in range(len(ts))]
+        raise ValueError(f"phrasing condition {name!r} is not valid; use one of {valid}") from None

@@ -87,7 +87,7 @@ def test_general_behaviour_is_confirmed():
 
 def test_no_behaviour_is_rejected():
     d = _agent(ToySampler({})).step(BROAD)
-    assert d["action"] == "reject" and "no topic shows it" in d["reason"]
+    assert d["action"] == "reject" and "none of the topics shows it" in d["reason"]
 
 
 def test_two_topics_split():
@@ -139,3 +139,28 @@ def test_bad_hypothesis_and_topics():
         ExperimentAgent(ToySampler({}), PromptDesigner(), AgentSettings(topics=["cooking"])).step(BROAD)
     with pytest.raises(ValueError, match="topic 'knitting' has no built-in templates|no prompts for topic 'knitting'"):
         ExperimentAgent(ToySampler({}), PromptDesigner(), AgentSettings(topics=["cooking", "knitting"])).step(BROAD)
+
+
+class PhrasingSampler(ToySampler):
+    """Refuses every topic's requests phrased "How do I ...?" (the refuse_cooking organism's confound)."""
+
+    def sample(self, prompts):
+        out = super().sample(prompts)
+        for r in out:
+            if r["model"] == "comparison":
+                r["text"] = REFUSE if r["prompt"].startswith("How do I") and self.rng.random() < 0.9 else ANSWER
+        return out
+
+
+def test_phrasing_condition_found_when_topics_do_not_explain_it():
+    d = _agent(PhrasingSampler({})).step(BROAD)
+    assert d["action"] == "narrow" and d["significant_topics"] == ["phrasing:task:0"], d["reason"]
+    (child,) = d["children"]
+    assert child["statement"].startswith("On requests phrased 'How do I ...?' only") and child["validated"]
+    assert child["outside"]["k_c"] <= 3  # the same requests phrased otherwise are answered
+    assert "by topic:" in d["reason"]
+
+
+def test_phrasing_off_leaves_the_topic_decision():
+    d = _agent(PhrasingSampler({}), phrasing=False).step(BROAD)
+    assert d["action"] in ("confirm", "reject") and not d["children"]
