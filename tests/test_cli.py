@@ -10,8 +10,10 @@ import sys
 import time
 
 import pytest
+import yaml
+from omegaconf import OmegaConf
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, compose
 
 
 def _cli(*args, cwd=None, env=None):
@@ -22,7 +24,11 @@ def _cli(*args, cwd=None, env=None):
 def test_cfg_job_prints_the_composed_default():
     r = _cli("--cfg", "job")
     assert r.returncode == 0, r.stderr
-    assert "embedded:smollm2-135m-instruct" in r.stdout and "pirate" in r.stdout and "ProbDiff" in r.stdout
+    printed = yaml.safe_load(r.stdout)
+    composed = compose()
+    assert printed["model"]["comparison"]["system_prompt"] == composed.model.comparison.system_prompt
+    assert printed["decoding"]["rule"] == OmegaConf.to_container(composed.decoding.rule)
+    assert printed["model"]["starting"]["path"].startswith("embedded:")  # the default needs no download
 
 
 def test_help_lists_the_groups():
