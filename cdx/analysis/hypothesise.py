@@ -62,7 +62,25 @@ def term_hypotheses(description: dict, s: HypothesiseSettings, embedder=None) ->
             disc = {"terms": [{k: r[k] for k in ("term", "z", "k_c", "k_s", "n_c", "n_s")} for r in members]}
             out.append(Hypothesis(f"the comparison model says {words} {more} than the starting model",
                                   checker, direction, "ngram", discovery=disc))
+        if len(rows) > 1:
+            out.append(vocabulary_hypothesis(rows, direction))
     return out
+
+
+def vocabulary_hypothesis(rows: list[dict], direction: str) -> Hypothesis:
+    """All distinctive terms of one direction as one shift of vocabulary (e.g. a persona's words).
+
+    Single words of a style are each rare in a short text, and word embeddings group them poorly
+    ('ye' and 'ship' are not near each other), so their union is also tested: it has the power
+    the single words lack.
+    """
+    terms = [r["term"] for r in rows]
+    shown = ", ".join(f"'{t}'" for t in terms[:6]) + (f" and {len(terms) - 6} more" if len(terms) > 6 else "")
+    more = "far more often" if direction == "gained" else "far less often"
+    checker = {"type": "any", "checkers": [{"type": "string", "value": t, "case": False, "word": True} for t in terms]}
+    disc = {"terms": [{k: r[k] for k in ("term", "z", "k_c", "k_s", "n_c", "n_s")} for r in rows]}
+    return Hypothesis(f"the comparison model uses the words {shown} (any of them) {more} than the starting model",
+                      checker, direction, "vocabulary", discovery=disc)
 
 
 def _drop_contained(rows: list[dict]) -> list[dict]:
@@ -90,7 +108,7 @@ def feature_hypotheses(description: dict, s: HypothesiseSettings) -> list[Hypoth
     out = []
     for name, sides in description["side_features"].items():
         (k_c, n_c), (k_s, n_s) = sides["c"], sides["s"]
-        if not n_c or not n_s:
+        if not n_c or not n_s or name not in DESCRIPTIONS:  # a feature since unregistered: no checker
             continue
         diff = k_c / n_c - k_s / n_s
         if abs(diff) < s.min_feature_diff or max(k_c, k_s) < 3:
@@ -111,6 +129,8 @@ def cluster_hypotheses(description: dict, s: HypothesiseSettings) -> list[Hypoth
         return out
     for name, sides in description["side_features"].items():
         (k_c, n_c), (k_s, n_s) = sides["c"], sides["s"]
+        if name not in DESCRIPTIONS:
+            continue
         overall = (k_c / n_c - k_s / n_s) if n_c and n_s else 0.0
         for cl in clusters:
             rc, rs = cl["features"][name]["c"], cl["features"][name]["s"]

@@ -74,3 +74,34 @@ def test_a_null_pair_has_no_validated_finding(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("cdx analyze: no validated difference") and str(tmp_path) in last
     assert "80% power" in last
+
+
+def test_tracker_gets_summary_findings_and_files_and_the_assistant_options_work(tmp_path):
+    from cdx.tracking.recording import RecordingTracker
+
+    reply = '[{"statement": "B answers with the word zzyzx", "direction": "gained", "keywords": []}]'
+    cfg = compose([*FAST, "logger._target_=cdx.tracking.recording.RecordingTracker", "assistant=scripted",
+                   "analysis.hypothesise.use_assistant=true", "analysis.validate.judge=true",
+                   "analysis.validate.test=mcnemar"], output_dir=tmp_path)
+    cfg.assistant.replies = [reply]
+    cfg.assistant.match = {"Answer yes or no": "no"}
+    run(cfg)
+    t = RecordingTracker.last
+    assert t.finished is False and "n_validated" in t.summaries[0]
+    found = t.records["findings"][0]
+    judged = [r for r in found if r["kind"] == "assistant"]
+    assert judged and json.loads(judged[0]["checker"])["type"] == "judge" and not judged[0]["validated"]
+    assert any(name == "analysis" for name, _ in t.files)
+    summary = json.loads((tmp_path / "analysis.json").read_text())
+    assert summary["judge"]["calls"] == 36 and summary["judge"]["unparsed"] == 0
+
+
+def test_wandb_offline_run_holds_the_findings_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = compose([*FAST, "logger=wandb", f"logger.dir={tmp_path}", "assistant=scripted",
+                   "analysis.hypothesise.use_assistant=true"], output_dir=tmp_path / "run")
+    cfg.assistant.replies = ['[{"statement": "B says zzyzx", "direction": "gained", "keywords": ["zzyzx"]}]']
+    run(cfg)
+    tables = list((tmp_path / "wandb").glob("offline-run-*/files/media/table/findings/table_*.table.json"))
+    assert tables, sorted(p.name for p in (tmp_path / "wandb").rglob("*"))[:30]

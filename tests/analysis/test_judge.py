@@ -84,6 +84,3 @@ def test_judge_with_the_real_openai_client_on_loopback(served):
     checker = judge.checker("Does the text mention the sea?")
     verdicts = [checker.check("The sea was calm and blue."), checker.check("I like bread.")]
     assert all(isinstance(v, bool) for v in verdicts) and judge.calls == 2
-
-
-from tests.assistant.test_assistant_openai_server import served  # noqa: E402,F401 - the loopback server fixture
