@@ -40,7 +40,7 @@ class GuardRunDir(Callback):
             return
         folder = _select(config, "hydra.run.dir")
         if folder:
-            _refuse_on_error(lambda: check_rerun(Path(folder), bool(config.get("resume"))))
+            _refuse_on_error(lambda: check_rerun(Path(folder).absolute(), bool(config.get("resume"))))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         _register_secrets(config)
@@ -48,7 +48,7 @@ class GuardRunDir(Callback):
             return
         sweep = _select(config, "hydra.sweep.dir")
         if sweep and not config.get("resume"):
-            _refuse_on_error(lambda: check_sweep_rerun(Path(sweep)))
+            _refuse_on_error(lambda: check_sweep_rerun(Path(sweep).absolute()))
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         _register_secrets(config)
