@@ -90,7 +90,7 @@ def test_cdx_debug_shows_the_traceback(tmp_path):
 
 def test_ctrl_c_says_what_was_saved_and_the_resume_command_finishes_the_run(tmp_path):
     run_dir = tmp_path / "run"
-    args = ["model=tiny_random", "prompts.limit=12", "decoding.batch_size=1", "decoding.max_new_tokens=160",
+    args = ["model=tiny_random", "prompts.limit=6", "decoding.batch_size=1", "decoding.max_new_tokens=128",
             "decoding.stop_at_eos=false", "report.print_top=false"]
     proc = subprocess.Popen([sys.executable, "-m", "cdx.run", *args, f"hydra.run.dir={run_dir}"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -107,13 +107,13 @@ def test_ctrl_c_says_what_was_saved_and_the_resume_command_finishes_the_run(tmp_
     match = re.fullmatch(r"interrupted: (\d+) records in (\S+); resume with: python -m cdx\.run (.*)", last)
     assert match, last
     saved = len(records.read_text().splitlines())
-    assert int(match[1]) == saved and 2 <= saved < 24 and match[2] == str(records)
+    assert int(match[1]) == saved and 2 <= saved < 12 and match[2] == str(records)
     command = shlex.split(match[3])
     assert command[-2:] == [f"hydra.run.dir={run_dir}", "resume=true"]
     r = _cli(*command)
     assert r.returncode == 0, r.stderr[-2000:]
     ids = [json.loads(line)["id"] for line in records.read_text().splitlines()]
-    assert len(ids) == 24 and len(set(ids)) == 24  # 12 prompts x 2 samples, none lost or repeated
+    assert len(ids) == 12 and len(set(ids)) == 12  # 6 prompts x 2 samples, none lost or repeated
 
 
 def test_sweep_with_a_bad_shared_value_is_refused_before_any_job(tmp_path):
