@@ -1,11 +1,11 @@
 """Every config in the core groups composes, and instantiates (hub pairs: their specs)."""
 
-from pathlib import Path
-
 import pytest
+import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from cdx.decoding.rules import starting_nucleus
 from cdx.models import ModelSpec
 from tests.conftest import CONF, compose
 
@@ -73,18 +73,53 @@ def test_task_and_logger_configs():
 
 
 @pytest.mark.parametrize("name", _names("experiment"))
-def test_every_experiment_composes(name):
+def test_every_experiment_is_valid_changes_the_defaults_and_decodes(name, tiny_pair):
+    """An experiment must pass validation, differ from the default run, and its decoding must run."""
+    from cdx.config import validate_config
+
     cfg = compose([f"experiment={name}"])
-    assert cfg.task.name
+    validate_config(cfg)
+    assert OmegaConf.to_container(cfg) != OmegaConf.to_container(compose())
+    dec = instantiate(cfg.decoding, pair=tiny_pair)
+    (batch,) = dec.generate(["Tell me about the sea."] * 1)
+    assert batch and all(len(g.token_ids) == len(g.tokens["kl_sc"]) > 0 for g in batch)
 
 
 def test_experiment_overrides_top_level_keys():
-    cfg = compose(["experiment=persona_amplify"])
-    assert cfg.report.sort_key == "kl_cs_mean" and cfg.decoding.rule._target_.endswith("LogitDiff")
+    """`# @package _global_` experiments reach keys outside their group (report.*), after _self_."""
+    cfg, default = compose(["experiment=persona_amplify"]), compose()
+    assert cfg.report.sort_key != default.report.sort_key and cfg.report.token_metric != default.report.token_metric
 
 
-def test_llama3_pair_with_topp_composes():
+def test_topp_keeps_every_token_inside_the_starting_models_nucleus():
+    """decoding=topp (also with model=llama3_pair): the rule never scores a token outside the
+    starting model's own nucleus, whatever the comparison model prefers."""
     cfg = compose(["model=llama3_pair", "decoding=topp"])
-    assert cfg.model.starting.path == "meta-llama/Meta-Llama-3-8B"
-    assert cfg.decoding.top_p == 0.95 and cfg.decoding.rule.limit_to_starting_model_top_p == 0.95
-    assert Path(CONF / "model" / "llama3_pair.yaml").is_file()
+    spec = ModelSpec(**OmegaConf.to_container(cfg.model.starting, resolve=True))
+    assert spec.label
+    rule = instantiate(cfg.decoding.rule)
+    g = torch.Generator().manual_seed(0)
+    lp_s, lp_c = (torch.log_softmax(torch.randn(32, 50, generator=g) * 3, -1) for _ in range(2))
+    allowed = torch.isfinite(rule(lp_s, lp_c))
+    nucleus = starting_nucleus(lp_s, cfg.decoding.rule.limit_to_starting_model_top_p)
+    assert not (allowed & ~nucleus).any() and allowed.any(-1).all()
+    assert (nucleus.sum(-1) < 50).all()  # the nucleus really excludes tokens on these peaked rows
+
+
+def test_default_decoding_search_and_lora_preset_show_the_comparison_model(tiny_pair):
+    """Issue 12 item 12: the defaults amplify what the comparison model (persona, fine-tune) does."""
+    for overrides in ([], ["task=search"], ["model=smollm2_lora", "model.comparison.adapter=/tmp/adapter"]):
+        rule = instantiate(compose(overrides).decoding, pair=tiny_pair).rule
+        assert rule.direction() == "comparison"
+        assert rule.describe().startswith("text the comparison model would write and the starting model would not")
+    assert compose().report.sort_key == "auto"
+
+
+def test_probdiff_is_the_upstream_rule_and_sample_its_alias(tiny_pair):
+    probdiff, sample = compose(["decoding=probdiff"]), compose(["decoding=sample"])
+    assert OmegaConf.to_container(probdiff.decoding) == OmegaConf.to_container(sample.decoding)
+    rule = instantiate(probdiff.decoding.rule)
+    assert rule.direction() == "starting"
+    lp_s, lp_c = torch.log_softmax(torch.tensor([[2.0, 1.0, 0.0]]), -1), torch.log_softmax(torch.tensor([[0.0, 1.0, 2.0]]), -1)
+    q = torch.softmax(rule(lp_s, lp_c), -1)[0]  # max(p_s - p_c, 0): only token 0, where p_s > p_c
+    assert q[0] == pytest.approx(1.0) and q[1:].sum() == pytest.approx(0.0)
