@@ -35,7 +35,7 @@ test: setup browser
 app: setup
 	STREAMLIT_BROWSER_GATHER_USAGE_STATS=false $(BIN)/python -m streamlit run cdx/app/main.py \
 		--server.headless true --server.port $(APP_PORT) --server.address $(APP_ADDRESS) \
-		--server.fileWatcherType none --browser.gatherUsageStats false
+		--server.fileWatcherType none --browser.gatherUsageStats false --client.toolbarMode minimal
 
 # Chromium + chromedriver from Debian for the app's browser test (tests/app/test_browser.py);
 # installed only when missing, as root (or with passwordless sudo); otherwise that test is skipped with a reason.

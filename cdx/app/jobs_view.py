@@ -12,10 +12,28 @@ from cdx.app.state import guard, jobs, text_run
 SHOWN_JOBS = 5
 
 
-@st.fragment(run_every=1.0)
 def jobs_panel(tasks: tuple[str, ...] | None = None) -> None:
-    """Live view of the background runs (refreshes itself; the rest of the page stays interactive)."""
-    all_jobs = [j for j in jobs().jobs() if tasks is None or j.task in tasks]
+    """The background runs: polled every second while one runs, drawn once when none does."""
+    if any(j.status == "running" for j in _jobs(tasks)):
+        _live_panel(tasks)
+    else:
+        _panel(tasks)
+
+
+@st.fragment(run_every=1.0)
+def _live_panel(tasks: tuple[str, ...] | None) -> None:
+    # Reruns only this fragment: the rest of the page stays interactive while a model works.
+    _panel(tasks)
+    if not any(j.status == "running" for j in _jobs(tasks)):
+        st.rerun()  # all done: redraw the page once, which stops the polling
+
+
+def _jobs(tasks: tuple[str, ...] | None) -> list[Job]:
+    return [j for j in jobs().jobs() if tasks is None or j.task in tasks]
+
+
+def _panel(tasks: tuple[str, ...] | None) -> None:
+    all_jobs = _jobs(tasks)
     if not all_jobs:
         return
     st.subheader("Runs started from the app")
@@ -27,7 +45,7 @@ def jobs_panel(tasks: tuple[str, ...] | None = None) -> None:
 def job_view(job: Job) -> None:
     status = job.status
     st.markdown(f"**{job.id}** · {job.task} · `{status}` · {job.run_dir}")
-    st.code(job.command, language="bash")
+    st.code(job.command, language="bash", wrap_lines=True)
     if status == "running":
         prog = job.progress()
         if prog:
@@ -36,7 +54,7 @@ def job_view(job: Job) -> None:
             st.progress(0.0, text=job.last_line()[:200] or "starting (loading the models)...")
         if st.button("Cancel", key=f"cancel_{job.id}"):
             job.cancel()
-            st.rerun(scope="fragment")
+            st.rerun()
     elif status == "failed":
         st.error(f"The run failed: {job.error_message()}")
         with st.expander("Log"):

@@ -7,17 +7,15 @@ percentile, the value on hover.
 
 from __future__ import annotations
 
-import html
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from cdx.app.runs import summary_rows
-from cdx.tracking.report import colour_scale, shade
+from cdx.tracking.report import colour_scale, render_text_html, render_tokens_html
 
-TOKEN_CSS = ("<style>.cdx-text{font-family:ui-monospace,monospace;white-space:pre-wrap;line-height:1.8}"
-             ".cdx-prompt{color:#777}.cdx-tok{border-radius:2px}</style>")
+# Only for the side-by-side columns; the token spans carry their own inline styles.
+TOKEN_CSS = ("<style>.cdx-text{font-family:ui-monospace,monospace;white-space:pre-wrap;line-height:1.7}</style>")
 
 
 def run_scale(records: list[dict], metric: str) -> float:
@@ -26,23 +24,12 @@ def run_scale(records: list[dict], metric: str) -> float:
 
 def token_html(token_strs: list[str], values: list[float], metric: str, scale: float) -> str:
     """Tokens as spans shaded by `values` (white -> red at `scale`), `metric=value` on hover."""
-    spans = []
-    for tok, v in zip(token_strs, values):
-        r, g, b = shade(v, scale)
-        spans.append(f"<span class='cdx-tok' style='background:rgb({r},{g},{b})' "
-                     f"title='{html.escape(metric)}={v:.4f}'>{html.escape(tok)}</span>")
-    return "".join(spans)
+    return render_tokens_html(token_strs, values, scale, metric)
 
 
 def text_html(record: dict, metric: str, scale: float) -> str:
-    """Prompt (grey) then the continuation's shaded tokens."""
-    toks = token_html(record.get("token_strs", []), record.get("tokens", {}).get(metric, []), metric, scale)
-    return (f"<div class='cdx-text'><span class='cdx-prompt'>{html.escape(record.get('prompt', ''))}</span>"
-            f" ⟶ {toks}</div>")
-
-
-def show_text(record: dict, metric: str, scale: float) -> None:
-    st.markdown(TOKEN_CSS + text_html(record, metric, scale), unsafe_allow_html=True)
+    """Prompt (grey), an arrow, then the continuation's shaded tokens."""
+    return render_text_html(record, metric, scale)
 
 
 def show_summary(summary: dict) -> None:
@@ -54,12 +41,17 @@ def show_summary(summary: dict) -> None:
         st.warning(f"{summary.get('n_texts', 0)} texts, no tokens scored.")
         return
     token, text, heads = summary_rows(summary)
+    if summary.get("direction", {}).get("description"):
+        st.markdown(f"**These texts show** {summary['direction']['description']}.")
     cols = st.columns(len(heads))
     for col, (k, v) in zip(cols, heads.items()):
         col.metric(k, f"{v:.4g}" if isinstance(v, float) else str(v))
-    st.markdown("**Per token** (95% CI, quantiles)")
+    ci = summary.get("ci_method", {})
+    st.markdown(f"**Per token** (95% CI: {ci.get('token', 'normal approximation')}; quantiles)")
     st.dataframe(token, width="stretch")
-    st.markdown("**Per text** (mean over texts, Student-t 95% CI)")
+    st.markdown(f"**Per text** (95% CI: {ci.get('text', 'Student-t over per-text means')})")
+    if summary.get("ppl_ratio_note"):
+        st.caption(summary["ppl_ratio_note"])
     st.dataframe(text, width="stretch")
 
 

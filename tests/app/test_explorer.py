@@ -26,13 +26,14 @@ def test_texts_sorted_shaded_and_paginated(app_root):
     run = write_text_run(app_root / "outputs" / "2026-01-01" / "10-00-00", 30)
     at = explorer(run)
     assert not at.exception and not at.error
-    records = load_text_run(run).records
-    order = np.argsort([-r["metrics"]["kl_sc_mean"] for r in records], kind="stable")
+    loaded = load_text_run(run)
+    records, key = loaded.records, loaded.summary["sort_key"]  # the run's own ranking key is the default
+    order = np.argsort([-r["metrics"][key] for r in records], kind="stable")
     heads = [m.value for m in at.markdown if m.value.startswith("**p")]
     assert heads[0].startswith(f"**{records[order[0]]['id']}**")  # most divergent first
     assert len(heads) == 20 and len(shaded_cards(at)) == 20  # default page size
     first = records[order[0]]
-    assert f"title='kl_sc={first['tokens']['kl_sc'][0]:.4f}'" in shaded_cards(at)[0]  # value on hover
+    assert f"title=\"kl_sc={first['tokens']['kl_sc'][0]:.4f}\"" in shaded_cards(at)[0]  # value on hover
     at.number_input(key="ex_page").set_value(2).run()
     heads = [m.value for m in at.markdown if m.value.startswith("**p")]
     assert len(heads) == 10 and heads[0].startswith(f"**{records[order[20]]['id']}**")

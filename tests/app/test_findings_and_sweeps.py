@@ -28,7 +28,8 @@ def test_findings_of_an_analysis_run(app_root, monkeypatch):
     assert "2 of 2 hypotheses · 1 validated" in [c.value for c in at.caption]
     at.toggle(key="fd_validated").set_value(True).run()
     assert list(at.dataframe[0].value["statement"]) == ["talks like a pirate"]
-    assert any(e.label.startswith("✅ talks like a pirate") for e in at.expander)
+    assert [(e.label, e.proto.icon) for e in at.expander if "pirate" in e.label] == [
+        ("talks like a pirate (gained)", ":material/verified:")]
     assert any("No knowledge base yet" in i.value for i in at.info)
     assert not (app_root / "cache" / "knowledge.sqlite").exists()  # looking never creates one
 

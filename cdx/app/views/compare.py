@@ -85,7 +85,7 @@ def page() -> None:
     req = request_from_widgets()
     preview = req.argv(new_run_dir(app_root(), req.task))
     st.markdown("**Command** (the app runs exactly this, in the background):")
-    st.code(shown_command(preview), language="bash")
+    st.code(shown_command(preview), language="bash", wrap_lines=True)
     if st.button("Start run", type="primary", key="cmp_start"):
         problem = check_request(req)
         if problem:

@@ -50,18 +50,31 @@ def run_section() -> None:
         return
     findings, analysis = loaded
     if analysis:
-        heads = {k: v for k, v in analysis.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
-        st.json(heads, expanded=False)
+        analysis_head(analysis)
     only = st.toggle("Validated only", value=False, key="fd_validated")
     shown = [f for f in findings if f.get("validated")] if only else findings
     st.caption(f"{len(shown)} of {len(findings)} hypotheses · {sum(bool(f.get('validated')) for f in findings)} validated")
     if not shown:
         return
-    st.dataframe(findings_table(shown), width="stretch", hide_index=True)
+    st.dataframe(findings_table(shown), width="stretch", hide_index=True,
+                 column_config={k: st.column_config.NumberColumn(format="%.2e") for k in ("p", "q")})
     for f in shown:
-        mark = "✅" if f.get("validated") else "·"
-        with st.expander(f"{mark} {f.get('statement')} ({f.get('direction')})"):
+        icon = ":material/verified:" if f.get("validated") else ":material/help_outline:"
+        with st.expander(f"{f.get('statement')} ({f.get('direction')})", icon=icon):
             finding_detail(f)
+
+
+def analysis_head(analysis: dict) -> None:
+    """analysis.json's numbers as metrics, its text fields as captions, the rest on demand."""
+    numbers = {k: v for k, v in analysis.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if numbers:
+        for col, (k, v) in zip(st.columns(min(len(numbers), 5)), list(numbers.items())[:5]):
+            col.metric(k, f"{v:.3g}" if isinstance(v, float) else str(v))
+    for k, v in analysis.items():
+        if isinstance(v, str):
+            st.caption(f"{k}: {v}")
+    with st.expander("analysis.json"):
+        st.json(analysis)
 
 
 def knowledge_path() -> Path | None:

@@ -62,15 +62,28 @@ def status_line(live: LiveRun) -> None:
         st.warning("Stopped.")
 
 
-@st.fragment(run_every=0.5)
-def _poll() -> None:
+def _draw_live(status: str) -> None:
+    """Redraw the streams; when the run leaves `status`, rerun the page (which picks the next poller)."""
     live: LiveRun | None = st.session_state.get("sbs_live")
     if live is None:
         return
     status_line(live)
     show_streams(live)
-    if not live.running:
-        st.rerun()  # stop polling: the page redraws once more, statically
+    if live.status != status:
+        st.rerun()
+
+
+# Two pollers: slow while the pair loads, fast while tokens stream. After every (fragment) run
+# Streamlit rescans sys.modules when it changed, and a loading thread imports thousands of
+# modules: polling fast then starves the loading thread (measured 13x slower under load).
+@st.fragment(run_every=3.0)
+def _poll_loading() -> None:
+    _draw_live("loading")
+
+
+@st.fragment(run_every=0.5)
+def _poll_generating() -> None:
+    _draw_live("generating")
 
 
 def page() -> None:
@@ -87,7 +100,7 @@ def page() -> None:
     if live is None:
         st.caption("Models load once per app process and stay cached; several sessions take turns on them.")
     elif live.running:
-        _poll()
+        _poll_loading() if live.status == "loading" else _poll_generating()
     else:
         status_line(live)
         show_streams(live)

@@ -1,0 +1,193 @@
+"""End to end in a real headless Chromium: start `streamlit run`, open every page, run a tiny decode.
+
+Screenshots are test artefacts: they go to $CDX_APP_SCREENSHOTS (e.g. docs/img, for the README)
+or, by default, to the test's tmp folder. $CDX_APP_E2E_MODEL picks the pair the decode and the
+side-by-side page use (default tiny_random: seconds; `default` is the embedded pirate pair).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.app.app_fixtures import write_analysis_run, write_search_run, write_sweep, write_text_run
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--window-size=1400,1300")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs chromium and chromedriver (make browser installs them)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`streamlit run cdx/app/main.py` as `make app` runs it, on a free loopback port, over fixture runs."""
+    root = tmp_path / "root"
+    runs = {"text": write_text_run(root / "outputs" / "2026-01-01" / "10-00-00", 30),
+            "analysis": write_analysis_run(root / "outputs" / "2026-01-01" / "11-00-00"),
+            "search": write_search_run(root / "outputs" / "2026-01-01" / "12-00-00"),
+            "sweep": write_sweep(root / "multirun" / "2026-01-01" / "13-00-00")}
+    port = free_port()
+    env = {**os.environ, "CDX_APP_ROOT": str(root), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    log = (tmp_path / "streamlit.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "cdx/app/main.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+                             "--client.toolbarMode", "minimal"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc, tmp_path / "streamlit.log")
+        yield base, runs
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+def _wait_healthy(base: str, proc, log: Path, timeout: float = 60) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"streamlit exited: {log.read_text()[-2000:]}")
+        try:
+            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("streamlit did not come up within a minute")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for f in (*FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        opts.add_argument(f)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def shots_dir(tmp_path: Path) -> Path:
+    out = Path(os.environ.get("CDX_APP_SCREENSHOTS") or tmp_path / "screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def wait_text(driver, text: str, timeout: float = 60):
+    """The first element whose text contains `text`, once the app has drawn it; fails on an app exception."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    xpath = f"//*[contains(normalize-space(.), {text!r}) and not(.//*[contains(normalize-space(.), {text!r})])]"
+    try:
+        el = WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: d.find_elements(By.XPATH, xpath))
+    except TimeoutException:
+        body = driver.find_element(By.TAG_NAME, "body").text[-3000:]
+        raise AssertionError(f"{text!r} did not appear within {timeout} s; the page shows:\n{body}") from None
+    assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']"), "the app raised"
+    return el[0]
+
+
+def wait_count(driver, text: str, n: int, timeout: float = 60) -> None:
+    from selenium.webdriver.common.by import By
+
+    xpath = f"//*[contains(text(), {text!r})]"
+    end = time.time() + timeout
+    while len(driver.find_elements(By.XPATH, xpath)) < n:
+        if time.time() > end:
+            raise AssertionError(f"{n} x {text!r} did not appear within {timeout} s: "
+                                 f"{driver.find_element(By.TAG_NAME, 'body').text[-2000:]}")
+        time.sleep(0.5)
+
+
+def settle(driver, timeout: float = 30) -> None:
+    """Wait until the script run is over (Streamlit's running indicator is gone), so a screenshot is complete."""
+    from selenium.webdriver.common.by import By
+
+    end, calm = time.time() + timeout, 0
+    while time.time() < end and calm < 3:
+        busy = driver.find_elements(By.CSS_SELECTOR, "[data-testid='stStatusWidget']")
+        calm = 0 if busy else calm + 1
+        time.sleep(0.3)
+
+
+def shot(driver, path: Path) -> None:
+    settle(driver)
+    driver.save_screenshot(str(path))
+
+
+def click_button(driver, label: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    wait_text(driver, label)
+    driver.find_element(By.XPATH, f"//button[.//*[normalize-space(text())={label!r}]]").click()
+
+
+def test_every_page_and_a_decode_in_a_real_browser(server, browser, tmp_path):
+    base, runs = server
+    shots = shots_dir(tmp_path)
+    model = os.environ.get("CDX_APP_E2E_MODEL", "tiny_random")
+    t0 = time.time()
+
+    browser.get(f"{base}/explorer?run={runs['text']}")
+    wait_text(browser, "decode run · 30 texts")
+    wait_text(browser, "p00")  # the shaded text cards
+    shot(browser, shots / "app-explorer.png")
+
+    browser.get(f"{base}/findings?run={runs['analysis']}")
+    wait_text(browser, "2 of 2 hypotheses")
+    shot(browser, shots / "app-findings.png")
+
+    browser.get(f"{base}/search-and-sweeps?run={runs['sweep']}")
+    wait_text(browser, "sweep over model.interpolation")
+    shot(browser, shots / "app-sweeps.png")
+    browser.get(f"{base}/search-and-sweeps?run={runs['search']}")
+    wait_text(browser, "12 prompts in the bank")
+    shot(browser, shots / "app-search.png")
+
+    browser.get(f"{base}/side-by-side?model={model}")
+    click_button(browser, "Generate")
+    for title in ("Starting model alone", "Comparison model alone", "Contrastive"):
+        wait_text(browser, title)
+    wait_count(browser, "mean KL(s‖c)", 3, timeout=180)  # each column's closing line: all three are done
+    shot(browser, shots / "app-side-by-side.png")
+
+    browser.get(f"{base}/?model={model}")
+    wait_text(browser, "Compare two models")
+    click_button(browser, "Start run")
+    wait_text(browser, "job1")  # the job is listed at once, running in the background
+    wait_text(browser, "cdx generations:", timeout=240)  # the run's closing line: it finished
+    shot(browser, shots / "app-compare.png")
+    click_button(browser, "Open in the Run explorer")
+    wait_text(browser, "decode run · 8 texts")
+    shot(browser, shots / "app-explorer-new-run.png")
+    print(f"browser test: {time.time() - t0:.0f} s, screenshots in {shots}")
+    assert {p.name for p in shots.glob("app-*.png")} >= {"app-explorer.png", "app-findings.png", "app-sweeps.png",
+                                                          "app-search.png", "app-side-by-side.png", "app-compare.png"}
