@@ -140,6 +140,7 @@ def settle(driver, timeout: float = 30) -> None:
 
 def shot(driver, path: Path) -> None:
     settle(driver)
+    time.sleep(1.0)  # tables are drawn on a canvas a moment after the script run ends
     driver.save_screenshot(str(path))
 
 
