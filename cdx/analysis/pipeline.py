@@ -150,7 +150,9 @@ class ValidateStage:
 
         split = json.loads((ctx.out / "split.json").read_text())
         hyps = [Hypothesis.from_dict(d) for d in read_records(ctx.out / "hypotheses.jsonl")]
+        t0 = time.perf_counter()
         samples = draw(ctx, "validation", split["validation"], PLAIN, self.settings.sampling)
+        ctx.state["validation_sampling_s"] = round(time.perf_counter() - t0, 2)
         clusters = json.loads((ctx.out / "clusters.json").read_text())
         assign = dict(enumerate(clusters["assignment"]))
         judge = Judge(ctx.assistant, ctx.seed) if (self.judge and ctx.assistant is not None) else None

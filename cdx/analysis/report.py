@@ -64,11 +64,22 @@ def write_summary(ctx: Context, findings: list[Finding], fdr: float) -> dict:
         "validated": [f.hypothesis.statement for f in findings if f.validated],
         "pair": ctx.pair_info or split.get("pair"),
         "timings_s": ctx.state.get("timings", {}),
+        **_cost(ctx.state),
         "judge": ctx.state.get("judge"),
         "output_dir": str(ctx.out),
     }
     atomic_write_json(ctx.out / "analysis.json", summary)
     return summary
+
+
+def _cost(state: dict) -> dict:
+    """Generation time (both sampling passes) against the whole analysis: the overhead of analysing."""
+    t = state.get("timings", {})
+    gen = (t.get("sample") or 0.0) + (state.get("validation_sampling_s") or 0.0)
+    total = sum(v for v in t.values() if v)
+    if not gen or state.get("validation_sampling_s") is None:  # resumed past validation: not measured
+        return {}
+    return {"generation_s": round(gen, 2), "analysis_s": round(total, 2), "cost_ratio": round(total / gen, 3)}
 
 
 def summary_line(summary: dict, out: Path) -> str:
@@ -96,8 +107,10 @@ def print_findings(findings: list[Finding], top_n: int, console: Console) -> Non
         table.add_row(mark, f.hypothesis.statement, f"{f.k_s}/{f.n_s} = {f.rate_s:.2f}",
                       f"{f.k_c}/{f.n_c} = {f.rate_c:.2f}", f"{f.effect:+.2f} {_ci(f.effect_ci)}", f"{f.q:.2g}")
     console.print(table)
+    shown: set[str] = set()
     for f in [f for f in findings if f.validated][:3]:
-        for ev in f.evidence[:1]:
+        for ev in [e for e in f.evidence if e["id"] not in shown][:1]:
+            shown.add(ev["id"])
             console.print(f"  e.g. [{ev['model']}] {ev['prompt'][:60]!r} -> {ev['text'][:160]!r}")
 
 

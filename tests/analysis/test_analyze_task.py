@@ -32,6 +32,7 @@ def test_every_stage_writes_its_file_and_the_summary(finished, capsys):
     assert len(split["discovery"]) == 6 and len(split["validation"]) == 18
     assert summary["n_validation_texts_s"] == summary["n_validation_texts_c"] == 18
     assert set(summary["timings_s"]) == {"sample", "describe", "hypothesise", "validate"}
+    assert summary["analysis_s"] >= summary["generation_s"] > 0 and summary["cost_ratio"] >= 1
     modes = {r["mode"] for r in read_records(out / "discovery.jsonl")}
     assert modes == {"plain_s", "plain_c", "amp_c", "amp_s"}
     assert {r["prompt_index"] for r in read_records(out / "validation.jsonl")} == set(split["validation"])
@@ -105,3 +106,13 @@ def test_wandb_offline_run_holds_the_findings_table(tmp_path, monkeypatch):
     run(cfg)
     tables = list((tmp_path / "wandb").glob("offline-run-*/files/media/table/findings/table_*.table.json"))
     assert tables, sorted(p.name for p in (tmp_path / "wandb").rglob("*"))[:30]
+
+
+def test_sweep_rows_line_up_findings_across_jobs(finished, tmp_path):
+    from cdx.analysis.sweep import finding_rows, job_summary
+
+    out, result = finished
+    rows = finding_rows([({"alpha": 1.0}, out), ({"alpha": 2.0}, out), ({"alpha": 3.0}, tmp_path)])
+    n = len(read_records(out / "findings.jsonl"))
+    assert len(rows) == 2 * n and {r["alpha"] for r in rows} == ({1.0, 2.0} if n else set())
+    assert job_summary(out)["n_validated"] == result["n_validated"]
