@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,6 +196,7 @@ def test_named_sweep_and_its_summary_are_one_wandb_group(tmp_path):
     small = ["model=tiny_random", "prompts.limit=2", "decoding.max_new_tokens=4", "report.print_top=false"]
     sweep = [sys.executable, "-m", "cdx.run", "sweep=interpolation", "model.interpolation=0,1", "logger=wandb",
              "hydra.sweep.dir=sweep", *small]
+    before = git_commit()  # others may commit while the sweep runs: the recorded commit lies in between
     subprocess.run(sweep, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=600)
     summarize_cmd = [sys.executable, "-m", "cdx.run", "task=summarize", f"sweep_dir={tmp_path / 'sweep'}",
                      "logger=wandb", "task.png=false"]
@@ -207,7 +209,8 @@ def test_named_sweep_and_its_summary_are_one_wandb_group(tmp_path):
     lam0, lam1, summary_run = runs
     assert [lam0["config"]["model"]["interpolation"], lam1["config"]["model"]["interpolation"]] == [0, 1]
     assert lam0["config"]["hydra"]["choices"]["sweep"] == "interpolation"
-    assert lam0["config"]["git_commit"] == git_commit()
+    recorded = lam0["config"]["git_commit"]
+    assert re.fullmatch(r"[0-9a-f]{40}", recorded) and _is_ancestor(before, recorded) and _is_ancestor(recorded, "HEAD")
     assert "sweep=interpolation" in lam0["run"]["tags"]
     assert lam0["run"]["display_name"].startswith("model.interpolation=0,")
     assert lam0["summary"]["token/kl_sc/mean"] == 0 < lam1["summary"]["token/kl_sc/mean"]
@@ -226,3 +229,7 @@ def test_logger_none_never_imports_wandb():
             "t = tracked(cfg, 'decode'); t.__enter__(); t.__exit__(None, None, None); "
             "assert 'wandb' not in sys.modules, 'wandb was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=ROOT)
+
+
+def _is_ancestor(older: str, newer: str) -> bool:
+    return subprocess.run(["git", "-C", str(ROOT), "merge-base", "--is-ancestor", older, newer]).returncode == 0
