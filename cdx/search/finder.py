@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cdx.assistant import Assistant, AssistantAuthError, AssistantError
+from cdx.assistant import Assistant, AssistantError, AssistantFatalError
 from cdx.search.bank import Bank, BankEntry, BankStore, SearchState
 from cdx.search.dedup import novel
 from cdx.search.embeddings import Embedder
@@ -182,7 +182,7 @@ class DivergenceFinder:
             try:
                 reply = self.assistant.complete(messages, temperature=self.s.assistant_temperature,
                                                 max_tokens=self.s.assistant_max_tokens, seed=seed)
-            except AssistantAuthError:
+            except AssistantFatalError:
                 raise
             except AssistantError as e:
                 log.warning("assistant request failed: %s", e)
@@ -207,7 +207,7 @@ class DivergenceFinder:
         try:
             reply = self.assistant.complete(judge_messages(crit, prompt, response), temperature=0.0,
                                             max_tokens=self.s.criterion.max_tokens, seed=None)
-        except AssistantAuthError:
+        except AssistantFatalError:
             raise
         except AssistantError as e:
             log.warning("criterion request failed: %s", e)

@@ -27,6 +27,7 @@ from cdx.tasks.common import (
     to_record,
     tracked,
 )
+from cdx.decoding.prompts import check_prompt_lengths
 from cdx.tracking.report import html_report, print_top, summary_line
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def run(cfg: DictConfig) -> dict:
             tracked(cfg, "decode") as tracker:
         pair = instantiate(cfg.model)
         decoder = instantiate(cfg.decoding, pair=pair)
+        check_prompt_lengths(pair, prompts, decoder.max_new_tokens)
         meta = {"models": pair.describe(), "decoding": _decoding_id(cfg), "seed": decoder.seed}
         records = generate_missing(decoder, prompts, out / "generations.jsonl", meta)
         summary = finish_run(cfg, out, records, pair.describe(), tracker, "generations")

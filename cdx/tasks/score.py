@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from cdx.decoding.engine import Generation
+from cdx.decoding.prompts import check_prompt_lengths
 from cdx.decoding.scoring import score_rows
 from cdx.io import RecordLog, open_run
 from cdx.models.pair import raw_context_ids
@@ -25,6 +26,7 @@ def run(cfg: DictConfig) -> dict:
     identity = run_identity(cfg, "score", texts, groups=("model",), weights=list(weights))
     with open_run(out, "score", identity, bool(cfg.resume)) as rundir, tracked(cfg, "score") as tracker:
         pair = instantiate(cfg.model)
+        check_prompt_lengths(pair, [p + t for p, t, _ in items], 0)
         meta = {"models": pair.describe(), "decoding": "teacher-forced", "seed": cfg.seed}
         records = score_missing(pair, items, weights, int(cfg.task.batch_size), out / "scores.jsonl", meta)
         summary = finish_run(cfg, out, records, pair.describe(), tracker, "scores")
