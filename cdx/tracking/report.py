@@ -77,6 +77,16 @@ def ranked(records: Sequence[Mapping], sort_key: str) -> list[Mapping]:
     return sorted(records, key=lambda r: text_value(r, sort_key), reverse=True)
 
 
+_GLOSS = {"contrast_c": "fluent for the comparison model, unlikely for the starting model",
+          "contrast_s": "fluent for the starting model, unlikely for the comparison model",
+          "llr_cs_mean": "mean log p_c - log p_s per token"}
+
+
+def key_label(key: str) -> str:
+    """A ranking key with a few words on what it means: 'contrast_c (fluent for ...)'."""
+    return f"{key} ({_GLOSS[key]})" if key in _GLOSS else key
+
+
 def direction_line(summary: Mapping) -> str:
     """'These texts show: ...' from the summary's direction, or '' when it has none."""
     d = summary.get("direction")
@@ -98,7 +108,7 @@ def print_top(records: Sequence[Mapping], n: int, sort_key: str, metric: str, co
         summary = summarize(records, sort_key=sort_key, top_n=n)
     key = summary.get("sort_key", sort_key) if sort_key == AUTO else sort_key
     if direction_line(summary):
-        console.print(Text(f"{direction_line(summary)}; ranked by {key}", style="bold"))
+        console.print(Text(f"{direction_line(summary)}; ranked by {key_label(key)}", style="bold"))
     scale = colour_scale(records, metric)
     for rank, (r, copies) in enumerate(shown(records, key, n), 1):
         times = f" (sampled {copies} times)" if copies > 1 else ""
@@ -117,7 +127,7 @@ def html_report(records: Sequence[Mapping], summary: Mapping, meta: Mapping, sor
               "cells": token_cells(r["token_strs"], r["tokens"].get(metric, []), scale)}
              for r, copies in shown(records, key)]
     return _env().get_template("report.html.j2").render(
-        meta=meta, summary=_with_defaults(summary), items=items, sort_key=key, metric=metric)
+        meta=meta, summary=_with_defaults(summary), items=items, sort_key=key_label(key), metric=metric)
 
 
 def _with_defaults(summary: Mapping) -> dict:

@@ -117,7 +117,7 @@ def test_print_top_leads_with_the_direction_and_dedups():
               summary=summarize(recs, sort_key="auto", direction=DIRECTION))
     lines = console.export_text().splitlines()
     assert lines[0].startswith("These texts show: text the comparison model would write")
-    assert lines[0].endswith("ranked by contrast_c")
+    assert lines[0].endswith("ranked by contrast_c (fluent for the comparison model, unlikely for the starting model)")
     assert lines[1].startswith("#1 contrast_c=") and "Arr, matey" in lines[1]
     assert "(sampled 3 times)" in lines[2] and len(lines) == 4
     console = Console(record=True, width=200, color_system=None)
