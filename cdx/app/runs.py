@@ -1,36 +1,27 @@
 """Finding and reading cdx run directories for the app.
 
-Everything read from disk goes through `cdx.io.read_records` (JSONL) or plain JSON/CSV loads of
-files the tasks wrote atomically; nothing here recomputes a metric. The run-kind detection and
-`load_run` below are readers the CLI could share: they are kept apart in this module so that
-they can move into `cdx.io` (as `read_run`) without touching the pages.
+Every run is read with `cdx.io.read_run` (the readers the CLI shares: kind detection, schema
+checks, records sorted by id) and shown as written; nothing here recomputes a metric. This module
+only adds what pages need on top: which page shows which kind, discovery under the app's roots,
+and the tables the pages draw.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
-from cdx.io import read_records
+from cdx.io import KIND_FILES, NotARunError, read_run
+from cdx.io import run_kind as io_run_kind
 
-# kind -> the file whose presence marks it (first match wins, so analysis before decode:
-# an analysis run may also keep the generations it analysed).
-KIND_FILES: dict[str, tuple[str, ...]] = {
-    "analyze": ("findings.jsonl", "analysis.json"),
-    "search": ("bank.jsonl", "state.json"),
-    "decode": ("generations.jsonl",),
-    "score": ("scores.jsonl",),
-    "sweep_summary": ("sweep_summary.csv",),
-    "sweep": ("multirun.yaml",),
-    "failed": ("error.json",),
-}
 RECORD_FILES = {"decode": "generations.jsonl", "score": "scores.jsonl"}
 PAGE_OF_KIND = {"decode": "Run explorer", "score": "Run explorer", "analyze": "Findings",
                 "search": "Search and sweeps", "sweep": "Search and sweeps", "sweep_summary": "Search and sweeps"}
+_MARKERS = {"run.json", ".hydra", *(f for fs in KIND_FILES.values() for f in fs)}
 _MAX_DEPTH = 5  # outputs/<date>/<time>, multirun/<name>/<stamp>/<job>/<sub>
 
 
@@ -39,17 +30,11 @@ class RunError(ValueError):
 
 
 def run_kind(path: str | Path) -> str:
-    """The kind of run stored in `path` (a key of KIND_FILES)."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise RunError(f"{path} does not exist; give a run directory under outputs/ or multirun/")
-    if not path.is_dir():
-        raise RunError(f"{path} is a file, not a run directory; give the folder that holds it ({path.parent})")
-    for kind, files in KIND_FILES.items():
-        if any((path / f).is_file() for f in files):
-            return kind
-    known = ", ".join(sorted({f for fs in KIND_FILES.values() for f in fs}))
-    raise RunError(f"{path} holds no cdx run output (none of {known})")
+    """The kind of run stored in `path` (cdx.io's reader), or a RunError saying why there is none."""
+    try:
+        return io_run_kind(Path(path).expanduser())
+    except NotARunError as e:
+        raise RunError(str(e)) from None
 
 
 def require_kind(path: str | Path, kinds: tuple[str, ...]) -> str:
@@ -88,20 +73,22 @@ def discover_runs(roots: list[Path], kinds: tuple[str, ...] | None = None) -> li
 
 def _walk(folder: Path, depth: int, found: list[RunInfo]) -> None:
     try:
-        kind = run_kind(folder)
-        found.append(RunInfo(folder, kind, folder.stat().st_mtime))
-        if kind not in ("sweep", "failed"):
-            return  # a run's own subfolders are not runs; a sweep's jobs are
-    except RunError:
-        pass
-    if depth >= _MAX_DEPTH:
-        return
-    try:
-        subs = [e for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")]
+        names = {e.name: e for e in os.scandir(folder)}
     except OSError:
         return
-    for e in subs:
-        _walk(Path(e.path), depth + 1, found)
+    if _MARKERS & names.keys():  # cheap test first: cdx.io's run_kind may glob a whole tree
+        try:
+            kind = run_kind(folder)
+            found.append(RunInfo(folder, kind, folder.stat().st_mtime))
+            if kind not in ("sweep", "failed"):
+                return  # a run's own subfolders are not runs; a sweep's jobs are
+        except RunError:
+            pass
+    if depth >= _MAX_DEPTH:
+        return
+    for name, e in names.items():
+        if not name.startswith(".") and e.is_dir():
+            _walk(Path(e.path), depth + 1, found)
 
 
 # ---- decode / score runs ------------------------------------------------------------------------
@@ -117,7 +104,9 @@ class TextRun:
     """One row per record: id, prompt, continuation, finish_reason and every per-text metric."""
     summary: dict = field(default_factory=dict)
     config: str | None = None
-    """The run's resolved Hydra config (.hydra/config.yaml), as text."""
+    """The run's resolved Hydra config (.hydra/config.yaml), as YAML text."""
+    n_corrupt: int = 0
+    """Lines of the records file that were skipped (not JSON, or not of the record schema)."""
 
 
 def file_stamp(path: Path) -> tuple[int, int]:
@@ -128,12 +117,18 @@ def file_stamp(path: Path) -> tuple[int, int]:
 
 def load_text_run(path: str | Path) -> TextRun:
     path = Path(path).expanduser()
-    kind = require_kind(path, ("decode", "score"))
-    records = read_records(path / RECORD_FILES[kind])
-    summary = _read_json(path / "summary.json") or {}
-    cfg = path / ".hydra" / "config.yaml"
-    return TextRun(path, kind, records, metrics_table(records), summary,
-                   cfg.read_text(encoding="utf-8") if cfg.is_file() else None)
+    require_kind(path, ("decode", "score"))
+    run = _read(path, ("decode", "score"))
+    config = yaml.safe_dump(run.config, sort_keys=False) if run.config else None
+    return TextRun(run.path, run.kind, run.records, metrics_table(run.records), run.summary or {}, config,
+                   run.n_corrupt)
+
+
+def _read(path: Path, kinds: tuple[str, ...]):
+    try:
+        return read_run(path, kinds)
+    except NotARunError as e:
+        raise RunError(str(e)) from None
 
 
 def metrics_table(records: list[dict]) -> pd.DataFrame:
@@ -165,18 +160,16 @@ def load_findings(path: str | Path) -> tuple[list[dict], dict]:
     """(findings.jsonl records, analysis.json) of an analysis run."""
     path = Path(path).expanduser()
     require_kind(path, ("analyze",))
-    f = path / "findings.jsonl"
-    return (read_records(f) if f.is_file() else []), (_read_json(path / "analysis.json") or {})
+    run = _read(path, ("analyze",))
+    return run.records, run.summary or {}
 
 
 def load_search(path: str | Path) -> tuple[list[dict], list[dict], dict]:
     """(bank.jsonl entries, stats.jsonl cycle records, summary.json) of a search run."""
     path = Path(path).expanduser()
     require_kind(path, ("search",))
-    bank = path / "bank.jsonl"
-    stats = path / "stats.jsonl"
-    return (read_records(bank) if bank.is_file() else [], read_records(stats) if stats.is_file() else [],
-            _read_json(path / "summary.json") or {})
+    run = _read(path, ("search",))
+    return run.records, run.files.get("stats.jsonl", []), run.summary or {}
 
 
 def sweep_summary_dir(path: str | Path) -> Path | None:
@@ -189,7 +182,14 @@ def sweep_summary_dir(path: str | Path) -> Path | None:
 
 
 def load_sweep_table(folder: Path) -> pd.DataFrame:
-    return pd.read_csv(folder / "sweep_summary.csv")
+    """The sweep_summary.csv that task=summarize wrote (numbers parsed back by pandas)."""
+    table = pd.DataFrame(_read(folder, ("sweep_summary",)).records)
+    for col in table.columns:
+        try:
+            table[col] = pd.to_numeric(table[col].replace("", None))
+        except (ValueError, TypeError):
+            pass  # a text column (status, dir, error)
+    return table
 
 
 def flat_numbers(record: dict, prefix: str = "") -> dict:
@@ -201,12 +201,3 @@ def flat_numbers(record: dict, prefix: str = "") -> dict:
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             out[f"{prefix}{k}"] = v
     return out
-
-
-def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise RunError(f"{path} is not valid JSON ({e}); was the run killed while writing it?") from e

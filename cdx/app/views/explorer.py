@@ -117,6 +117,8 @@ def page() -> None:
     if run is None:
         return
     st.caption(f"{run.kind} run · {len(run.records)} texts · {run.path}")
+    if run.n_corrupt:
+        st.warning(f"{run.n_corrupt} line(s) of the records file are not valid records and are left out.")
     texts, dists, summary, config = st.tabs(["Texts", "Distributions", "Summary", "Config"])
     with texts:
         texts_tab(run)
