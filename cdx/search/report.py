@@ -9,8 +9,11 @@ from rich.table import Table
 from cdx.search.bank import Bank
 
 
-def summary(bank: Bank, stats: list[dict], top_n: int) -> dict:
-    """Headline numbers: seeds' mean divergence against the bank's top `top_n`, and cycle counts."""
+def summary(bank: Bank, stats: list[dict], top_n: int, direction: dict | None = None) -> dict:
+    """Headline numbers: seeds' mean divergence against the bank's top `top_n`, and cycle counts.
+
+    `direction` (`cdx.decoding.rules.direction_of(rule)`): which side the responses show.
+    """
     div = np.array([e.divergence for e in bank.entries])
     seeds = np.array([e.divergence for e in bank.entries if e.cycle == 0])
     new = np.array([e.divergence for e in bank.entries if e.cycle > 0])
@@ -27,6 +30,7 @@ def summary(bank: Bank, stats: list[dict], top_n: int) -> dict:
         "cycles": sum(1 for s in stats if s.get("ok")),
         "failed_cycles": sum(1 for s in stats if not s.get("ok")),
         "top_n": top_n,
+        **({"direction": dict(direction)} if direction else {}),
     }
 
 
@@ -46,10 +50,13 @@ def bank_table(bank: Bank, n: int, top: bool = True, width: int = 48) -> Table:
     return table
 
 
-def print_tables(bank: Bank, n: int, console: Console | None = None) -> None:
+def print_tables(bank: Bank, n: int, console: Console | None = None, direction: dict | None = None) -> None:
+    """Top and bottom tables, after a line saying which side the responses show (if known)."""
     console = console or Console(highlight=False)
     if not console.is_terminal:
         console.width = max(console.width, 180)  # logs and pipes: do not squeeze the prompts
+    if direction:
+        console.print(f"Responses show: {direction['description']}")
     console.print(bank_table(bank, n, top=True))
     console.print(bank_table(bank, n, top=False))
 

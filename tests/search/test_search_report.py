@@ -3,9 +3,10 @@
 import numpy as np
 from rich.console import Console
 
+from cdx.decoding.rules import LogitDiff, direction_of
 from cdx.io import read_records
 from cdx.search.bank import Bank, BankEntry, BankStore, SearchState
-from cdx.search.report import bank_table, summary
+from cdx.search.report import bank_table, print_tables, summary
 
 
 def _bank():
@@ -45,3 +46,12 @@ def test_summary_headlines_by_hand():
     assert s["top_divergence_mean"] == (3.0 + 2.0) / 2
     assert s["seed_divergence_mean"] == (0.5 + 1.0) / 2
     assert (s["cycles"], s["failed_cycles"]) == (1, 1)
+
+
+def test_direction_heads_the_tables_and_the_summary():
+    d = direction_of(LogitDiff(alpha=1.0, amplified="comparison"))
+    console = Console(record=True, width=300, color_system=None)
+    print_tables(_bank(), 2, console=console, direction=d)
+    assert console.export_text().splitlines()[0] == f"Responses show: {d['description']}"
+    assert summary(_bank(), [], top_n=2, direction=d)["direction"] == d
+    assert "direction" not in summary(_bank(), [], top_n=2)
