@@ -11,7 +11,7 @@ from tests.conftest import compose
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["task=analyze", "prompts.limit=32", "analysis.sample.max_new_tokens=16", "report.color=false"]
+SMALL = ["task=analyze", "prompts.limit=40", "analysis.sample.max_new_tokens=24", "report.color=false"]
 PIRATE = re.compile(r"\b(arr+|ahoy|matey|ye|aye|treasure|ship|sea|crew|captain|pirate)\b", re.I)
 
 
