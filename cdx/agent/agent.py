@@ -149,11 +149,13 @@ class ExperimentAgent:
             p_int = interaction_p(inside, outside, direction)
             rest = rate_test(**outside, direction=direction)
             where = ", ".join(f"{t} ({_fmt(tests[t])})" for t in sig)
-            if p_int < self.s.alpha:
+            if p_int < self.s.alpha and _directed(rest["effect"], direction) < self.s.min_effect:
+                # larger on these, and below min_effect on the rest: the statement "not on other ..." is true
                 action = "narrow" if len(sig) == 1 else "split"
                 return action, (f"only on {where}; other {noun} {_fmt(rest)}; the effect is larger on "
                                 f"{'/'.join(sig)} than elsewhere (interaction p={p_int:.2g})")
-            return "confirm", f"significant on {where} and not clearly smaller elsewhere ({_fmt(rest)}, interaction p={p_int:.2g})"
+            return "confirm", (f"significant on {where}, and present elsewhere too ({_fmt(rest)} on the other {noun}, "
+                               f"interaction p={p_int:.2g})")
         if pooled["p"] < self.s.alpha and _directed(pooled["effect"], direction) >= self.s.min_effect / 2:
             return "confirm", f"no single one of the {noun} is significant but all together are ({_fmt(pooled)}): diffuse"
         best = min(topics, key=lambda t: tests[t]["q"])
