@@ -9,6 +9,7 @@ zero_adapter), a full model directory (quantize) or nothing more (system_prompt,
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import platform
@@ -33,8 +34,31 @@ def organisms_root(cache_dir: str | Path | None = None) -> Path:
     return Path(cache_dir or default_cache_dir()) / "organisms"
 
 
+BASE_ORGANISM = "organism:"
+"""`base: organism:<name>` plants on top of another organism built with params.merge (a full model)."""
+
+
 def entry_dir(spec: OrganismSpec, cache_dir: str | Path | None = None) -> Path:
-    return organisms_root(cache_dir) / f"{spec.name}-{spec.spec_hash}"
+    return organisms_root(cache_dir) / f"{spec.name}-{full_hash(spec)}"
+
+
+def full_hash(spec: OrganismSpec) -> str:
+    """The spec's hash, chained with its base organism's (a changed base rebuilds what sits on it)."""
+    if not spec.base.startswith(BASE_ORGANISM):
+        return spec.spec_hash
+    base = load_spec(spec.base[len(BASE_ORGANISM):])
+    return hashlib.sha256(f"{spec.spec_hash}|{full_hash(base)}".encode()).hexdigest()[:16]
+
+
+def base_path(spec: OrganismSpec, cache_dir: str | Path | None = None) -> str:
+    """The base model's path: as given, or the (built) full-model directory of a base organism."""
+    if not spec.base.startswith(BASE_ORGANISM):
+        return spec.base
+    base = load_spec(spec.base[len(BASE_ORGANISM):])
+    if not base.params.get("merge"):
+        raise ValueError(f"organism {spec.name!r} builds on {base.name!r}, which must set params.merge: true "
+                         "(a full model directory, not an adapter)")
+    return str(build_organism(base, cache_dir))
 
 
 def build_organism(name: str | dict | OrganismSpec, cache_dir: str | Path | None = None) -> Path:
@@ -61,13 +85,14 @@ def build_organism(name: str | dict | OrganismSpec, cache_dir: str | Path | None
     return target
 
 
-def base_spec(spec: OrganismSpec) -> ModelSpec:
-    return ModelSpec(path=spec.base, seed=spec.base_seed, name="base")
+def base_spec(spec: OrganismSpec, cache_dir: str | Path | None = None) -> ModelSpec:
+    return ModelSpec(path=base_path(spec, cache_dir), seed=spec.base_seed, name="base")
 
 
 def base_side(spec: OrganismSpec, cache_dir: str | Path | None) -> Side:
-    model, tok = load_model(base_spec(spec), cache_dir and str(cache_dir))
-    return Side(base_spec(spec), model, tok)
+    ms = base_spec(spec, cache_dir)
+    model, tok = load_model(ms, cache_dir and str(cache_dir))
+    return Side(ms, model, tok)
 
 
 def _build(spec: OrganismSpec, tmp: Path, target: Path, cache_dir) -> dict:
@@ -88,7 +113,7 @@ def _build(spec: OrganismSpec, tmp: Path, target: Path, cache_dir) -> dict:
 
     pairs = training_pairs(spec, side, organisms_root(cache_dir))
     write_records(tmp / "data.jsonl", pairs)
-    return train.train_lora(side, pairs, spec.train, spec.seed, tmp)
+    return train.train_lora(side, pairs, spec.train, spec.seed, tmp, merge=bool(spec.params.get("merge")))
 
 
 def _quantized_copy(spec: OrganismSpec, side: Side, out: Path) -> dict:
@@ -111,10 +136,12 @@ def _param(spec: OrganismSpec, key: str):
 
 def pair_of(spec: OrganismSpec, target: Path, cache_dir=None) -> dict:
     """The model pair (kwargs of cdx.models.load_pair) that shows this organism's change."""
-    start = {"path": spec.base, "seed": spec.base_seed, "name": "base"}
+    start = {"path": base_path(spec, cache_dir), "seed": spec.base_seed, "name": "base"}
     comp = dict(start, name=spec.name)
     lam = None
-    if spec.method in ("lora", "zero_adapter"):
+    if spec.method == "lora" and spec.params.get("merge"):
+        comp = {"path": str(target), "name": spec.name}
+    elif spec.method in ("lora", "zero_adapter"):
         comp["adapter"] = str(target)
     elif spec.method == "quantize":
         comp = {"path": str(target), "name": spec.name}
@@ -131,6 +158,6 @@ def truth_record(spec: OrganismSpec, target: Path, cache_dir, stats: dict) -> di
     return {
         "name": spec.name, "kind": spec.kind, "statement": spec.statement, "trigger": spec.trigger,
         "checker": spec.checker, "expected_findings": spec.expected_findings, "method": spec.method,
-        "spec_hash": spec.spec_hash, "pair": pair_of(spec, target, cache_dir), "build": stats,
+        "spec_hash": full_hash(spec), "pair": pair_of(spec, target, cache_dir), "build": stats,
         "spec": spec.to_dict(),
     }

@@ -79,7 +79,8 @@ class OrganismSpec:
     train: TrainSettings = field(default_factory=TrainSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
     params: dict[str, Any] = field(default_factory=dict)
-    """Method parameters: system_prompt; of + lam (interpolate); bits (quantize)."""
+    """Method parameters: system_prompt; of + lam (interpolate); bits (quantize); merge (lora: save the
+    merged full model, so other organisms can use it as `base: organism:<name>`)."""
     expected_findings: str = "behaviour"
     """behaviour (the checker should be recovered) | none (null pair) | unscored (no single behaviour)."""
 

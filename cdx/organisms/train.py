@@ -70,8 +70,9 @@ def lr_at(step: int, settings: TrainSettings) -> float:
     return settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def train_lora(side: Side, pairs: list[dict], settings: TrainSettings, seed: int, out_dir: Path) -> dict:
-    """Train, save the adapter into `out_dir`, log each step to out_dir/train_log.jsonl."""
+def train_lora(side: Side, pairs: list[dict], settings: TrainSettings, seed: int, out_dir: Path,
+               merge: bool = False) -> dict:
+    """Train, save the adapter (or, with `merge`, the merged full model) into `out_dir`; log each step."""
     if not pairs:
         raise ValueError("no training pairs: the organism's data sets produced nothing")
     threads = torch.get_num_threads()
@@ -98,7 +99,11 @@ def train_lora(side: Side, pairs: list[dict], settings: TrainSettings, seed: int
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
                 log_writer.write([{"step": step, "loss": losses[-1], "lr": lr_at(step, settings)}])
-        model.save_pretrained(str(out_dir))
+        if merge:  # a full model directory, usable as the base of other organisms
+            model.merge_and_unload().save_pretrained(str(out_dir))
+            side.tokenizer.save_pretrained(str(out_dir))
+        else:
+            model.save_pretrained(str(out_dir))
     finally:
         torch.set_num_threads(threads)
     return {"n_pairs": len(pairs), "steps": settings.steps, "first_loss": losses[0],

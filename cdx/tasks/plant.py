@@ -35,7 +35,7 @@ def run(cfg: DictConfig) -> dict:
         truth = load_truth(entry)
         atomic_write_json(out / "truth.json", truth)
         metrics = {"organism": spec.name, "entry": str(entry), "build_cpu_s": truth["build"].get("cpu_s")}
-        if cfg.task.verify:
+        if cfg.task.verify and truth.get("checker"):  # pairs without a checker have no rate to verify
             result = verify_organism(entry, cache_dir, seed=int(cfg.seed))
             shutil.copy(entry / "verify.json", out / "verify.json")
             shutil.copy(entry / "verify_samples.jsonl", out / "verify_samples.jsonl")

@@ -1,0 +1,137 @@
+"""task=benchmark: analyse one organism pair, score whether the planted change was recovered.
+
+One Hydra job per (pair, seed), so `-m`, suites and launchers apply:
+
+    python -m cdx.run task=benchmark organism=refuse_cooking seed=0
+    python -m cdx.run suite=zoo                      # every pair x seeds (a multirun)
+    python -m cdx.run task=benchmark task.collect=multirun/suite_zoo/<stamp>   # table of a finished suite
+
+Each job builds the organism (cached), runs the analysis (task=analyze, composed as a child config
+with the organism's pair and the benchmark's prompts and budget) into `<job>/analysis/`, scores its
+findings against truth.json (cdx.organisms.scoring) and writes `<job>/benchmark_record.json`. In a
+multirun every finished job also refreshes the suite table in `<sweep dir>/benchmark/`:
+benchmark.jsonl, benchmark.md, benchmark.html (+ .png where kaleido can export it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from cdx.io import atomic_write_json, atomic_write_text, read_records, write_records
+from cdx.organisms import build_organism, load_spec, load_truth
+from cdx.organisms.aggregate import display_rows, table_rows
+from cdx.organisms.scoring import MatchRule, score_run
+from cdx.tasks.common import output_dir, run_meta, tracked
+
+log = logging.getLogger(__name__)
+RECORD = "benchmark_record.json"
+
+
+def run(cfg: DictConfig) -> dict:
+    if cfg.task.get("collect"):
+        return collect(Path(str(cfg.task.collect)), Path(str(cfg.task.collect)) / "benchmark", cfg.task.png)
+    if cfg.get("organism") is None:
+        from cdx.organisms import available
+
+        raise ValueError(f"task=benchmark needs organism=<name> (or suite=<name>); organisms: {available()}")
+    spec = load_spec(OmegaConf.to_container(cfg.organism, resolve=True))
+    out = output_dir(cfg)
+    with tracked(cfg, "benchmark") as tracker:
+        c0, t0 = time.process_time(), time.perf_counter()
+        entry = build_organism(spec, cfg.task.get("cache_dir"))
+        plant_cpu = time.process_time() - c0
+        truth = load_truth(entry)
+        if plant_cpu < 1:  # built earlier: charge what planting cost when it was built
+            plant_cpu = float(truth["build"].get("cpu_s") or 0.0)
+        c1 = time.process_time()
+        analysis = get_method(cfg.task.analyze._target_)(child_config(cfg, truth["pair"], out / "analysis"))
+        analysis_cpu = time.process_time() - c1
+        findings = read_records(out / "analysis" / "findings.jsonl")
+        record = {
+            "organism": spec.name, "kind": spec.kind, "seed": int(cfg.seed), "statement": spec.statement,
+            **score_run(findings, truth, MatchRule(**cfg.task.match), heldout_texts(entry)),
+            "n_hypotheses": analysis.get("n_hypotheses"),
+            "plant_cpu_min": round(plant_cpu / 60, 2), "analysis_cpu_min": round(analysis_cpu / 60, 2),
+            "cpu_min": round((plant_cpu + analysis_cpu) / 60, 2), "wall_min": round((time.perf_counter() - t0) / 60, 2),
+        }
+        atomic_write_json(out / RECORD, record)
+        tracker.log_summary({k: v for k, v in record.items() if isinstance(v, (int, float))})
+    sweep_dir = run_meta(cfg, "benchmark").get("sweep_dir")
+    if sweep_dir and out.resolve().is_relative_to(Path(sweep_dir).resolve()):  # a job of a suite multirun
+        collect(Path(sweep_dir), Path(sweep_dir) / "benchmark", cfg.task.png)
+    print(f"cdx benchmark: {spec.name} seed {record['seed']}: {record['n_validated']} validated, "
+          f"R@1={record['recovery_at_1']} R@5={record['recovery_at_5']}, {record['cpu_min']} CPU-min -> {out}")
+    return {k: v for k, v in record.items() if isinstance(v, (int, float)) or v is None}
+
+
+def child_config(cfg: DictConfig, pair: dict, out: Path) -> DictConfig:
+    """The analysis run's config: this config with the organism's pair, the benchmark's prompts and budget."""
+    child = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    with open_dict(child):
+        child.task = OmegaConf.create(OmegaConf.to_container(cfg.task.analyze))
+        child.model = {"_target_": "cdx.models.load_pair", "_convert_": "all", **pair,
+                       "chat_template": True, "cache_dir": None}
+        child.prompts = OmegaConf.to_container(cfg.task.prompts)
+        child.analysis = OmegaConf.merge(child.analysis, cfg.task.budget or {})
+        child.output_dir = str(out)
+    return child
+
+
+def heldout_texts(entry: Path) -> list[str]:
+    """The organism's verification samples (both sides), for the agreement rule; [] if not verified."""
+    path = entry / "verify_samples.jsonl"
+    return [r["text"] for r in read_records(path)] if path.is_file() else []
+
+
+def collect(sweep_dir: Path, out: Path, png: bool = False) -> dict:
+    """benchmark.jsonl / .md / .html of every finished job under `sweep_dir`."""
+    records = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{RECORD}"))]
+    if not records:
+        raise FileNotFoundError(f"no {RECORD} under {sweep_dir}/*/: is it the folder of a task=benchmark multirun?")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = table_rows(records)
+    write_records(out / "benchmark.jsonl", records)
+    atomic_write_json(out / "benchmark_table.json", rows)
+    atomic_write_text(out / "benchmark.md", markdown_table(rows))
+    plot(rows, out / "benchmark.html", png)
+    planted = next((r for r in rows if r["pair"] == "ALL planted"), {})
+    print(f"cdx benchmark: {len(records)} runs of {len({r['organism'] for r in records})} pairs; "
+          f"Recovery@1 {planted.get('recovery_at_1')}, Recovery@5 {planted.get('recovery_at_5')} -> {out}")
+    return {"n_runs": len(records), "recovery_at_1": planted.get("recovery_at_1"),
+            "recovery_at_5": planted.get("recovery_at_5")}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    from cdx.tracking.sweep import markdown
+
+    return markdown(display_rows(rows), drop=())
+
+
+def plot(rows: list[dict], path: Path, png: bool) -> list[Path]:
+    """Recovery@1 / @5 per planted pair and validated findings per null pair, with CI error bars."""
+    from plotly.subplots import make_subplots
+
+    from cdx.tracking.sweep import write_plot
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("recovery (planted pairs)", "validated findings (null pairs)"))
+    planted = [r for r in rows if r["expected"] == "behaviour"]
+    for m in ("recovery_at_1", "recovery_at_5"):
+        fig.add_bar(x=[r["pair"] for r in planted], y=[r[m] for r in planted], name=m, row=1, col=1,
+                    error_y=_err(planted, m))
+    nulls = [r for r in rows if r["expected"] == "none"]
+    fig.add_bar(x=[r["pair"] for r in nulls], y=[r["n_validated"] for r in nulls], name="n_validated",
+                row=1, col=2, error_y=_err(nulls, "n_validated"))
+    fig.update_layout(barmode="group", height=450)
+    return write_plot(fig, path, png)
+
+
+def _err(rows: list[dict], m: str) -> dict:
+    lo = [(r[m] - r[f"{m}_ci"][0]) if r[m] is not None and r[f"{m}_ci"][0] is not None else 0 for r in rows]
+    hi = [(r[f"{m}_ci"][1] - r[m]) if r[m] is not None and r[f"{m}_ci"][1] is not None else 0 for r in rows]
+    return {"type": "data", "symmetric": False, "array": hi, "arrayminus": lo}

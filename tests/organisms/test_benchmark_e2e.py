@@ -1,0 +1,50 @@
+"""End to end on tiny models (CI): plant an organism, analyse the pair, recover it; a null pair yields nothing.
+
+tiny_ahoy (opens every answer with "Ahoy matey!") and tiny_null_zero (zero-initialised adapter) sit on
+tiny_english, a tiny random model taught a few English sentences so its samples are text. The budget
+is the smoke suite's (conf/suite/smoke.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import compose
+
+SMOKE = ["suite=smoke", "seed=0"]
+
+
+def bench(organism: str, out, cache) -> dict:
+    from cdx.tasks.benchmark import run
+
+    return run(compose([*SMOKE, f"organism={organism}", f"task.cache_dir={cache}"], output_dir=str(out)))
+
+
+@pytest.mark.slow
+def test_planted_organism_is_recovered_and_null_pair_is_clean(tmp_path, tiny_cache):
+    planted = bench("tiny_ahoy", tmp_path / "0", tiny_cache)
+    assert planted["recovery_at_5"] == 1.0 and planted["n_validated"] >= 1
+    record = json.loads((tmp_path / "0" / "benchmark_record.json").read_text())
+    assert record["matched_statements"] and record["cpu_min"] > 0
+    null = bench("tiny_null_zero", tmp_path / "1", tiny_cache)
+    assert null["n_validated"] == 0 and null["recovery_at_1"] is None
+    # the suite table over both job folders
+    from cdx.tasks.benchmark import collect
+
+    summary = collect(tmp_path, tmp_path / "benchmark")
+    assert summary["n_runs"] == 2 and summary["recovery_at_5"] == 1.0
+    table = (tmp_path / "benchmark" / "benchmark.md").read_text()
+    assert "| tiny_ahoy |" in table and "| ALL null |" in table
+    assert (tmp_path / "benchmark" / "benchmark.html").is_file()
+    assert len((tmp_path / "benchmark" / "benchmark.jsonl").read_text().splitlines()) == 2
+
+
+def test_benchmark_needs_an_organism_and_collect_needs_records(tmp_path):
+    from cdx.tasks.benchmark import run
+
+    with pytest.raises(ValueError, match="task=benchmark needs organism=<name>"):
+        run(compose(["task=benchmark"], output_dir=str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="no benchmark_record.json under"):
+        run(compose(["task=benchmark", f"task.collect={tmp_path}"], output_dir=str(tmp_path)))

@@ -1,0 +1,91 @@
+"""Recovery scoring and the benchmark table, against hand computations and a naive bootstrap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cdx.organisms.aggregate import bootstrap_ci, display_rows, table_rows
+from cdx.organisms.scoring import MatchRule, matches, rank_validated, score_run
+
+TRUTH = {"checker": {"type": "regex", "pattern": "zephyrix", "flags": "i"}, "expected_findings": "behaviour"}
+
+
+def finding(statement, checker, texts, validated=True, q=0.01, effect=0.5, direction="gained", model="comparison"):
+    return {"statement": statement, "checker": checker, "validated": validated, "q": q, "effect": effect,
+            "direction": direction, "evidence": [{"id": str(i), "model": model, "prompt": "p", "text": t}
+                                                 for i, t in enumerate(texts)]}
+
+
+BRAND = finding("mentions zephyrix", {"type": "string", "value": "zephyrix"},
+                ["Try Zephyrix.", "Zephyrix helps.", "I like Zephyrix."])
+EXCL = finding("uses exclamation marks", {"type": "feature", "name": "exclamation"},
+               ["Wow!", "Zephyrix rocks!", "Great!"], q=0.001)
+
+
+def test_evidence_rule():
+    assert matches(BRAND, TRUTH["checker"])["matched"]
+    assert matches(BRAND, TRUTH["checker"])["evidence_share"] == 1.0
+    # 1 of 3 evidence texts shows the truth: not more than half
+    assert not matches(EXCL, TRUTH["checker"])["matched"]
+    two_of_three = finding("x", {"type": "feature", "name": "exclamation"}, ["Zephyrix!", "Zephyrix!", "no!"])
+    assert matches(two_of_three, TRUTH["checker"])["matched"]
+    # one evidence text is too few for the evidence rule, even if it shows the truth
+    assert not matches(finding("x", BRAND["checker"], ["Zephyrix"]), TRUTH["checker"])["matched"]
+    assert not matches(finding("x", BRAND["checker"], ["Zephyrix"] * 3, direction="lost"), TRUTH["checker"])["matched"]
+    assert not matches(finding("x", BRAND["checker"], ["Zephyrix"] * 3, model="starting"),
+                       TRUTH["checker"])["matched"]
+
+
+def test_agreement_rule():
+    held = ["Zephyrix!", "Try Zephyrix!", "plain.", "also plain.", "Wow!"]
+    m = matches(finding("x", {"type": "feature", "name": "exclamation"}, []), TRUTH["checker"], heldout_texts=held)
+    # truth fires on 2 texts, the finding on 3: recall 2/2, precision 2/3
+    assert m["agreement_recall"] == 1.0 and m["agreement_precision"] == pytest.approx(2 / 3) and m["matched"]
+    strict = matches(finding("x", {"type": "feature", "name": "exclamation"}, []), TRUTH["checker"],
+                     MatchRule(agreement=0.9), held)
+    assert not strict["matched"]
+
+
+def test_score_run_ranks_by_q_then_effect():
+    unvalidated = finding("nope", BRAND["checker"], ["Zephyrix"] * 3, validated=False, q=0.0)
+    ranked = rank_validated([BRAND, EXCL, unvalidated])
+    assert [f["statement"] for f in ranked] == ["uses exclamation marks", "mentions zephyrix"]
+    r = score_run([BRAND, EXCL, unvalidated], TRUTH)
+    assert (r["recovery_at_1"], r["recovery_at_5"], r["precision"], r["n_validated"]) == (0.0, 1.0, 0.5, 2)
+    assert r["matched_ranks"] == [2]
+    null = score_run([EXCL], {"checker": None, "expected_findings": "none"})
+    assert null["n_validated"] == 1 and null["recovery_at_1"] is None
+    assert score_run([], TRUTH)["precision"] is None
+
+
+def test_bootstrap_ci_matches_a_naive_loop():
+    x = [0.0, 1.0, 1.0, 0.5, 0.25]
+    lo, hi = bootstrap_ci(x, seed=3)
+    rng = np.random.default_rng(3)
+    idx = rng.integers(0, len(x), size=(2000, len(x)))
+    means = [np.mean([x[i] for i in row]) for row in idx]
+    assert (lo, hi) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])))
+    assert lo <= np.mean(x) <= hi
+    assert bootstrap_ci([0.7]) == (0.7, 0.7)
+
+
+def test_table_rows_by_hand():
+    recs = [
+        {"organism": "a", "kind": "lexical", "expected": "behaviour", "seed": 0, "recovery_at_1": 1.0,
+         "recovery_at_5": 1.0, "precision": 1.0, "n_validated": 2, "cpu_min": 3.0},
+        {"organism": "a", "kind": "lexical", "expected": "behaviour", "seed": 1, "recovery_at_1": 0.0,
+         "recovery_at_5": 1.0, "precision": 0.5, "n_validated": 2, "cpu_min": 5.0},
+        {"organism": "b", "kind": "fact", "expected": "behaviour", "seed": 0, "recovery_at_1": 0.0,
+         "recovery_at_5": 0.0, "precision": None, "n_validated": 0, "cpu_min": 1.0},
+        {"organism": "n", "kind": "null", "expected": "none", "seed": 0, "recovery_at_1": None,
+         "recovery_at_5": None, "precision": None, "n_validated": 0, "cpu_min": 1.0},
+    ]
+    rows = {r["pair"]: r for r in table_rows(recs)}
+    assert rows["a"]["recovery_at_1"] == 0.5 and rows["a"]["n_seeds"] == 2 and rows["a"]["cpu_min"] == 4.0
+    # ALL planted: seed 0 mean over a, b = 0.5; seed 1 only a = 1.0 -> mean 0.75 (R@5)
+    assert rows["ALL planted"]["recovery_at_5"] == 0.75 and rows["ALL planted"]["n_seeds"] == 2
+    assert rows["ALL null"]["n_validated"] == 0.0 and rows["ALL null"]["recovery_at_1"] is None
+    shown = {r["pair"]: r for r in display_rows(list(rows.values()))}
+    assert shown["b"]["precision"] == "-" and shown["b"]["recovery_at_1"] == "0.00"
+    assert shown["a"]["recovery_at_1"].startswith("0.50 [")
