@@ -127,7 +127,7 @@ def _evidence(h: Hypothesis, by: dict, hits: dict, n: int) -> list[dict]:
     """Held-out texts of the model the statement is about that show the behaviour (or, for lost, lack it)."""
     mode = "plain_c" if h.direction == "gained" else "plain_s"
     rows = [r for r in by[mode] if hits[r["id"]]]
-    return [{"id": r["id"], "model": r["model"], "prompt": r["prompt"], "text": r["text"]} for r in rows[:n]]
+    return [{"id": r["id"], "model": r.get("model", r["mode"]), "prompt": r["prompt"], "text": r["text"]} for r in rows[:n]]
 
 
 def likelihood_check(texts: Sequence[dict], hits: Mapping[str, bool], direction: str) -> dict:

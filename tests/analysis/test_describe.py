@@ -61,9 +61,14 @@ def test_planted_word_is_the_top_gained_term_and_becomes_a_hypothesis():
     assert all("filler" not in h.statement for h in hyps)
 
 
-def test_no_planted_word_no_term_hypothesis():
-    desc = describe(corpus(rate=0.0))
-    assert not [h for h in hypothesise(desc, HypothesiseSettings()) if h.kind == "ngram"]
+def test_without_a_planted_word_chance_candidates_do_not_validate_on_fresh_texts():
+    from cdx.analysis import validate
+
+    hyps = hypothesise(describe(corpus(rate=0.0)), HypothesiseSettings())
+    assert all(abs(t["z"]) < 3 for t in describe(corpus(rate=0.0))["terms"])
+    for seed in range(1, 6):
+        fresh = corpus(rate=0.0, seed=seed)
+        assert not any(f.validated for f in validate(None, hyps, samples=fresh)) if hyps else True
 
 
 def test_artefacts_never_become_candidates():
