@@ -93,7 +93,7 @@ def test_run_found_under_outputs_and_opened_by_url(app_root):
 
 
 def test_ten_thousand_texts_open_in_seconds(app_root):
-    run = write_text_run(app_root / "outputs" / "big", 10_000, n_tokens=24)
+    run = write_text_run(app_root / "outputs" / "big", 10_000, n_tokens=16)
     t0 = time.perf_counter()
     at = explorer(run)
     first = time.perf_counter() - t0
