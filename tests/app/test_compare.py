@@ -62,6 +62,8 @@ def test_every_model_and_decoding_preset_composes():
         presets.compose(RunRequest(model=model).overrides())
     for dec in presets.presets("decoding"):
         presets.compose(RunRequest(model="tiny_random", decoding=dec).overrides())
+    for task in presets.tasks():  # decode, search, analyze, pipeline (those this checkout has)
+        assert presets.compose(RunRequest(task=task, model="tiny_random").overrides()).task.name == task
 
 
 def test_bad_settings_are_refused_with_a_reason(tmp_path):
