@@ -25,10 +25,10 @@ def compose_with_hydra(overrides: list[str]):
         return hcompose(config_name="config", overrides=overrides, return_hydra_config=True)
 
 
-SWEEPS = {  # named sweep -> (swept key, values, decoding rule)
-    "interpolation": ("model.interpolation", "0,0.25,0.5,1,1.5", "ProbDiff"),
+SWEEPS = {  # named sweep -> (swept key, values, decoding rule; None: the default decoding's rule)
+    "interpolation": ("model.interpolation", "0,0.25,0.5,1,1.5", None),
     "amplify_alpha": ("decoding.rule.alpha", "0,0.5,1,2,4", "LogitDiff"),
-    "temperature": ("decoding.temperature", "0.5,0.7,1.0,1.3", "ProbDiff"),
+    "temperature": ("decoding.temperature", "0.5,0.7,1.0,1.3", None),
 }
 
 
@@ -44,6 +44,7 @@ def test_named_grid_sweep(name):
     assert dict(cfg.hydra.sweeper.params) == {key: values}
     assert cfg.hydra.sweeper._target_.endswith("BasicSweeper")
     assert OmegaConf.select(cfg, key, default="<absent>") != "<absent>"  # a typo would sweep a new key
+    rule = rule or compose_with_hydra([]).decoding.rule._target_  # these sweeps keep the default decoding
     assert cfg.decoding.rule._target_.endswith(rule)
     assert cfg.hydra.sweep.dir.startswith(f"multirun/{name}/")
     assert get_class(cfg.hydra.callbacks.job_errors._target_).__name__ == "WriteJobError"
