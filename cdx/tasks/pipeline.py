@@ -244,7 +244,8 @@ class Pipeline:
                 assistant = build_assistant(self.cfg.assistant)
             designer = PromptDesigner(assistant, n_assistant=int(a.assistant_prompts), seed=int(self.cfg.seed),
                                       on_prompt=self.log_prompt, on_assistant_call=self._count_assistant_call)
-            sampler = instantiate(a.sampler, **({"pair": self.pair} if "pair" in a.sampler else {}))
+            # `in` is False for a ??? value, hence keys(): the pair is passed only to samplers that take one
+            sampler = instantiate(a.sampler, **({"pair": self.pair} if "pair" in list(a.sampler.keys()) else {}))
             self._agent = ExperimentAgent(sampler, designer, instantiate(a.settings), self.kb, self.state["pair_id"],
                                           self.state["run_id"])
         return self._agent

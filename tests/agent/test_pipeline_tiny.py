@@ -39,3 +39,17 @@ def test_real_sub_runs_on_tiny_models(tmp_path):
     ev2 = read_records(out / "events.jsonl")
     assert [e["event"] for e in ev2[len(ev):]] == ["resume", "end"]  # nothing ran again
     assert again["iterations"] == 1
+
+
+def test_default_agent_sampler_gets_the_loaded_pair(tmp_path):
+    from cdx.agent import PairSampler
+    from cdx.knowledge import KnowledgeBase
+    from cdx.tasks.pipeline import Pipeline
+    from cdx.tracking.tracker import NullTracker
+
+    cfg = compose(["model=tiny_random", "task=pipeline"], tmp_path / "p")
+    with KnowledgeBase(tmp_path / "kb.sqlite") as kb:
+        pipe = Pipeline(cfg, tmp_path / "p", kb, NullTracker(), resumed=False)
+        pipe._register()
+        assert isinstance(pipe.agent.sampler, PairSampler) and pipe.agent.sampler.pair is pipe.pair
+        assert pipe.agent.sampler.settings.max_new_tokens == cfg.agent.sampler.max_new_tokens
