@@ -85,7 +85,7 @@ class ContrastiveDecoder:
         self.batch_size, self.seed = batch_size, seed
         self.include_prefix_in_divergences = include_prefix_in_divergences
         self.parallel = parallel
-        # base vs base + adapter as one batch with per-row adapters: None = on accelerators only
+        # base vs base + adapter: one batch with per-row adapters (None/True) or two passes (False)
         self.adapter_batch = adapter_batch
         tok = pair.tokenizer
         self.eos_ids = _eos_ids(pair)

@@ -132,15 +132,16 @@ def parallel_mode(pair, parallel: bool | str = "auto", adapter_batch: bool | Non
 
     `one-batch`: shared weights, both contexts as one batch of 2B rows. `one-batch-adapter`: base
     vs base + adapter as one batch over the adapter view, the adapter enabled per row (PEFT's
-    mixed-adapter batches); the default on accelerators, where 2B rows cost about what B rows
-    cost, or with `adapter_batch=True`. `threads-A+B`: two models side by side on CPU worker
-    threads (also an adapter pair on the CPU: two passes over the shared base, in parallel).
-    `sequential`: one after the other.
+    mixed-adapter batches): the base weights are read once per step for both sides, and the
+    LoRA runs on the adapter rows only. The default for adapter pairs (it measured faster than
+    two passes, and than two separate models, in docs/benchmarks.md); `adapter_batch=False`
+    gives two passes over the shared base instead. `threads-A+B`: two models side by side on CPU
+    worker threads. `sequential`: one after the other.
     """
     if pair.shares_weights:
         return "one-batch"
     devices = {next(m.parameters()).device.type for m in (pair.starting.model, pair.comparison.model)}
-    if adapter_of_rows(pair) is not None and (adapter_batch or (adapter_batch is None and devices != {"cpu"})):
+    if adapter_batch is not False and adapter_of_rows(pair) is not None:
         return "one-batch-adapter"
     total = total_threads()
     on = (devices == {"cpu"} and total >= 2) if parallel == "auto" else bool(parallel)
