@@ -145,9 +145,11 @@ def shot(driver, path: Path) -> None:
 
 
 def click_button(driver, label: str) -> None:
+    """Click a button once the page is idle (a click during a rerun can land on a replaced element)."""
     from selenium.webdriver.common.by import By
 
     wait_text(driver, label)
+    settle(driver)
     driver.find_element(By.XPATH, f"//button[.//*[normalize-space(text())={label!r}]]").click()
 
 
@@ -186,6 +188,7 @@ def test_every_page_and_a_decode_in_a_real_browser(server, browser, tmp_path):
     wait_text(browser, "job1")  # the job is listed at once, running in the background
     wait_text(browser, "cdx generations:", timeout=240)  # the run's closing line: it finished
     shot(browser, shots / "app-compare.png")
+    settle(browser)  # the job panel redraws the page once when the run ends
     click_button(browser, "Open in the Run explorer")
     wait_text(browser, "decode run · 8 texts")
     shot(browser, shots / "app-explorer-new-run.png")
