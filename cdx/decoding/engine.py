@@ -151,7 +151,8 @@ class ContrastiveDecoder:
         if dead.any():  # a rule left no token (e.g. an empty mask intersection): use p_s there
             scores = torch.where(dead[:, None], logp_s, scores)
         if step < self.min_new_tokens and self.eos_ids:
-            scores[:, self.eos_ids] = float("-inf")
+            # out of place: a plain rule returns logp_s itself, which the metrics are still reading
+            scores = scores.index_fill(-1, torch.tensor(self.eos_ids, device=scores.device), float("-inf"))
         return scores, metrics(), logp_s, logp_c
 
     def _start_metrics(self, streams: PairStreams, logp_s: Tensor, logp_c: Tensor, probs) -> Callable[[], dict]:

@@ -296,3 +296,18 @@ def test_nan_scores_stop_sampling_with_a_clear_error(tiny_pair):
 
     with pytest.raises(FloatingPointError, match="combined scores hold NaN"):
         _all(ContrastiveDecoder(tiny_pair, NanRule(), max_new_tokens=3), ["Hi"])
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_plain_rule_with_min_new_tokens_keeps_the_metrics_exact(tiny_pair, parallel):
+    """Weights (1, 0) hand back logp_s itself as the scores; blocking EOS must not write into it
+    while the metrics (on the side workers) still read it. Checked against teacher-forced scoring."""
+    dec = ContrastiveDecoder(tiny_pair, ProbDiff(1, 0), max_new_tokens=8, min_new_tokens=8, batch_size=4, seed=5,
+                             parallel=parallel)
+    gens = _all(dec, PROMPTS)
+    rows_s = [tiny_pair.starting.prompt_ids(p) for p in PROMPTS]
+    rows_c = [tiny_pair.comparison.prompt_ids(p) for p in PROMPTS]
+    scored = score_rows(tiny_pair, rows_s, rows_c, [g.token_ids for g in gens])
+    for g, s in zip(gens, scored):
+        for k in ("kl_sc", "kl_cs", "js", "logp_s"):
+            assert g.tokens[k] == pytest.approx(s[k], rel=1e-4, abs=1e-5), k
