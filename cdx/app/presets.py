@@ -25,6 +25,23 @@ def presets(group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
+def default_choice(group: str) -> str | None:
+    """The option conf/config.yaml's defaults list picks for `group` (what the CLI uses unasked)."""
+    import yaml
+
+    defaults = yaml.safe_load((CONF_DIR / "config.yaml").read_text(encoding="utf-8")).get("defaults", [])
+    for entry in defaults:
+        if isinstance(entry, dict) and group in entry:
+            return entry[group]
+    return None
+
+
+def default_index(group: str, options: list[str]) -> int:
+    """Index of the CLI's default option in `options` (0 if it is not there)."""
+    choice = default_choice(group)
+    return options.index(choice) if choice in options else 0
+
+
 def tasks() -> list[str]:
     """The app's tasks that this checkout has (conf/task/<name>.yaml), in the issue's order."""
     have = set(presets("task"))

@@ -120,3 +120,12 @@ def test_cancel_stops_the_process(tmp_path):
     job.cancel()
     job.wait(timeout=30)
     assert job.status == "cancelled" and job.proc.returncode != 0
+
+
+def test_page_defaults_are_the_cli_defaults(app_root):
+    at = compare()
+    cli = presets.compose([])
+    assert at.selectbox(key="cmp_model").value == presets.default_choice("model")
+    assert at.selectbox(key="cmp_decoding").value == presets.default_choice("decoding")
+    shown = presets.compose(shlex.split(at.code[0].value)[3:-1])  # the command with the page untouched
+    assert shown.model == cli.model and shown.decoding == cli.decoding

@@ -38,7 +38,7 @@ def _pair_inputs(req: RunRequest) -> None:
 
 def _decoding_inputs(req: RunRequest) -> None:
     decs = presets.presets("decoding")
-    req.decoding = st.selectbox("Decoding preset", decs, index=decs.index("sample") if "sample" in decs else 0,
+    req.decoding = st.selectbox("Decoding preset", decs, index=presets.default_index("decoding", decs),
                                 key="cmp_decoding")
     st.caption(presets.describe("decoding", req.decoding))
     d = decoding_defaults(req.decoding)
@@ -65,7 +65,8 @@ def _prompt_inputs(req: RunRequest) -> None:
 
 def request_from_widgets() -> RunRequest:
     defaults = {k: st.query_params[k] for k in ("model", "task") if k in st.query_params}
-    req = RunRequest(model=defaults.get("model", "default"))
+    req = RunRequest(model=defaults.get("model", presets.default_choice("model") or "default"),
+                     decoding=presets.default_choice("decoding") or "sample")
     left, right = st.columns(2)
     with left:
         _pair_inputs(req)

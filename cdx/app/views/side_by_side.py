@@ -15,13 +15,13 @@ TITLES = {"starting": "Starting model alone", "comparison": "Comparison model al
 
 def live_request() -> LiveRequest:
     models = presets.presets("model")
-    want = st.query_params.get("model", "default")
+    want = st.query_params.get("model", presets.default_choice("model"))
     c1, c2 = st.columns(2)
     pair = RunRequest(model=c1.selectbox("Pair", models, index=models.index(want) if want in models else 0,
                                          key="sbs_model"))
     decs = presets.presets("decoding")
     decoding = c2.selectbox("Contrastive rule from the decoding preset", decs,
-                            index=decs.index("sample") if "sample" in decs else 0, key="sbs_decoding")
+                            index=presets.default_index("decoding", decs), key="sbs_decoding")
     with st.expander("Change the pair (adapter, system prompt) and the sampling"):
         pair.adapter = st.text_input("PEFT adapter on the comparison model", key="sbs_adapter")
         pair.system_prompt = st.text_area("Comparison system prompt (empty: the preset's)", key="sbs_system")
