@@ -12,6 +12,9 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
+from cdx.analysis import build_checker
 from cdx.io import atomic_write_json, write_records
 from cdx.models import load_pair
 from cdx.organisms.generate import sample_answers
@@ -26,17 +29,20 @@ def load_truth(entry: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def build_checker(spec: dict):
-    from cdx.analysis.checkers import build_checker as build
-
-    return build(spec)
-
-
 def verify_organism(entry: str | Path, cache_dir: str | Path | None = None, seed: int = 0) -> dict:
     """Checker rates per held-out set for both sides; written to <entry>/verify.json and returned."""
     entry = Path(entry)
     truth = load_truth(entry)
     spec = load_spec(truth["spec"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(spec.train.threads)  # the CPU is shared: as frugal as training
+    try:
+        return _verify(entry, truth, spec, cache_dir, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _verify(entry: Path, truth: dict, spec, cache_dir, seed: int) -> dict:
     t0 = time.perf_counter()
     pair = load_pair(**truth["pair"], cache_dir=cache_dir and str(cache_dir))
     checker = build_checker(truth["checker"]) if truth.get("checker") else None
