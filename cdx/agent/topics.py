@@ -109,10 +109,25 @@ def template_prompts(topic: str) -> list[TopicPrompt]:
 
 
 def draw(prompts: list[TopicPrompt], n: int, seed: int, exclude: set[str] = frozenset()) -> list[TopicPrompt]:
-    """`n` distinct prompts (fewer if there are not enough), none in `exclude`, seeded."""
-    pool = [p for p in dict.fromkeys(prompts) if p.text not in exclude]
-    random.Random(seed).shuffle(pool)
-    return pool[:n]
+    """`n` distinct prompts (fewer if there are not enough), none in `exclude`, seeded, spread over phrasings.
+
+    One prompt of every template (in a seeded order) before a second of any, so a small sample
+    still covers every phrasing. Built-in topics share one structure, so one seed picks the same
+    template and filler positions in every topic: the topics of a scan are counterfactual variants.
+    """
+    rng = random.Random(seed)
+    groups: dict[str, list[TopicPrompt]] = {}
+    for p in dict.fromkeys(prompts):
+        if p.text not in exclude:
+            groups.setdefault(p.variant.rsplit(":", 1)[0] if p.variant else p.source, []).append(p)
+    for g in groups.values():
+        rng.shuffle(g)
+    keys = sorted(groups)
+    rng.shuffle(keys)
+    out: list[TopicPrompt] = []
+    while len(out) < n and any(groups.values()):
+        out += [groups[k].pop() for k in keys if groups[k]][: n - len(out)]
+    return out
 
 
 def counterfactuals(prompts: list[TopicPrompt], other_topic: str) -> list[TopicPrompt]:

@@ -101,6 +101,7 @@ class Pipeline:
                 self.end_iteration()
         bar.close()
         self.state["stop_reason"] = self.state["stop_reason"] or f"{self.t.iterations} iteration(s) done"
+        self._update_wall()
         self.save()
         return self.finish()
 
@@ -111,6 +112,7 @@ class Pipeline:
         outputs = fn(i)
         spent = self._tokens() - tokens0 + outputs.pop("_tokens", 0)
         self.state["used"]["tokens"] += spent
+        self._update_wall()
         self.state["done"].append(name)
         self.event(name, "end", outputs=outputs, seconds=time.monotonic() - t0, tokens=spent)
         self.save()
@@ -126,9 +128,13 @@ class Pipeline:
         self.state["done"] = []
         self.save()
 
+    def _update_wall(self) -> None:
+        """Wall time of this session added to that of the sessions before a resume."""
+        self.state["used"]["wall_s"] = self._wall_before + time.monotonic() - self._started
+
     def over_budget(self) -> str | None:
         b, used = self.t.budget, self.state["used"]
-        used["wall_s"] = self._wall_before + time.monotonic() - self._started
+        self._update_wall()
         for key, name in (("wall_s", "wall time (s)"), ("tokens", "tokens"), ("assistant_calls", "assistant calls")):
             if b.get(key) is not None and used[key] >= b[key]:
                 return f"budget spent: {name} {used[key]:.0f} >= {b[key]}"

@@ -164,3 +164,16 @@ def test_phrasing_condition_found_when_topics_do_not_explain_it():
 def test_phrasing_off_leaves_the_topic_decision():
     d = _agent(PhrasingSampler({}), phrasing=False).step(BROAD)
     assert d["action"] in ("confirm", "reject") and not d["children"]
+
+
+def test_draw_covers_every_phrasing_and_matches_positions_across_topics():
+    from cdx.agent.topics import TEMPLATES, draw
+
+    n_templates = sum(len(t) for t in TEMPLATES.values())
+    cooking = draw(template_prompts("cooking"), n_templates, seed=3)
+    assert len({p.variant.rsplit(":", 1)[0] for p in cooking}) == n_templates  # one of each template
+    travel = draw(template_prompts("travel"), n_templates, seed=3)
+    assert [p.variant for p in cooking] == [p.variant for p in travel]  # matched: counterfactual variants
+    assert len(draw(template_prompts("cooking"), 100, seed=3)) == len(template_prompts("cooking"))
+    skip = {p.text for p in cooking}
+    assert not skip & {p.text for p in draw(template_prompts("cooking"), 10, seed=3, exclude=skip)}

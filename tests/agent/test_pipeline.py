@@ -127,3 +127,13 @@ def test_budget_stops_between_stages(tmp_path):
 def test_bad_options(tmp_path, over, match):
     with pytest.raises(ValueError, match=match):
         _run(tmp_path, tmp_path / "kb.sqlite", "bad", *over)
+
+
+def test_wall_time_adds_up_over_a_resume(tmp_path):
+    pipeline_toys.KILL.update(after=1, calls=0)  # killed in the first experiment
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, tmp_path / "kb.sqlite", "w")
+    before = json.loads((tmp_path / "w" / "state.json").read_text())["used"]["wall_s"]
+    assert before > 0
+    res = _run(tmp_path, tmp_path / "kb.sqlite", "w", resume=True)
+    assert res["used_wall_s"] > before
