@@ -15,6 +15,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from cdx.decoding.prompts import check_prompt_lengths
+from cdx.decoding.rules import direction_of
 from cdx.io import RecordLog, atomic_write_json, atomic_write_text, open_run
 from cdx.metrics.summary import summarize
 from cdx.tasks.common import (
@@ -27,7 +29,6 @@ from cdx.tasks.common import (
     to_record,
     tracked,
 )
-from cdx.decoding.prompts import check_prompt_lengths
 from cdx.tracking.report import html_report, print_top, summary_line
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,9 @@ def run(cfg: DictConfig) -> dict:
         pair = instantiate(cfg.model)
         decoder = instantiate(cfg.decoding, pair=pair)
         check_prompt_lengths(pair, prompts, decoder.max_new_tokens)
-        meta = {"models": pair.describe(), "decoding": _decoding_id(cfg), "seed": decoder.seed}
+        meta = {"models": pair.describe(), "decoding": _decoding_id(cfg, decoder), "seed": decoder.seed}
         records = generate_missing(decoder, prompts, out / "generations.jsonl", meta)
-        summary = finish_run(cfg, out, records, pair.describe(), tracker, "generations")
+        summary = finish_run(cfg, out, records, pair.describe(), tracker, "generations", rule=decoder.rule)
         rundir.finish(n_records=len(records))
     return flat_metrics(summary)
 
@@ -77,17 +78,22 @@ def generate_missing(decoder, prompts: list[str], path: Path, meta: dict) -> lis
     return records.finalize(expected)
 
 
-def finish_run(cfg: DictConfig, out: Path, records: list[dict], models: dict, tracker, kind: str) -> dict:
-    """Summary, report, terminal view and tracker logging, shared by decode and score."""
+def finish_run(cfg: DictConfig, out: Path, records: list[dict], models: dict, tracker, kind: str, rule=None) -> dict:
+    """Summary, report, terminal view and tracker logging, shared by decode and score.
+
+    `rule` is the rule that wrote the texts (decode): it says which side they show. Without it
+    (scored texts) the direction is measured from the texts.
+    """
     rep = cfg.report
-    summary = summarize(records, sort_key=rep.sort_key, top_n=rep.top_n)
+    direction = direction_of(rule) if rule is not None else None
+    summary = summarize(records, sort_key=rep.sort_key, top_n=rep.top_n, direction=direction)
     info = {"models": models, "decoding": resolved_config(cfg).get("decoding"), "output_dir": str(out)}
     atomic_write_json(out / "summary.json", {**summary, **info})
     meta = {"starting": models["starting"], "comparison": models["comparison"],
             "interpolation": models.get("interpolation"), "texts": len(records), "output": str(out)}
     atomic_write_text(out / "report.html", html_report(records, summary, meta, rep.sort_key, rep.token_metric))
     if rep.print_top:
-        print_top(records, rep.top_n, rep.sort_key, rep.token_metric, color=rep.color)
+        print_top(records, rep.top_n, rep.sort_key, rep.token_metric, color=rep.color, summary=summary)
     tracker.log_summary(summary)
     tracker.log_records(records, kind)
     tracker.log_files([str(out / f) for f in (f"{kind}.jsonl", "summary.json", "report.html")], kind)
@@ -95,10 +101,11 @@ def finish_run(cfg: DictConfig, out: Path, records: list[dict], models: dict, tr
     return summary
 
 
-def _decoding_id(cfg: DictConfig) -> str:
+def _decoding_id(cfg: DictConfig, decoder) -> str:
+    """The rule with the weights it was built with (LogitDiff configs give alpha, not weights)."""
     d = OmegaConf.to_container(cfg.decoding, resolve=True)
-    rule = d.get("rule", {})
-    name = str(rule.get("_target_", "")).rsplit(".", 1)[-1]
-    return (f"{name}(w_s={rule.get('starting_weight')},w_c={rule.get('comparison_weight')}) "
+    name = type(decoder.rule).__name__
+    w_s, w_c = decoder.weights
+    return (f"{name}(w_s={w_s:g},w_c={w_c:g}) "
             f"{d.get('strategy')} T={d.get('temperature')} top_p={d.get('top_p')} top_k={d.get('top_k')} "
             f"beams={d.get('num_beams')} n={d.get('max_new_tokens')}")

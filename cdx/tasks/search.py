@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from cdx.assistant import Assistant, CachedAssistant
+from cdx.decoding.rules import direction_of
 from cdx.io import atomic_write_json, open_run, read_records, texts_digest
 from cdx.search import BankStore, DivergenceFinder, PromptScorer, SearchSettings, load_instructions
 from cdx.search.instructions import Instructions
@@ -42,9 +43,11 @@ def run(cfg: DictConfig) -> dict:
             settings, store, seed=cfg.seed, on_cycle=lambda rec, step: tracker.log_step(_flat(rec), step),
         )
         bank, _ = finder.run(seeds, resume=rundir.resumed)
-        result = summary(bank, store.stats(), settings.top_n)
+        direction = direction_of(decoder.rule)
+        result = summary(bank, store.stats(), settings.top_n, direction=direction)
         if cfg.report.print_top:
-            print_tables(bank, settings.top_n, Console(highlight=False, no_color=not cfg.report.color))
+            print_tables(bank, settings.top_n, Console(highlight=False, no_color=not cfg.report.color),
+                         direction=direction)
         atomic_write_json(out / "summary.json", {**result, "models": pair.describe(), "instructions": instructions.name,
                                                  "assistant": assistant.cache_id, "metric": settings.metric})
         tracker.log_summary(result)

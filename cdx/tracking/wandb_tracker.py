@@ -16,14 +16,13 @@ What a run holds:
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from cdx.tracking.report import colour_scale, shade
+from cdx.tracking.report import colour_scale, render_text_html
 
 log = logging.getLogger(__name__)
 
@@ -202,11 +201,6 @@ def per_text_values(records: list[dict]) -> dict[str, list[float]]:
 
 
 def token_html(record: dict, metric: str, scale: float) -> str:
-    """Prompt, then the continuation with each token shaded by `metric` (value on hover)."""
-    spans = []
-    for tok, v in zip(record["token_strs"], record["tokens"].get(metric, [])):
-        r, g, b = shade(v, scale)
-        spans.append(f"<span style='background:rgb({r},{g},{b})' title='{metric}={v:.4f}'>{html.escape(tok)}</span>")
-    return (f"<div style='font-family:monospace;white-space:pre-wrap'><span style='color:#666'>"
-            f"{html.escape(str(record.get('prompt', '')))}</span> &#10230; {''.join(spans)}</div>")
+    """Prompt, then the continuation with each token shaded by `metric` (value on hover): the shared renderer."""
+    return render_text_html(record, metric, scale)
 
