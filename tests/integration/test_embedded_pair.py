@@ -5,9 +5,9 @@ import json
 import pytest
 from hydra.utils import instantiate
 
+from cdx.io import read_records
 from cdx.run import run
 from cdx.tasks.score import score_items
-from cdx.io import read_records
 from tests.conftest import compose
 
 pytestmark = pytest.mark.slow

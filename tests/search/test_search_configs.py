@@ -9,10 +9,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 import cdx.tasks.search as search_task
+from cdx.io import read_records
 from cdx.run import run
 from cdx.search import SearchSettings, load_instructions
 from cdx.tasks.search import _decoder_overrides
-from cdx.io import read_records
 from tests.conftest import compose
 
 ROOT = Path(__file__).resolve().parents[2]

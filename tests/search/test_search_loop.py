@@ -11,11 +11,11 @@ from omegaconf import open_dict
 
 import cdx.tasks.search as search_task
 from cdx.decoding.prompts import BuiltinPrompts
+from cdx.io import read_records
 from cdx.run import run
 from cdx.search import SearchFailed, load_instructions
 from cdx.search.embeddings import SentenceEmbedder
 from cdx.search.subsample import diversity_scores, minmax, stats
-from cdx.io import read_records
 
 SEEDS = load_instructions("persona").seeds
 
