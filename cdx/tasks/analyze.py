@@ -10,18 +10,22 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from cdx.analysis.pipeline import Context
-from cdx.tasks.common import output_dir, seed_everything, tracked
+from cdx.io import open_run
+from cdx.tasks.common import output_dir, run_identity, seed_everything, tracked
 
 
 def run(cfg: DictConfig) -> dict:
     out = output_dir(cfg)
     seed_everything(cfg.seed)
-    with tracked(cfg, "analyze") as tracker:
+    prompts = list(dict.fromkeys(instantiate(cfg.prompts).load()))  # a prompt in both splits would leak
+    # One run per folder (lock); resume only with the settings that decide the findings (run.json).
+    identity = run_identity(cfg, "analyze", prompts, groups=("model", "analysis"))
+    with open_run(out, "analyze", identity, bool(cfg.resume)) as rundir, tracked(cfg, "analyze") as tracker:
         analysis = instantiate(cfg.analysis)
-        prompts = list(dict.fromkeys(instantiate(cfg.prompts).load()))  # a prompt in both splits would leak
         ctx = Context(out=out, prompts=prompts, load_pair=lambda: instantiate(cfg.model), seed=int(cfg.seed),
                       resume=bool(cfg.resume), assistant=_assistant(cfg), tracker=tracker)
         result = analysis.run(ctx)
+        rundir.finish(n_validated=result.get("n_validated"))
     return {k: v for k, v in result.items() if isinstance(v, (int, float)) or v is None}
 
 

@@ -5,13 +5,13 @@ import json
 import pytest
 
 from cdx.analysis import build_checker
-from cdx.io import read_records
+from cdx.io import RunDirError, read_records
 from cdx.tasks.analyze import run
 from tests.conftest import compose
 
 FAST = ["task=analyze", "model=tiny_random", "prompts.limit=24", "analysis.sample.max_new_tokens=6",
         "report.color=false"]
-FILES = ("split.json", "discovery.jsonl", "clusters.json", "description.json", "hypotheses.jsonl",
+FILES = ("run.json", "split.json", "discovery.jsonl", "clusters.json", "description.json", "hypotheses.jsonl",
          "validation.jsonl", "findings.jsonl", "analysis.json", "analysis.html", "stages.json")
 
 
@@ -48,7 +48,7 @@ def test_findings_follow_the_schema(finished):
 
 def test_an_existing_analysis_is_not_overwritten(finished):
     out, _ = finished
-    with pytest.raises(FileExistsError, match="resume=true"):
+    with pytest.raises(RunDirError, match="resume=true"):
         run(compose(FAST, output_dir=out))
 
 
