@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from cdx.analysis import quick_summary
 from cdx.decoding.prompts import check_prompt_lengths
 from cdx.decoding.rules import direction_of
 from cdx.io import RecordLog, atomic_write_json, atomic_write_text, open_run
@@ -87,18 +88,27 @@ def finish_run(cfg: DictConfig, out: Path, records: list[dict], models: dict, tr
     rep = cfg.report
     direction = direction_of(rule) if rule is not None else None
     summary = summarize(records, sort_key=rep.sort_key, top_n=rep.top_n, direction=direction)
+    if kind == "generations":  # what changed, in words, from the log-probs the texts already carry
+        summary["what_changed"] = quick_summary(records, _short_label(models["comparison"]))
     info = {"models": models, "decoding": resolved_config(cfg).get("decoding"), "output_dir": str(out)}
     atomic_write_json(out / "summary.json", {**summary, **info})
     meta = {"starting": models["starting"], "comparison": models["comparison"],
             "interpolation": models.get("interpolation"), "texts": len(records), "output": str(out)}
     atomic_write_text(out / "report.html", html_report(records, summary, meta, rep.sort_key, rep.token_metric))
     if rep.print_top:
+        for line in summary.get("what_changed", []):
+            print(line)
         print_top(records, rep.top_n, rep.sort_key, rep.token_metric, color=rep.color, summary=summary)
     tracker.log_summary(summary)
     tracker.log_records(records, kind)
     tracker.log_files([str(out / f) for f in (f"{kind}.jsonl", "summary.json", "report.html")], kind)
     print(summary_line(summary, kind, len(records), out))
     return summary
+
+
+def _short_label(context_label: str) -> str:
+    """`smollm2-135m-pirate system='You are…'` -> `smollm2-135m-pirate`."""
+    return context_label.split(" system=")[0].split(" prefix=")[0]
 
 
 def _decoding_id(cfg: DictConfig, decoder) -> str:

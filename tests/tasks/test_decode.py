@@ -65,3 +65,15 @@ def test_every_decoding_config_runs(tmp_path, decoding):
     run(compose([*FAST, f"decoding={decoding}", "prompts.limit=2"], tmp_path))
     recs = read_records(tmp_path / "generations.jsonl")
     assert recs and all(r["metrics"]["n_tokens"] > 0 for r in recs)
+
+
+def test_decode_says_what_changed_in_words_first(tmp_path, capsys):
+    from cdx.analysis.quick import quick_summary
+
+    run(compose([*FAST[:-1], "report.print_top=true", "report.color=false"], tmp_path))
+    recs = read_records(tmp_path / "generations.jsonl")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    # the same lines the analysis module derives from the records' own log-probs, stored and printed first
+    assert summary["what_changed"] == quick_summary(recs, "tiny-random(seed=1)")
+    out = capsys.readouterr().out.splitlines()
+    assert out[: len(summary["what_changed"])] == summary["what_changed"]
