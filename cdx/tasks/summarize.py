@@ -19,6 +19,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from cdx.analysis.sweep import finding_rows, is_analysis_dir
 from cdx.io import RunDirError, atomic_write_json, atomic_write_text
 from cdx.io.redact import format_exception, redact
 from cdx.tasks.common import output_dir, tracked
@@ -37,13 +38,27 @@ def run(cfg: DictConfig) -> dict:
         if not table.rows:
             raise FileNotFoundError(f"no multirun jobs (folders with .hydra/hydra.yaml) under {sweep_dir}")
         files = write_outputs(table, out, cfg.task)
+        findings = sweep_findings(table)
+        if findings:  # analysis jobs: each finding's rates and q against the swept values
+            write_csv(findings, out / "sweep_findings.csv")
+            atomic_write_text(out / "sweep_findings.md", markdown(findings))
+            files += [out / "sweep_findings.csv", out / "sweep_findings.md"]
         tracker.log_summary({"sweep_dir": str(sweep_dir), "swept": ",".join(table.swept), "n_jobs": len(table.rows),
                              **{f"n_{k}": v for k, v in table.counts.items()}})
         tracker.log_records(table.rows, "sweep")
         tracker.log_files([str(f) for f in files], "sweep_summary")
     print(markdown(table.rows, drop=("dir",)))
+    if findings:
+        print(markdown(findings, drop=("job",)))
     print(f"cdx summarize: {len(table.rows)} jobs {table.counts} -> {out}")
     return {"n_jobs": len(table.rows), **{f"n_{k}": v for k, v in table.counts.items()}}
+
+
+def sweep_findings(table: SweepTable) -> list[dict]:
+    """One row per (analysis job, tested hypothesis), led by the job's swept values; [] without analyses."""
+    jobs = [({k: r[k] for k in table.swept}, r["dir"]) for r in table.rows
+            if r["status"] == "ok" and r.get("dir") and is_analysis_dir(r["dir"])]
+    return finding_rows(jobs)
 
 
 def write_outputs(table: SweepTable, out: Path, task_cfg: DictConfig) -> list[Path]:

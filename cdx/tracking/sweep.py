@@ -57,7 +57,9 @@ def job_row(num: int, folder: Path, overrides: list[str], columns: dict[str, str
     after it (a refused rerun writes no error.json, but an older cdx's might have).
     """
     row = {"job": num, "status": STATUS_INCOMPLETE, "overrides": dict(parse_override(o) for o in overrides)}
-    summary, error = _json_or_none(folder / "summary.json"), _json_or_none(folder / "error.json")
+    # an analysis job's headline numbers are its analysis.json
+    summary = _json_or_none(folder / "summary.json") or _json_or_none(folder / "analysis.json")
+    error = _json_or_none(folder / "error.json")
     info = _json_or_none(folder / RUN_FILE) or {}
     if info:
         finished = info.get("status") == "finished"

@@ -248,3 +248,29 @@ def test_a_finished_run_stays_ok_despite_a_later_error_json(sweep):
     rows = collect(sweep, COLUMNS).rows
     assert rows[0]["status"] == "ok" and rows[0]["kl_sc_mean"] == 0.0
     assert rows[1]["status"] == "incomplete"  # a resumed run that has not finished again
+
+
+def _analysis_job(sweep, num, alpha, rate_c, validated):
+    d = make_job(sweep, num, ["task=analyze", f"decoding.rule.alpha={alpha}"])
+    finding = {"id": "h-ye", "statement": "says 'ye' far more often", "direction": "gained", "rate_s": 0.0,
+               "rate_c": rate_c, "effect": rate_c, "effect_ci": [rate_c / 2, rate_c * 1.5], "q": 0.01 if validated else 0.5,
+               "validated": validated}
+    (d / "findings.jsonl").write_text(json.dumps(finding) + "\n")
+    (d / "analysis.json").write_text(json.dumps({"n_validated": int(validated), "n_hypotheses": 1, "mde_80": 0.2}))
+    (d / "run.json").write_text(json.dumps({"kind": "analyze", "status": "finished"}))
+
+
+def test_a_sweep_of_analyses_tabulates_each_finding_against_the_swept_value(tmp_path, capsys):
+    sweep, out = tmp_path / "sweep", tmp_path / "out"
+    for num, (alpha, rate, ok) in enumerate([(0, 0.05, False), (1, 0.2, True), (2, 0.4, True)]):
+        _analysis_job(sweep, num, alpha, rate, ok)
+    cfg = compose(["task=summarize", f"sweep_dir={sweep}", "task.png=false"], output_dir=out)
+    cfg.task.columns = {"n_validated": "n_validated"}
+    cfg.task.plot = {"findings": ["n_validated"]}
+    cfg.task.x = "decoding.rule.alpha"
+    assert summarize.run(cfg)["n_ok"] == 3  # analysis.json counts as the job's summary
+    with (out / "sweep_findings.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["decoding.rule.alpha"], r["id"], float(r["rate_c"]), r["validated"]) for r in rows] == [
+        ("0", "h-ye", 0.05, "False"), ("1", "h-ye", 0.2, "True"), ("2", "h-ye", 0.4, "True")]
+    assert (out / "sweep_findings.md").read_text().count("h-ye") == 3
