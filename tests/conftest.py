@@ -20,6 +20,21 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_knowledge_base(tmp_path_factory):
+    """Runs record findings in the knowledge base; tests (and the CLI runs they start) use their own file."""
+    import os
+
+    path = tmp_path_factory.mktemp("knowledge") / "knowledge.sqlite"
+    old = os.environ.get("CDX_KNOWLEDGE_PATH")
+    os.environ["CDX_KNOWLEDGE_PATH"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("CDX_KNOWLEDGE_PATH", None)
+    else:
+        os.environ["CDX_KNOWLEDGE_PATH"] = old
+
+
 def compose(overrides: list[str] | None = None, output_dir: str | None = None):
     """The composed `config` with overrides, HydraConfig set so ${hydra:...} resolves."""
     from hydra import compose as hcompose

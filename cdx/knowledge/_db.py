@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
 import sqlite3
 import time
@@ -27,9 +28,11 @@ PURPOSES = ("discovery", "experiment", "replication")
 
 
 def default_path() -> Path:
-    """`$CDX_CACHE_DIR/knowledge.sqlite` (the cache dir defaults to ~/.cache/cdx)."""
+    """`$CDX_KNOWLEDGE_PATH`, else `$CDX_CACHE_DIR/knowledge.sqlite` (the cache dir defaults to ~/.cache/cdx)."""
     from cdx.models.gguf_cache import default_cache_dir
 
+    if os.environ.get("CDX_KNOWLEDGE_PATH"):
+        return Path(os.environ["CDX_KNOWLEDGE_PATH"])
     return default_cache_dir() / "knowledge.sqlite"
 
 

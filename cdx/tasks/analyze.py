@@ -6,12 +6,17 @@ output folder, pair, prompts, assistant and tracker. Returns analysis.json's num
 
 from __future__ import annotations
 
+import logging
+
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cdx.analysis.pipeline import Context
 from cdx.io import open_run
-from cdx.tasks.common import output_dir, run_identity, seed_everything, tracked
+from cdx.knowledge import record_analysis
+from cdx.tasks.common import output_dir, resolved_config, run_identity, seed_everything, tracked
+
+log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
@@ -25,8 +30,20 @@ def run(cfg: DictConfig) -> dict:
         ctx = Context(out=out, prompts=prompts, load_pair=lambda: instantiate(cfg.model), seed=int(cfg.seed),
                       resume=bool(cfg.resume), assistant=_assistant(cfg), tracker=tracker)
         result = analysis.run(ctx)
+        _record_in_knowledge_base(cfg, out)
         rundir.finish(n_validated=result.get("n_validated"))
     return {k: v for k, v in result.items() if isinstance(v, (int, float)) or v is None}
+
+
+def _record_in_knowledge_base(cfg: DictConfig, out) -> None:
+    """Every tested hypothesis into the findings database (unless knowledge.enabled=false)."""
+    if not cfg.get("knowledge"):
+        return
+    rec = record_analysis(out, kb=OmegaConf.to_container(cfg.knowledge, resolve=True),
+                          model=OmegaConf.to_container(cfg.model, resolve=True), config=resolved_config(cfg))
+    if rec:
+        log.info("knowledge base: %d new finding(s), %d replicated, %d not replicated (python -m cdx.run "
+                 "task=findings)", rec["n_findings_new"], rec["n_replicated"], rec["n_not_replicated"])
 
 
 def _assistant(cfg: DictConfig):

@@ -116,3 +116,18 @@ def test_sweep_rows_line_up_findings_across_jobs(finished, tmp_path):
     n = len(read_records(out / "findings.jsonl"))
     assert len(rows) == 2 * n and {r["alpha"] for r in rows} == ({1.0, 2.0} if n else set())
     assert job_summary(out)["n_validated"] == result["n_validated"]
+
+
+def test_an_analysis_records_every_tested_hypothesis_in_the_knowledge_base(tmp_path):
+    from cdx.knowledge import KnowledgeBase
+
+    kb_path = tmp_path / "kb.sqlite"
+    run(compose([*FAST, f"knowledge.path={kb_path}"], output_dir=tmp_path / "run"))
+    tested = read_records(tmp_path / "run" / "findings.jsonl")
+    kb = KnowledgeBase(kb_path)
+    validated = [f for f in kb.findings() if f["status"] == "validated"]
+    assert len(validated) == sum(r["validated"] for r in tested)
+    counts = kb.counts()
+    assert counts["hypotheses"] == len(tested) and counts["validations"] == len(tested) and counts["runs"] == 1
+    run(compose([*FAST, f"knowledge.path={kb_path}", "knowledge.enabled=false"], output_dir=tmp_path / "off"))
+    assert KnowledgeBase(kb_path).counts() == counts  # disabled: nothing recorded
