@@ -18,6 +18,7 @@ def open_page(name: str, run_dir) -> AppTest:
 
 
 def test_findings_of_an_analysis_run(app_root, monkeypatch):
+    monkeypatch.delenv("CDX_KNOWLEDGE_PATH", raising=False)
     monkeypatch.setenv("CDX_CACHE_DIR", str(app_root / "cache"))  # no knowledge base there
     run = write_analysis_run(app_root / "outputs" / "analysis")
     at = open_page("findings.py", run)
@@ -35,6 +36,7 @@ def test_findings_of_an_analysis_run(app_root, monkeypatch):
 
 
 def test_findings_per_pair_from_the_knowledge_base(app_root, monkeypatch):
+    monkeypatch.delenv("CDX_KNOWLEDGE_PATH", raising=False)
     monkeypatch.setenv("CDX_CACHE_DIR", str(app_root / "cache"))
     from cdx.knowledge import KnowledgeBase, default_path, record_analysis
 

@@ -111,9 +111,18 @@ def test_bad_constructor_arguments(tmp_path):
 
 
 def test_default_path_follows_cdx_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("CDX_KNOWLEDGE_PATH", raising=False)
     monkeypatch.setenv("CDX_CACHE_DIR", str(tmp_path / "cache"))
     with KnowledgeBase() as kb:
         assert kb.path == tmp_path / "cache" / "knowledge.sqlite" and kb.path.is_file()
+
+
+def test_cdx_knowledge_path_wins_over_the_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CDX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CDX_KNOWLEDGE_PATH", str(tmp_path / "elsewhere" / "kb.sqlite"))
+    with KnowledgeBase() as kb:
+        assert kb.path == tmp_path / "elsewhere" / "kb.sqlite" and kb.path.is_file()
+    assert not (tmp_path / "cache" / "knowledge.sqlite").exists()
 
 
 def test_nested_transactions_commit_or_roll_back_together(kb):
