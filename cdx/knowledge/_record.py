@@ -102,7 +102,7 @@ def record_analysis(run_dir_or_findings: str | Path | list[dict], kb: KnowledgeB
            "n_replicated": sum(c["change"] == "replicated" for c in changes),
            "n_not_replicated": sum(c["change"] == "not_replicated" for c in changes),
            "finding_ids": sorted({c["finding_id"] for c in changes if c["finding_id"] is not None})}
-    log.info("knowledge base: %s", out)
+    log.debug("knowledge base: %s", out)  # the caller (task=analyze, the pipeline) reports it in words
     return out
 
 
