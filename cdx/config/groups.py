@@ -153,6 +153,9 @@ def _search_overrides(cfg: DictConfig) -> dict:
 # ---- prompts -----------------------------------------------------------------------------------------
 
 
+SPLITTING_TASKS = ("analyze", "benchmark")  # tasks that split the prompts into discovery and held-out sets
+
+
 def check_prompts(cfg: DictConfig, problems: Problems) -> None:
     """Build the prompt source and read its prompts now: a bad file fails before any model loads."""
     if missing(cfg, "prompts", problems):
@@ -162,6 +165,11 @@ def check_prompts(cfg: DictConfig, problems: Problems) -> None:
         return
     target = locate(src["_target_"], "prompts", problems)
     if target is None:
+        return
+    task = str(OmegaConf.select(cfg, "task.name", default="") or "")
+    if task in SPLITTING_TASKS and src["_target_"].endswith(".SinglePrompt"):
+        problems.append(f"prompts=single does not fit task={task}: it splits the prompts into discovery and held-out "
+                        "sets, so it needs a prompt set (prompts=builtin, or prompts=file prompts.path=...)")
         return
     n = len(problems)
     check_keys(target, src, "prompts", problems)

@@ -356,3 +356,9 @@ def test_report_accepts_every_metric_the_records_carry():
         assert validate_config(config(report__sort_key=key)) == []
     for metric in token_metric_names():
         assert validate_config(config(report__token_metric=metric)) == []
+
+
+def test_a_single_prompt_is_refused_for_a_task_that_splits_the_prompts():
+    msg = refused(config("task=analyze", "prompts=single"), r"prompts=single does not fit task=analyze")
+    assert "prompts=builtin" in msg and "is not an option" not in msg  # says why, not a key error
+    assert validate_config(config("task=decode", "prompts=single")) == []  # decode takes one prompt
