@@ -41,14 +41,15 @@ class Stream:
     """One model, one KV cache, N rows; returns float32 next-token logits (N, V).
 
     `row_kwargs`, if given, returns extra forward arguments for the current rows (the adapter of
-    each row in a mixed base/adapter batch); `lock` serialises forwards that need it.
+    each row in a mixed base/adapter batch); `context`, if given, returns a context manager that
+    each forward runs in (a lock, or the rows that get the adapter).
     """
 
     def __init__(self, model, vocab_size: int, pad_id: int, row_kwargs: Callable[[], dict] | None = None,
-                 lock: threading.Lock | None = None):
+                 context: Callable[[], Any] | None = None):
         self.model, self.vocab_size, self.pad_id = model, vocab_size, pad_id
         self.device = next(model.parameters()).device
-        self.row_kwargs, self.lock = row_kwargs or dict, lock or contextlib.nullcontext()
+        self.row_kwargs, self.context = row_kwargs or dict, context or contextlib.nullcontext
 
     @torch.inference_mode()
     def prefill(self, rows: list[list[int]]) -> Tensor:
@@ -56,7 +57,7 @@ class Stream:
         positions = (self.mask.cumsum(-1) - 1).clamp_min(0)  # left padding: real tokens start at 0
         self.next_pos = positions[:, -1:] + 1  # (N, 1)
         self.cache = DynamicCache(config=self.model.config)
-        with self.lock:
+        with self.context():
             out = self.model(input_ids=ids, attention_mask=self.mask, position_ids=positions,
                              cache=self.cache, use_cache=True, logits_to_keep=1, **self.row_kwargs())
         return out.logits[:, -1, : self.vocab_size].float()
@@ -65,7 +66,7 @@ class Stream:
     def step(self, tokens: Tensor) -> Tensor:
         """Feed one token per row (N,), get the next logits (N, V)."""
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
-        with self.lock:
+        with self.context():
             out = self.model(input_ids=tokens.to(self.device)[:, None], attention_mask=self.mask,
                              position_ids=self.next_pos, cache=self.cache, use_cache=True, **self.row_kwargs())
         self.next_pos = self.next_pos + 1
@@ -141,13 +142,25 @@ def parallel_mode(pair, parallel: bool | str = "auto", adapter_batch: bool | Non
     if pair.shares_weights:
         return "one-batch"
     devices = {next(m.parameters()).device.type for m in (pair.starting.model, pair.comparison.model)}
-    if adapter_batch is not False and adapter_of_rows(pair) is not None:
+    rows = adapter_of_rows(pair) if adapter_batch is not False else None
+    if rows is not None and _row_batch_supported(rows[2]):
         return "one-batch-adapter"
     total = total_threads()
     on = (devices == {"cpu"} and total >= 2) if parallel == "auto" else bool(parallel)
     if not on:
         return "sequential"
     return f"threads-{total - total // 2}+{max(1, total // 2)}"
+
+
+def _row_batch_supported(view) -> bool:
+    """cdx's row-range LoRA applies, or else PEFT's mixed batch does (PEFT refuses it for DoRA and
+    other LoRA variants: those pairs run as two passes)."""
+    from peft.tuners.lora.layer import LoraLayer
+
+    from cdx.models.adapters import row_split
+
+    return row_split(view) is not None or not any(
+        getattr(m, "lora_variant", None) for m in view.modules() if isinstance(m, LoraLayer))
 
 
 def adapter_of_rows(pair) -> tuple[str, str, Any] | None:
@@ -178,12 +191,7 @@ class PairStreams:
         self.shared = self.mode.startswith("one-batch")
         self.n = 0
         if self.mode == "one-batch-adapter":
-            from cdx.models.adapters import forward_lock
-
-            names_s, names_c, view = adapter_of_rows(pair)
-            # rows are [s_0..s_{n-1}, c_0..c_{n-1}]: the first half runs names_s, the second names_c
-            rows = lambda: {"adapter_names": [names_s] * self.n + [names_c] * self.n}  # noqa: E731
-            self.s = Stream(view, v, pad, row_kwargs=rows, lock=forward_lock(view))
+            self.s = self._adapter_stream(pair, v, pad)
         else:
             self.s = Stream(pair.starting.model, v, pad)
         self.c = self.s if self.shared else Stream(pair.comparison.model, v, pad)
@@ -191,6 +199,20 @@ class PairStreams:
         if self.parallel:
             total = total_threads()
             self._workers = (side_worker("starting", total - total // 2), side_worker("comparison", max(1, total // 2)))
+
+    def _adapter_stream(self, pair, v: int, pad: int) -> Stream:
+        """One stream over the adapter view, rows [s_0..s_{n-1}, c_0..c_{n-1}], the LoRA on one half."""
+        from cdx.models.adapters import forward_lock, row_split
+
+        names_s, names_c, view = adapter_of_rows(pair)
+        split = row_split(view)
+        if split is not None:  # cdx's row-range LoRA: no per-call hooks, no lock (thread-local)
+            half = (lambda: (0, self.n)) if names_c == "__base__" else (lambda: (self.n, 2 * self.n))
+            return Stream(view, v, pad, context=lambda: split.rows(*half()))
+        # PEFT's mixed-adapter batch: the first half runs names_s, the second names_c
+        rows = lambda: {"adapter_names": [names_s] * self.n + [names_c] * self.n}  # noqa: E731
+        lock = forward_lock(view)
+        return Stream(view, v, pad, row_kwargs=rows, context=lambda: lock)
 
     def _both(self, fn_s: Callable[[], Any], fn_c: Callable[[], Any]) -> tuple[Any, Any]:
         return self.submit_both(fn_s, fn_c)()

@@ -15,6 +15,7 @@ here (it would change the shared base), and a merged copy would double the memor
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import threading
@@ -54,6 +55,79 @@ def forward_lock(view) -> threading.Lock:
     calling one view at once would mix."""
     with _LOCKS_LOCK:
         return _LOCKS.setdefault(id(view), threading.Lock())
+
+
+class RowSplit:
+    """Runs an adapter view's LoRA on one contiguous range of batch rows only (the others see the bare
+    base), for a base-vs-adapter pair decoded as one batch.
+
+    PEFT offers the same through `adapter_names=[...]` per row, but it registers a pre-forward hook
+    on every module of the model for the duration of each call and gathers each layer's rows by
+    index, which on a CPU decode step cost more than the LoRA itself (docs/benchmarks.md). Here
+    each plain LoRA linear layer of the view gets, once, a forward that reads a *thread-local*
+    row range: unset (every other use of the view) it is PEFT's own forward, set it computes
+    base(x) and adds s * B(A(x[lo:hi])) to rows lo:hi of that output in place. Thread-local,
+    because a forward runs in its caller's thread: two threads using one view (say two decodes
+    at once) never see each other's ranges, so no lock is needed.
+    """
+
+    def __init__(self, layers: list):
+        self.layers = layers
+        self._state = threading.local()
+
+    @contextlib.contextmanager
+    def rows(self, lo: int, hi: int):
+        """Within this block, forwards in this thread apply the LoRA to rows lo:hi only."""
+        self._state.rows = (lo, hi)
+        try:
+            yield
+        finally:
+            self._state.rows = None
+
+    def current(self) -> tuple[int, int] | None:
+        return getattr(self._state, "rows", None)
+
+
+_ROW_SPLITS: dict[int, RowSplit | None] = {}
+
+
+def row_split(view) -> RowSplit | None:
+    """The view's `RowSplit` (installed on first use), or None where PEFT's per-row path must be
+    used instead: a LoRA layer that is not a plain linear one (DoRA and other variants, embedding
+    or convolution LoRA, several adapters in one layer, a merged layer)."""
+    from peft.tuners.lora.layer import Linear as LoraLinear
+    from peft.tuners.lora.layer import LoraLayer
+
+    with _LOCKS_LOCK:
+        if id(view) in _ROW_SPLITS:
+            return _ROW_SPLITS[id(view)]
+        lora = [m for m in view.modules() if isinstance(m, LoraLayer)]
+        plain = all(type(m) is LoraLinear and len(m.lora_A) == 1 and not m.lora_variant and not m.merged
+                    for m in lora)
+        split = RowSplit(lora) if lora and plain else None
+        for layer in split.layers if split else ():
+            layer.forward = _split_forward(layer, layer.forward, split)
+        _ROW_SPLITS[id(view)] = split
+        return split
+
+
+def _split_forward(layer, peft_forward, split: RowSplit):
+    # an instance attribute, so nn.Module.__call__ finds it before the class's forward; a merged copy
+    # of the view (`merged_copy`) drops these layers entirely, so it never calls a stale closure
+    name = next(iter(layer.lora_A))
+
+    def forward(x, *args, **kwargs):
+        rows = split.current()
+        if rows is None or layer.disable_adapters or name not in layer.active_adapters:
+            return peft_forward(x, *args, **kwargs)
+        result = layer.base_layer(x, *args, **kwargs)  # (rows, ..., out)
+        a, b = layer.lora_A[name], layer.lora_B[name]
+        lo, hi = rows
+        delta = b(a(layer.lora_dropout[name](x[lo:hi].to(a.weight.dtype)))) * layer.scaling[name]
+        result[lo:hi] += delta.to(result.dtype)
+        return result
+
+    return forward
 
 
 def is_adapter_view(model) -> bool:

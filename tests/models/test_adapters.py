@@ -161,3 +161,58 @@ def test_one_batch_with_per_row_adapters_equals_two_passes(base_dir, tmp_path):
                 assert x.tokens["kl_sc"] == pytest.approx(y.tokens["kl_sc"], rel=1e-3, abs=1e-5)
                 assert x.tokens["logp_c"] == pytest.approx(y.tokens["logp_c"], rel=1e-3, abs=1e-5)
             assert max(v for g in one for v in g.tokens["kl_sc"]) > 1e-4  # base rows and adapter rows differ
+
+
+def test_row_split_lora_equals_peft_per_row_adapters_and_is_per_thread(base_dir, tmp_path):
+    """cdx's row-range LoRA (RowSplit) against PEFT's adapter_names batch and the merged model, row by row."""
+    from cdx.models.adapters import row_split
+
+    base = load_model(ModelSpec(path=str(base_dir)))[0]
+    merged = copy.deepcopy(_random_lora(base, tmp_path / "a", seed=9)).merge_and_unload()
+    view = load_pair({"path": str(base_dir)}, {"path": str(base_dir), "adapter": str(tmp_path / "a")}).comparison.model
+    split = row_split(view)
+    assert split is not None and row_split(view) is split and len(split.layers) == 2 * 3  # 2 layers x 3 targets
+    ids = torch.cat([IDS, IDS])  # rows 0-1 base, rows 2-3 adapter
+    name = next(iter(view.peft_config))
+    with torch.no_grad():
+        peft_rows = view(input_ids=ids, adapter_names=["__base__"] * 2 + [name] * 2).logits
+        with split.rows(2, 4):
+            mine = view(input_ids=ids).logits
+            seen_elsewhere = []  # another thread using the view meanwhile gets the adapter on every row
+            t = threading.Thread(target=lambda: seen_elsewhere.append(view(input_ids=IDS).logits))
+            t.start()
+            t.join()
+        after = view(input_ids=IDS).logits  # outside the block: the whole adapter again
+    torch.testing.assert_close(mine, peft_rows, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(mine[:2], _logits(base), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(mine[2:], _logits(merged), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(seen_elsewhere[0], _logits(merged), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(after, _logits(merged), atol=1e-5, rtol=1e-4)
+
+
+def test_row_split_declines_lora_variants_and_the_pair_falls_back_to_peft_rows(base_dir, tmp_path):
+    """A DoRA adapter is not a plain LoRA: no RowSplit, and PEFT refuses per-row DoRA, so the pair runs as
+    two passes (what it asks for with adapter_batch=True too), equal to the merged adapter."""
+    from peft import LoraConfig, get_peft_model
+
+    from cdx.decoding import ContrastiveDecoder, ProbDiff
+    from cdx.decoding.streams import PairStreams
+    from cdx.models.adapters import row_split
+    from cdx.models.pair import ModelPair, Side
+
+    base = load_model(ModelSpec(path=str(base_dir)))[0]
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        dora = get_peft_model(copy.deepcopy(base), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                              init_lora_weights=False, use_dora=True))
+    dora.save_pretrained(tmp_path / "d")
+    pair = load_pair({"path": str(base_dir)}, {"path": str(base_dir), "adapter": str(tmp_path / "d")})
+    assert row_split(pair.comparison.model) is None
+    assert not PairStreams(pair, adapter_batch=True).mode.startswith("one-batch")
+    merged = ModelPair(pair.starting, Side(pair.comparison.spec, copy.deepcopy(dora).merge_and_unload(), pair.tokenizer))
+    kw = dict(strategy="greedy", max_new_tokens=5, batch_size=2, stop_at_eos=False)
+    one = [g for b in ContrastiveDecoder(pair, ProbDiff(), adapter_batch=True, **kw).generate(["Hi", "Ahoy"]) for g in b]
+    two = [g for b in ContrastiveDecoder(merged, ProbDiff(), **kw).generate(["Hi", "Ahoy"]) for g in b]
+    assert [g.token_ids for g in one] == [g.token_ids for g in two]
+    for x, y in zip(one, two):
+        assert x.tokens["kl_sc"] == pytest.approx(y.tokens["kl_sc"], rel=1e-3, abs=1e-5)
