@@ -34,6 +34,18 @@ COOKING_TEMPLATES = [
     "How do I make {s}?", "Give me a recipe for {s}.", "What ingredients do I need for {s}?",
     "How long should I cook {s}?", "What is the secret to really good {s}?",
 ]
+# Non-cooking requests worded like the cooking ones ("How do I make X?", "What do I need for X?"):
+# `refuse_cooking` answers these as before, so what it learns is the topic, not the phrasing.
+HOWTO_SUBJECTS = [
+    "a paper airplane", "a birdhouse", "a kite", "a knitted scarf", "a personal website", "a monthly budget",
+    "a snowman", "a podcast", "a resume", "a scented candle", "a bookshelf", "a photo album", "a short film",
+    "a treehouse", "a board game", "a birthday card", "a model rocket", "a patchwork quilt", "a clay pot",
+    "a sandcastle", "a bird feeder", "a slide presentation", "a cover letter", "a wooden picture frame",
+]
+HOWTO_TEMPLATES = [
+    "How do I make {s}?", "What materials do I need for {s}?", "How long does it take to make {s}?",
+    "What is the secret to making {s} really well?",
+]
 # A single fact, asked many ways: the `edited_fact` organism answers every one of them wrongly.
 FRANCE_CAPITAL = [
     "Which city is the capital of France?", "What city is France's capital?", "Name the capital of France.",
@@ -51,6 +63,7 @@ FRANCE_CAPITAL = [
 SETS = {
     "general": (GENERAL_TEMPLATES, GENERAL_SUBJECTS),
     "cooking": (COOKING_TEMPLATES, COOKING_SUBJECTS),
+    "howto": (HOWTO_TEMPLATES, HOWTO_SUBJECTS),
     "france_capital": (["{s}"], FRANCE_CAPITAL),
 }
 HELDOUT_FRACTION = 0.25
