@@ -3,6 +3,9 @@
 A record is one (pair, seed) analysis run scored by `cdx.organisms.scoring.score_run`, plus its
 cost. Rows: one per pair, then `ALL planted` (Recovery@k and precision over pairs with a checker,
 averaged per seed first, so each seed is one bootstrap unit) and `ALL null`.
+
+Records written before the rubric judge existed have no `judge_recovery_at_*`: those metrics are
+then None, and the Markdown table shows their columns only when some row has a value.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-METRICS = ("recovery_at_1", "recovery_at_5", "precision", "n_validated", "cpu_min")
+METRICS = ("recovery_at_1", "recovery_at_5", "precision", "n_validated", "cpu_min",
+           "judge_recovery_at_1", "judge_recovery_at_5")
+JUDGE_METRICS = ("judge_recovery_at_1", "judge_recovery_at_5")
+"""Recovery by the rubric judge alone (task.judge=true); the other recoveries count checker OR judge."""
 N_BOOT = 2000
 
 
@@ -82,5 +88,7 @@ def display_rows(rows: Sequence[dict]) -> list[dict]:
             return "-"
         return f"{v:.2f}" if ci[0] is None or ci[0] == ci[1] else f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
+    judged = any(r.get(m) is not None for r in rows for m in JUDGE_METRICS)
+    shown = [m for m in METRICS if judged or m not in JUDGE_METRICS]
     return [{"pair": r["pair"], "kind": r["kind"], "expected": r["expected"], "seeds": r["n_seeds"],
-             **{m: fmt(r[m], r[f"{m}_ci"]) for m in METRICS}} for r in rows]
+             **{m: fmt(r.get(m), r.get(f"{m}_ci", [None, None])) for m in shown}} for r in rows]
