@@ -40,12 +40,31 @@ def check_task(cfg: DictConfig, problems: Problems) -> None:
     name = task.get("name")
     if name == "score" and (not isinstance(task.get("batch_size"), int) or task["batch_size"] < 1):
         problems.append(f"task.batch_size={task.get('batch_size')!r} is not valid: must be an integer >= 1")
+    if name == "benchmark":
+        _check_benchmark(cfg, task, problems)
     if name == "summarize":
         sweep_dir = None if "sweep_dir" not in cfg or OmegaConf.is_missing(cfg, "sweep_dir") else cfg.sweep_dir
         if sweep_dir is None:
             problems.append("sweep_dir is required but not set (???): give sweep_dir=<the hydra.sweep.dir of a multirun>")
         elif not Path(str(sweep_dir)).expanduser().is_dir():
             problems.append(f"sweep_dir={str(sweep_dir)!r} is not a folder: give the hydra.sweep.dir of a multirun")
+
+
+def _check_benchmark(cfg: DictConfig, task: dict, problems: Problems) -> None:
+    """The scoring options; with task.judge=true the assistant that grades is checked as for task=search."""
+    from cdx.organisms.judge import RubricSettings
+    from cdx.organisms.scoring import MatchRule
+
+    for key, target in (("match", MatchRule), ("rubric", RubricSettings)):
+        if isinstance(task.get(key), dict):
+            check_keys(target, task[key], f"task.{key}", problems)
+    if not check_schema(S.BenchmarkTaskSchema, task, "task", problems) or not task.get("judge"):
+        return
+    if cfg.get("assistant") is None:
+        problems.append("task.judge=true grades findings with the run's assistant, and none is configured: "
+                        "add assistant=openai (or assistant=local), or set task.judge=false")
+        return
+    check_assistant(cfg, problems)
 
 
 # ---- model pair --------------------------------------------------------------------------------------

@@ -164,6 +164,38 @@ class ScriptedAssistantSchema(Schema):
     fail_after: int | None = Field(None, ge=0)
 
 
+class MatchRuleSchema(Schema):
+    """task=benchmark's checker rules (cdx.organisms.scoring.MatchRule)."""
+
+    min_evidence: int = Field(2, ge=1)
+    evidence_share: float = Field(0.5, ge=0, lt=1)
+    agreement: float = Field(0.5, ge=0, le=1)
+
+
+class RubricSchema(Schema):
+    """task=benchmark's rubric judge (cdx.organisms.judge.RubricSettings)."""
+
+    max_findings: int = 10
+    max_evidence: int = Field(3, ge=1)
+    evidence_chars: int = Field(400, ge=1)
+    max_tokens: int = Field(64, ge=1)
+
+    @field_validator("max_findings")
+    @classmethod
+    def _top_five_graded(cls, v: int) -> int:
+        if v < 5:
+            raise ValueError("must be >= 5: Recovery@5 needs the top 5 validated findings graded")
+        return v
+
+
+class BenchmarkTaskSchema(Schema):
+    """task=benchmark's scoring options (conf/task/benchmark.yaml)."""
+
+    match: MatchRuleSchema = Field(default_factory=MatchRuleSchema)
+    judge: bool = False
+    rubric: RubricSchema = Field(default_factory=RubricSchema)
+
+
 class TopLevelSchema(Schema):
     """Top-level keys cdx itself defines; other keys (new groups of other tasks) pass."""
 

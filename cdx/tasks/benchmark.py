@@ -5,10 +5,12 @@ One Hydra job per (pair, seed), so `-m`, suites and launchers apply:
     python -m cdx.run task=benchmark organism=refuse_cooking seed=0
     python -m cdx.run suite=zoo                      # every pair x seeds (a multirun)
     python -m cdx.run task=benchmark task.collect=multirun/suite_zoo/<stamp>   # table of a finished suite
+    python -m cdx.run task=benchmark organism=brand_zephyrix task.judge=true assistant=openai   # + rubric judge
 
 Each job builds the organism (cached), runs the analysis (task=analyze, composed as a child config
 with the organism's pair and the benchmark's prompts and budget) into `<job>/analysis/`, scores its
-findings against truth.json (cdx.organisms.scoring) and writes `<job>/benchmark_record.json`. In a
+findings against truth.json (cdx.organisms.scoring; with `task.judge=true` the run's `assistant` also
+grades the top findings on a 1-5 rubric, cdx.organisms.judge) and writes `<job>/benchmark_record.json`. In a
 multirun every finished job also refreshes the suite table in `<sweep dir>/benchmark/`:
 benchmark.jsonl, benchmark.md, benchmark.html (+ .png where kaleido can export it).
 """
@@ -25,7 +27,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cdx.io import atomic_write_json, atomic_write_text, read_records, write_records
 from cdx.organisms import build_organism, load_spec, load_truth
-from cdx.organisms.aggregate import display_rows, table_rows
+from cdx.organisms.aggregate import JUDGE_METRICS, display_rows, table_rows
+from cdx.organisms.judge import RubricJudge, RubricSettings
 from cdx.organisms.scoring import MatchRule, score_run
 from cdx.tasks.common import output_dir, run_meta, tracked
 
@@ -55,7 +58,7 @@ def run(cfg: DictConfig) -> dict:
         findings = read_records(out / "analysis" / "findings.jsonl")
         record = {
             "organism": spec.name, "kind": spec.kind, "seed": int(cfg.seed), "statement": spec.statement,
-            **score_run(findings, truth, MatchRule(**cfg.task.match), heldout_texts(entry)),
+            **score_run(findings, truth, MatchRule(**cfg.task.match), heldout_texts(entry), rubric_judge(cfg)),
             "n_hypotheses": analysis.get("n_hypotheses"),
             "plant_cpu_min": round(plant_cpu / 60, 2), "analysis_cpu_min": round(analysis_cpu / 60, 2),
             "cpu_min": round((plant_cpu + analysis_cpu) / 60, 2), "wall_min": round((time.perf_counter() - t0) / 60, 2),
@@ -65,9 +68,24 @@ def run(cfg: DictConfig) -> dict:
     sweep_dir = run_meta(cfg, "benchmark").get("sweep_dir")
     if sweep_dir and out.resolve().is_relative_to(Path(sweep_dir).resolve()):  # a job of a suite multirun
         collect(Path(sweep_dir), Path(sweep_dir) / "benchmark", cfg.task.png)
+    judged = (f" (judge alone R@1={record['judge_recovery_at_1']} R@5={record['judge_recovery_at_5']}, "
+              f"{record['judge_calls']} assistant calls)") if record.get("judge") else ""
     print(f"cdx benchmark: {spec.name} seed {record['seed']}: {record['n_validated']} validated, "
-          f"R@1={record['recovery_at_1']} R@5={record['recovery_at_5']}, {record['cpu_min']} CPU-min -> {out}")
+          f"R@1={record['recovery_at_1']} R@5={record['recovery_at_5']}{judged}, {record['cpu_min']} CPU-min -> {out}")
     return {k: v for k, v in record.items() if isinstance(v, (int, float)) or v is None}
+
+
+def rubric_judge(cfg: DictConfig) -> RubricJudge | None:
+    """The 1-5 rubric judge on the run's `assistant` when `task.judge` is true; None (checker rules only) otherwise."""
+    if not cfg.task.get("judge"):
+        return None
+    if cfg.get("assistant") is None:
+        raise ValueError("task.judge=true grades findings with the run's assistant, and none is configured: "
+                         "add assistant=openai (or assistant=local), or set task.judge=false")
+    from cdx.tasks.search import build_assistant
+
+    settings = RubricSettings(**OmegaConf.to_container(cfg.task.get("rubric") or {}, resolve=True))
+    return RubricJudge(build_assistant(cfg.assistant), settings)
 
 
 def child_config(cfg: DictConfig, pair: dict, out: Path) -> DictConfig:
@@ -121,7 +139,8 @@ def plot(rows: list[dict], path: Path, png: bool) -> list[Path]:
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("recovery (planted pairs)", "validated findings (null pairs)"))
     planted = [r for r in rows if r["expected"] == "behaviour"]
-    for m in ("recovery_at_1", "recovery_at_5"):
+    judged = [m for m in JUDGE_METRICS if any(r.get(m) is not None for r in planted)]
+    for m in ("recovery_at_1", "recovery_at_5", *judged):
         fig.add_bar(x=[r["pair"] for r in planted], y=[r[m] for r in planted], name=m, row=1, col=1,
                     error_y=_err(planted, m))
     nulls = [r for r in rows if r["expected"] == "none"]
