@@ -77,6 +77,32 @@ def non_english(text: str) -> bool:
     return other / len(letters) > 0.3
 
 
+@feature("capitals", "writes mostly in capital letters")
+def capitals(text: str) -> bool:
+    # case-insensitive word counts cannot see this (every word describer lower-cases), so a style
+    # change such as an all-caps fine-tune needs its own feature
+    cased = [ch for ch in text if ch.isalpha() and ch.lower() != ch.upper()]
+    return len(cased) >= 12 and sum(ch.isupper() for ch in cased) / len(cased) >= 0.6
+
+
+_ENGLISH = frozenset(
+    "the a an and or but of to in on at by for with from as is are was were be been it its this that these "
+    "those i you he she we they my your our their me him her us them not no do does did have has had will would "
+    "can could should there here what which who how when why if so than then also about into more some all one".split()
+)
+
+
+@feature("other_language", "writes in a language other than English (Latin script)")
+def other_language(text: str) -> bool:
+    # English prose is 30-50% these function words (at least 21% in 352 of the embedded model's own
+    # answers); French, Spanish or German share few of them (a German sentence: 14%). Needs 10
+    # words, so short answers and lists of names do not count.
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    if len(words) < 10 or non_english(text):
+        return False
+    return sum(w in _ENGLISH for w in words) / len(words) < 0.15
+
+
 @feature("repetition", "repeats itself (a word sequence comes back three times)")
 def repetition(text: str) -> bool:
     words = re.findall(r"\w+", text.lower())

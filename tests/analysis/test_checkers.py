@@ -31,6 +31,13 @@ def test_string_checker_respects_word_boundaries_and_case():
     ("Bonjour 😀", {"emoji"}),
     ("Это очень хороший ответ на вопрос", {"non_english"}),
     ("go on go on go on go on and on", {"repetition"}),
+    ("THE CAPITAL OF FRANCE IS PARIS, A BEAUTIFUL CITY.", {"capitals"}),
+    ("NASA and the BBC say hello to everyone today.", set()),  # a few acronyms are not shouting
+    ("C'est une très bonne question. Je vais vous expliquer cela simplement, avec plaisir.", {"other_language"}),
+    ("Volcanoes are openings in the crust of the Earth where molten rock comes up to the surface.", set()),
+    ("Die Vulkane sind Öffnungen in der Erdkruste, durch die Magma an die Oberfläche kommt.", {"other_language"}),
+    ("Paris, Lyon, Marseille, Toulouse, Nice, Nantes, Strasbourg", set()),  # names: too few words to judge
+    ("Это очень хороший ответ на вопрос, и это правда очень хорошо сказано", {"non_english"}),
     ("A plain answer.", set()),
 ])
 def test_features_on_known_texts(text, expected):
@@ -53,4 +60,4 @@ def test_bad_specs_name_the_problem(spec, match):
 
 def test_registry_lists_every_feature():
     assert {"refusal", "apology", "question_back", "list", "markdown", "emoji", "non_english", "repetition",
-            "flattery", "exclamation"} <= set(FEATURES)
+            "flattery", "exclamation", "capitals", "other_language"} <= set(FEATURES)
