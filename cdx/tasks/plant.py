@@ -46,4 +46,17 @@ def run(cfg: DictConfig) -> dict:
     rates = ", ".join(f"{k[len('rate_organism_'):]} {metrics['rate_base_' + k[len('rate_organism_'):]]:.2f}->{v:.2f}"
                       for k, v in metrics.items() if k.startswith("rate_organism_"))
     print(f"cdx plant: {spec.name} ({spec.kind}) at {entry}; checker rate base->organism: {rates or 'n/a'} -> {out}")
+    hint = analyse_hint(truth["pair"])
+    if hint:
+        print(f"cdx plant: analyse it with: python -m cdx.run task=analyze {hint}   (or task=pipeline)")
     return metrics
+
+
+def analyse_hint(pair: dict) -> str | None:
+    """The `model=` overrides that compare an adapter organism with its base, or None for other kinds."""
+    start, comp = pair["starting"], pair["comparison"]
+    if not comp.get("adapter") or comp["path"] != start["path"] or "tiny" in start["path"]:
+        return None  # (a tiny random base is defined by its seed, which the preset does not carry)
+    base = "" if start["path"] == "embedded:smollm2-135m-instruct" else \
+        f" model.starting.path={start['path']} model.comparison.path={start['path']}"
+    return f"model=smollm2_lora{base} model.comparison.adapter={comp['adapter']}"

@@ -59,3 +59,18 @@ def test_plant_task_builds_and_verifies_tiny_ahoy(tmp_path, tiny_cache):
     assert verify["sets"]["general"]["base"] == metrics["rate_base_general"] == 0.0
     assert metrics["rate_organism_general"] >= 0.5  # planted: most held-out answers say ahoy
     assert (tmp_path / "run" / "truth.json").is_file()
+
+
+def test_plant_prints_the_command_that_analyses_an_adapter_organism():
+    """The hint names the adapter over the embedded base; other pairs (tiny seeds, merged models) get none."""
+    from cdx.tasks.plant import analyse_hint
+
+    embedded = {"path": "embedded:smollm2-135m-instruct", "seed": 0}
+    pair = {"starting": embedded, "comparison": {**embedded, "adapter": "/c/o-1"}}
+    assert analyse_hint(pair) == "model=smollm2_lora model.comparison.adapter=/c/o-1"
+    other = {"path": "/m/base"}
+    assert analyse_hint({"starting": other, "comparison": {**other, "adapter": "/a"}}) == (
+        "model=smollm2_lora model.starting.path=/m/base model.comparison.path=/m/base model.comparison.adapter=/a")
+    tiny = {"path": "tiny-random", "seed": 3}
+    assert analyse_hint({"starting": tiny, "comparison": {**tiny, "adapter": "/a"}}) is None
+    assert analyse_hint({"starting": embedded, "comparison": {"path": "/quantized"}}) is None
