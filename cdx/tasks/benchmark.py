@@ -5,6 +5,7 @@ One Hydra job per (pair, seed), so `-m`, suites and launchers apply:
     python -m cdx.run task=benchmark organism=refuse_cooking seed=0
     python -m cdx.run suite=zoo                      # every pair x seeds (a multirun)
     python -m cdx.run task=benchmark task.collect=multirun/suite_zoo/<stamp>   # table of a finished suite
+    python -m cdx.run task=benchmark task.collect=[<sweep 1>,<sweep 2>]        # merged (written under the first)
     python -m cdx.run task=benchmark organism=brand_zephyrix task.judge=true assistant=openai   # + rubric judge
 
 Each job builds the organism (cached), runs the analysis (task=analyze, composed as a child config
@@ -38,7 +39,8 @@ RECORD = "benchmark_record.json"
 
 def run(cfg: DictConfig) -> dict:
     if cfg.task.get("collect"):
-        return collect(Path(str(cfg.task.collect)), Path(str(cfg.task.collect)) / "benchmark", cfg.task.png)
+        folders = collect_folders(cfg.task.collect)
+        return collect(folders, folders[0] / "benchmark", cfg.task.png)
     if cfg.get("organism") is None:
         from cdx.organisms import available
 
@@ -107,11 +109,31 @@ def heldout_texts(entry: Path) -> list[str]:
     return [r["text"] for r in read_records(path)] if path.is_file() else []
 
 
-def collect(sweep_dir: Path, out: Path, png: bool = False) -> dict:
-    """benchmark.jsonl / .md / .html of every finished job under `sweep_dir`."""
-    records = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{RECORD}"))]
+def collect_folders(value) -> list[Path]:
+    """`task.collect` as folders: one path, a comma-separated list, or a YAML list (suites run in parts)."""
+    items = [value] if isinstance(value, (str, Path)) else list(value)
+    return [Path(str(p).strip()) for item in items for p in str(item).split(",") if str(p).strip()]
+
+
+def collect(sweep_dirs: Path | list[Path], out: Path, png: bool = False) -> dict:
+    """benchmark.jsonl / .md / .html of every finished job under the sweep folder(s).
+
+    Several folders (a suite run in parts, or more seeds added later) are merged; the same
+    (organism, seed) in two jobs is refused, naming both, so no result is silently counted twice.
+    """
+    dirs = [sweep_dirs] if isinstance(sweep_dirs, Path) else list(sweep_dirs)
+    paths = [p for d in dirs for p in sorted(d.glob(f"*/{RECORD}"))]
+    records = [json.loads(p.read_text()) for p in paths]
     if not records:
-        raise FileNotFoundError(f"no {RECORD} under {sweep_dir}/*/: is it the folder of a task=benchmark multirun?")
+        where = ", ".join(f"{d}/*/" for d in dirs)
+        raise FileNotFoundError(f"no {RECORD} under {where}: is it the folder of a task=benchmark multirun?")
+    seen: dict[tuple, Path] = {}
+    for path, r in zip(paths, records):
+        key = (r["organism"], r["seed"])
+        if key in seen:
+            raise ValueError(f"{r['organism']} seed {r['seed']} is in two jobs, {seen[key].parent} and {path.parent}: "
+                             "remove one of them (or collect the folders apart), so no run is counted twice")
+        seen[key] = path
     out.mkdir(parents=True, exist_ok=True)
     rows = table_rows(records)
     write_records(out / "benchmark.jsonl", records)

@@ -48,3 +48,25 @@ def test_benchmark_needs_an_organism_and_collect_needs_records(tmp_path):
         run(compose(["task=benchmark"], output_dir=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="no benchmark_record.json under"):
         run(compose(["task=benchmark", f"task.collect={tmp_path}"], output_dir=str(tmp_path)))
+
+
+def _record(folder, organism: str, seed: int, r1: float) -> None:
+    folder.mkdir(parents=True)
+    (folder / "benchmark_record.json").write_text(json.dumps({
+        "organism": organism, "kind": "lexical", "expected": "behaviour", "seed": seed, "recovery_at_1": r1,
+        "recovery_at_5": r1, "precision": r1, "n_validated": 1, "cpu_min": 1.0}))
+
+
+def test_collect_merges_suites_run_in_parts_and_refuses_a_run_counted_twice(tmp_path):
+    """task.collect=[a,b]: seeds run in two sweeps make one table; the same (organism, seed) twice is an error."""
+    from cdx.tasks.benchmark import run
+
+    _record(tmp_path / "a" / "0", "brand", 0, 1.0)
+    _record(tmp_path / "b" / "0", "brand", 1, 0.0)
+    summary = run(compose(["task=benchmark", f"task.collect=[{tmp_path / 'a'},{tmp_path / 'b'}]"],
+                          output_dir=str(tmp_path)))
+    assert summary["n_runs"] == 2 and summary["recovery_at_1"] == 0.5  # mean over the two seeds
+    assert "| brand | lexical | behaviour | 2 |" in (tmp_path / "a" / "benchmark" / "benchmark.md").read_text()
+    _record(tmp_path / "b" / "1", "brand", 0, 0.0)  # seed 0 again, in the second sweep
+    with pytest.raises(ValueError, match=r"brand seed 0 is in two jobs, .*a/0 and .*b/1"):
+        run(compose(["task=benchmark", f"task.collect='{tmp_path / 'a'},{tmp_path / 'b'}'"], output_dir=str(tmp_path)))
