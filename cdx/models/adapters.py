@@ -115,16 +115,30 @@ def _split_forward(layer, peft_forward, split: RowSplit):
     # an instance attribute, so nn.Module.__call__ finds it before the class's forward; a merged copy
     # of the view (`merged_copy`) drops these layers entirely, so it never calls a stale closure
     name = next(iter(layer.lora_A))
+    scaled_b: list = [None, None]  # (key, s * B^T): computed once, as long as B and s stay as they are
+
+    def b_t(b: torch.Tensor, s: float) -> torch.Tensor:  # (r, out)
+        key = (b.data_ptr(), b._version, s)
+        if scaled_b[0] != key:
+            scaled_b[:] = [key, (b * s).t().contiguous()]
+        return scaled_b[1]
 
     def forward(x, *args, **kwargs):
         rows = split.current()
         if rows is None or layer.disable_adapters or name not in layer.active_adapters:
             return peft_forward(x, *args, **kwargs)
-        result = layer.base_layer(x, *args, **kwargs)  # (rows, ..., out)
-        a, b = layer.lora_A[name], layer.lora_B[name]
+        result = layer.base_layer(x, *args, **kwargs)  # (rows, ..., out), contiguous
+        a, b, s = layer.lora_A[name].weight, layer.lora_B[name].weight, layer.scaling[name]
         lo, hi = rows
-        delta = b(a(layer.lora_dropout[name](x[lo:hi].to(a.weight.dtype)))) * layer.scaling[name]
-        result[lo:hi] += delta.to(result.dtype)
+        xs = x[lo:hi]
+        if layer.training or xs.dtype != a.dtype or result.dtype != a.dtype or not result.is_contiguous():
+            delta = layer.lora_B[name](layer.lora_A[name](layer.lora_dropout[name](xs.to(a.dtype)))) * s
+            result[lo:hi] += delta.to(result.dtype)
+            return result
+        # eval (dropout is the identity): two matrix products on the slice, the second added in place;
+        # a decode step calls this for every LoRA layer, so the fewer small ops the better
+        out = result[lo:hi].view(-1, result.shape[-1])
+        out.addmm_(xs.reshape(-1, xs.shape[-1]).mm(a.t()), b_t(b, s))
         return result
 
     return forward
