@@ -196,12 +196,9 @@ class PairStreams:
             self.s = Stream(pair.starting.model, v, pad)
         self.c = self.s if self.shared else Stream(pair.comparison.model, v, pad)
         self.parallel = self.mode.startswith("threads")
-        total = total_threads()
         if self.parallel:
+            total = total_threads()
             self._workers = (side_worker("starting", total - total // 2), side_worker("comparison", max(1, total // 2)))
-        # one batch on the CPU: the step runs on a worker with the whole thread budget, so the caller
-        # draws the next sampling noise meanwhile (about 8 ms a step at V = 49k) instead of after it
-        self._batch_worker = (side_worker("batch", total) if self.shared and self.s.device.type == "cpu" else None)
 
     def _adapter_stream(self, pair, v: int, pad: int) -> Stream:
         """One stream over the adapter view, rows [s_0..s_{n-1}, c_0..c_{n-1}], the LoRA on one half."""
@@ -247,16 +244,9 @@ class PairStreams:
         """
         then = then or _identity
         if self.shared:
-            both = torch.cat([tokens, tokens])
-
-            def run():
-                logits = self.s.step(both)
-                return then(logits[: self.n]), then(logits[self.n:])
-
-            if self._batch_worker is None:
-                out = run()
-                return lambda: out
-            return self._batch_worker.submit(run).result
+            logits = self.s.step(torch.cat([tokens, tokens]))
+            out = then(logits[: self.n]), then(logits[self.n:])
+            return lambda: out
         tokens_c = tokens.to(self.c.device)
         return self.submit_both(lambda: then(self.s.step(tokens)), lambda: then(self.c.step(tokens_c)))
 
