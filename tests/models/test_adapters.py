@@ -216,3 +216,23 @@ def test_row_split_declines_lora_variants_and_the_pair_falls_back_to_peft_rows(b
     assert [g.token_ids for g in one] == [g.token_ids for g in two]
     for x, y in zip(one, two):
         assert x.tokens["kl_sc"] == pytest.approx(y.tokens["kl_sc"], rel=1e-3, abs=1e-5)
+
+
+def test_row_split_with_a_float32_lora_over_a_bfloat16_base_takes_the_casting_path(base_dir, tmp_path):
+    """Base weights in bf16, LoRA in float32 (PEFT's default): the general path casts like PEFT does."""
+    from cdx.models.adapters import adapter_view, row_split
+
+    base = load_model(ModelSpec(path=str(base_dir)))[0]
+    _random_lora(base, tmp_path / "a", seed=11)
+    bf16 = copy.deepcopy(base).to(torch.bfloat16)
+    view = adapter_view(bf16, str(tmp_path / "a"))
+    split = row_split(view)
+    assert split is not None and split.layers[0].lora_A[next(iter(view.peft_config))].weight.dtype == torch.float32
+    ids = torch.cat([IDS, IDS])
+    name = next(iter(view.peft_config))
+    with torch.no_grad():
+        peft_rows = view(input_ids=ids, adapter_names=["__base__"] * 2 + [name] * 2).logits
+        with split.rows(2, 4):
+            mine = view(input_ids=ids).logits
+    torch.testing.assert_close(mine.float(), peft_rows.float(), atol=2e-2, rtol=2e-2)
+    assert not torch.allclose(mine[:2].float(), mine[2:].float(), atol=1e-3)  # the adapter rows differ
