@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import itertools
 import threading
+import weakref
 from pathlib import Path
 
 import torch
@@ -45,16 +47,24 @@ def adapter_view(base: torch.nn.Module, adapter: str, label: str = "") -> torch.
     return peft_model
 
 
-_LOCKS: dict[int, threading.Lock] = {}
-_LOCKS_LOCK = threading.Lock()
+# Per-view state lives in tables keyed weakly by the view itself: an id(view) key would be reused
+# once a view is freed (and a plain table would keep every view alive); stored on the view, a lock
+# would break copy.deepcopy(view).
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TABLES_LOCK = threading.Lock()
 
 
 def forward_lock(view) -> threading.Lock:
     """A lock per view for forwards with `adapter_names=`: PEFT implements per-row adapters by
     registering hooks on the view's layers for the duration of the call, which two threads
     calling one view at once would mix."""
-    with _LOCKS_LOCK:
-        return _LOCKS.setdefault(id(view), threading.Lock())
+    with _TABLES_LOCK:
+        return _LOCKS.setdefault(view, threading.Lock())
+
+
+_ROWS = threading.local()
+"""The row range the LoRA applies to in the forward this thread is running (see RowSplit.rows)."""
 
 
 class RowSplit:
@@ -64,84 +74,86 @@ class RowSplit:
     PEFT offers the same through `adapter_names=[...]` per row, but it registers a pre-forward hook
     on every module of the model for the duration of each call and gathers each layer's rows by
     index, which on a CPU decode step cost more than the LoRA itself (docs/benchmarks.md). Here
-    each plain LoRA linear layer of the view gets, once, a forward that reads a *thread-local*
-    row range: unset (every other use of the view) it is PEFT's own forward, set it computes
-    base(x) and adds s * B(A(x[lo:hi])) to rows lo:hi of that output in place. Thread-local,
-    because a forward runs in its caller's thread: two threads using one view (say two decodes
-    at once) never see each other's ranges, so no lock is needed.
+    each plain LoRA linear layer of the view becomes, once, a `RowSplitLinear` (a subclass, so a
+    copy of the view keeps working) whose forward reads a *thread-local* row range: unset (every
+    other use of the view) it is PEFT's own forward, set it computes base(x) and adds
+    s * B(A(x[lo:hi])) to rows lo:hi of that output in place. Thread-local, because a forward runs
+    in its caller's thread: two threads using one view (say two decodes at once) never see each
+    other's ranges, so no lock is needed.
     """
 
     def __init__(self, layers: list):
         self.layers = layers
-        self._state = threading.local()
 
+    @staticmethod
     @contextlib.contextmanager
-    def rows(self, lo: int, hi: int):
+    def rows(lo: int, hi: int):
         """Within this block, forwards in this thread apply the LoRA to rows lo:hi only."""
-        self._state.rows = (lo, hi)
+        _ROWS.range = (lo, hi)
         try:
             yield
         finally:
-            self._state.rows = None
-
-    def current(self) -> tuple[int, int] | None:
-        return getattr(self._state, "rows", None)
-
-
-_ROW_SPLITS: dict[int, RowSplit | None] = {}
+            _ROWS.range = None
 
 
 def row_split(view) -> RowSplit | None:
     """The view's `RowSplit` (installed on first use), or None where PEFT's per-row path must be
     used instead: a LoRA layer that is not a plain linear one (DoRA and other variants, embedding
     or convolution LoRA, several adapters in one layer, a merged layer)."""
+    with _TABLES_LOCK:
+        if view not in _SPLITS:
+            _SPLITS[view] = _install_row_split(view)
+        return _SPLITS[view]
+
+
+def _install_row_split(view) -> RowSplit | None:
     from peft.tuners.lora.layer import Linear as LoraLinear
     from peft.tuners.lora.layer import LoraLayer
 
-    with _LOCKS_LOCK:
-        if id(view) in _ROW_SPLITS:
-            return _ROW_SPLITS[id(view)]
-        lora = [m for m in view.modules() if isinstance(m, LoraLayer)]
-        plain = all(type(m) is LoraLinear and len(m.lora_A) == 1 and not m.lora_variant and not m.merged
-                    for m in lora)
-        split = RowSplit(lora) if lora and plain else None
-        for layer in split.layers if split else ():
-            layer.forward = _split_forward(layer, layer.forward, split)
-        _ROW_SPLITS[id(view)] = split
-        return split
+    split_cls = _row_split_linear()
+    lora = [m for m in view.modules() if isinstance(m, LoraLayer)]
+    plain = all(type(m) in (LoraLinear, split_cls) and len(m.lora_A) == 1 and not m.lora_variant and not m.merged
+                for m in lora)
+    if not (lora and plain):
+        return None
+    for layer in lora:
+        layer.__class__ = split_cls
+    return RowSplit(lora)
 
 
-def _split_forward(layer, peft_forward, split: RowSplit):
-    # an instance attribute, so nn.Module.__call__ finds it before the class's forward; a merged copy
-    # of the view (`merged_copy`) drops these layers entirely, so it never calls a stale closure
-    name = next(iter(layer.lora_A))
-    scaled_b: list = [None, None]  # (key, s * B^T): computed once, as long as B and s stay as they are
+@functools.cache
+def _row_split_linear() -> type:
+    """PEFT's LoRA Linear with the row-range forward (built on first use: peft is imported lazily)."""
+    from peft.tuners.lora.layer import Linear as LoraLinear
 
-    def b_t(b: torch.Tensor, s: float) -> torch.Tensor:  # (r, out)
-        key = (b.data_ptr(), b._version, s)
-        if scaled_b[0] != key:
-            scaled_b[:] = [key, (b * s).t().contiguous()]
-        return scaled_b[1]
-
-    def forward(x, *args, **kwargs):
-        rows = split.current()
-        if rows is None or layer.disable_adapters or name not in layer.active_adapters:
-            return peft_forward(x, *args, **kwargs)
-        result = layer.base_layer(x, *args, **kwargs)  # (rows, ..., out), contiguous
-        a, b, s = layer.lora_A[name].weight, layer.lora_B[name].weight, layer.scaling[name]
-        lo, hi = rows
-        xs = x[lo:hi]
-        if layer.training or xs.dtype != a.dtype or result.dtype != a.dtype or not result.is_contiguous():
-            delta = layer.lora_B[name](layer.lora_A[name](layer.lora_dropout[name](xs.to(a.dtype)))) * s
-            result[lo:hi] += delta.to(result.dtype)
+    class RowSplitLinear(LoraLinear):
+        def forward(self, x, *args, **kwargs):
+            rows = getattr(_ROWS, "range", None)
+            name = next(iter(self.lora_A))
+            if rows is None or self.disable_adapters or name not in self.active_adapters:
+                return super().forward(x, *args, **kwargs)
+            result = self.base_layer(x, *args, **kwargs)  # (rows, ..., out), contiguous
+            a, b, s = self.lora_A[name].weight, self.lora_B[name].weight, self.scaling[name]
+            lo, hi = rows
+            xs = x[lo:hi]
+            if self.training or xs.dtype != a.dtype or result.dtype != a.dtype or not result.is_contiguous():
+                delta = self.lora_B[name](self.lora_A[name](self.lora_dropout[name](xs.to(a.dtype)))) * s
+                result[lo:hi] += delta.to(result.dtype)
+                return result
+            # eval (dropout is the identity): two matrix products on the slice, the second added in
+            # place; a decode step calls this for every LoRA layer, so the fewer small ops the better
+            out = result[lo:hi].view(-1, result.shape[-1])
+            out.addmm_(xs.reshape(-1, xs.shape[-1]).mm(a.t()), self._scaled_b_t(b, s))
             return result
-        # eval (dropout is the identity): two matrix products on the slice, the second added in place;
-        # a decode step calls this for every LoRA layer, so the fewer small ops the better
-        out = result[lo:hi].view(-1, result.shape[-1])
-        out.addmm_(xs.reshape(-1, xs.shape[-1]).mm(a.t()), b_t(b, s))
-        return result
 
-    return forward
+        def _scaled_b_t(self, b: torch.Tensor, s: float) -> torch.Tensor:  # (r, out), cached while B and s hold
+            key = (b.data_ptr(), b._version, s)
+            cached = self.__dict__.get("_cdx_scaled_b")
+            if cached is None or cached[0] != key:
+                cached = self.__dict__["_cdx_scaled_b"] = (key, (b * s).t().contiguous())
+            return cached[1]
+
+    return RowSplitLinear
 
 
 def is_adapter_view(model) -> bool:

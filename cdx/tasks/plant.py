@@ -55,7 +55,7 @@ def run(cfg: DictConfig) -> dict:
 def analyse_hint(pair: dict) -> str | None:
     """The `model=` overrides that compare an adapter organism with its base, or None for other kinds."""
     start, comp = pair["starting"], pair["comparison"]
-    if not comp.get("adapter") or comp["path"] != start["path"] or "tiny" in start["path"]:
+    if not comp.get("adapter") or comp["path"] != start["path"] or start["path"] == "tiny-random":
         return None  # (a tiny random base is defined by its seed, which the preset does not carry)
     base = "" if start["path"] == "embedded:smollm2-135m-instruct" else \
         f" model.starting.path={start['path']} model.comparison.path={start['path']}"

@@ -236,3 +236,26 @@ def test_row_split_with_a_float32_lora_over_a_bfloat16_base_takes_the_casting_pa
             mine = view(input_ids=ids).logits
     torch.testing.assert_close(mine.float(), peft_rows.float(), atol=2e-2, rtol=2e-2)
     assert not torch.allclose(mine[:2].float(), mine[2:].float(), atol=1e-3)  # the adapter rows differ
+
+
+def test_a_copy_of_a_row_split_view_runs_its_own_weights(base_dir, tmp_path):
+    """The row-range forward is a method of the layer's class, so copy.deepcopy(view) keeps working on the
+    copy's own weights (an instance-bound forward would still call the original layers)."""
+    from cdx.models.adapters import row_split
+
+    base = load_model(ModelSpec(path=str(base_dir)))[0]
+    _random_lora(base, tmp_path / "a", seed=12)
+    view = load_pair({"path": str(base_dir)}, {"path": str(base_dir), "adapter": str(tmp_path / "a")}).comparison.model
+    split = row_split(view)
+    clone = copy.deepcopy(view)
+    with torch.no_grad():
+        for p in clone.parameters():
+            p.mul_(0.5)  # the copy now differs from the view in every weight
+        ids = torch.cat([IDS, IDS])
+        with split.rows(2, 4):
+            mine, theirs = view(input_ids=ids).logits, clone(input_ids=ids).logits
+        name = next(iter(clone.peft_config))
+        expect = clone(input_ids=ids, adapter_names=["__base__"] * 2 + [name] * 2).logits
+    assert row_split(clone) is not None and row_split(clone) is not split
+    torch.testing.assert_close(theirs, expect, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(mine, theirs, atol=1e-3)
