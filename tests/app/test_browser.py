@@ -159,21 +159,15 @@ def test_every_page_and_a_decode_in_a_real_browser(server, browser, tmp_path):
     model = os.environ.get("CDX_APP_E2E_MODEL", "tiny_random")
     t0 = time.time()
 
-    browser.get(f"{base}/explorer?run={runs['text']}")
-    wait_text(browser, "decode run · 30 texts")
-    wait_text(browser, "p00")  # the shaded text cards
-    shot(browser, shots / "app-explorer.png")
-
-    browser.get(f"{base}/findings?run={runs['analysis']}")
-    wait_text(browser, "2 of 2 hypotheses")
-    shot(browser, shots / "app-findings.png")
-
-    browser.get(f"{base}/search-and-sweeps?run={runs['sweep']}")
-    wait_text(browser, "sweep over model.interpolation")
-    shot(browser, shots / "app-sweeps.png")
-    browser.get(f"{base}/search-and-sweeps?run={runs['search']}")
-    wait_text(browser, "12 prompts in the bank")
-    shot(browser, shots / "app-search.png")
+    # each browsing page with a run: the text that shows it loaded (the shaded text cards for the explorer)
+    for page, run, texts, name in (("explorer", "text", ("decode run · 30 texts", "p00"), "app-explorer"),
+                                   ("findings", "analysis", ("2 of 2 hypotheses",), "app-findings"),
+                                   ("search-and-sweeps", "sweep", ("sweep over model.interpolation",), "app-sweeps"),
+                                   ("search-and-sweeps", "search", ("12 prompts in the bank",), "app-search")):
+        browser.get(f"{base}/{page}?run={runs[run]}")
+        for text in texts:
+            wait_text(browser, text)
+        shot(browser, shots / f"{name}.png")
 
     browser.get(f"{base}/side-by-side?model={model}")
     click_button(browser, "Generate")
