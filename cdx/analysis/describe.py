@@ -89,10 +89,13 @@ def log_odds(counts_c: Counter, counts_s: Counter, prior_strength: float) -> dic
     The prior's pseudo-counts alpha_w = alpha_0 * (y_w^c + y_w^s) / (n_c + n_s) shrink rare terms
     towards no difference; z = delta / sqrt(1/(y_c + alpha_w) + 1/(y_s + alpha_w)).
     """
+    vocabulary = set(counts_c) | set(counts_s)
+    if len(vocabulary) < 2:  # a term is compared with all the others: with none, its odds are 1/0
+        return {}
     n_c, n_s = sum(counts_c.values()), sum(counts_s.values())
     total = n_c + n_s
     out = {}
-    for w in set(counts_c) | set(counts_s):
+    for w in vocabulary:
         y_c, y_s = counts_c.get(w, 0), counts_s.get(w, 0)
         a_w = prior_strength * (y_c + y_s) / total
         a_0 = prior_strength

@@ -50,6 +50,13 @@ def test_log_odds_matches_monroe_by_hand():
     assert got["arr"] == pytest.approx((d, z))
 
 
+def test_log_odds_of_a_one_term_vocabulary_is_empty_not_a_crash():
+    # one term on one side and nothing on the other (tiny models' 4-token texts): odds of 1/0
+    assert log_odds(Counter({"wn": 6}), Counter(), 100.0) == {}
+    assert log_odds(Counter({"wn": 6}), Counter({"wn": 2}), 100.0) == {}
+    assert set(log_odds(Counter({"wn": 6}), Counter({"ok": 1}), 100.0)) == {"wn", "ok"}
+
+
 def test_planted_word_is_the_top_gained_term_and_becomes_a_hypothesis():
     desc = describe(corpus())
     top = desc["terms"][0]
