@@ -86,6 +86,7 @@ class DecodingSchema(Schema):
     seed: int = Field(0, ge=0)
     include_prefix_in_divergences: bool = False
     parallel: Literal["auto", True, False] = "auto"
+    sampler: Literal["inverse_cdf", "multinomial"] = "inverse_cdf"
 
     @field_validator("stop_strings")
     @classmethod

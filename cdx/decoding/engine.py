@@ -8,6 +8,7 @@ log-probs the step already has, so no second scoring pass and no (B, T, V) tenso
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +22,10 @@ from cdx.metrics.divergence import METRICS, token_metrics
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("sample", "greedy", "beam")
+SAMPLERS = ("inverse_cdf", "multinomial")
+_LOG2_E = 1.0 / math.log(2.0)
+"""How a sampled token is drawn: `inverse_cdf` (one uniform per row; the default) or `multinomial`
+(V exponentials per row, as `torch.multinomial` draws them: the same tokens as HF `generate`)."""
 TOKEN_KEYS = (*METRICS, "logp_s", "logp_c")
 
 
@@ -63,6 +68,7 @@ class ContrastiveDecoder:
         include_prefix_in_divergences: bool = False,
         parallel: bool | str = "auto",
         adapter_batch: bool | None = None,
+        sampler: str = "inverse_cdf",
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy={strategy!r} is not valid; use one of {STRATEGIES}")
@@ -73,6 +79,8 @@ class ContrastiveDecoder:
             )
         if temperature <= 0 and strategy == "sample":
             raise ValueError(f"temperature={temperature} must be > 0 for sampling; use strategy=greedy instead")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler={sampler!r} is not valid; use one of {SAMPLERS}")
         if parallel not in ("auto", True, False):
             raise ValueError(f"parallel={parallel!r} is not valid; use auto, true or false")
         if batch_size < 1 or max_new_tokens < 1:
@@ -84,7 +92,7 @@ class ContrastiveDecoder:
         self.stop_strings, self.stop_at_eos = list(stop_strings or ()), stop_at_eos
         self.batch_size, self.seed = batch_size, seed
         self.include_prefix_in_divergences = include_prefix_in_divergences
-        self.parallel = parallel
+        self.parallel, self.sampler = parallel, sampler
         # base vs base + adapter: one batch with per-row adapters (None/True) or two passes (False)
         self.adapter_batch = adapter_batch
         tok = pair.tokenizer
@@ -190,15 +198,20 @@ class ContrastiveDecoder:
         return ws
 
     def _noise(self, n: int, vocab: int, gen: torch.Generator) -> Tensor | None:
-        """Exp(1) noise (n, V) for the next draw, or None when not sampling.
+        """The randomness of the next draw from `gen`, or None when not sampling.
 
-        Drawn from `gen` exactly as `torch.multinomial(w, 1)` draws it internally, which picks
-        argmax(w / q) with q ~ Exp(1): same generator, same order, so same tokens (HF `generate`
-        with the same seed included, tested). Drawing it apart lets it run while the models run.
+        `inverse_cdf`: one uniform u in [0, 1) per row, (n, 1) float64. `multinomial`: Exp(1)
+        noise (n, V), drawn exactly as `torch.multinomial(w, 1)` draws it internally (it picks
+        argmax(w / q), q ~ Exp(1)): same generator, same order, so the same tokens as HF
+        `generate` with the same seed (tested), at the price of V draws per row, 5.7 ms a step
+        for 8 rows of a 49k vocabulary on a CPU core against 0.1 ms for the running sum.
+        Drawing it apart lets it run while the models run.
         """
         if self.strategy != "sample":
             return None
-        return torch.empty(n, vocab, device=gen.device).exponential_(1, generator=gen)
+        if self.sampler == "multinomial":
+            return torch.empty(n, vocab, device=gen.device).exponential_(1, generator=gen)
+        return torch.rand(n, 1, dtype=torch.float64, device=gen.device, generator=gen)
 
     def _choose(self, scores: Tensor, noise: Tensor | None) -> Tensor:
         if self.strategy == "greedy":
@@ -208,9 +221,13 @@ class ContrastiveDecoder:
         top = scores.amax(-1, keepdim=True)  # (N, 1)
         if torch.isnan(top).any():
             raise FloatingPointError("the combined scores hold NaN (model logits overflowed?); try dtype=float32")
-        # unnormalised weights are enough for argmax(w / q): skip softmax's normalising passes
-        weights = (scores - top).exp_()
-        return (weights / noise.to(weights.device)).argmax(-1)  # .to: no-op unless device_map split the model
+        noise = noise.to(scores.device)  # no-op unless device_map split the model
+        # unnormalised weights are enough for both draws: skip softmax's normalising passes
+        if self.sampler == "multinomial":
+            return ((scores - top).exp_() / noise).argmax(-1)  # exp as HF's softmax takes it: same tokens
+        # 2^(x log2 e): MKL's exp slows 17x on the -inf and underflowing scores of contrastive rules;
+        # exp2 does not (0.79 -> 0.05 ms a step), for a relative error of ~|x| 6e-8 in a weight e^x
+        return inverse_cdf(torch.sub(scores, top).mul_(_LOG2_E).exp2_(), noise)
 
     # ---- sampling and greedy ------------------------------------------------------------------
 
@@ -349,6 +366,20 @@ class _History:
                 None if scores is None else float(scores[i]),
             ))
         return out
+
+
+def inverse_cdf(weights: Tensor, u: Tensor) -> Tensor:
+    """One draw per row from weights / weights.sum(-1): weights (N, V) >= 0, u (N, 1) in [0, 1) -> (N,).
+
+    Picks the i with C[i-1] <= u C[V-1] < C[i], C the running sum of the row. The sum is float64,
+    so rounding moves no token's share by more than ~V * 1e-16 (float32 would allow ~V * 6e-8,
+    0.3% of the mass over 49k tokens). A token of weight 0 (a -inf score) has an empty interval and is
+    never picked: the target is kept below C[V-1] even when u C[V-1] rounds up to it.
+    """
+    cdf = weights.cumsum(-1, dtype=torch.float64)  # (N, V)
+    total = cdf[:, -1:]  # (N, 1), >= 1: the top token has weight exp(0)
+    target = torch.minimum(u * total, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, target, right=True).squeeze(-1)
 
 
 def _log_probs(logits: Tensor) -> tuple[Tensor, Tensor]:

@@ -38,6 +38,21 @@ def similarity_gate(logp_s: Tensor, logp_c: Tensor, intensity: float) -> Tensor:
     return torch.exp(-intensity * (1.0 - sim)).unsqueeze(-1)
 
 
+_LOG_TINY = math.log(torch.finfo(torch.float32).tiny)
+
+
+def log_weights(d: Tensor) -> Tensor:
+    """log d for weights d >= 0 (B, V), in place, with -inf where d is 0.
+
+    `d.log()` is 9x slower when half the vocabulary is 0 (MKL's log takes a slow path for 0), and
+    a bool-mask `where` costs as much again, so the zeros are clamped to float32's smallest normal
+    and their logs mapped to -inf by `threshold` (1.4 ms -> 0.2 ms for 8 x 49k, measured). Weights
+    at or below that normal (1.2e-38, a share no draw can reach) count as 0.
+    """
+    return torch.nn.functional.threshold_(d.clamp_min_(torch.finfo(d.dtype).tiny).log_(), _LOG_TINY,
+                                          float("-inf"))
+
+
 Side = Literal["starting", "comparison", "both", "neither"]
 """Which model's behaviour a rule's text shows: one side against the other, both (no contrast), or
 neither (no positive weight: a degenerate rule)."""
@@ -101,18 +116,22 @@ class ProbDiff:
         if plain is not None:
             return plain
         p_s, p_c = probs if probs is not None else (logp_s.exp(), logp_c.exp())
-        d = self.starting_weight * p_s + self.comparison_weight * p_c
+        w_s, w_c = self.starting_weight, self.comparison_weight
+        # a fresh buffer, then in place: each pass over (B, V) is a decoding step's cost (p_s and
+        # p_c are shared with the metrics, so they are never written)
+        d = torch.add(p_s, p_c, alpha=w_c) if w_s == 1 else torch.mul(p_s, w_s).add_(p_c, alpha=w_c)
         if self.similarity_gating_intensity is not None:
             b = similarity_gate(logp_s, logp_c, self.similarity_gating_intensity)
             d = (1 - b) * d + b * p_s
-        d = d.clamp_min(0.0)
+        d.clamp_min_(0.0)
         if self.limit_to_starting_model_top_p is not None:
             nucleus = starting_nucleus(logp_s, self.limit_to_starting_model_top_p)
-            d = d * nucleus
+            d.mul_(nucleus)
             p_s = p_s * nucleus
         empty = d.sum(-1, keepdim=True) < self.min_positive_mass
-        d = torch.where(empty, p_s, d)
-        return d.log()
+        if empty.any():
+            d = torch.where(empty, p_s, d)
+        return log_weights(d)
 
     def direction(self) -> Side:
         """The side whose behaviour the text shows: where w_s p_s + w_c p_c is positive, the positive side leads."""

@@ -96,6 +96,8 @@ BAD_VALUES = [
     ("strategy-unknown", (), {"decoding.strategy": "nucleus"}, r"strategy='nucleus' is not valid: use one of"),
     ("empty-stop-string", (), {"decoding.stop_strings": [""]}, r"stop_strings=\[''\] is not valid: an empty stop string"),
     ("parallel-unknown", (), {"decoding.parallel": "sometimes"}, r"decoding.parallel='sometimes' is not valid"),
+    ("sampler-unknown", (), {"decoding.sampler": "gumbel"},
+     r"decoding.sampler='gumbel' is not valid: use one of 'inverse_cdf' or 'multinomial'"),
     ("decoding-unknown-key", (), {"decoding.top_pp": 0.9}, r"decoding.top_pp is not an option of ContrastiveDecoder"),
     ("probdiff-weights-0-0", ("decoding=probdiff",), {"decoding.rule.starting_weight": 0.0, "decoding.rule.comparison_weight": 0.0},
      r"rule weights \(0, 0\) have no positive weight"),

@@ -1,5 +1,7 @@
 """The cached, batched engine against independent, naive references."""
 
+import math
+
 import pytest
 import torch
 
@@ -71,7 +73,7 @@ def test_one_zero_sampling_equals_hf_generate_with_same_seed(tiny_pair):
     model, tok = tiny_pair.starting.model, tiny_pair.tokenizer
     prompt = "Hello there"
     dec = ContrastiveDecoder(tiny_pair, ProbDiff(1, 0), strategy="sample", temperature=0.8, max_new_tokens=12,
-                             batch_size=1, seed=0, stop_at_eos=False)
+                             batch_size=1, seed=0, stop_at_eos=False, sampler="multinomial")
     ours = _all(dec, [prompt])[0].token_ids
     ids = torch.tensor([tiny_pair.starting.prompt_ids(prompt)])
     torch.manual_seed(0)  # our batch 0 generator is seeded with seed * 1_000_003 + 0 = 0
@@ -80,12 +82,25 @@ def test_one_zero_sampling_equals_hf_generate_with_same_seed(tiny_pair):
     assert ours == ref[0, ids.shape[1]:].tolist()
 
 
-def test_sampling_matches_naive_step_by_step(tiny_pair):
-    """prob_diff sampling: the engine's draw equals a naive loop drawing from the same generator."""
+def _naive_inverse_cdf(d: torch.Tensor, u: float) -> int:
+    """The first token whose running float64 sum of d exceeds u * sum(d), one token at a time."""
+    w = d.double().tolist()
+    target, run = u * math.fsum(w), 0.0
+    for i, x in enumerate(w):
+        run += x
+        if run > target:
+            return i
+    raise AssertionError("u * total reached the end of the row")
+
+
+@pytest.mark.parametrize("sampler", ["inverse_cdf", "multinomial"])
+def test_sampling_matches_naive_step_by_step(tiny_pair, sampler):
+    """prob_diff sampling: the engine's draw equals a naive loop drawing from the same generator
+    (torch.multinomial's for `multinomial`; a Python running sum over one uniform for `inverse_cdf`)."""
     rule = ProbDiff(1, -1)
     prompt = "What is the weather?"
     dec = ContrastiveDecoder(tiny_pair, rule, strategy="sample", max_new_tokens=10, batch_size=1, seed=3,
-                             stop_at_eos=False)
+                             stop_at_eos=False, sampler=sampler)
     ours = _all(dec, [prompt])[0].token_ids
     gen = torch.Generator().manual_seed(3 * 1_000_003)
     s = torch.tensor([tiny_pair.starting.prompt_ids(prompt)])
@@ -96,10 +111,53 @@ def test_sampling_matches_naive_step_by_step(tiny_pair):
             lp_s = torch.log_softmax(tiny_pair.starting.model(input_ids=s).logits[:, -1], -1)
             lp_c = torch.log_softmax(tiny_pair.comparison.model(input_ids=c).logits[:, -1], -1)
             d = (lp_s.exp() - lp_c.exp()).clamp_min(0)
-            tok = torch.multinomial(d / d.sum(), 1, generator=gen)
+            if sampler == "multinomial":
+                tok = torch.multinomial(d / d.sum(), 1, generator=gen)
+            else:
+                u = float(torch.rand(1, 1, dtype=torch.float64, generator=gen))
+                tok = torch.tensor([[_naive_inverse_cdf(d[0], u)]])
             ref.append(int(tok))
             s, c = torch.cat([s, tok], 1), torch.cat([c, tok], 1)
     assert ours == ref
+
+
+@pytest.mark.parametrize("sampler", ["inverse_cdf", "multinomial"])
+def test_sampled_token_frequencies_follow_the_combined_distribution(tiny_pair, sampler):
+    """20,000 draws from fixed scores (with -inf tokens, a temperature and top-k): chi-square against
+    softmax of the warped scores, computed independently in float64; excluded tokens never drawn."""
+    from scipy.stats import chisquare
+
+    n, vocab = 20_000, 12
+    gen = torch.Generator().manual_seed(5)
+    base = torch.tensor([2.0, 1.0, float("-inf"), 0.5, -1.0, -40.0, 0.0, float("-inf"), 1.5, -3.0, 0.2, -0.7])
+    # top-k 8 of the 10 finite scores: -40 and -3 are cut
+    dec = ContrastiveDecoder(tiny_pair, ProbDiff(), strategy="sample", temperature=0.7, top_k=8, sampler=sampler)
+    tokens = dec._choose(base.expand(n, vocab).clone(), dec._noise(n, vocab, gen))
+    counts = torch.bincount(tokens, minlength=vocab).double()
+    kept = base.double() / 0.7
+    kept[kept < kept.topk(8).values[-1]] = float("-inf")
+    expected = torch.softmax(kept, -1) * n
+    assert counts[expected == 0].sum() == 0  # -inf and top-k-excluded tokens are never drawn
+    kept = expected > 0
+    assert kept.sum() == 8 and expected[kept].min() > 5  # chi-square's usual validity rule
+    assert chisquare(counts[kept].numpy(), expected[kept].numpy()).pvalue > 1e-4
+
+
+def test_inverse_cdf_edges_and_naive_reference():
+    from cdx.decoding.engine import inverse_cdf
+
+    w = torch.tensor([[0.0, 0.0, 3.0, 0.0, 1.0, 0.0, 0.0]])
+    pick = lambda u: int(inverse_cdf(w, torch.tensor([[u]], dtype=torch.float64)))  # noqa: E731
+    assert pick(0.0) == 2  # leading zero-weight tokens are skipped
+    assert pick(0.7499) == 2 and pick(0.75) == 4  # [0, 3/4) -> token 2, [3/4, 1) -> token 4
+    assert pick(math.nextafter(1.0, 0.0)) == 4  # trailing zero-weight tokens are never reached
+    # u * total rounding up to total still lands on the last positive-weight token
+    assert int(inverse_cdf(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0]], dtype=torch.float64))) == 0
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.rand(64, 500, generator=gen) ** 8  # a skewed row, as a language model's
+    rows[rows < 0.01] = 0.0
+    u = torch.rand(64, 1, dtype=torch.float64, generator=gen)
+    assert inverse_cdf(rows, u).tolist() == [_naive_inverse_cdf(r, float(x)) for r, x in zip(rows, u[:, 0])]
 
 
 def test_seed_reproducible_and_generations_per_prefix(tiny_pair):
@@ -218,6 +276,8 @@ def test_bad_decoder_options_are_clear(tiny_pair):
         ContrastiveDecoder(tiny_pair, ProbDiff(), strategy="beam", num_beams=2, generations_per_prefix=4)
     with pytest.raises(ValueError, match="temperature=0"):
         ContrastiveDecoder(tiny_pair, ProbDiff(), temperature=0)
+    with pytest.raises(ValueError, match=r"sampler='gumbel' is not valid; use one of \('inverse_cdf', 'multinomial'\)"):
+        ContrastiveDecoder(tiny_pair, ProbDiff(), sampler="gumbel")
     dec = ContrastiveDecoder(tiny_pair, ProbDiff(), include_prefix_in_divergences=True, max_new_tokens=2)
     persona_like = type(tiny_pair)(tiny_pair.starting, tiny_pair.comparison)
     persona_like.comparison = type(tiny_pair.comparison)(

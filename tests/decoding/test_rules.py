@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cdx.decoding.rules import LogitDiff, ProbDiff, direction_of, starting_nucleus
+from cdx.decoding.rules import LogitDiff, ProbDiff, direction_of, log_weights, starting_nucleus
 
 
 def _logps(b=4, v=13, seed=0):
@@ -105,11 +105,27 @@ def test_bad_rule_options_are_clear():
         LogitDiff(alpha=1.0, starting_weight=2.0)
 
 
-def test_precomputed_probs_give_identical_scores():
+def test_precomputed_probs_give_identical_scores_and_are_never_written():
     lp_s, lp_c = _logps(seed=9)
     probs = (lp_s.exp(), lp_c.exp())
-    for rule in (ProbDiff(1, -1, similarity_gating_intensity=1.0), LogitDiff(alpha=1.0)):
+    before = (probs[0].clone(), probs[1].clone(), lp_s.clone(), lp_c.clone())
+    for rule in (ProbDiff(1, -1), ProbDiff(2, -1, limit_to_starting_model_top_p=0.9),
+                 ProbDiff(1, -1, similarity_gating_intensity=1.0), ProbDiff(1, -1, min_positive_mass=0.99),
+                 LogitDiff(alpha=1.0)):
         assert torch.equal(rule(lp_s, lp_c, probs=probs), rule(lp_s, lp_c))
+    # the decoder shares p_s, p_c and the log-probs with the metrics: rules work on their own buffers
+    for a, b in zip(before, (*probs, lp_s, lp_c)):
+        assert torch.equal(a, b)
+
+
+def test_log_weights_is_log_with_minus_inf_for_zero():
+    d = torch.rand(6, 1000, generator=torch.Generator().manual_seed(1)) ** 20  # down to ~1e-60 -> 0 in float32
+    d[:, ::3] = 0.0
+    d[0, 1] = torch.finfo(torch.float32).tiny / 4  # a subnormal weight counts as 0
+    got = log_weights(d.clone())
+    normal = d > torch.finfo(torch.float32).tiny
+    torch.testing.assert_close(got[normal], d[normal].double().log().float())
+    assert (got[~normal] == float("-inf")).all() and (~normal).sum() > 2000
 
 
 def _expected_llr_cs(rule, lp_s, lp_c):

@@ -67,6 +67,17 @@ def test_every_decoding_config_runs(tmp_path, decoding):
     assert recs and all(r["metrics"]["n_tokens"] > 0 for r in recs)
 
 
+def test_sampler_option_reaches_the_decoder(tmp_path):
+    """decoding.sampler picks how tokens are drawn: same seed, different draws; the run records which."""
+    runs = {}
+    for sampler in ("inverse_cdf", "multinomial"):
+        run(compose([*FAST, "prompts.limit=2", f"decoding.sampler={sampler}"], tmp_path / sampler))
+        runs[sampler] = [r["token_ids"] for r in read_records(tmp_path / sampler / "generations.jsonl")]
+        info = json.loads((tmp_path / sampler / "summary.json").read_text())
+        assert info["decoding"]["sampler"] == sampler
+    assert runs["inverse_cdf"] != runs["multinomial"]
+
+
 def test_decode_says_what_changed_in_words_first(tmp_path, capsys):
     from cdx.analysis.quick import quick_summary
 
