@@ -17,7 +17,8 @@ def test_bench_all_prints_every_table_with_its_machine(tmp_path, capsys):
     for fact in ("cores", "torch ", "BLAS ", "torch threads", "load average"):
         assert all(fact in m for m in machines), fact
     assert "parallel mode threads-" in text or "parallel mode sequential" in text
-    for row in ("thread-scaling factor", "overhead over the floor", "model memory of the pair", "task=analyze, whole run"):
+    for row in ("thread-scaling factor", "overhead over the floor", "sampler=multinomial", "model memory of the pair",
+                "task=analyze, whole run"):
         assert re.search(rf"{row}.*\| \d+\.\d\dx \|", text), row
     assert "bench all: 5 table(s) printed" in capsys.readouterr().out
 
