@@ -11,7 +11,9 @@ from tests.conftest import compose
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["task=analyze", "prompts.limit=40", "analysis.sample.max_new_tokens=24", "report.color=false"]
+# 60 prompts x 32 tokens: the pirate finding validated in each of seeds 0-3 (best q 1e-5 to 0.027); at 40 x 24
+# it missed seed 0 (q 0.10 on 8/30 vs 1/30 texts): too small a run to test the finding, not the analysis
+SMALL = ["task=analyze", "prompts.limit=60", "analysis.sample.max_new_tokens=32", "report.color=false"]
 PIRATE = re.compile(r"\b(arr+|ahoy|matey|ye|aye|treasure|ship|sea|crew|captain|pirate)\b", re.I)
 
 
