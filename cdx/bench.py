@@ -1,7 +1,8 @@
 """Benchmarks: `python -m cdx.bench score|decode|adapter|uncached|analyze|all [--repeats N] [--out FILE]`.
 
 Every figure is a ratio of two timings taken side by side in one process, interleaved
-(A, B, A, B, ...) and reduced by the median, because absolute times on shared machines drift.
+(A, B, A, B, ...): the median over repeats of A's time over B's in the same repeat, because
+absolute times on shared machines drift (a paired ratio cancels drift slower than one repeat).
 Each table carries the machine facts that decide its figures (CPU, cores, torch threads, the
 parallel mode chosen, torch and BLAS versions, load average when it started).
 
@@ -72,6 +73,11 @@ class Timing:
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+
+def ratio(a: Timing, b: Timing) -> float:
+    """Median over repeats of a's time / b's time in the same repeat (`_measure` interleaves them)."""
+    return statistics.median(x / y for x, y in zip(a.seconds, b.seconds, strict=True))
 
 
 @dataclass
@@ -224,30 +230,31 @@ def bench_decode(setup: Setup) -> tuple[list[Row], str]:
         "floor_shared": _floor(shared, prompts, n, parallel=False),
         "cdx_shared_hf": _cdx(shared, prompts, n, sampler="multinomial"),
     }, setup.repeats)
-    hf, floor = t["hf"].median, min(t["floor_par"].median, t["floor_seq"].median)
-    scaling = t["hf_1"].median / hf
-    best = "side by side" if t["floor_par"].median <= t["floor_seq"].median else "one after the other"
+    hf = t["hf"]
+    floor = min(t["floor_par"], t["floor_seq"], key=lambda x: x.median)  # the best arrangement
+    scaling = ratio(t["hf_1"], hf)
+    best = "side by side" if floor is t["floor_par"] else "one after the other"
     rows = [
         Row(f"single-model HF generate, {total_threads()} threads (batch {setup.batch}, {n} tokens)", t["hf"], 1.0,
             "reference"),
         Row("single-model HF generate, 1 thread: **thread-scaling factor** (1-thread / all-thread time)", t["hf_1"],
             scaling, "(machine)"),
         Row("floor: both models' bare cached steps, side by side (one thread set each)", t["floor_par"],
-            t["floor_par"].median / hf, "(vs HF generate)"),
+            ratio(t["floor_par"], hf), "(vs HF generate)"),
         Row("floor: both models' bare cached steps, one after the other (all threads)", t["floor_seq"],
-            t["floor_seq"].median / hf, "(vs HF generate)"),
+            ratio(t["floor_seq"], hf), "(vs HF generate)"),
         Row(f"cdx two-model contrastive decoding vs HF generate (thread scaling {scaling:.2f}x)", t["cdx_two"],
-            t["cdx_two"].median / hf, "reported"),
-        Row(f"cdx two-model: **overhead over the floor** ({best})", t["cdx_two"], t["cdx_two"].median / floor,
+            ratio(t["cdx_two"], hf), "reported"),
+        Row(f"cdx two-model: **overhead over the floor** ({best})", t["cdx_two"], ratio(t["cdx_two"], floor),
             "<= 1.10x"),
         Row("floor: bare cached steps over 2B rows (shared weights, one batch)", t["floor_shared"],
-            t["floor_shared"].median / hf, "(vs HF generate)"),
+            ratio(t["floor_shared"], hf), "(vs HF generate)"),
         Row("cdx shared-weights pair: overhead over its floor", t["cdx_shared"],
-            t["cdx_shared"].median / t["floor_shared"].median, "<= 1.05x"),
-        Row("cdx shared-weights pair vs HF generate", t["cdx_shared"], t["cdx_shared"].median / hf,
+            ratio(t["cdx_shared"], t["floor_shared"]), "<= 1.05x"),
+        Row("cdx shared-weights pair vs HF generate", t["cdx_shared"], ratio(t["cdx_shared"], hf),
             "<= 1.15x on a GPU (info on CPU)"),
         Row("same, sampler=multinomial (HF generate's own draws, V exponentials a row): over the floor",
-            t["cdx_shared_hf"], t["cdx_shared_hf"].median / t["floor_shared"].median, "(info)"),
+            t["cdx_shared_hf"], ratio(t["cdx_shared_hf"], t["floor_shared"]), "(info)"),
     ]
     return rows, machine(parallel_mode(two))
 
@@ -275,9 +282,9 @@ def bench_adapter(setup: Setup) -> tuple[list[Row], str]:
         Row(f"cdx two separate models (base + merged copy), batch {setup.batch}, {n} tokens", t["separate"], 1.0,
             "reference"),
         Row("cdx adapter pair over one set of weights: one batch, adapter per row (default)", t["adapter"],
-            t["adapter"].median / t["separate"].median, "<= 1.0x"),
+            ratio(t["adapter"], t["separate"]), "<= 1.0x"),
         Row(f"same, two passes over the shared base ({parallel_mode(pair, adapter_batch=False)})", t["two_pass"],
-            t["two_pass"].median / t["separate"].median, "(info)"),
+            ratio(t["two_pass"], t["separate"]), "(info)"),
     ]
     return rows, machine(parallel_mode(pair))
 
@@ -314,7 +321,7 @@ def bench_uncached(setup: Setup) -> tuple[list[Row], str]:
     t = _measure({"cdx": _cdx(two, prompts, n), "uncached": _uncached(two, prompts, n)}, 1)
     return [Row(f"uncached reference, {n} tokens (upstream approach)", t["uncached"], None, "reference"),
             Row(f"cdx two-model, {n} tokens: speed-up over uncached", t["cdx"],
-                t["uncached"].median / t["cdx"].median, ">= 10x")], machine(parallel_mode(two))
+                ratio(t["uncached"], t["cdx"]), ">= 10x")], machine(parallel_mode(two))
 
 
 def bench_score(setup: Setup) -> tuple[list[Row], str]:
@@ -335,12 +342,11 @@ def bench_score(setup: Setup) -> tuple[list[Row], str]:
     t = _measure({"single": single,
                   "pair": lambda: score_rows(two, rows_s, rows_s, conts, chunk=32),
                   "shared": lambda: score_rows(shared, rows_s, rows_shared_c, conts)}, setup.repeats)
-    base = t["single"].median
     return [Row(f"single-model forward, full logits ({len(prompts)} x ~{ids.shape[1]} tokens)", t["single"], 1.0,
                 "reference"),
-            Row("teacher-forced pair scoring + all metrics: throughput", t["pair"], base / t["pair"].median,
+            Row("teacher-forced pair scoring + all metrics: throughput", t["pair"], ratio(t["single"], t["pair"]),
                 ">= 0.5x"),
-            Row("same, shared-weights pair (one batch)", t["shared"], base / t["shared"].median, "(info)")], \
+            Row("same, shared-weights pair (one batch)", t["shared"], ratio(t["single"], t["shared"]), "(info)")], \
         machine(parallel_mode(two))
 
 
@@ -414,11 +420,11 @@ def bench_analyze(setup: Setup) -> tuple[list[Row], str]:
         generation()  # warm-up of both: model, GGUF cache and embedder loads are not what is compared
         analyze()
         t = _measure({"generation": generation, "analyze": analyze}, setup.repeats)
-    ratio = t["analyze"].median / t["generation"].median
+    analyze_ratio = ratio(t["analyze"], t["generation"])
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in last.items() if v is not None)
     rows = [Row(f"generation task=analyze needs, alone ({' '.join(overrides[1:])})", t["generation"], 1.0,
                 "reference"),
-            Row(f"task=analyze, whole run (stages: {stages})", t["analyze"], ratio, "<= 1.25x")]
+            Row(f"task=analyze, whole run (stages: {stages})", t["analyze"], analyze_ratio, "<= 1.25x")]
     if own:
         rows.append(Row("the run's own account: whole analysis / its sampling stages (analysis.json cost_ratio, "
                         "median)", None, statistics.median(own), "(cross-check)"))
@@ -461,7 +467,8 @@ def main(argv=None) -> None:
     setup = Setup(args.model, args.batch, args.tokens, args.repeats)
     what = {"all": ALL, "floor": ("decode",)}.get(args.what, (args.what,))
     parts = [f"Date: {time.strftime('%Y-%m-%d %H:%M')}. Model {setup.model}, batch {setup.batch}, "
-             f"{setup.tokens} new tokens, {setup.repeats} interleaved repeats (median).\n"]
+             f"{setup.tokens} new tokens, {setup.repeats} interleaved repeats (seconds: median; ratios: median of "
+             "the ratios within each repeat).\n"]
     print(parts[0], flush=True)
     if args.out:
         with Path(args.out).open("a") as f:

@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from cdx import bench
 
 
@@ -26,3 +28,12 @@ def test_bench_all_prints_every_table_with_its_machine(tmp_path, capsys):
 def test_machine_facts_are_read_from_this_machine():
     assert bench.blas().split()[0] in bench.torch.__config__.show()
     assert bench.cpu_model()
+
+
+def test_ratio_is_the_median_of_ratios_within_each_repeat():
+    # the machine slows down in repeat 2: paired ratios cancel it, a ratio of medians would say 3.0x
+    a, b = bench.Timing("a", [2.0, 10.0, 3.0]), bench.Timing("b", [1.0, 4.0, 1.0])
+    assert bench.ratio(a, b) == 2.5
+    assert a.median / b.median == 3.0
+    with pytest.raises(ValueError):
+        bench.ratio(a, bench.Timing("short", [1.0]))
