@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 
 STRATEGIES = ("sample", "greedy", "beam")
 SAMPLERS = ("inverse_cdf", "multinomial")
-_LOG2_E = 1.0 / math.log(2.0)
 """How a sampled token is drawn: `inverse_cdf` (one uniform per row; the default) or `multinomial`
 (V exponentials per row, as `torch.multinomial` draws them: the same tokens as HF `generate`)."""
+_LOG2_E = 1.0 / math.log(2.0)
 TOKEN_KEYS = (*METRICS, "logp_s", "logp_c")
 
 
@@ -204,7 +204,7 @@ class ContrastiveDecoder:
         noise (n, V), drawn exactly as `torch.multinomial(w, 1)` draws it internally (it picks
         argmax(w / q), q ~ Exp(1)): same generator, same order, so the same tokens as HF
         `generate` with the same seed (tested), at the price of V draws per row, 5.7 ms a step
-        for 8 rows of a 49k vocabulary on a CPU core against 0.1 ms for the running sum.
+        for 8 rows of a 49k vocabulary on a CPU core against 0.35 ms for the whole inverse-CDF draw.
         Drawing it apart lets it run while the models run.
         """
         if self.strategy != "sample":
@@ -377,7 +377,7 @@ def inverse_cdf(weights: Tensor, u: Tensor) -> Tensor:
     never picked: the target is kept below C[V-1] even when u C[V-1] rounds up to it.
     """
     cdf = weights.cumsum(-1, dtype=torch.float64)  # (N, V)
-    total = cdf[:, -1:]  # (N, 1), >= 1: the top token has weight exp(0)
+    total = cdf[:, -1:]  # (N, 1), > 0 (in the decoder >= 1: its top token has weight 2^0)
     target = torch.minimum(u * total, torch.nextafter(total, torch.zeros_like(total)))
     return torch.searchsorted(cdf, target, right=True).squeeze(-1)
 
