@@ -69,7 +69,7 @@ def run(cfg: DictConfig) -> dict:
         tracker.log_summary({k: v for k, v in record.items() if isinstance(v, (int, float))})
     sweep_dir = run_meta(cfg, "benchmark").get("sweep_dir")
     if sweep_dir and out.resolve().is_relative_to(Path(sweep_dir).resolve()):  # a job of a suite multirun
-        collect(Path(sweep_dir), Path(sweep_dir) / "benchmark", cfg.task.png)
+        collect([Path(sweep_dir)], Path(sweep_dir) / "benchmark", cfg.task.png)
     judged = (f" (judge alone R@1={record['judge_recovery_at_1']} R@5={record['judge_recovery_at_5']}, "
               f"{record['judge_calls']} assistant calls)") if record.get("judge") else ""
     print(f"cdx benchmark: {spec.name} seed {record['seed']}: {record['n_validated']} validated, "
@@ -115,13 +115,12 @@ def collect_folders(value) -> list[Path]:
     return [Path(str(p).strip()) for item in items for p in str(item).split(",") if str(p).strip()]
 
 
-def collect(sweep_dirs: Path | list[Path], out: Path, png: bool = False) -> dict:
+def collect(dirs: list[Path], out: Path, png: bool = False) -> dict:
     """benchmark.jsonl / .md / .html of every finished job under the sweep folder(s).
 
     Several folders (a suite run in parts, or more seeds added later) are merged; the same
     (organism, seed) in two jobs is refused, naming both, so no result is silently counted twice.
     """
-    dirs = [sweep_dirs] if isinstance(sweep_dirs, Path) else list(sweep_dirs)
     paths = [p for d in dirs for p in sorted(d.glob(f"*/{RECORD}"))]
     records = [json.loads(p.read_text()) for p in paths]
     if not records:

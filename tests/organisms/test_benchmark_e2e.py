@@ -33,7 +33,7 @@ def test_planted_organism_is_recovered_and_null_pair_is_clean(tmp_path, tiny_cac
     # the suite table over both job folders
     from cdx.tasks.benchmark import collect
 
-    summary = collect(tmp_path, tmp_path / "benchmark")
+    summary = collect([tmp_path], tmp_path / "benchmark")
     assert summary["n_runs"] == 2 and summary["recovery_at_5"] == 1.0
     table = (tmp_path / "benchmark" / "benchmark.md").read_text()
     assert "| tiny_ahoy |" in table and "| ALL null |" in table
