@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +175,7 @@ class RunLock:
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
-            raise RunLockedError(_locked_message(self.folder, _read_holder(self.folder))) from None
+            raise RunLockedError(_locked_message(self.folder, _wait_for_holder(self.folder))) from None
         atomic_write_json(self.folder / HOLDER_FILE, {
             "pid": os.getpid(), "host": socket.gethostname(), "since": _now(), "command": " ".join(sys.argv)})
 
@@ -211,6 +212,14 @@ def _read_holder(folder: Path) -> dict:
         return json.loads((folder / HOLDER_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def _wait_for_holder(folder: Path, patience_s: float = 0.5) -> dict:
+    """The holder's note; a holder that has just taken the lock writes it a moment later, so wait briefly."""
+    deadline = time.monotonic() + patience_s
+    while not (holder := _read_holder(folder)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return holder
 
 
 def _locked_message(folder: Path, holder: dict) -> str:

@@ -107,6 +107,31 @@ def test_a_second_process_on_a_locked_directory_refuses_naming_the_holder(tmp_pa
         pass
 
 
+SLOW_HOLDER = """
+import json, os, sys, time
+from filelock import FileLock
+from cdx.io.rundir import HOLDER_FILE, LOCK_FILE
+folder = sys.argv[1]
+with FileLock(os.path.join(folder, LOCK_FILE), is_singleton=False):
+    print("locked", flush=True)
+    time.sleep(0.2)  # the instant between taking the lock and writing the holder's note
+    with open(os.path.join(folder, HOLDER_FILE), "w") as f:
+        json.dump({"pid": os.getpid(), "host": "h", "since": "s", "command": "c"}, f)
+    time.sleep(60)
+"""
+
+
+def test_a_run_refused_before_the_holder_note_is_written_still_names_the_holder(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", SLOW_HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLockedError, match=rf"in use by process {holder.pid} on h"):
+            RunLock(tmp_path).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_lock_is_released_after_an_error(tmp_path):
     with pytest.raises(RuntimeError, match="task failed"):
         with open_run(tmp_path, "decode", IDENT, resume=False):
