@@ -245,7 +245,7 @@ class ContrastiveDecoder:
             tok = torch.where(hist.done, self.pad_id, tok)
             hist.record(step, tok, metrics, logp_s, logp_c)
             self._update_done(hist, step, tok)
-            if hist.done.all():
+            if hist.done.all() or step == self.max_new_tokens - 1:  # no forward for a token never drawn
                 break
             pending = streams.step_async(tok, then=_log_probs)
             noise = self._noise(n, vocab, gen)  # while the models take the step
@@ -291,7 +291,7 @@ class ContrastiveDecoder:
             hist.record(step, tok, {m: v[src] for m, v in metrics.items()}, logp_s[src], logp_c[src])
             beam_scores = top
             self._update_done(hist, step, tok)
-            if hist.done.all():
+            if hist.done.all() or step == self.max_new_tokens - 1:
                 break
             streams.reorder(src)
             side_s, side_c = streams.step(tok, then=_log_probs)

@@ -60,6 +60,23 @@ def test_persona_pair_runs_as_one_batch_and_matches_separate_models(tiny_persona
     assert max(v for g in a for v in g.tokens["kl_sc"]) > 0  # the two contexts really differ
 
 
+@pytest.mark.parametrize("strategy", ["sample", "beam"])
+def test_n_tokens_cost_one_prefill_and_n_minus_1_steps_per_model(tiny_pair, strategy):
+    calls = {"s": 0, "c": 0}
+    hooks = [side.model.register_forward_hook(lambda *_, k=k: calls.__setitem__(k, calls[k] + 1))
+             for k, side in (("s", tiny_pair.starting), ("c", tiny_pair.comparison))]
+    try:
+        kw = dict(num_beams=2) if strategy == "beam" else {}
+        dec = ContrastiveDecoder(tiny_pair, ProbDiff(), strategy=strategy, max_new_tokens=5, batch_size=4,
+                                 stop_at_eos=False, **kw)
+        gens = _all(dec, PROMPTS)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert {len(g.token_ids) for g in gens} == {5}
+    assert calls == {"s": 5, "c": 5}  # the prefill draws token 1; no forward after the last token
+
+
 def test_batched_equals_one_by_one(tiny_pair):
     kw = dict(strategy="greedy", max_new_tokens=8, stop_at_eos=False)
     batched = _all(ContrastiveDecoder(tiny_pair, ProbDiff(), batch_size=4, **kw), PROMPTS)
