@@ -75,9 +75,23 @@ class Timing:
         return statistics.median(self.seconds)
 
 
-def ratio(a: Timing, b: Timing) -> float:
-    """Median over repeats of a's time / b's time in the same repeat (`_measure` interleaves them)."""
-    return statistics.median(x / y for x, y in zip(a.seconds, b.seconds, strict=True))
+class Ratio(float):
+    """A paired ratio (its value, the median) that also keeps its lowest and highest repeat."""
+
+    lo: float
+    hi: float
+
+
+def ratio(a: Timing, b: Timing) -> Ratio:
+    """Median over repeats of a's time / b's time in the same repeat (`_measure` interleaves them).
+
+    The range over repeats goes into the table beside it: on a shared machine one repeat can move
+    a ratio by several points, and a reader should see how far.
+    """
+    each = [x / y for x, y in zip(a.seconds, b.seconds, strict=True)]
+    out = Ratio(statistics.median(each))
+    out.lo, out.hi = min(each), max(each)
+    return out
 
 
 @dataclass
@@ -433,9 +447,12 @@ def bench_analyze(setup: Setup) -> tuple[list[Row], str]:
 
 def to_markdown(rows: list[Row], title: str, machine_line: str) -> str:
     lines = [f"### {title}", "", f"Machine: {machine_line}.", "",
-             "| measurement | median s | runs | peak extra RSS MiB | ratio | target |", "|---|---|---|---|---|---|"]
+             "| measurement | median s | runs | peak extra RSS MiB | ratio (range over repeats) | target |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
+        if isinstance(r.ratio, Ratio) and r.timing is not None and len(r.timing.seconds) > 1:
+            ratio += f" ({r.ratio.lo:.2f}-{r.ratio.hi:.2f})"
         if r.timing is None:
             lines.append(f"| {r.name} |  |  |  | {ratio} | {r.target} |")
         else:

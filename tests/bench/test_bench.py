@@ -33,7 +33,10 @@ def test_machine_facts_are_read_from_this_machine():
 def test_ratio_is_the_median_of_ratios_within_each_repeat():
     # the machine slows down in repeat 2: paired ratios cancel it, a ratio of medians would say 3.0x
     a, b = bench.Timing("a", [2.0, 10.0, 3.0]), bench.Timing("b", [1.0, 4.0, 1.0])
-    assert bench.ratio(a, b) == 2.5
+    r = bench.ratio(a, b)
+    assert r == 2.5 and (r.lo, r.hi) == (2.0, 3.0)
+    table = bench.to_markdown([bench.Row("a vs b", a, r, "<= 3x")], "t", "m")
+    assert "| a vs b | 3.000 | 3 | 0 | 2.50x (2.00-3.00) | <= 3x |" in table
     assert a.median / b.median == 3.0
     with pytest.raises(ValueError):
         bench.ratio(a, bench.Timing("short", [1.0]))
