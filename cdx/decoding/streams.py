@@ -110,6 +110,21 @@ def total_threads() -> int:
         return _TOTAL_THREADS[0]
 
 
+def _hold_threads(threads: int) -> None:
+    """Give the calling thread `threads` intra-op threads, for good.
+
+    ATen sets up each thread's count lazily, on its first parallel op, from the process-wide
+    default, and `set_num_threads` does not count as that set-up. So a worker that only set its
+    count would take the default back (put back by `side_worker`) on its first op: each side
+    of a "threads-1+1" pair ran two threads, four on two cores, and libgomp, seeing more threads
+    than CPUs, stopped spinning for every team in the process (one-batch forwards on the main
+    thread ran ~20% slower after any two-model decode). `get_num_threads` runs the set-up now.
+    """
+    torch.set_num_threads(threads)
+    if torch.get_num_threads() != threads:
+        raise RuntimeError(f"a cdx side worker asked for {threads} intra-op threads and got {torch.get_num_threads()}")
+
+
 def side_worker(role: str, threads: int) -> ThreadPoolExecutor:
     """One long-lived thread that runs side `role` of CPU pairs with `threads` intra-op threads.
 
@@ -120,8 +135,8 @@ def side_worker(role: str, threads: int) -> ThreadPoolExecutor:
     with _WORKERS_LOCK:
         if key not in _WORKERS:
             before = torch.get_num_threads()
-            pool = ThreadPoolExecutor(1, thread_name_prefix=f"cdx-{role}",
-                                      initializer=torch.set_num_threads, initargs=(threads,))
+            pool = ThreadPoolExecutor(1, thread_name_prefix=f"cdx-{role}", initializer=_hold_threads,
+                                      initargs=(threads,))
             pool.submit(int).result()  # run the initializer now, while the lock is held
             torch.set_num_threads(before)  # put the process-wide default back
             _WORKERS[key] = pool
