@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from cdx.decoding.streams import PairStreams
+from cdx.decoding.streams import PairStreams, parallel_mode, side_worker
 from cdx.metrics.divergence import METRICS, token_metrics
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,16 @@ class ContrastiveDecoder:
     def generate_batch(
         self, prompts: Sequence[str], first_index: int = 0, batch_number: int = 0, seed: int | None = None
     ) -> list[Generation]:
+        if parallel_mode(self.pair, self.parallel, self.adapter_batch).startswith("threads"):
+            # Two models side by side on the side workers: the caller's per-step work (the rule, the
+            # draw) runs while the workers compute the metrics, so it takes one thread, on a worker
+            # of its own (this thread's count is never changed: see streams); on all threads it
+            # oversubscribed the cores, 1.10x -> 1.02x over the floor on two cores (docs/benchmarks.md).
+            return side_worker("driver", 1).submit(self._generate_batch, prompts, first_index, batch_number,
+                                                   seed).result()
+        return self._generate_batch(prompts, first_index, batch_number, seed)
+
+    def _generate_batch(self, prompts: Sequence[str], first_index: int, batch_number: int, seed: int | None):
         rows_s = [self.pair.starting.prompt_ids(p) for p in prompts]
         rows_c = [self.pair.comparison.prompt_ids(p) for p in prompts]
         # One generator per batch, seeded from (seed, batch): reruns and resumed runs reproduce.

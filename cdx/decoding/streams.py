@@ -95,7 +95,8 @@ class Stream:
 # (as round 1 did) races with any other run in the process: a thread created meanwhile starts
 # with the flipped count. So no request thread ever changes its count here: each side of a CPU
 # pair runs on its own long-lived worker thread whose count is set once, when it is created,
-# under a lock, after which the process-wide default is put back.
+# under a lock, after which the process-wide default is put back. The decode loop of such a pair
+# runs on a one-thread "driver" worker of its own (`ContrastiveDecoder.generate_batch`).
 
 _WORKERS: dict[tuple[str, int], ThreadPoolExecutor] = {}
 _WORKERS_LOCK = threading.Lock()
@@ -106,8 +107,22 @@ def total_threads() -> int:
     """The process's intra-op thread budget, read once (later per-thread changes do not move it)."""
     with _WORKERS_LOCK:
         if not _TOTAL_THREADS:
-            _TOTAL_THREADS.append(torch.get_num_threads())
+            _TOTAL_THREADS.append(_process_default())
         return _TOTAL_THREADS[0]
+
+
+def _in_fresh_thread(fn: Callable[[], Any]) -> Any:
+    out = []
+    t = threading.Thread(target=lambda: out.append(fn()))
+    t.start()
+    t.join()
+    return out[0]
+
+
+def _process_default() -> int:
+    """The count a new thread starts from: read in a new thread, so the caller's own count (a side
+    worker's, say) is never taken for it."""
+    return _in_fresh_thread(torch.get_num_threads)
 
 
 def _hold_threads(threads: int) -> None:
@@ -134,11 +149,13 @@ def side_worker(role: str, threads: int) -> ThreadPoolExecutor:
     key = (role, threads)
     with _WORKERS_LOCK:
         if key not in _WORKERS:
-            before = torch.get_num_threads()
+            default = _process_default()
             pool = ThreadPoolExecutor(1, thread_name_prefix=f"cdx-{role}", initializer=_hold_threads,
                                       initargs=(threads,))
             pool.submit(int).result()  # run the initializer now, while the lock is held
-            torch.set_num_threads(before)  # put the process-wide default back
+            # put the process-wide default back from a throwaway thread: set_num_threads also sets
+            # its caller's count, and the caller may be a side worker (the driver) with its own
+            _in_fresh_thread(lambda: torch.set_num_threads(default))
             _WORKERS[key] = pool
         return _WORKERS[key]
 

@@ -18,3 +18,28 @@ def test_a_side_worker_keeps_its_thread_count_after_the_process_default_is_put_b
         assert worker.submit(big_op).result() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def _fresh_thread_count() -> int:
+    import threading
+
+    out = []
+    t = threading.Thread(target=lambda: out.append(torch.get_num_threads()))
+    t.start()
+    t.join()
+    return out[0]
+
+
+def test_a_worker_made_from_inside_another_worker_leaves_both_counts_alone():
+    # the decode driver (one thread) creates the side workers: putting "its" count back as the
+    # process default would start every later thread of the process on one thread
+    default = _fresh_thread_count()
+    outer = side_worker("test-outer", 1)
+
+    def make_inner():
+        side_worker("test-inner", 2)
+        return torch.get_num_threads()
+
+    assert outer.submit(make_inner).result() == 1
+    assert side_worker("test-inner", 2).submit(torch.get_num_threads).result() == 2
+    assert _fresh_thread_count() == default
