@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -126,11 +127,18 @@ class ContrastiveDecoder:
             # draw) runs while the workers compute the metrics, so it takes one thread, on a worker
             # of its own (this thread's count is never changed: see streams); on all threads it
             # oversubscribed the cores, 1.10x -> 1.02x over the floor on two cores (docs/benchmarks.md).
-            return side_worker("driver", 1).submit(self._generate_batch, prompts, first_index, batch_number,
-                                                   seed).result()
+            cancel = threading.Event()
+            done = side_worker("driver", 1).submit(self._generate_batch, prompts, first_index, batch_number, seed,
+                                                   cancel)
+            try:
+                return done.result()
+            except BaseException:  # Ctrl-C or a kill while waiting: the driver stops at its next step
+                cancel.set()
+                raise
         return self._generate_batch(prompts, first_index, batch_number, seed)
 
-    def _generate_batch(self, prompts: Sequence[str], first_index: int, batch_number: int, seed: int | None):
+    def _generate_batch(self, prompts: Sequence[str], first_index: int, batch_number: int, seed: int | None,
+                        cancel: threading.Event | None = None):
         rows_s = [self.pair.starting.prompt_ids(p) for p in prompts]
         rows_c = [self.pair.comparison.prompt_ids(p) for p in prompts]
         # One generator per batch, seeded from (seed, batch): reruns and resumed runs reproduce.
@@ -139,7 +147,8 @@ class ContrastiveDecoder:
         # On the starting model's device: sampling noise is drawn where the scores are (no copy of
         # (N, V) weights to the host per step on a GPU). On the CPU the tokens equal HF generate's.
         gen = torch.Generator(device=streams.s.device).manual_seed(seed * 1_000_003 + batch_number)
-        raw = self._beam(streams, rows_s, rows_c) if self.strategy == "beam" else self._sample(streams, rows_s, rows_c, gen)
+        raw = (self._beam(streams, rows_s, rows_c, cancel) if self.strategy == "beam"
+               else self._sample(streams, rows_s, rows_c, gen, cancel))
         out = []
         per = self.num_beams if self.strategy == "beam" else self.generations_per_prefix
         for row, (ids, toks, reason, score) in enumerate(raw):
@@ -241,7 +250,7 @@ class ContrastiveDecoder:
 
     # ---- sampling and greedy ------------------------------------------------------------------
 
-    def _sample(self, streams: PairStreams, rows_s, rows_c, gen):
+    def _sample(self, streams: PairStreams, rows_s, rows_c, gen, cancel: threading.Event | None = None):
         side_s, side_c = streams.prefill(rows_s, rows_c, then=_log_probs)
         r = self.generations_per_prefix
         streams.repeat(r)
@@ -250,6 +259,7 @@ class ContrastiveDecoder:
         hist = _History(n, self.max_new_tokens, side_s[0].device)
         noise = self._noise(n, vocab, gen)
         for step in range(self.max_new_tokens):
+            _stop_if(cancel)
             scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step)
             tok = self._choose(scores, noise)
             tok = torch.where(hist.done, self.pad_id, tok)
@@ -276,7 +286,7 @@ class ContrastiveDecoder:
 
     # ---- beam search --------------------------------------------------------------------------
 
-    def _beam(self, streams: PairStreams, rows_s, rows_c):
+    def _beam(self, streams: PairStreams, rows_s, rows_c, cancel: threading.Event | None = None):
         """Beam search over log q, q = softmax(rule scores / temperature); both caches reordered."""
         k, b = self.num_beams, len(rows_s)
         side_s, side_c = streams.prefill(rows_s, rows_c, then=_log_probs)
@@ -287,6 +297,7 @@ class ContrastiveDecoder:
         beam_scores[:, 1:] = float("-inf")  # all beams start equal: let only the first expand
         hist = _History(b * k, self.max_new_tokens, device)
         for step in range(self.max_new_tokens):
+            _stop_if(cancel)
             scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step)
             logq = torch.log_softmax(scores / self.temperature, dim=-1)
             # finished beams only extend with padding, at no cost, so their score stays fixed
@@ -376,6 +387,15 @@ class _History:
                 None if scores is None else float(scores[i]),
             ))
         return out
+
+
+def _stop_if(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise DecodeCancelled("the caller stopped waiting for this batch")
+
+
+class DecodeCancelled(Exception):
+    """A batch given up by its caller (interrupted while the driver worker decoded it)."""
 
 
 def inverse_cdf(weights: Tensor, u: Tensor) -> Tensor:

@@ -43,3 +43,35 @@ def test_a_worker_made_from_inside_another_worker_leaves_both_counts_alone():
     assert outer.submit(make_inner).result() == 1
     assert side_worker("test-inner", 2).submit(torch.get_num_threads).result() == 2
     assert _fresh_thread_count() == default
+
+
+def test_an_interrupted_two_model_decode_stops_its_driver_within_a_step(tiny_pair):
+    """Two-model pairs decode on the driver worker; Ctrl-C in the caller must not leave it running
+    the rest of the batch (a process waits for its workers at exit)."""
+    import os
+    import signal
+    import time
+
+    import pytest
+
+    from cdx.decoding import ContrastiveDecoder, ProbDiff
+
+    calls = []
+
+    class InterruptingRule(ProbDiff):
+        def __call__(self, logp_s, logp_c, probs=None):
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, while the caller waits for the batch
+            return super().__call__(logp_s, logp_c, probs=probs)
+
+    dec = ContrastiveDecoder(tiny_pair, InterruptingRule(), max_new_tokens=400, min_new_tokens=400,
+                             stop_at_eos=False, parallel=True)
+    with pytest.raises(KeyboardInterrupt):
+        dec.generate_batch(["Hello there"])
+    time.sleep(0.5)
+    stopped_at = len(calls)
+    time.sleep(0.5)
+    assert len(calls) == stopped_at < 50  # stopped, far short of 400 steps
+    again = ContrastiveDecoder(tiny_pair, ProbDiff(), max_new_tokens=3, parallel=True).generate_batch(["Hi"])
+    assert len(again[0].token_ids) >= 1  # the driver is free for the next batch
