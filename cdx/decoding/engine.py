@@ -126,7 +126,7 @@ class ContrastiveDecoder:
             # Two models side by side on the side workers: the caller's per-step work (the rule, the
             # draw) runs while the workers compute the metrics, so it takes one thread, on a worker
             # of its own (this thread's count is never changed: see streams); on all threads it
-            # oversubscribed the cores, 1.10x -> 1.02x over the floor on two cores (docs/benchmarks.md).
+            # oversubscribed the cores: 1.12x -> 1.03x over the floor on two cores (docs/benchmarks.md).
             cancel = threading.Event()
             done = side_worker("driver", 1).submit(self._generate_batch, prompts, first_index, batch_number, seed,
                                                    cancel)
