@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from cdx.decoding.streams import PairStreams, parallel_mode, side_worker
+from cdx.decoding.streams import PairStreams, side_worker
 from cdx.metrics.divergence import METRICS, token_metrics
 
 log = logging.getLogger(__name__)
@@ -122,28 +122,28 @@ class ContrastiveDecoder:
     def generate_batch(
         self, prompts: Sequence[str], first_index: int = 0, batch_number: int = 0, seed: int | None = None
     ) -> list[Generation]:
-        if parallel_mode(self.pair, self.parallel, self.adapter_batch).startswith("threads"):
+        streams = PairStreams(self.pair, parallel=self.parallel, adapter_batch=self.adapter_batch)
+        if streams.parallel:
             # Two models side by side on the side workers: the caller's per-step work (the rule, the
             # draw) runs while the workers compute the metrics, so it takes one thread, on a worker
             # of its own (this thread's count is never changed: see streams); on all threads it
             # oversubscribed the cores: 1.12x -> 1.03x over the floor on two cores (docs/benchmarks.md).
             cancel = threading.Event()
-            done = side_worker("driver", 1).submit(self._generate_batch, prompts, first_index, batch_number, seed,
-                                                   cancel)
+            done = side_worker("driver", 1).submit(self._generate_batch, streams, prompts, first_index,
+                                                   batch_number, seed, cancel)
             try:
                 return done.result()
             except BaseException:  # Ctrl-C or a kill while waiting: the driver stops at its next step
                 cancel.set()
                 raise
-        return self._generate_batch(prompts, first_index, batch_number, seed)
+        return self._generate_batch(streams, prompts, first_index, batch_number, seed)
 
-    def _generate_batch(self, prompts: Sequence[str], first_index: int, batch_number: int, seed: int | None,
-                        cancel: threading.Event | None = None):
+    def _generate_batch(self, streams: PairStreams, prompts: Sequence[str], first_index: int, batch_number: int,
+                        seed: int | None, cancel: threading.Event | None = None):
         rows_s = [self.pair.starting.prompt_ids(p) for p in prompts]
         rows_c = [self.pair.comparison.prompt_ids(p) for p in prompts]
         # One generator per batch, seeded from (seed, batch): reruns and resumed runs reproduce.
         seed = self.seed if seed is None else seed
-        streams = PairStreams(self.pair, parallel=self.parallel, adapter_batch=self.adapter_batch)
         # On the starting model's device: sampling noise is drawn where the scores are (no copy of
         # (N, V) weights to the host per step on a GPU). On the CPU the tokens equal HF generate's.
         gen = torch.Generator(device=streams.s.device).manual_seed(seed * 1_000_003 + batch_number)
