@@ -1,5 +1,6 @@
 """Run identity, the rerun rules and the directory lock (cdx.io.rundir)."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -89,10 +90,20 @@ with RunLock(sys.argv[1]):
 """
 
 
-def test_a_second_process_on_a_locked_directory_refuses_naming_the_holder(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+@contextlib.contextmanager
+def _holder(script: str, folder):
+    """A process running `script` on `folder`, once it has printed that it holds the lock."""
+    holder = subprocess.Popen([sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_second_process_on_a_locked_directory_refuses_naming_the_holder(tmp_path):
+    with _holder(HOLD, tmp_path) as holder:
         with pytest.raises(RunLockedError, match=rf"in use by process {holder.pid} on .*two runs must not write"):
             with open_run(tmp_path, "decode", IDENT, resume=False):
                 pass
@@ -100,9 +111,6 @@ def test_a_second_process_on_a_locked_directory_refuses_naming_the_holder(tmp_pa
         (tmp_path / "generations.jsonl").write_text("")
         with pytest.raises(RunLockedError, match=str(holder.pid)):  # also the early check (before Hydra writes)
             check_rerun(tmp_path, resume=True)
-    finally:
-        holder.kill()
-        holder.wait()
     with RunLock(tmp_path):  # the lock dies with its process (kill -9 leaves no stale lock)
         pass
 
@@ -122,14 +130,9 @@ with FileLock(os.path.join(folder, LOCK_FILE), is_singleton=False):
 
 
 def test_a_run_refused_before_the_holder_note_is_written_still_names_the_holder(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", SLOW_HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with _holder(SLOW_HOLDER, tmp_path) as holder:
         with pytest.raises(RunLockedError, match=rf"in use by process {holder.pid} on h"):
             RunLock(tmp_path).acquire()
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_lock_is_released_after_an_error(tmp_path):
