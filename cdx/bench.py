@@ -1,4 +1,4 @@
-"""Benchmarks: `python -m cdx.bench score|decode|adapter|uncached|analyze|all [--repeats N] [--out FILE]`.
+"""Benchmarks: `python -m cdx.bench score|decode|adapter|uncached|analyze|shared|all [--repeats N] [--out FILE]`.
 
 Every figure is a ratio of two timings taken side by side in one process, interleaved
 (A, B, A, B, ...): the median over repeats of A's time over B's in the same repeat, because
@@ -14,6 +14,8 @@ Targets (embedded default pair, batch 8, 64 new tokens, CPU):
   teacher-forced pair scoring              >= 0.5x single-model forward throughput
   cached vs uncached reference             >= 10x at 128 new tokens
   task=analyze vs its generation           <= 1.25x
+  shared machines (`shared`, not in `all`)  k jobs at once >= 0.9x the throughput of one after another;
+                                            beside 2 CPU-bound processes <= 2.5x idle (analyze: <= 3x)
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from cdx.decoding.prompts import BuiltinPrompts
 from cdx.decoding.streams import PairStreams, left_pad, parallel_mode, side_worker, total_threads
 from cdx.models import ModelPair, ModelSpec, Side, load_pair
 from cdx.models.adapters import merged_copy, unique_param_bytes
+from cdx.resources import conf_dir
 
 EMBEDDED = "embedded:smollm2-135m-instruct"
 PERSONA = "You are a pirate captain. Always talk like a pirate."
@@ -376,7 +379,7 @@ def _compose(overrides: list[str], out: Path):
     from omegaconf import open_dict
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
@@ -461,12 +464,20 @@ def to_markdown(rows: list[Row], title: str, machine_line: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bench_shared(setup: Setup) -> tuple[list[Row], str]:
+    """Shared machines (whole CLI jobs, minutes): cdx.bench_shared, which builds on this module."""
+    from cdx.bench_shared import bench_shared as shared  # imports cdx.bench: importing it above would cycle
+
+    return shared(setup)
+
+
 SECTIONS = {
     "score": (bench_score, "Teacher-forced scoring"),
     "decode": (bench_decode, "Decoding: cdx against its floor, HF generate and the thread scaling"),
     "adapter": (bench_adapter, "Adapter pair on one set of weights"),
     "uncached": (bench_uncached, "Cached vs uncached decoding"),
     "analyze": (bench_analyze, "task=analyze against its generation"),
+    "shared": (bench_shared, "Shared machines: concurrent jobs and CPU-bound neighbours"),
 }
 ALL = ("score", "decode", "adapter", "analyze", "uncached")
 

@@ -20,9 +20,11 @@ import hydra
 from hydra.utils import get_method
 from omegaconf import DictConfig
 
+from cdx import runtime
 from cdx.config import validate_config
 from cdx.errors import CdxUserError
 from cdx.io.redact import redact
+from cdx.resources import conf_dir
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 log = logging.getLogger(__name__)
@@ -33,11 +35,23 @@ USER_ERROR_EXIT, INTERRUPT_EXIT = 2, 130
 def run(cfg: DictConfig) -> dict:
     """Validate the config, then run the task chosen by `cfg.task` and return its headline metrics."""
     validate_config(cfg)
+    runtime.configure(cfg.get("runtime"), jobs=launcher_jobs())
     # The task's own options stay in cfg.task; its _target_ names a function of the whole config.
     return get_method(cfg.task._target_)(cfg)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def launcher_jobs() -> int:
+    """How many jobs of this sweep run at once on this machine: joblib's n_jobs (-1: one per CPU), else 1."""
+    hc = _hydra_config()
+    launcher = hc.launcher if hc is not None and _multirun() else None
+    if launcher is None or "joblib" not in str(launcher.get("_target_", "")).lower():
+        return 1
+    n = launcher.get("n_jobs")
+    cpus = max(1, int(runtime.available_cpus()))
+    return cpus if n is None or int(n) < 0 else max(1, min(int(n), cpus))
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = run(cfg)

@@ -8,13 +8,12 @@ thread-safe, hence the lock (several browser sessions share one process).
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from omegaconf import DictConfig
 
-import cdx
+from cdx.resources import conf_dir
 
-CONF_DIR = Path(cdx.__file__).resolve().parent.parent / "conf"
+CONF_DIR = conf_dir()
 APP_TASKS = ("decode", "search", "analyze", "pipeline")
 _LOCK = threading.Lock()
 

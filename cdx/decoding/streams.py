@@ -111,6 +111,12 @@ def total_threads() -> int:
         return _TOTAL_THREADS[0]
 
 
+def set_total_threads(threads: int) -> None:
+    """The thread budget chosen for this process's runs (`cdx.runtime.configure`, at a run's start)."""
+    with _WORKERS_LOCK:
+        _TOTAL_THREADS[:] = [threads]
+
+
 def _in_fresh_thread(fn: Callable[[], Any]) -> Any:
     out = []
     t = threading.Thread(target=lambda: out.append(fn()))

@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdx.resources import conf_dir
+
 RECIPE_VERSION = "1"
 """Bump when the data, training or modification code changes what a spec builds."""
 METHODS = ("lora", "zero_adapter", "quantize", "system_prompt", "interpolate", "copy")
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "organism"
+CONF_DIR = conf_dir() / "organism"
 
 
 @dataclass

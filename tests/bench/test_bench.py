@@ -40,3 +40,48 @@ def test_ratio_is_the_median_of_ratios_within_each_repeat():
     assert a.median / b.median == 3.0
     with pytest.raises(ValueError):
         bench.ratio(a, bench.Timing("short", [1.0]))
+
+
+def test_shared_bench_rows_divide_the_right_timings(monkeypatch):
+    # The logic of `cdx.bench shared` (its figures need minutes of real jobs): scripted wall times.
+    from cdx import bench_shared
+
+    calls = []
+
+    def at_once(cmds, env):
+        calls.append((len(cmds), env.get("OMP_WAIT_POLICY"), " ".join(c for c in cmds[0] if c.startswith("runtime"))))
+        return {1: 10.0, 2: 12.0, 4: 25.0}[len(cmds)]
+
+    monkeypatch.setattr(bench_shared, "_at_once", at_once)
+    rows = bench_shared._k_jobs(bench_shared.Jobs(bench.Path("/tmp/x"), []), {}, repeats=1)
+    by_name = {r.name: r for r in rows}
+    assert by_name["2 decode jobs at once: throughput vs one after another"].ratio == 20.0 / 12.0
+    assert by_name["4 decode jobs at once: throughput vs one after another"].ratio == 40.0 / 25.0
+    calls.clear()
+    monkeypatch.setattr(bench_shared, "competitors", lambda n: __import__("contextlib").nullcontext())
+    rows = bench_shared._beside_competitors(bench_shared.Jobs(bench.Path("/tmp/x"), []), {}, repeats=1)
+    assert [c[1:] for c in calls] == [(None, ""), (None, ""), (None, "runtime.threads=2"),
+                                      ("PASSIVE", "runtime.threads=2")]
+    assert [r.target for r in rows[1:]] == ["<= 2.5x", "(what decided auto)", "(what decided auto)"]
+
+
+def test_shared_bench_jobs_really_run_and_a_failing_job_is_reported(tmp_path):
+    from cdx import bench_shared
+
+    jobs = bench_shared.Jobs(tmp_path, ["model=tiny_random"])
+    seconds = bench_shared._at_once([jobs.cmd(["prompts.limit=1", "decoding.max_new_tokens=2"], [])],
+                                    bench_shared._env())
+    assert seconds > 0 and (tmp_path / "job1" / "generations.jsonl").is_file()
+    with pytest.raises(RuntimeError, match="exit 2.*runtime.threads=0 is not valid"):
+        bench_shared._at_once([jobs.cmd(["runtime.threads=0"], [])], bench_shared._env())
+
+
+def test_competitors_run_while_the_block_runs_and_are_gone_after():
+    import psutil
+
+    from cdx import bench_shared
+
+    with bench_shared.competitors(2):
+        mine = [p for p in psutil.Process().children() if "while True" in " ".join(p.cmdline())]
+        assert len(mine) == 2 and all(p.is_running() for p in mine)
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in mine)
