@@ -257,7 +257,8 @@ class Pipeline:
 
                 assistant = build_assistant(self.cfg.assistant)
             designer = PromptDesigner(assistant, n_assistant=int(a.assistant_prompts), seed=int(self.cfg.seed),
-                                      on_prompt=self.log_prompt, on_assistant_call=self._count_assistant_call)
+                                      on_prompt=self.log_prompt, on_assistant_call=self._count_assistant_call,
+                                      asked_path=self.out / "assistant_prompts.jsonl")
             # `in` is False for a ??? value, hence keys(): the pair is passed only to samplers that take one
             sampler = instantiate(a.sampler, **({"pair": self.pair} if "pair" in list(a.sampler.keys()) else {}))
             # its prompts and texts on disk, resumed by id: a resumed run experiments on the same draws
