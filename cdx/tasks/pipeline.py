@@ -12,8 +12,10 @@ Each iteration runs five stages, each checkpointed (state.json) and logged (even
 The run stops after `iterations` or when a budget (wall time, tokens, assistant calls) is spent;
 budgets are checked between stages. `resume=true` continues a killed pipeline: finished stages are
 skipped, search and analysis resume their own sub-runs, and decisions already in the knowledge
-base are picked up rather than taken twice. Outputs: events.jsonl, prompts.jsonl (every prompt the
-agent designed, with its reason), state.json, summary.json, iter<i>/{search,analyze}/.
+base are picked up rather than taken twice; experiments resume on the draws kept by id in
+experiment_plans.jsonl / experiment_samples.jsonl (cdx.agent.RecordedSampler). Outputs: events.jsonl,
+prompts.jsonl (every prompt the agent designed, with its reason, once by id), the experiment files,
+state.json, summary.json, iter<i>/{search,analyze}/.
 """
 
 from __future__ import annotations

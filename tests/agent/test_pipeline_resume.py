@@ -108,3 +108,14 @@ def test_recorded_sampler_resumes_a_cut_plan_and_a_damaged_line_by_id(tmp_path, 
         assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
     assert (tmp_path / "killed" / f"{RecordedSampler.SAMPLES}.corrupt").read_bytes() == bad + b"\n"
     assert resumed.n_tokens == 7 * 2 * (3 + 2)  # plan 0 drawn again (its damaged record), plan 2 drawn: not plan 1
+
+
+def test_a_fresh_run_draws_what_it_drew_before_the_records_were_kept(tiny_pair, tmp_path):
+    """The kept sampler hands PairSampler the same prompts, ids and calls as before: fixed-seed draws are unchanged."""
+    from cdx.agent import PairSampler
+
+    cooking = sorted(p for p, t in pipeline_toys.TOPIC_OF.items() if t == "cooking")
+    calls = [cooking[0:5], cooking[3:9], cooking[0:2]]
+    plain = PairSampler(tiny_pair, max_new_tokens=4, batch_size=2, seed=5)
+    kept = RecordedSampler(PairSampler(tiny_pair, max_new_tokens=4, batch_size=2, seed=5), tmp_path)
+    assert [kept.sample(c) for c in calls] == [plain.sample(c) for c in calls]
