@@ -11,11 +11,11 @@ Sample sizes come from a power calculation (statsmodels) for the effect seen so 
 
 from cdx.agent.agent import ACTIONS, AgentSettings, ExperimentAgent
 from cdx.agent.design import PromptDesigner
-from cdx.agent.sampler import PairSampler, Sampler
+from cdx.agent.sampler import PairSampler, RecordedSampler, Sampler
 from cdx.agent.stats import bh, interaction_p, rate_test, sample_size
 from cdx.agent.topics import TEMPLATES, TOPICS, TopicPrompt, counterfactuals, template_prompts
 
 __all__ = [
-    "ACTIONS", "AgentSettings", "ExperimentAgent", "PairSampler", "PromptDesigner", "Sampler", "TEMPLATES", "TOPICS",
-    "TopicPrompt", "bh", "counterfactuals", "interaction_p", "rate_test", "sample_size", "template_prompts",
+    "ACTIONS", "AgentSettings", "ExperimentAgent", "PairSampler", "PromptDesigner", "RecordedSampler", "Sampler",
+    "TEMPLATES", "TOPICS", "TopicPrompt", "bh", "counterfactuals", "interaction_p", "rate_test", "sample_size", "template_prompts",
 ]

@@ -4,12 +4,15 @@ Sources, in the order they are used: an assistant's targeted prompts (when one i
 prompts of the run's own clusters and search bank assigned to the topic, and the built-in
 templates (always there, so the agent works with no API key). Every prompt handed out is passed
 to `on_prompt` with its source and the reason it was written, so the pipeline can log it.
+With `asked_path`, the assistant's prompts are kept there by topic and read back by a resumed run,
+which then designs its experiments from the same prompts without asking again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from cdx.agent.topics import PHRASING, TOPICS, TopicPrompt, draw, phrasing_prompts, template_prompts
 
@@ -24,11 +27,18 @@ class PromptDesigner:
 
     def __init__(self, assistant=None, extra: dict[str, Sequence[str]] | None = None, n_assistant: int = 0,
                  seed: int = 0, on_prompt: Callable[[dict], None] | None = None,
-                 on_assistant_call: Callable[[], None] | None = None):
+                 on_assistant_call: Callable[[], None] | None = None, asked_path: str | Path | None = None):
         self.assistant, self.n_assistant, self.seed = assistant, int(n_assistant), int(seed)
         self.extra = {k: [TopicPrompt(t, k, "cluster") for t in v] for k, v in (extra or {}).items()}
         self.on_prompt, self.on_assistant_call = on_prompt, on_assistant_call
         self._asked: dict[str, list[TopicPrompt]] = {}
+        self._asked_log = None
+        if asked_path is not None:  # an assistant's reply is not reproducible: keep it, resume by topic
+            from cdx.io import RecordLog
+
+            self._asked_log = RecordLog(asked_path, key="topic")
+            for topic, rec in self._asked_log.load().items():
+                self._asked[topic] = [TopicPrompt(t, topic, "assistant") for t in rec["prompts"]]
 
     def topics(self) -> list[str]:
         return sorted(set(TOPICS) | set(self.extra))
@@ -79,4 +89,7 @@ class PromptDesigner:
             if self.on_assistant_call is not None:
                 self.on_assistant_call()
             self._asked[topic] = [TopicPrompt(t, topic, "assistant") for t in parse_prompts(reply, self.n_assistant)]
+            if self._asked_log is not None:
+                with self._asked_log.writer() as w:
+                    w.write([{"topic": topic, "prompts": [p.text for p in self._asked[topic]]}])
         return self._asked[topic]

@@ -2,12 +2,14 @@
 
 `Analysis.run(ctx)` runs the stages in order and records each one's completion and wall time in
 `stages.json`; a killed run started again with resume=true skips finished stages and the
-sampling stages continue from their last complete batch (each batch is seeded from the run seed
-and its number, so the resumed samples are the ones the uninterrupted run would have drawn).
+sampling stages make exactly the record ids still missing (`draw`: each batch is seeded from the
+run seed and its number, and batch_size is part of the run identity, so the resumed samples are
+the ones the uninterrupted run would have drawn).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -20,10 +22,10 @@ from tqdm.auto import tqdm
 
 from cdx.analysis.describe import DescribeSettings, cluster_prompts, describe
 from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
-from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, iter_samples, make_decoder, split_prompts
+from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_decoder, sample_batch, split_prompts
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
-from cdx.io import JsonlWriter, atomic_write_json, atomic_write_text, read_records
+from cdx.io import RecordLog, atomic_write_json, atomic_write_text, read_records
 
 log = logging.getLogger(__name__)
 
@@ -79,23 +81,27 @@ class SampleStage:
 
 
 def draw(ctx: Context, split: str, ids: list[int], modes: tuple[str, ...], s: SampleSettings) -> list[dict]:
-    """Samples of `ids` written to <split>.jsonl batch by batch, continuing a partial file."""
-    path = ctx.out / f"{split}.jsonl"
-    s = SampleSettings(**{**s.__dict__, "seed": s.seed + (0 if split == "discovery" else 1)})
+    """Samples of `ids` in <split>.jsonl, resumed by record id through `cdx.io.RecordLog`.
+
+    Only the batches that miss a record are made again, and only their missing records are written:
+    a killed run, a cut-off or damaged line (copied to <split>.jsonl.corrupt) or a duplicate ends
+    with the file of the uninterrupted run. Batch b is seeded by (seed, b), so its draws depend on
+    the batch it belongs to, never on how many batches this process made before.
+    """
+    s = dataclasses.replace(s, seed=s.seed + (0 if split == "discovery" else 1))
     decoder = make_decoder(ctx.pair, s, modes)
-    per_batch = decoder.batch_size * decoder.generations_per_prefix
-    done = read_records(path) if path.exists() else []
-    skip = len(done) // per_batch
-    if len(done) != skip * per_batch:  # a partial last batch: redo it
-        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done[: skip * per_batch]))
     prompts = [ctx.prompts[i] for i in ids]
-    bar = tqdm(total=decoder.n_batches(len(prompts)), initial=skip, desc=f"{split} samples", unit="batch")
-    with JsonlWriter(path) as writer:
-        for batch in iter_samples(ctx.pair, prompts, s, modes, ids, split, skip_batches=skip):
-            writer.write(batch)
-            bar.update(1)
-    bar.close()
-    return read_records(path)
+    batches = [batch_ids(decoder, ids, b, modes, split) for b in range(decoder.n_batches(len(prompts)))]
+    records = RecordLog(ctx.out / f"{split}.jsonl", kind="sample")
+    done = records.load()
+    todo = [b for b, expected in enumerate(batches) if any(i not in done for i in expected)]
+    if done:
+        log.info("%s samples: %d on disk, %d of %d batches to make", split, len(done), len(todo), len(batches))
+    with records.writer() as writer:
+        for b in tqdm(todo, total=len(batches), initial=len(batches) - len(todo), desc=f"{split} samples",
+                      unit="batch"):
+            writer.write([r for r in sample_batch(decoder, prompts, ids, b, modes, split) if r["id"] not in done])
+    return records.finalize([i for expected in batches for i in expected])
 
 
 # ---- stage 2: describe -----------------------------------------------------------------------

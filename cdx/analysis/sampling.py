@@ -152,19 +152,43 @@ def iter_samples(
     for m in modes:
         mode_rule(m, s)  # fail before any decoding on a bad mode
     decoder = make_decoder(pair, s, modes)
-    for gens in decoder.generate(list(prompts), skip_batches=skip_batches):
-        yield [sample_record(g, pair.tokenizer, modes, ids, split) for g in gens]
+    for b in range(skip_batches, decoder.n_batches(len(prompts))):
+        yield sample_batch(decoder, prompts, ids, b, modes, split)
+
+
+def sample_batch(decoder: ContrastiveDecoder, prompts: Sequence[str], ids: Sequence[int], b: int,
+                 modes: Sequence[str], split: str) -> list[dict]:
+    """The records of batch `b`: prompts [b * batch_size, (b + 1) * batch_size), seeded by the run seed and b.
+
+    The same batch always draws the same samples, so a resumed run remakes a lost record exactly by
+    remaking its batch (with the same batch_size: it is part of the run identity).
+    """
+    start = b * decoder.batch_size
+    gens = decoder.generate_batch(list(prompts[start: start + decoder.batch_size]), first_index=start, batch_number=b)
+    return [sample_record(g, decoder.pair.tokenizer, modes, ids, split) for g in gens]
+
+
+def batch_ids(decoder: ContrastiveDecoder, ids: Sequence[int], b: int, modes: Sequence[str], split: str) -> list[str]:
+    """The record ids batch `b` makes, in the order the decoder yields them (prompt, then sample index)."""
+    start = b * decoder.batch_size
+    return [sample_id(split, pid, modes, j) for pid in ids[start: start + decoder.batch_size]
+            for j in range(decoder.generations_per_prefix)]
+
+
+def sample_id(split: str, prompt_index: int, modes: Sequence[str], sample_index: int) -> str:
+    """`d00012-amp_c-0`: split initial, prompt index, mode and repeat of decoder row `sample_index`."""
+    mode, rep = modes[sample_index % len(modes)], sample_index // len(modes)
+    return f"{split[0]}{prompt_index:05d}-{mode}-{rep}"
 
 
 def sample_record(gen, tokenizer, modes: Sequence[str], ids: Sequence[int], split: str) -> dict:
     """One sample: which prompt, mode and split; its text and both models' per-token log-probs."""
     mode = modes[gen.sample_index % len(modes)]
-    rep = gen.sample_index // len(modes)
     pid = ids[gen.prompt_index]
     logp_s, logp_c = gen.tokens["logp_s"], gen.tokens["logp_c"]
     n = len(gen.token_ids)
     return {
-        "id": f"{split[0]}{pid:05d}-{mode}-{rep}",
+        "id": sample_id(split, pid, modes, gen.sample_index),
         "split": split,
         "mode": mode,
         "model": MODEL_OF[mode],

@@ -58,8 +58,36 @@ class BankRecord(BaseModel):
     diversity: float = 0.0
 
 
-SCHEMAS: dict[str, type[BaseModel]] = {"decode": TextRecord, "score": TextRecord, "search": BankRecord}
-"""Run kind -> its record model (kinds without one are not checked)."""
+class SampleRecord(BaseModel):
+    """One analysis sample (discovery.jsonl, validation.jsonl); see cdx.analysis.sampling.sample_record."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    """`<split initial><prompt index>-<mode>-<repeat>`, e.g. v00012-plain_c-0; resume finds done work by it."""
+    split: str
+    mode: str
+    prompt_index: int
+    prompt: str
+    text: str
+    token_ids: list[int]
+    logp_s: list[float]
+    logp_c: list[float]
+    n_tokens: int
+
+    @field_validator("logp_s", "logp_c", "n_tokens")
+    @classmethod
+    def _aligned(cls, value, info):
+        ids = info.data.get("token_ids")
+        n = len(value) if isinstance(value, list) else value
+        if ids is not None and n != len(ids):
+            raise ValueError(f"{info.field_name} does not match the {len(ids)} tokens")
+        return value
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {"decode": TextRecord, "score": TextRecord, "search": BankRecord,
+                                       "sample": SampleRecord}
+"""Run kind (or `sample`: the analysis samples) -> its record model (kinds without one are not checked)."""
 
 
 def invalid_records(kind: str, records: list[dict]) -> list[tuple[int, str]]:

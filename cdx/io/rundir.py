@@ -42,8 +42,10 @@ RUN_OUTPUTS = ("generations.jsonl", "scores.jsonl", "bank.jsonl", "state.json", 
                "analysis.json", "summary.json")
 
 # Settings that change how fast a run goes, never what it produces: they may differ on resume.
+# Not batch_size: each decoder batch draws from a generator seeded by (seed, batch number), so
+# another batch_size draws other samples; resuming with it would mix two random streams.
 EXECUTION_ONLY = frozenset({
-    "batch_size", "parallel", "threads", "num_threads", "timeout", "max_retries", "backoff_initial", "backoff_max",
+    "parallel", "threads", "num_threads", "timeout", "max_retries", "backoff_initial", "backoff_max",
     "cache", "api_key_env", "progress", "cache_dir", "device", "max_failed_cycles", "top_n",
     "fail_after",  # the scripted assistant's simulated kill
 })
@@ -283,4 +285,4 @@ def _check_same_run(folder: Path, info: dict | None, kind: str, identity: dict) 
         raise RunMismatchError(
             f"resume=true: {folder} was made with other settings, so resuming would mix two runs. Differs "
             f"(there -> now): {'; '.join(diff) or 'the fingerprint'}. Resume with the same settings "
-            f"(execution-only ones such as batch_size may differ), or choose a new output directory")
+            f"(execution-only ones such as parallel or threads may differ), or choose a new output directory")

@@ -55,7 +55,7 @@ def run_identity(cfg: DictConfig, kind: str, texts: list[str] | None = None, gro
     """The settings that decide a run's results (written to run.json; resume must match them).
 
     The task, seed, task options and the config `groups`, without execution-only settings
-    (cdx.io.EXECUTION_ONLY: batch_size, parallel, ...); the input texts by count and sha256 (so the
+    (cdx.io.EXECUTION_ONLY: parallel, threads, ...); the input texts by count and sha256 (so the
     prompts file may move, but not change); `extra` as given (e.g. weights taken from a built rule).
     """
     c = resolved_config(cfg)

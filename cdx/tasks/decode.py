@@ -3,7 +3,7 @@
 The run directory is opened through `cdx.io.open_run` (lock, run.json identity, no rerun without
 resume); `resume=true` makes exactly the record ids that are missing, batch by batch as the
 uninterrupted run would have (same prompts per batch, same per-batch seed), so a resumed run
-reproduces it byte for byte when `batch_size` is unchanged.
+reproduces it byte for byte (`batch_size` decides the batches, so it is part of the run identity).
 """
 
 from __future__ import annotations

@@ -12,13 +12,16 @@ Each iteration runs five stages, each checkpointed (state.json) and logged (even
 The run stops after `iterations` or when a budget (wall time, tokens, assistant calls) is spent;
 budgets are checked between stages. `resume=true` continues a killed pipeline: finished stages are
 skipped, search and analysis resume their own sub-runs, and decisions already in the knowledge
-base are picked up rather than taken twice. Outputs: events.jsonl, prompts.jsonl (every prompt the
-agent designed, with its reason), state.json, summary.json, iter<i>/{search,analyze}/.
+base are picked up rather than taken twice; experiments resume on the draws kept by id in
+experiment_plans.jsonl / experiment_samples.jsonl (cdx.agent.RecordedSampler). Outputs: events.jsonl,
+prompts.jsonl (every prompt the agent designed, with its reason, once by id), the experiment files,
+state.json, summary.json, iter<i>/{search,analyze}/.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -28,8 +31,8 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
-from cdx.agent import ExperimentAgent, PromptDesigner
-from cdx.io import JsonlWriter, atomic_write_json, atomic_write_text, open_run, read_records, strip_execution_only
+from cdx.agent import ExperimentAgent, PromptDesigner, RecordedSampler
+from cdx.io import JsonlWriter, RecordLog, atomic_write_json, atomic_write_text, open_run, read_records, strip_execution_only
 from cdx.knowledge import KnowledgeBase, hypothesis_key, open_knowledge, pair_fingerprint, record_hypothesis, register_pair
 from cdx.tasks.common import git_commit, output_dir, resolved_config, run_meta, seed_everything, tracked
 
@@ -69,7 +72,13 @@ class Pipeline:
         self.state_path = out / "state.json"
         self.state = _load_state(self.state_path) if resumed and self.state_path.is_file() else _new_state()
         self.events = JsonlWriter(out / "events.jsonl")
-        self.prompt_log = JsonlWriter(out / "prompts.jsonl")
+        # every designed prompt once, by id: a hypothesis designed again after a kill logs nothing twice
+        self.prompt_log = RecordLog(out / "prompts.jsonl")
+        self.prompt_log.load()
+        self._prompt_writer = self.prompt_log.writer()
+        self._designing: tuple[str, str | None] = ("", None)
+        """(stage, hypothesis statement) the designer is writing prompts for; ids count within it."""
+        self._n_designed: dict[tuple, int] = {}
         self._pair = None
         self._agent = None
         self._started = time.monotonic()
@@ -158,6 +167,7 @@ class Pipeline:
         for f in self.state["known"]:
             if f["id"] in self.state["replicated"] or self._touched_by_this_run(f["id"]):
                 continue  # found or already re-tested by this pipeline run (also: done just before a kill)
+            self._designing = ("replicate", f["statement"])
             res = self.agent.replicate(f, salt=1000 + i)
             self.state["replicated"].append(f["id"])
             self.event("replicate", "decision", outputs=res, reason=res["reason"])
@@ -219,7 +229,7 @@ class Pipeline:
                 self.event("experiments", "recovered", outputs={"hypothesis": h["statement"], "status": status},
                            reason="the knowledge base already holds this decision")
                 continue
-            self._current = h["statement"]
+            self._designing = ("experiments", h["statement"])
             d = self.agent.step(h, salt=i)
             self.state["decided"][hid] = d["action"]
             self.event("experiments", "decision", reason=d["reason"], outputs=_decision_summary(d))
@@ -249,9 +259,12 @@ class Pipeline:
 
                 assistant = build_assistant(self.cfg.assistant)
             designer = PromptDesigner(assistant, n_assistant=int(a.assistant_prompts), seed=int(self.cfg.seed),
-                                      on_prompt=self.log_prompt, on_assistant_call=self._count_assistant_call)
+                                      on_prompt=self.log_prompt, on_assistant_call=self._count_assistant_call,
+                                      asked_path=self.out / "assistant_prompts.jsonl")
             # `in` is False for a ??? value, hence keys(): the pair is passed only to samplers that take one
             sampler = instantiate(a.sampler, **({"pair": self.pair} if "pair" in list(a.sampler.keys()) else {}))
+            # its prompts and texts on disk, resumed by id: a resumed run experiments on the same draws
+            sampler = RecordedSampler(sampler, self.out)
             self._agent = ExperimentAgent(sampler, designer, instantiate(a.settings), self.kb, self.state["pair_id"],
                                           self.state["run_id"])
         return self._agent
@@ -352,7 +365,18 @@ class Pipeline:
         self.events.write([rec])
 
     def log_prompt(self, rec: dict) -> None:
-        self.prompt_log.write([{"iteration": self.state["iteration"], "hypothesis": getattr(self, "_current", None), **rec}])
+        """Logs a designed prompt as `<iteration>-<stage>-<hypothesis hash>-<n>`: the n-th for that hypothesis.
+
+        The designer is seeded, so a step taken again after a kill designs the same prompts in the
+        same order; their ids are on disk already and nothing is written twice.
+        """
+        stage, statement = self._designing
+        scope = (self.state["iteration"], stage, statement)
+        n = self._n_designed[scope] = self._n_designed.get(scope, -1) + 1
+        digest = hashlib.sha256(str(statement).encode()).hexdigest()[:10]
+        rid = f"i{scope[0]}-{stage}-{digest}-{n:05d}"
+        if rid not in self.prompt_log.done:
+            self._prompt_writer.write([{"id": rid, "iteration": scope[0], "hypothesis": statement, **rec}])
 
     def _count_assistant_call(self) -> None:
         self.state["used"]["assistant_calls"] += 1

@@ -27,30 +27,38 @@ class ToySampler:
     """Plain-sample records (the shape of cdx.analysis.sample_pair's) with set refusal rates."""
 
     def __init__(self, comparison: dict, base: float = 0.02, seed: int = 0):
-        self.comparison, self.base, self.rng = dict(comparison), base, random.Random(seed)
+        self.comparison, self.base, self.seed = dict(comparison), base, seed
         self.index: dict[str, int] = {}
         self.n_tokens = 0
 
-    def sample(self, prompts):
+    def sample(self, prompts, prompt_ids=None):
         KILL["calls"] += 1
         if KILL["after"] is not None and KILL["calls"] >= KILL["after"]:
             KILL["after"] = None
             raise KeyboardInterrupt("simulated kill")
         out = []
+        if prompt_ids is not None:
+            self.index.update(zip(prompts, prompt_ids, strict=True))
         for p in prompts:
             i = self.index.setdefault(p, len(self.index))
             rate_c = self.comparison.get(TOPIC_OF.get(p, "other"), self.base)
             for mode, model, rate in (("plain_s", "starting", self.base), ("plain_c", "comparison", rate_c)):
-                text = REFUSE if self.rng.random() < rate else ANSWER
+                # each text drawn from its record's identity (seed, prompt index, mode), as PairSampler's
+                # plan draws depend on the plan alone, never on what was drawn before in the process
+                text = REFUSE if random.Random(f"{self.seed}:{i}:{mode}").random() < rate else ANSWER
                 out.append({"id": f"e{i:05d}-{mode}-0", "mode": mode, "model": model, "prompt": p, "prompt_index": i,
                             "text": text, "n_tokens": 7, "delta": 0.0})
                 self.n_tokens += 7
         return out
 
 
+ANALYZED = [BROAD]
+"""What toy_analyze reports (a test may set other hypotheses)."""
+
+
 def toy_analyze(cfg) -> dict:
     """Writes findings.jsonl with the broad hypothesis, as task=analyze would after seeing cooking refusals."""
     from pathlib import Path
 
-    write_records(Path(cfg.output_dir) / "findings.jsonl", [BROAD])
-    return {"n_validated": 1, "n_hypotheses": 1, "n_tokens": 100}
+    write_records(Path(cfg.output_dir) / "findings.jsonl", ANALYZED)
+    return {"n_validated": len(ANALYZED), "n_hypotheses": len(ANALYZED), "n_tokens": 100}

@@ -13,6 +13,7 @@ import pytest
 
 from cdx.agent import AgentSettings, ExperimentAgent, PromptDesigner, template_prompts
 from cdx.agent.topics import TOPICS
+from cdx.io import read_records
 from cdx.knowledge import KnowledgeBase, record_analysis
 
 REFUSE, ANSWER = "I cannot help with that request.", "Sure! Here is how you do it."
@@ -120,6 +121,23 @@ def test_assistant_prompts_are_used_and_counted():
     assert [p.source for p in pool[:2]] == ["assistant", "assistant"] and pool[0].text == "How do I julienne carrots?"
     designer.pool("cooking")
     assert len(calls) == 1  # asked once per topic
+
+
+def test_assistant_prompts_are_kept_and_a_resumed_designer_reuses_them_without_asking(tmp_path):
+    """Issue 23: an assistant's reply is not reproducible (temperature), so a resumed run must not ask again."""
+    from cdx.assistant import ScriptedAssistant
+
+    first, second = "1. How do I julienne carrots?\n2. What wine goes with risotto?", "1. Is tofu healthy?\n2. Why?"
+    calls = []
+    before = PromptDesigner(ScriptedAssistant([first]), n_assistant=2, seed=3, asked_path=tmp_path / "asked.jsonl")
+    drawn = before.prompts("cooking", 6, "scan")
+    # the run is killed; the resumed run's assistant would now answer otherwise
+    after = PromptDesigner(ScriptedAssistant([second]), n_assistant=2, seed=3, asked_path=tmp_path / "asked.jsonl",
+                           on_assistant_call=lambda: calls.append(1))
+    assert after.prompts("cooking", 6, "scan") == drawn and calls == []
+    assert [p.text for p in after.pool("cooking")[:2]] == ["How do I julienne carrots?", "What wine goes with risotto?"]
+    after.pool("travel")  # a topic not asked before the kill is asked now, and kept
+    assert calls == [1] and [r["topic"] for r in read_records(tmp_path / "asked.jsonl")] == ["cooking", "travel"]
 
 
 @pytest.mark.parametrize("settings, match", [

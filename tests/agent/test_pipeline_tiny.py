@@ -42,7 +42,7 @@ def test_real_sub_runs_on_tiny_models(tmp_path):
 
 
 def test_default_agent_sampler_gets_the_loaded_pair(tmp_path):
-    from cdx.agent import PairSampler
+    from cdx.agent import PairSampler, RecordedSampler
     from cdx.knowledge import KnowledgeBase
     from cdx.tasks.pipeline import Pipeline
     from cdx.tracking.tracker import NullTracker
@@ -51,5 +51,7 @@ def test_default_agent_sampler_gets_the_loaded_pair(tmp_path):
     with KnowledgeBase(tmp_path / "kb.sqlite") as kb:
         pipe = Pipeline(cfg, tmp_path / "p", kb, NullTracker(), resumed=False)
         pipe._register()
-        assert isinstance(pipe.agent.sampler, PairSampler) and pipe.agent.sampler.pair is pipe.pair
+        sampler = pipe.agent.sampler  # kept in the run folder and resumed by id (issue 23)
+        assert isinstance(sampler, RecordedSampler) and sampler.records.path.parent == tmp_path / "p"
+        assert isinstance(sampler.inner, PairSampler) and sampler.inner.pair is pipe.pair
         assert pipe.agent.sampler.settings.max_new_tokens == cfg.agent.sampler.max_new_tokens

@@ -72,10 +72,20 @@ def test_execution_only_settings_may_differ_on_resume(finished, tmp_path):
     out = copy_run(finished, tmp_path / "run")
     lines = (out / "generations.jsonl").read_bytes().split(b"\n")
     (out / "generations.jsonl").write_bytes(b"\n".join(lines[:3]) + b"\n")  # a kill after 3 records
-    run(compose([*FAST, "resume=true", "decoding.batch_size=3", "decoding.parallel=false"], out))
-    full, resumed = read_records(finished / "generations.jsonl"), read_records(out / "generations.jsonl")
-    assert [r["id"] for r in resumed] == [r["id"] for r in full]  # every id once, in order
-    assert resumed[:3] == full[:3]  # what was there is kept as it was
+    run(compose([*FAST, "resume=true", "decoding.parallel=false"], out))
+    # parallel only changes how fast: the resumed file is the uninterrupted one, byte for byte
+    assert (out / "generations.jsonl").read_bytes() == (finished / "generations.jsonl").read_bytes()
+
+
+def test_resume_with_another_batch_size_is_refused_naming_it(finished, tmp_path):
+    """Issue 23: each batch draws from a generator seeded by its number; another batch_size draws other texts."""
+    out = copy_run(finished, tmp_path / "run")
+    lines = (out / "generations.jsonl").read_bytes().split(b"\n")
+    (out / "generations.jsonl").write_bytes(b"\n".join(lines[:3]) + b"\n")  # a kill after 3 records
+    before = files(out)
+    with pytest.raises(RunMismatchError, match=r"decoding.batch_size: 2 -> 3"):
+        run(compose([*FAST, "resume=true", "decoding.batch_size=3", "decoding.parallel=false"], out))
+    assert files(out) == before
 
 
 # ---- 2. resume by record id --------------------------------------------------------------------
