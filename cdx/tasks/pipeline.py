@@ -30,8 +30,16 @@ from tqdm import tqdm
 
 from cdx.agent import ExperimentAgent, PromptDesigner
 from cdx.io import JsonlWriter, atomic_write_json, atomic_write_text, open_run, read_records, strip_execution_only
-from cdx.knowledge import KnowledgeBase, hypothesis_key, open_knowledge, pair_fingerprint, record_hypothesis, register_pair
-from cdx.tasks.common import git_commit, output_dir, resolved_config, run_meta, seed_everything, tracked
+from cdx.knowledge import (
+    KnowledgeBase,
+    KnowledgeBaseError,
+    hypothesis_key,
+    open_knowledge,
+    pair_fingerprint,
+    record_hypothesis,
+    register_pair,
+)
+from cdx.tasks.common import git_commit, output_dir, resolved_config, resume_command, run_meta, seed_everything, tracked
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +63,8 @@ def run(cfg: DictConfig) -> dict:
             pipe = Pipeline(cfg, out, kb, tracker, resumed=rd.resumed)
             result = pipe.run()
             rd.finish(stop_reason=result["stop_reason"])
+        except KnowledgeBaseError as e:  # locked or full mid-stage: every finished stage is checkpointed
+            raise type(e)(f"{e}. Finished stages are saved in {out}; continue with: {resume_command(cfg)}") from e
         finally:
             kb.close()
     print(pipe.closing_note(result))
@@ -333,8 +343,12 @@ class Pipeline:
         self.state["pair_id"] = register_pair(self.kb, model)
         self.state["fingerprint"] = pair_fingerprint(model)[0]
         meta = run_meta(self.cfg, "pipeline")
-        self.state["run_id"] = self.kb.add_run("pipeline", self.state["pair_id"], " ".join(meta.get("overrides") or []),
-                                               resolved_config(self.cfg), meta["git_commit"], self.out)
+        key = f"dir:{self.out.resolve()}"  # one row per pipeline folder, also when killed before state.json was saved
+        with self.kb.transaction():
+            earlier = self.kb.recorded_run(self.state["pair_id"], key, "pipeline", self.out)
+            self.state["run_id"] = earlier["id"] if earlier else self.kb.add_run(
+                "pipeline", self.state["pair_id"], " ".join(meta.get("overrides") or []), resolved_config(self.cfg),
+                meta["git_commit"], self.out, record_key=key)
         self.save()
 
     def _touched_by_this_run(self, finding_id: int) -> bool:
