@@ -114,6 +114,10 @@ def _contents(p: Path) -> KnowledgeFile:
     if not head.startswith(SQLITE_MAGIC) or len(head) < HEADER_BYTES:
         return _bad(p, True, f"{p} is not an SQLite database (it starts with {head[:16]!r}), so not a cdx "
                              f"knowledge base; nothing was changed: {OTHER_PATH}")
+    size, declared = p.stat().st_size, _declared_size(head)
+    if declared and size < declared and not _wal_pending(p):
+        return _bad(p, True, f"{p} is a truncated SQLite file ({size} bytes of the {declared} its header declares): "
+                             f"restore it from a backup or {OTHER_PATH}")
     try:
         with _read_only(p) as conn:
             return _schema_of(p, conn)
@@ -121,6 +125,24 @@ def _contents(p: Path) -> KnowledgeFile:
         if environment_cause(e) == LOCKED:
             return _bad(p, True, f"the knowledge base {p} cannot be read: {LOCKED} (SQLite: {e}); try again later")
         return _bad(p, True, f"{p} is a damaged SQLite file (SQLite: {e}); restore it from a backup or {OTHER_PATH}")
+
+
+def _declared_size(head: bytes) -> int | None:
+    """Bytes the SQLite header says the file holds (None when the header's page count is not valid).
+
+    SQLite reads pages past the end of a truncated file as zeros, and its quick_check misses a cut
+    inside an index page, so a cut file is caught by its size.
+    """
+    page_size = int.from_bytes(head[16:18], "big")
+    pages = int.from_bytes(head[28:32], "big")
+    valid = head[24:28] == head[92:96] and pages > 0  # "in-header database size" is valid only then
+    return pages * (65536 if page_size == 1 else page_size) if valid else None
+
+
+def _wal_pending(p: Path) -> bool:
+    """A write-ahead log with frames: the file may lag behind its header until the next checkpoint."""
+    wal = p.with_name(p.name + "-wal")
+    return wal.is_file() and wal.stat().st_size > 0
 
 
 class _read_only:

@@ -33,10 +33,10 @@ def cdx_file(path: Path, n: int = 3) -> Path:
     return path
 
 
-def foreign_file(path: Path) -> Path:
-    """Another program's SQLite database, with a table named like one of ours."""
+def foreign_file(path: Path, clash: bool = True) -> Path:
+    """Another program's SQLite database (`clash`: with a table named like one of ours)."""
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute(f"CREATE TABLE {'runs' if clash else 'orders'} (id INTEGER PRIMARY KEY, name TEXT)")
     conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT)")
     conn.execute("INSERT INTO customers (email) VALUES ('a@example.org')")
     conn.commit()

@@ -33,7 +33,7 @@ BAD = {  # name: (how to make it, what the one line says)
                                         "cdx knowledge base; nothing was changed"),
     "newer-version": (kf.newer_file, "has knowledge-base schema version 99, newer than this cdx supports (up to 3)"),
     "table-missing": (kf.without_table, "is a damaged cdx knowledge base (schema version 3; missing: table evidence)"),
-    "truncated": (kf.truncated, "damaged"),
+    "truncated": (kf.truncated, "is a truncated SQLite file ("),
 }
 
 
@@ -75,9 +75,10 @@ def test_a_folder_that_cannot_hold_the_file_is_refused(tmp_path):
     assert not (tmp_path / "new").exists()  # checking created nothing
 
 
-def test_findings_on_another_programs_database_writes_nothing(tmp_path):
+@pytest.mark.parametrize("clash", [False, True], ids=["other-tables", "a-table-named-runs"])
+def test_findings_on_another_programs_database_writes_nothing(tmp_path, clash):
     """Issue 23 item 6: task=findings added 9 cdx tables to any SQLite file, exit 0."""
-    path = kf.foreign_file(tmp_path / "other.sqlite")
+    path = kf.foreign_file(tmp_path / "other.sqlite", clash=clash)
     before = kf.digest(tmp_path)
     with pytest.raises(KnowledgeBaseError, match="another program"):
         findings(compose(["task=findings", f"knowledge.path={path}"], tmp_path / "out"))
