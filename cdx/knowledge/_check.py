@@ -247,4 +247,5 @@ def check_config(cfg: Mapping, problems: list[str]) -> None:
     from cdx.knowledge._db import default_path
 
     found = inspect_path(path if path else default_path(), write=name in WRITES)
-    problems.extend(found.problems)
+    if not found.missing:  # no database yet is no config error: task=findings says so when it opens the file
+        problems.extend(found.problems)

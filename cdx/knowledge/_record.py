@@ -85,6 +85,10 @@ class Recorded(BaseModel):
     n_not_replicated: int = 0
     finding_ids: list[int] = []
 
+    def __getitem__(self, field: str) -> Any:
+        """`rec["n_findings_new"]`: callers written when this was a dict keep working."""
+        return getattr(self, field)
+
 
 @dataclass
 class _Analysis:
