@@ -343,12 +343,8 @@ class Pipeline:
         self.state["pair_id"] = register_pair(self.kb, model)
         self.state["fingerprint"] = pair_fingerprint(model)[0]
         meta = run_meta(self.cfg, "pipeline")
-        key = f"dir:{self.out.resolve()}"  # one row per pipeline folder, also when killed before state.json was saved
-        with self.kb.transaction():
-            earlier = self.kb.recorded_run(self.state["pair_id"], key, "pipeline", self.out)
-            self.state["run_id"] = earlier["id"] if earlier else self.kb.add_run(
-                "pipeline", self.state["pair_id"], " ".join(meta.get("overrides") or []), resolved_config(self.cfg),
-                meta["git_commit"], self.out, record_key=key)
+        self.state["run_id"] = self.kb.add_run("pipeline", self.state["pair_id"], " ".join(meta.get("overrides") or []),
+                                               resolved_config(self.cfg), meta["git_commit"], self.out)
         self.save()
 
     def _touched_by_this_run(self, finding_id: int) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sqlite3
 import subprocess
@@ -155,3 +156,24 @@ def test_cli_locked_knowledge_base_says_how_to_resume_and_the_resume_records_onc
         runs = kb.conn.execute("SELECT run_dir FROM runs WHERE run_dir IS NOT NULL").fetchall()
         assert [r[0] for r in runs] == [str(out)]
         assert not kb.conn.execute("SELECT 1 FROM finding_history WHERE status='replicated'").fetchall()
+
+
+def test_pipeline_with_a_locked_knowledge_base_says_how_to_continue(tmp_path):
+    from cdx.tasks.pipeline import run as pipeline
+    from tests.agent.test_pipeline import TOY
+    from tests.conftest import compose
+
+    path = tmp_path / "kb.sqlite"
+    KnowledgeBase(path).close()  # as cdx leaves it: WAL mode, so opening needs no lock; the first write does
+    over = [*TOY, f"knowledge.path={path}", "knowledge.busy_timeout_s=0.1", "knowledge.retries=0"]
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        out = re.escape(str(tmp_path / "p"))
+        with pytest.raises(KnowledgeBaseBusy, match=f"locked by another process.* Finished stages are saved in {out}; "
+                                                    f"continue with: python -m cdx.run .*hydra.run.dir={out} resume=true"):
+            pipeline(compose(over, tmp_path / "p"))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert pipeline(compose([*over, "resume=true"], tmp_path / "p"))["n_new_findings"] >= 1
