@@ -8,6 +8,7 @@ is opened with SQLite's `mode=ro` (a foreign database is left byte for byte as i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sqlite3
@@ -119,7 +120,7 @@ def _contents(p: Path) -> KnowledgeFile:
         return _bad(p, True, f"{p} is a truncated SQLite file ({size} bytes of the {declared} its header declares): "
                              f"restore it from a backup or {OTHER_PATH}")
     try:
-        with _read_only(p) as conn:
+        with contextlib.closing(connect_read_only(p)) as conn:
             return _schema_of(p, conn)
     except sqlite3.DatabaseError as e:
         if environment_cause(e) == LOCKED:
@@ -143,19 +144,6 @@ def _wal_pending(p: Path) -> bool:
     """A write-ahead log with frames: the file may lag behind its header until the next checkpoint."""
     wal = p.with_name(p.name + "-wal")
     return wal.is_file() and wal.stat().st_size > 0
-
-
-class _read_only:
-    """A `mode=ro` connection, closed on exit (sqlite3's own context manager only ends transactions)."""
-
-    def __init__(self, p: Path):
-        self.conn = connect_read_only(p)
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.conn
-
-    def __exit__(self, *exc) -> None:
-        self.conn.close()
 
 
 def connect_read_only(p: Path, timeout: float = 5.0) -> sqlite3.Connection:

@@ -68,7 +68,11 @@ class KnowledgeBase:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: no implicit transactions; `transaction()` opens them explicitly.
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
-        self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+        try:
+            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _connect_read_only(self, version: int) -> sqlite3.Connection:
