@@ -72,6 +72,7 @@ def _checks(task: str | None, cfg: DictConfig) -> list[Callable[[DictConfig, Pro
         check_task,
         check_top_level,
     )
+    from cdx.knowledge import check_config as check_knowledge_base
 
     if task == "summarize":  # reads a finished sweep: only its own options matter
         return [check_top_level, check_task]
@@ -83,6 +84,7 @@ def _checks(task: str | None, cfg: DictConfig) -> list[Callable[[DictConfig, Pro
             checks.append(check_prompts)
     else:
         checks.append(check_prompts)
+    checks.append(check_knowledge_base)  # the file itself: cdx.knowledge.check_config (issue 23)
     return checks
 
 

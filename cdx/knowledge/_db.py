@@ -19,6 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cdx.errors import CdxUserError
+from cdx.knowledge._check import check_path, connect_read_only
+from cdx.knowledge._errors import LOCKED, KnowledgeBaseBusy, KnowledgeBaseError, UnknownFinding, environment_cause
 from cdx.knowledge._schema import FINDING_STATUSES, HYPOTHESIS_STATUSES, SCHEMA_VERSION, current_version, migrate
 
 log = logging.getLogger(__name__)
@@ -43,21 +46,48 @@ def now() -> str:
 class KnowledgeBase:
     """Findings across runs: pairs, runs, hypotheses, validations, findings, status history, evidence."""
 
-    def __init__(self, path: str | Path | None = None, busy_timeout_s: float = 30.0, retries: int = 8):
+    def __init__(self, path: str | Path | None = None, busy_timeout_s: float = 30.0, retries: int = 8, *,
+                 readonly: bool = False):
         self.path = Path(path).expanduser() if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.busy_timeout_s, self.retries = float(busy_timeout_s), int(retries)
+        self.busy_timeout_s, self.retries, self.readonly = float(busy_timeout_s), int(retries), bool(readonly)
         if self.busy_timeout_s <= 0 or self.retries < 0:
-            raise ValueError(f"busy_timeout_s must be > 0 and retries >= 0; got {busy_timeout_s}, {retries}")
+            raise CdxUserError(f"knowledge.busy_timeout_s must be > 0 and knowledge.retries >= 0; got "
+                               f"{busy_timeout_s}, {retries}")
         self._depth = 0  # nesting level of transaction()
-        # isolation_level=None: no implicit transactions; `transaction()` opens them explicitly.
-        self.conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
+        # Before SQLite touches it: a directory, another program's database, a newer schema... are refused here.
+        found = check_path(self.path, write=not self.readonly)
+        with self._sqlite_errors("open"):
+            self.conn = self._connect_read_only(found.version) if self.readonly else self._connect()
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self._retry(lambda: self.conn.execute("PRAGMA journal_mode=WAL"))
-        if current_version(self.conn) != SCHEMA_VERSION:
+        if not self.readonly and current_version(self.conn) != SCHEMA_VERSION:
             with self.transaction() as c:  # migrate() re-reads the version under the write lock
                 migrate(c)
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; `transaction()` opens them explicitly.
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
+        try:
+            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_read_only(self, version: int) -> sqlite3.Connection:
+        """The file in SQLite's read-only mode; an older schema is read from a migrated copy in memory."""
+        conn = connect_read_only(self.path, self.busy_timeout_s)
+        if version == SCHEMA_VERSION:
+            return conn
+        # Reading must not upgrade the file (another cdx may still use it): upgrade a copy instead.
+        copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.backup(copy)
+        conn.close()
+        copy.execute("BEGIN")
+        migrate(copy)
+        copy.execute("COMMIT")
+        return copy
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -85,12 +115,36 @@ class KnowledgeBase:
                 log.debug("knowledge base %s busy (attempt %d): %s", self.path, attempt + 1, e)
 
     @contextlib.contextmanager
+    def _sqlite_errors(self, doing: str) -> Iterator[None]:
+        """SQLite errors that the file or the machine caused (full, read-only, locked) as one-line user errors."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            err = self._user_error(e, doing)
+            if err is None:
+                raise
+            raise err from e
+
+    def _user_error(self, e: sqlite3.Error, doing: str, then: str = "") -> KnowledgeBaseError | None:
+        cause = environment_cause(e)
+        if cause is None:
+            return None  # a bad statement is a bug in cdx: keep the traceback
+        if cause == LOCKED:
+            return KnowledgeBaseBusy(
+                f"could not {doing} the knowledge base {self.path}: {cause} past knowledge.busy_timeout_s="
+                f"{self.busy_timeout_s:g} and {self.retries} retries (SQLite: {e}){then}")
+        return KnowledgeBaseError(f"could not {doing} the knowledge base {self.path}: {cause} (SQLite: {e}){then}")
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: committed when the block ends, rolled back if it raises.
 
         Nested blocks join the outermost one, so a caller can make several writes (each its own
-        transaction when alone) land together or not at all.
+        transaction when alone) land together or not at all. A failure anywhere, the COMMIT
+        included (a full disk), leaves nothing of the block in the file.
         """
+        if self.readonly:
+            raise RuntimeError(f"{self.path} was opened read-only: writing to it is a bug in the caller")
         if self._depth:
             self._depth += 1
             try:
@@ -98,23 +152,32 @@ class KnowledgeBase:
             finally:
                 self._depth -= 1
             return
-        self._retry(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+        with self._sqlite_errors("write to"):
+            self._retry(lambda: self.conn.execute("BEGIN IMMEDIATE"))
         self._depth = 1
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+            self._retry(lambda: self.conn.execute("COMMIT"))
+        except BaseException as e:
+            if self.conn.in_transaction:  # SQLite may have rolled back already (e.g. on a full disk)
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+            err = self._user_error(e, "write to", "; nothing of this write was kept") \
+                if isinstance(e, sqlite3.Error) else None
+            if err is None:
+                raise
+            raise err from e
         finally:
             self._depth = 0
-        self._retry(lambda: self.conn.execute("COMMIT"))
 
     def _one(self, sql: str, args: tuple = ()) -> dict | None:
-        row = self.conn.execute(sql, args).fetchone()
+        with self._sqlite_errors("read"):
+            row = self.conn.execute(sql, args).fetchone()
         return dict(row) if row else None
 
     def _all(self, sql: str, args: tuple = ()) -> list[dict]:
-        return [dict(r) for r in self.conn.execute(sql, args).fetchall()]
+        with self._sqlite_errors("read"):
+            return [dict(r) for r in self.conn.execute(sql, args).fetchall()]
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -128,14 +191,22 @@ class KnowledgeBase:
             return c.execute("SELECT id FROM pairs WHERE fingerprint=?", (fingerprint,)).fetchone()[0]
 
     def add_run(self, kind: str, pair_id: int | None = None, command: str | None = None, config: dict | None = None,
-                git_commit: str | None = None, run_dir: str | Path | None = None) -> int:
+                git_commit: str | None = None, run_dir: str | Path | None = None, record_key: str | None = None) -> int:
+        """A run's row; `record_key` (the run folder's identity) makes a second row of the same run impossible."""
         with self.transaction() as c:
             cur = c.execute(
-                "INSERT INTO runs (pair_id, kind, command, config, git_commit, run_dir, created_at) VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO runs (pair_id, kind, command, config, git_commit, run_dir, created_at, record_key) "
+                "VALUES (?,?,?,?,?,?,?,?)",
                 (pair_id, kind, command, json.dumps(config, default=str) if config is not None else None, git_commit,
-                 str(run_dir) if run_dir else None, now()),
+                 str(run_dir) if run_dir else None, now(), record_key),
             )
             return cur.lastrowid
+
+    def recorded_run(self, pair_id: int, record_key: str, kind: str, run_dir: str | Path | None = None) -> dict | None:
+        """The run recorded before under `record_key` on this pair (or, before keys existed, from `run_dir`)."""
+        return self._one("SELECT * FROM runs WHERE pair_id=? AND (record_key=? OR (record_key IS NULL AND kind=? "
+                         "AND run_dir=?)) ORDER BY id LIMIT 1",
+                         (pair_id, record_key, kind, str(run_dir) if run_dir else None))
 
     def upsert_hypothesis(self, pair_id: int, key: str, statement: str, kind: str | None = None,
                           direction: str | None = None, cluster: Any = None, checker: dict | None = None,
@@ -262,7 +333,8 @@ class KnowledgeBase:
         f = self._one("SELECT * FROM findings WHERE id=?", (finding_id,))
         if f is None:
             n = self.conn.execute("SELECT COUNT(*) FROM findings").fetchone()[0]
-            raise KeyError(f"no finding with id {finding_id} in {self.path} ({n} findings; list them with task=findings)")
+            raise UnknownFinding(f"no finding with id {finding_id} in {self.path} ({n} findings; list them with "
+                                 "task=findings)")
         f["hypothesis"] = self.hypothesis(f["hypothesis_id"])
         f["pair"] = self._one("SELECT id, fingerprint, label FROM pairs WHERE id=?", (f["pair_id"],))
         f["history"] = self._all("SELECT h.*, r.kind AS run_kind, r.run_dir FROM finding_history h "
@@ -294,20 +366,24 @@ class KnowledgeBase:
             c.execute("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)", (path, size, mtime_ns, sha256))
 
 
-def open_knowledge(settings) -> KnowledgeBase | None:
-    """The knowledge base conf/knowledge describes (`enabled`, `path`, `busy_timeout_s`, `retries`), or None if disabled."""
+def open_knowledge(settings, *, readonly: bool = False) -> KnowledgeBase | None:
+    """The knowledge base conf/knowledge describes (`enabled`, `path`, `busy_timeout_s`, `retries`), or None if disabled.
+
+    `readonly`: for commands that only read (task=findings): nothing is created or changed.
+    """
     d = dict(settings or {})
     unknown = set(d) - {"enabled", "path", "busy_timeout_s", "retries"}
     if unknown:
-        raise ValueError(f"unknown knowledge option(s) {sorted(unknown)}; valid: enabled, path, busy_timeout_s, retries")
+        raise CdxUserError(f"unknown knowledge option(s) {sorted(unknown)}; valid: enabled, path, busy_timeout_s, "
+                           "retries")
     if not d.get("enabled", True):
         return None
-    return KnowledgeBase(d.get("path"), d.get("busy_timeout_s", 30.0), d.get("retries", 8))
+    return KnowledgeBase(d.get("path"), d.get("busy_timeout_s", 30.0), d.get("retries", 8), readonly=readonly)
 
 
 def _check(value: str, valid: tuple, what: str) -> None:
     if value not in valid:
-        raise ValueError(f"{what} {value!r} is not valid; use one of {valid}")
+        raise CdxUserError(f"{what} {value!r} is not valid; use one of {valid}")
 
 
 def _pair(ci) -> tuple:

@@ -6,9 +6,14 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from cdx.errors import CdxUserError
+from cdx.io.rundir import read_run_file
 from cdx.knowledge._db import KnowledgeBase
 from cdx.knowledge._fingerprint import FileHasher, pair_fingerprint, pair_label
 
@@ -44,7 +49,7 @@ def record_hypothesis(kb: KnowledgeBase, pair_id: int, record: dict, run_id: int
     """
     missing = [k for k in ("statement", "checker") if k not in record]
     if missing:
-        raise ValueError(f"hypothesis record {record.get('id', '?')} lacks {missing}; keys: {sorted(record)}")
+        raise CdxUserError(f"hypothesis record {record.get('id', '?')} lacks {missing}; keys: {sorted(record)}")
     hid = kb.upsert_hypothesis(pair_id, hypothesis_key(record), record["statement"], record.get("kind"),
                                record.get("direction"), cluster_name(record), record["checker"], parent_id, run_id)
     vid = kb.add_validation(hid, record, purpose, run_id)
@@ -64,54 +69,114 @@ def record_hypothesis(kb: KnowledgeBase, pair_id: int, record: dict, run_id: int
     return {"hypothesis_id": hid, "validation_id": vid, "finding_id": fid, "change": change}
 
 
+class Recorded(BaseModel):
+    """What recording one analysis into the knowledge base did."""
+
+    pair_id: int
+    run_id: int
+    """The run's row: the new one, or the earlier one when `already_recorded`."""
+    already_recorded: bool = False
+    """This run (same record key: a resume or rerun of it) was recorded before; nothing was added."""
+    recorded_from: str | None = None
+    """The run folder of that earlier record (it may be another folder with the very same settings and seed)."""
+    n_hypotheses: int = 0
+    n_findings_new: int = 0
+    n_replicated: int = 0
+    n_not_replicated: int = 0
+    finding_ids: list[int] = []
+
+    def __getitem__(self, field: str) -> Any:
+        """`rec["n_findings_new"]`: callers written when this was a dict keep working."""
+        return getattr(self, field)
+
+
+@dataclass
+class _Analysis:
+    """An analysis to record: its tested hypotheses and where they come from."""
+
+    records: list[dict]
+    model: Any
+    run_dir: Path | None
+    config: dict | None
+    command: str | None
+    key: str | None
+
+
 def record_analysis(run_dir_or_findings: str | Path | list[dict], kb: KnowledgeBase | Mapping | str | Path | None = None,
                     model: Any = None, run_dir: str | Path | None = None, kind: str = "analyze",
-                    command: str | None = None, config: dict | None = None, git_commit: str | None = None) -> dict | None:
+                    command: str | None = None, config: dict | None = None, git_commit: str | None = None
+                    ) -> Recorded | None:
     """Record every hypothesis of an analysis (its run folder, or its findings records) in the knowledge base.
 
     `model` is the pair config (cfg.model); for a run folder it defaults to the folder's
     `.hydra/config.yaml`. `kb` is a KnowledgeBase, a path, None for the default file, or the
     conf/knowledge settings as a dict (then nothing is recorded, and None returned, when
-    `enabled` is false). Returns {pair_id, run_id, n_hypotheses, n_findings_new, n_replicated,
-    n_not_replicated, finding_ids}.
+    `enabled` is false).
+
+    One transaction: the whole analysis is recorded or nothing of it (a full disk, a kill). A run
+    is recorded once: its key is the run folder's identity fingerprint (run.json; else the
+    folder's path), so recording a resumed or rerun analysis again adds nothing and says so
+    (`already_recorded`), never a replication of itself.
     """
-    own = not isinstance(kb, KnowledgeBase)
+    base = _open(kb)
+    if base is None:
+        return None
+    try:
+        return _record(base, _load(run_dir_or_findings, run_dir, model, config, command), kind, git_commit)
+    finally:
+        if base is not kb:
+            base.close()
+
+
+def record_key(run_dir: str | Path | None) -> str | None:
+    """What makes two records the same run: its identity fingerprint (run.json), else its folder; None without one.
+
+    The fingerprint covers the pair's settings, the seed, the analysis options and the prompts, so
+    another folder with the same key drew the very same samples: not a replication either.
+    """
+    if run_dir is None:
+        return None
+    info = read_run_file(run_dir)
+    if info and info.get("fingerprint"):
+        return f"run:{info['fingerprint']}"
+    return f"dir:{Path(run_dir).resolve()}"
+
+
+def _open(kb) -> KnowledgeBase | None:
+    if isinstance(kb, KnowledgeBase):
+        return kb
     if isinstance(kb, Mapping):  # conf/knowledge settings, e.g. from task=analyze
         from cdx.knowledge._db import open_knowledge
 
-        base = open_knowledge(kb)
-        if base is None:
-            return None
-    else:
-        base = kb if not own else KnowledgeBase(kb)
-    try:
-        records, run_dir, model, config, command = _load(run_dir_or_findings, run_dir, model, config, command)
-    except BaseException:
-        if own:
-            base.close()
-        raise
-    try:
-        pair_id = register_pair(base, model)
-        run_id = base.add_run(kind, pair_id, command, config, git_commit, run_dir)
-        changes = [record_hypothesis(base, pair_id, r, run_id, "discovery", run_dir) for r in records]
-    finally:
-        if own:
-            base.close()
-    out = {"pair_id": pair_id, "run_id": run_id, "n_hypotheses": len(changes),
-           "n_findings_new": sum(c["change"] == "validated" for c in changes),
-           "n_replicated": sum(c["change"] == "replicated" for c in changes),
-           "n_not_replicated": sum(c["change"] == "not_replicated" for c in changes),
-           "finding_ids": sorted({c["finding_id"] for c in changes if c["finding_id"] is not None})}
+        return open_knowledge(kb)
+    return KnowledgeBase(kb)
+
+
+def _record(kb: KnowledgeBase, a: _Analysis, kind: str, git_commit: str | None) -> Recorded:
+    fp, ident = pair_fingerprint(a.model, FileHasher(kb))  # weights are hashed before the write lock is taken
+    with kb.transaction():  # the whole analysis or nothing of it
+        pair_id = kb.upsert_pair(fp, pair_label(a.model), ident)
+        earlier = kb.recorded_run(pair_id, a.key, kind, a.run_dir) if a.key else None
+        if earlier:
+            return Recorded(pair_id=pair_id, run_id=earlier["id"], already_recorded=True,
+                            recorded_from=earlier["run_dir"])
+        run_id = kb.add_run(kind, pair_id, a.command, a.config, git_commit, a.run_dir, record_key=a.key)
+        changes = [record_hypothesis(kb, pair_id, r, run_id, "discovery", a.run_dir) for r in a.records]
+    out = Recorded(pair_id=pair_id, run_id=run_id, n_hypotheses=len(changes),
+                   n_findings_new=sum(c["change"] == "validated" for c in changes),
+                   n_replicated=sum(c["change"] == "replicated" for c in changes),
+                   n_not_replicated=sum(c["change"] == "not_replicated" for c in changes),
+                   finding_ids=sorted({c["finding_id"] for c in changes if c["finding_id"] is not None}))
     log.debug("knowledge base: %s", out)  # the caller (task=analyze, the pipeline) reports it in words
     return out
 
 
-def _load(src, run_dir, model, config, command):
+def _load(src, run_dir, model, config, command) -> _Analysis:
     if isinstance(src, (str, Path)):
         run_dir = Path(src)
         path = run_dir / "findings.jsonl"
         if not path.is_file():
-            raise FileNotFoundError(f"{run_dir} has no findings.jsonl: give an analysis run folder (task=analyze)")
+            raise CdxUserError(f"{run_dir} has no findings.jsonl: give an analysis run folder (task=analyze)")
         from cdx.io import read_records
 
         records = read_records(path)
@@ -119,8 +184,10 @@ def _load(src, run_dir, model, config, command):
     else:
         records = list(src)
     if model is None:
-        raise ValueError("record_analysis needs the pair: pass model=cfg.model (the run folder has no .hydra/config.yaml)")
-    return records, run_dir, model, config, command
+        raise CdxUserError("record_analysis needs the pair: pass model=cfg.model (the run folder has no "
+                           ".hydra/config.yaml)")
+    run_dir = Path(run_dir) if run_dir is not None else None
+    return _Analysis(records, model, run_dir, config, command, record_key(run_dir))
 
 
 def _hydra_files(run_dir: Path, config, model, command):

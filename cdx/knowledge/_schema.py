@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from cdx.knowledge._errors import KnowledgeBaseError
+
 FINDING_STATUSES = ("validated", "replicated", "not_replicated", "refined_into", "rejected")
 """A finding's status history uses these; the last entry is its current status."""
 HYPOTHESIS_STATUSES = ("open", "confirmed", "narrowed", "split", "rejected")
@@ -126,7 +128,19 @@ def _v2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+def _v3(conn: sqlite3.Connection) -> None:
+    """A run's record key, so one analysis is recorded once however often it is recorded (resume, rerun)."""
+    _script(
+        conn,
+        """
+        -- the run folder's identity fingerprint (run.json), else its path; NULL for runs recorded without one
+        ALTER TABLE runs ADD COLUMN record_key TEXT;
+        CREATE UNIQUE INDEX runs_record_key ON runs(pair_id, record_key);
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -145,9 +159,9 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
     have = current_version(conn)
     if have > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"the knowledge base has schema version {have}, newer than this cdx knows ({SCHEMA_VERSION}); "
-            "update cdx or point knowledge.path at another file"
+        raise KnowledgeBaseError(
+            f"the knowledge base has schema version {have}, newer than this cdx supports (up to {SCHEMA_VERSION}): "
+            "update cdx, or point knowledge.path at another file"
         )
     for version in range(have + 1, target + 1):
         MIGRATIONS[version - 1](conn)

@@ -13,8 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from cdx.analysis.pipeline import Context
 from cdx.io import open_run
-from cdx.knowledge import record_analysis
-from cdx.tasks.common import output_dir, resolved_config, run_identity, seed_everything, tracked
+from cdx.knowledge import KnowledgeBaseError, record_analysis
+from cdx.tasks.common import output_dir, resolved_config, resume_command, run_identity, seed_everything, tracked
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,19 @@ def _record_in_knowledge_base(cfg: DictConfig, out) -> None:
     """Every tested hypothesis into the findings database (unless knowledge.enabled=false)."""
     if not cfg.get("knowledge"):
         return
-    rec = record_analysis(out, kb=OmegaConf.to_container(cfg.knowledge, resolve=True),
-                          model=OmegaConf.to_container(cfg.model, resolve=True), config=resolved_config(cfg))
-    if rec:
+    try:
+        rec = record_analysis(out, kb=OmegaConf.to_container(cfg.knowledge, resolve=True),
+                              model=OmegaConf.to_container(cfg.model, resolve=True), config=resolved_config(cfg))
+    except KnowledgeBaseError as e:  # locked, full, read-only: the run stays unfinished, so resume records it
+        raise type(e)(f"{e}. The analysis itself is saved in {out}; record it with: {resume_command(cfg)}") from e
+    if rec is None:
+        return
+    if rec.already_recorded:
+        log.info("knowledge base: this analysis was recorded before (run %d, from %s); nothing recorded again",
+                 rec.run_id, rec.recorded_from)
+    else:
         log.info("knowledge base: %d new finding(s), %d replicated, %d not replicated (python -m cdx.run "
-                 "task=findings)", rec["n_findings_new"], rec["n_replicated"], rec["n_not_replicated"])
+                 "task=findings)", rec.n_findings_new, rec.n_replicated, rec.n_not_replicated)
 
 
 def _assistant(cfg: DictConfig):

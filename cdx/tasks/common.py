@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -44,6 +45,17 @@ def run_meta(cfg: DictConfig, task: str) -> dict:
         meta["sweep_dir"] = hc.sweep.dir if multirun else None
         meta["job_num"] = hc.job.get("num") if multirun else None
     return meta
+
+
+def resume_command(cfg: DictConfig) -> str:
+    """The command that continues this run in its folder: the overrides it was started with, and resume=true."""
+    args = ["<the same overrides>"]
+    with contextlib.suppress(ValueError, ImportError):
+        from hydra.core.hydra_config import HydraConfig
+
+        args = [a for a in HydraConfig.get().overrides.task if not a.startswith(("hydra.run.dir=", "resume="))]
+    where = f"hydra.run.dir={shlex.quote(str(cfg.output_dir))}"
+    return " ".join(["python -m cdx.run", *map(shlex.quote, args), where, "resume=true"])
 
 
 def resolved_config(cfg: DictConfig) -> dict:

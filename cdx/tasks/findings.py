@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from cdx.errors import CdxUserError
 from cdx.io import atomic_write_json, atomic_write_text
 from cdx.knowledge import KnowledgeBase, open_knowledge, pair_fingerprint
 
@@ -25,13 +26,15 @@ CSV_COLUMNS = ("id", "status", "statement", "kind", "direction", "cluster", "pai
 def run(cfg: DictConfig) -> dict:
     t = cfg.task
     if t.get("export") not in (None, *EXPORTS):
-        raise ValueError(f"task.export={t.export!r} is not valid; use one of {EXPORTS} or null")
+        raise CdxUserError(f"task.export={t.export!r} is not valid; use one of {EXPORTS} or null")
     if not cfg.knowledge.get("enabled", True):
-        raise ValueError("task=findings reads the knowledge base, but knowledge.enabled=false; enable it")
+        raise CdxUserError("task=findings reads the knowledge base, but knowledge.enabled=false; enable it")
+    show = _finding_id(t.get("show"))
     console = Console(highlight=False, no_color=not cfg.report.color)
-    with open_knowledge(OmegaConf.to_container(cfg.knowledge, resolve=True)) as kb:
-        if t.get("show") is not None:
-            finding = kb.finding(int(t.show))
+    # Read-only (SQLite mode=ro): a query creates no file, changes no file, and refuses another program's database.
+    with open_knowledge(OmegaConf.to_container(cfg.knowledge, resolve=True), readonly=True) as kb:
+        if show is not None:
+            finding = kb.finding(show)
             print_finding(finding, console)
             result = {"n_findings": 1, "finding_id": finding["id"], "status": finding["status"]}
             rows = [finding]
@@ -45,6 +48,15 @@ def run(cfg: DictConfig) -> dict:
     print(f"cdx findings: {result['n_findings']} finding(s) from {result['database']}"
           + (f" -> {result['export']}" if "export" in result else ""))
     return result
+
+
+def _finding_id(show) -> int | None:
+    if show is None:
+        return None
+    if isinstance(show, bool) or not isinstance(show, int | str) or not str(show).strip().lstrip("-").isdigit():
+        raise CdxUserError(f"task.show={show!r} is not valid: give a finding id (an integer; list them with "
+                           "task=findings)")
+    return int(show)
 
 
 def _pair_query(cfg: DictConfig, kb: KnowledgeBase):

@@ -33,8 +33,16 @@ from tqdm import tqdm
 
 from cdx.agent import ExperimentAgent, PromptDesigner, RecordedSampler
 from cdx.io import JsonlWriter, RecordLog, atomic_write_json, atomic_write_text, open_run, read_records, strip_execution_only
-from cdx.knowledge import KnowledgeBase, hypothesis_key, open_knowledge, pair_fingerprint, record_hypothesis, register_pair
-from cdx.tasks.common import git_commit, output_dir, resolved_config, run_meta, seed_everything, tracked
+from cdx.knowledge import (
+    KnowledgeBase,
+    KnowledgeBaseError,
+    hypothesis_key,
+    open_knowledge,
+    pair_fingerprint,
+    record_hypothesis,
+    register_pair,
+)
+from cdx.tasks.common import git_commit, output_dir, resolved_config, resume_command, run_meta, seed_everything, tracked
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,8 @@ def run(cfg: DictConfig) -> dict:
             pipe = Pipeline(cfg, out, kb, tracker, resumed=rd.resumed)
             result = pipe.run()
             rd.finish(stop_reason=result["stop_reason"])
+        except KnowledgeBaseError as e:  # locked or full mid-stage: every finished stage is checkpointed
+            raise type(e)(f"{e}. Finished stages are saved in {out}; continue with: {resume_command(cfg)}") from e
         finally:
             kb.close()
     print(pipe.closing_note(result))

@@ -35,7 +35,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         assert kb.integrity() == "ok"
         assert kb.counts() == {"pairs": 1, "runs": N_PROC, "hypotheses": n, "validations": n, "findings": n,
                                "finding_history": 2 * n, "evidence": n}
-        assert [r[0] for r in kb.conn.execute("SELECT version FROM schema_version")] == [1, 2]
+        assert [r[0] for r in kb.conn.execute("SELECT version FROM schema_version")] == [1, 2, 3]
         rows = kb.conn.execute("SELECT f.status, COUNT(h.id) FROM findings f JOIN finding_history h ON h.finding_id=f.id "
                                "GROUP BY f.id").fetchall()
         assert all(tuple(r) == ("replicated", 2) for r in rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from cdx.errors import CdxUserError
 from cdx.io import write_records
 from cdx.knowledge import KnowledgeBase, hypothesis_key, record_analysis
 
@@ -30,24 +31,24 @@ def _run_dir(tmp_path, name, records):
 def test_analyze_then_rerun_then_failed_rerun(tmp_path):
     kb = KnowledgeBase(tmp_path / "kb.sqlite")
     first = record_analysis(_run_dir(tmp_path, "a1", [_rec()]), kb)
-    assert (first["n_hypotheses"], first["n_findings_new"], first["finding_ids"]) == (1, 1, [1])
+    assert (first.n_hypotheses, first.n_findings_new, first.finding_ids) == (1, 1, [1])
     # Reworded statement, same checker: the same claim, so a replication rather than a second finding.
     second = record_analysis(_run_dir(tmp_path, "a2", [_rec(statement="refuses requests more often")]), kb)
-    assert (second["n_findings_new"], second["n_replicated"], second["pair_id"]) == (0, 1, first["pair_id"])
+    assert (second.n_findings_new, second.n_replicated, second.pair_id) == (0, 1, first.pair_id)
     third = record_analysis(_run_dir(tmp_path, "a3", [_rec(validated=False)]), kb)
-    assert third["n_not_replicated"] == 1
+    assert third.n_not_replicated == 1
     f = kb.finding(1)
     assert [h["status"] for h in f["history"]] == ["validated", "replicated", "not_replicated"]
     assert [h["run_dir"].rsplit("/", 1)[-1] for h in f["history"]] == ["a1", "a2", "a3"]
     assert [v["purpose"] for v in f["validations"]] == ["discovery"] * 3
     assert len(f["evidence"]) == 2  # evidence of the two validating runs, none from the failed one
-    run = kb.conn.execute("SELECT command, run_dir FROM runs WHERE id=?", (first["run_id"],)).fetchone()
+    run = kb.conn.execute("SELECT command, run_dir FROM runs WHERE id=?", (first.run_id,)).fetchone()
     assert run[0] == "python -m cdx.run task=analyze model=tiny_random" and run[1].endswith("a1")
 
 
 def test_unvalidated_new_hypothesis_is_kept_but_no_finding(tmp_path):
     res = record_analysis([_rec(validated=False)], tmp_path / "kb.sqlite", model=PAIR)
-    assert (res["n_hypotheses"], res["finding_ids"]) == (1, [])
+    assert (res.n_hypotheses, res.finding_ids) == (1, [])
     with KnowledgeBase(tmp_path / "kb.sqlite") as kb:
         assert kb.counts()["validations"] == 1 and kb.counts()["findings"] == 0
 
@@ -59,7 +60,7 @@ def test_key_ignores_wording_but_not_the_claim():
 
 
 def test_bad_inputs(tmp_path):
-    with pytest.raises(FileNotFoundError, match="has no findings.jsonl"):
+    with pytest.raises(CdxUserError, match="has no findings.jsonl"):
         record_analysis(tmp_path, tmp_path / "kb.sqlite")
     with pytest.raises(ValueError, match="needs the pair"):
         record_analysis([_rec()], tmp_path / "kb.sqlite")
@@ -73,6 +74,6 @@ def test_settings_dict_as_task_analyze_passes_it(tmp_path):
     assert record_analysis(d, {"enabled": False, "path": str(tmp_path / "off.sqlite")}) is None
     assert not (tmp_path / "off.sqlite").exists()
     res = record_analysis(d, {"enabled": True, "path": str(tmp_path / "on.sqlite"), "busy_timeout_s": 5, "retries": 2})
-    assert res["n_findings_new"] == 1
+    assert res.n_findings_new == 1
     with pytest.raises(ValueError, match="unknown knowledge option\\(s\\) \\['pth'\\]"):
         record_analysis(d, {"enabled": True, "pth": "x"})

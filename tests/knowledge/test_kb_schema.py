@@ -6,10 +6,10 @@ import sqlite3
 
 import pytest
 
-from cdx.knowledge import MIGRATIONS, SCHEMA_VERSION, KnowledgeBase, migrate
+from cdx.knowledge import MIGRATIONS, SCHEMA_VERSION, KnowledgeBase, KnowledgeBaseError, migrate
 
-V2_TABLES = {"pairs", "runs", "hypotheses", "validations", "findings", "finding_history", "file_hashes", "evidence",
-             "schema_version"}
+V3_TABLES = {"pairs", "runs", "hypotheses", "validations", "findings", "finding_history", "file_hashes", "evidence",
+             "schema_version"}  # v3 adds a column (runs.record_key) and an index, no table
 
 
 def _tables(conn) -> set[str]:
@@ -18,13 +18,13 @@ def _tables(conn) -> set[str]:
 
 def test_fresh_file_is_current_and_in_wal_mode(tmp_path):
     kb = KnowledgeBase(tmp_path / "kb.sqlite")
-    assert kb.version == SCHEMA_VERSION == len(MIGRATIONS) == 2
-    assert _tables(kb.conn) == V2_TABLES
+    assert kb.version == SCHEMA_VERSION == len(MIGRATIONS) == 3
+    assert _tables(kb.conn) == V3_TABLES
     assert kb.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = [r[0] for r in kb.conn.execute("SELECT version FROM schema_version ORDER BY version")]
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
     kb.close()
-    assert KnowledgeBase(tmp_path / "kb.sqlite").version == 2  # reopening migrates nothing
+    assert KnowledgeBase(tmp_path / "kb.sqlite").version == 3  # reopening migrates nothing
 
 
 def _v1_file(path) -> None:
@@ -45,7 +45,7 @@ def _v1_file(path) -> None:
 def test_upgrade_from_v1_keeps_rows_and_adds_evidence(tmp_path):
     _v1_file(tmp_path / "old.sqlite")
     kb = KnowledgeBase(tmp_path / "old.sqlite")
-    assert kb.version == 2 and _tables(kb.conn) == V2_TABLES
+    assert kb.version == 3 and _tables(kb.conn) == V3_TABLES
     f = kb.finding(1)
     assert (f["statement"], f["status"], [h["reason"] for h in f["history"]]) == ("refuses more", "validated", ["v1 run"])
     kb.add_status(1, "replicated", "after upgrade", evidence=[{"id": "p1-s0", "model": "comparison", "prompt": "q", "text": "no"}])
@@ -60,11 +60,11 @@ def test_newer_file_than_code_is_refused(tmp_path):
     conn.execute("INSERT INTO schema_version VALUES (99, 'later')")
     conn.commit()
     conn.close()
-    with pytest.raises(RuntimeError, match="schema version 99, newer than this cdx knows"):
+    with pytest.raises(KnowledgeBaseError, match="schema version 99, newer than this cdx supports \\(up to 3\\)"):
         KnowledgeBase(tmp_path / "kb.sqlite")
 
 
 def test_migrate_to_unknown_version_is_an_error(tmp_path):
     conn = sqlite3.connect(tmp_path / "x.sqlite")
-    with pytest.raises(ValueError, match="schema version 7 does not exist; valid: 0..2"):
+    with pytest.raises(ValueError, match="schema version 7 does not exist; valid: 0..3"):
         migrate(conn, target=7)

@@ -95,7 +95,7 @@ def knowledge_section() -> None:
         return
     from cdx.knowledge import KnowledgeBase
 
-    kb = KnowledgeBase(path)
+    kb = KnowledgeBase(path, readonly=True)  # looking never writes
     try:
         rows = kb.findings()
         st.caption(f"{len(rows)} findings in {path}")
