@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -57,6 +58,40 @@ class GuardRunDir(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         if job_return.status == JobStatus.FAILED:
             scrub_exception(job_return._return_value)  # `.return_value` would re-raise it
+
+
+class SweepJobFailed(CompactHydraException):
+    """A sweep job's user or environment error, raised by `cdx.run.main` in place of the error itself.
+
+    Hydra runs every job, then re-raises the first failed job's exception and prints it with a
+    traceback, unless it is a `CompactHydraException`, which it prints as `str(e)` alone (exit 1).
+    So the sweep ends with one line; it is worked out when printed, after the last job, and counts
+    the failed jobs of the whole sweep (each has error.json). `cause` is the job's own error, which
+    `WriteJobError` records.
+    """
+
+    def __init__(self, cause: BaseException, sweep_dir: str | Path):
+        super().__init__(str(cause))
+        self.cause, self.sweep_dir = cause, Path(sweep_dir).absolute()
+
+    def __str__(self) -> str:
+        try:
+            failed, total = _failed_jobs(self.sweep_dir)
+        except Exception:  # noqa: BLE001 - the line must print even if the sweep folder cannot be read
+            failed, total = [], 0
+        first = f"{type(self.cause).__name__}: {self.cause}"
+        head = f"{len(failed)} of {total} sweep jobs failed ({', '.join(failed)})" if failed else "a sweep job failed"
+        return redact(f"cdx: error: {head}; first: {first}. The other jobs ran; error.json in each failed job's "
+                      f"folder says why; table: python -m cdx.run task=summarize sweep_dir={self.sweep_dir}")
+
+
+def _failed_jobs(sweep_dir: Path) -> tuple[list[str], int]:
+    """(`job <n>` of every failed job, number of jobs) of the sweep, as task=summarize counts them."""
+    from cdx.tasks.summarize import expected_jobs
+    from cdx.tracking.sweep import STATUS_FAILED, collect
+
+    rows = collect(sweep_dir, {}, expected_jobs(sweep_dir)).rows
+    return [f"job {r['job']}" for r in rows if r["status"] == STATUS_FAILED], len(rows)
 
 
 def check_sweep_rerun(sweep_dir: Path) -> None:

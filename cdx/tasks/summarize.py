@@ -107,6 +107,7 @@ class WriteJobError(Callback):
         if job_return.status != JobStatus.FAILED:
             return
         err = job_return._return_value  # the exception; `.return_value` would re-raise it
+        err = getattr(err, "cause", err)  # cdx.tasks.callbacks.SweepJobFailed: record the job's own error
         folder = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
         if isinstance(err, RunDirError):
             log.error("job refused: %s", redact(str(err)))
