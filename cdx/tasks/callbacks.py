@@ -26,6 +26,7 @@ from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from cdx import preflight
 from cdx.io import RunDirError, check_rerun, job_folders
 from cdx.io.redact import add_secrets_from_config, install_log_filter, redact, scrub_exception
 from cdx.io.rundir import RunExistsError, holds_run
@@ -37,18 +38,20 @@ USER_ERROR_EXIT = 2
 class GuardRunDir(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         _register_secrets(config)
-        if _task(config) in REBUILT_TASKS:
-            return
         folder = _select(config, "hydra.run.dir")
-        if folder:
+        if not folder:
+            return
+        _refuse_on_error(lambda: preflight.check_run(config, Path(folder).absolute()))
+        if _task(config) not in REBUILT_TASKS:
             _refuse_on_error(lambda: check_rerun(Path(folder).absolute(), bool(config.get("resume"))))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         _register_secrets(config)
-        if _task(config) in REBUILT_TASKS:
-            return
         sweep = _select(config, "hydra.sweep.dir")
-        if sweep and not config.get("resume"):
+        if not sweep:
+            return
+        _refuse_on_error(lambda: preflight.check_sweep(config, Path(sweep).absolute(), sweep_size(config.hydra)))
+        if _task(config) not in REBUILT_TASKS and not config.get("resume"):
             _refuse_on_error(lambda: check_sweep_rerun(Path(sweep).absolute()))
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
@@ -103,13 +106,22 @@ def check_sweep_rerun(sweep_dir: Path) -> None:
             f"changed. Pass resume=true to finish it (same settings), or choose a new hydra.sweep.dir")
 
 
+def sweep_size(hydra: DictConfig) -> int:
+    """How many jobs the sweep will run: Optuna's n_trials, else the basic sweeper's job list (1 if unknown)."""
+    from cdx.tasks.summarize import sweep_jobs
+
+    trials = OmegaConf.select(hydra, "sweeper.n_trials", default=None)
+    return int(trials) if trials else len(sweep_jobs(hydra) or [None])
+
+
 def _refuse_on_error(check) -> None:
     try:
         check()
-    except RunDirError as e:
+    except (RunDirError, preflight.PreflightError) as e:
         if os.environ.get("CDX_DEBUG", "").strip() not in ("", "0", "false"):
             raise
-        print(f"cdx: error: {redact(str(e))}", file=sys.stderr)
+        for line in str(e).splitlines():  # one line a problem
+            print(f"cdx: error: {redact(line)}", file=sys.stderr)
         raise SystemExit(USER_ERROR_EXIT) from None
 
 
