@@ -32,6 +32,7 @@ from omegaconf import DictConfig
 from cdx.config import validate_config
 from cdx.errors import CdxUserError
 from cdx.io.redact import redact
+from cdx.io.rundir import RunDirError
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 log = logging.getLogger(__name__)
@@ -69,6 +70,10 @@ def main(cfg: DictConfig) -> float | None:
             print(redact(f"cdx: error: {environment}; {interrupted_line(Path(str(cfg.output_dir)))}"),
                   file=sys.stderr)
             sys.exit(ENVIRONMENT_EXIT)
+        if isinstance(cause, RunDirError):  # refused: the run folder goes back to what it held
+            from cdx.tasks.callbacks import restore_files
+
+            restore_files(Path(str(cfg.output_dir)))
         _record_failure(cause)
         print(redact(f"cdx: error: {cause} (CDX_DEBUG=1 shows the traceback)"), file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)

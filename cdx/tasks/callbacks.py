@@ -11,6 +11,12 @@ would already have overwritten the old run's `.hydra/config.yaml`. This callback
   redacts them in every log handler, and scrubs a failed job's exception chain in place before
   Hydra or `WriteJobError` print or store it.
 
+- before all that, `cdx.preflight` checks the run or sweep folder (a folder, writable, room for the
+  output) and the tracker (W&B key and server), one line a problem;
+- a resume into a held run (or sweep) keeps its `.hydra/*.yaml`, `run.log` (and `multirun.yaml`)
+  in memory: the task checks the settings only after Hydra has rewritten them, so a refused resume
+  puts them back byte for byte (`hold_files` / `restore_files`).
+
 `task=summarize` is exempt from the rerun rule: its folder is a view of the sweep, rebuilt on purpose.
 A refusal prints one line (`cdx: error: ...`) and exits with status 2 (CDX_DEBUG=1: the exception).
 """
@@ -24,6 +30,7 @@ from pathlib import Path
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from cdx import preflight
@@ -44,6 +51,8 @@ class GuardRunDir(Callback):
         _refuse_on_error(lambda: preflight.check_run(config, Path(folder).absolute()))
         if _task(config) not in REBUILT_TASKS:
             _refuse_on_error(lambda: check_rerun(Path(folder).absolute(), bool(config.get("resume"))))
+            if config.get("resume") and holds_run(folder):
+                hold_files(Path(folder))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         _register_secrets(config)
@@ -53,14 +62,49 @@ class GuardRunDir(Callback):
         _refuse_on_error(lambda: preflight.check_sweep(config, Path(sweep).absolute(), sweep_size(config.hydra)))
         if _task(config) not in REBUILT_TASKS and not config.get("resume"):
             _refuse_on_error(lambda: check_sweep_rerun(Path(sweep).absolute()))
+        elif _task(config) not in REBUILT_TASKS and Path(sweep).is_dir():
+            hold_files(Path(sweep), ("multirun.yaml",))  # the sweeper rewrites it before the jobs are checked
+            for _, job, _ in job_folders(Path(sweep)):
+                hold_files(job)
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         _register_secrets(config)
         install_log_filter()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
+        folder = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
         if job_return.status == JobStatus.FAILED:
-            scrub_exception(job_return._return_value)  # `.return_value` would re-raise it
+            err = job_return._return_value  # `.return_value` would re-raise it
+            scrub_exception(err)
+            if isinstance(getattr(err, "cause", err), RunDirError):
+                restore_files(folder)
+                if job_return.hydra_cfg.hydra.mode == RunMode.MULTIRUN:  # refused settings: not the sweep's
+                    restore_files(Path(job_return.hydra_cfg.hydra.sweep.dir))
+        _HELD.pop(folder.resolve(), None)
+
+
+# A resume is checked against run.json by the task, after Hydra has rewritten .hydra/ and opened the
+# log: so the files a refused resume would change are read first and put back byte for byte.
+HELD_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "run.log")
+_HELD: dict[Path, dict[Path, bytes | None]] = {}
+
+
+def hold_files(folder: Path, names: tuple[str, ...] = HELD_FILES) -> None:
+    """Remember `folder`'s Hydra files and log (None: absent), for `restore_files` after a refused resume."""
+    folder = folder.absolute()
+    _HELD[folder.resolve()] = {folder / n: (folder / n).read_bytes() if (folder / n).is_file() else None
+                               for n in names}
+
+
+def restore_files(folder: Path) -> None:
+    """Put back what `hold_files` saw in `folder`: a refused resume leaves the run as it was."""
+    from cdx.io import atomic_write_bytes
+
+    for path, data in _HELD.pop(Path(folder).resolve(), {}).items():
+        if data is None:
+            path.unlink(missing_ok=True)
+        elif not path.is_file() or path.read_bytes() != data:
+            atomic_write_bytes(path, data)
 
 
 class SweepJobFailed(CompactHydraException):

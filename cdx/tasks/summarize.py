@@ -13,6 +13,7 @@ Also here: `WriteJobError`, the Hydra callback that leaves `error.json` in a fai
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -116,7 +117,8 @@ class WriteJobError(Callback):
         err = getattr(err, "cause", err)  # cdx.tasks.callbacks.SweepJobFailed: record the job's own error
         folder = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
         if isinstance(err, RunDirError):
-            log.error("job refused: %s", redact(str(err)))
+            # to the console only: the job's log belongs to the run it refused (GuardRunDir restores it)
+            print(f"cdx: job refused: {redact(str(err))}", file=sys.stderr)
             return
         message = redact(str(err))
         atomic_write_json(folder / "error.json", {

@@ -292,3 +292,33 @@ def test_summarize_names_a_job_folder_whose_hydra_files_are_gone(tmp_path):
     assert [(r["job"], r["status"]) for r in rows] == [(0, "incomplete"), (1, "missing")]
     assert "summary.json is unreadable" in rows[0]["error"]
     assert "has no readable .hydra/hydra.yaml" in rows[1]["error"] and rows[1]["dir"] == str(sweep / "1")
+
+
+# ---- a refused resume leaves the run as it was ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_refused_resume_leaves_hydra_files_and_log_untouched(tmp_path):
+    assert cli([*SMALL, "hydra.run.dir=run"], tmp_path).returncode == 0
+    before = tree(tmp_path / "run")
+    r = cli([*SMALL, "decoding.temperature=0.5", "hydra.run.dir=run", "resume=true"], tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "was made with other settings" in error_lines(r)[0]
+    after = tree(tmp_path / "run")
+    assert {k: v for k, v in after.items() if not k.startswith(".cdx.lock")} == \
+        {k: v for k, v in before.items() if not k.startswith(".cdx.lock")}  # .hydra/*.yaml and run.log included
+
+
+@pytest.mark.slow
+def test_a_refused_sweep_resume_keeps_every_finished_job_ok(tmp_path):
+    from cdx.tasks import summarize
+
+    sweep_args = ["-m", "seed=0,1", "hydra.sweep.dir=sweep", *SMALL]
+    assert cli(sweep_args, tmp_path).returncode == 0
+    before = {k: v for k, v in tree(tmp_path / "sweep").items() if ".cdx.lock" not in k}
+    r = cli([*sweep_args, "decoding.temperature=0.5", "resume=true"], tmp_path)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert {k: v for k, v in tree(tmp_path / "sweep").items() if ".cdx.lock" not in k} == before
+    counts = summarize.run(compose(["task=summarize", f"sweep_dir={tmp_path / 'sweep'}", "task.png=false"],
+                                   tmp_path / "summary"))
+    assert (counts["n_ok"], counts["n_missing"], counts["n_failed"]) == (2, 0, 0)
