@@ -3,13 +3,22 @@
 A thin Hydra wrapper: the config is validated (`cdx.config.validate_config`) before any model
 loads, then the task, a `_target_` in conf/task/, is called as `task_fn(cfg)`.
 
-A user error (bad value, missing or malformed input, unreachable assistant) ends with one line on
-stderr naming the bad value, exit status 2 and no traceback; `CDX_DEBUG=1` or `hydra.verbose=true`
-shows the traceback. Ctrl-C ends with one line saying what was saved and how to resume (status 130).
+Exit statuses and what is printed (`CDX_DEBUG=1` or `hydra.verbose=true` shows the traceback):
+
+- 2, a user error (bad value, missing or malformed input, unreachable assistant, unusable run folder):
+  one line `cdx: error: ...` naming the bad value, no traceback. A user error is a `CdxUserError`
+  (and the other kinds in `user_error`), or a ValueError that cdx's own code raised about its input;
+  a ValueError raised inside a library (numpy, sklearn, transformers) is a bug and keeps its traceback.
+- 3, the environment failed during the work (disk full, quota, read-only filesystem, a killed worker
+  process): one line naming the cause, what was saved and the exact resume command.
+- 130, Ctrl-C: one line saying what was saved and how to resume.
+- 1, a bug (traceback), or a sweep in which any job failed: each failed job leaves error.json and one
+  log line, and the sweep ends with one line counting the failed jobs (`SweepJobFailed`).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shlex
@@ -24,12 +33,16 @@ from cdx import runtime
 from cdx.config import validate_config
 from cdx.errors import CdxUserError
 from cdx.io.redact import redact
+from cdx.io.rundir import RunDirError
 from cdx.resources import conf_dir
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 log = logging.getLogger(__name__)
 
-USER_ERROR_EXIT, INTERRUPT_EXIT = 2, 130
+USER_ERROR_EXIT, ENVIRONMENT_EXIT, INTERRUPT_EXIT = 2, 3, 130
+# The OSError numbers that mean "the machine ran out of something", not "cdx has a bug".
+ENVIRONMENT_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                      errno.EROFS: "the filesystem is read-only", errno.EIO: "an input/output error"}
 
 
 def run(cfg: DictConfig) -> dict:
@@ -60,8 +73,21 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(INTERRUPT_EXIT)
     except Exception as e:
         cause = user_error(e)
-        if cause is None or _debug() or _multirun():
-            raise  # a bug (or a sweep job: Hydra records it in error.json and runs the other jobs)
+        environment = environment_error(e) if cause is None else None
+        if (cause is None and environment is None) or _debug():
+            raise  # a bug: its traceback
+        if _multirun():  # Hydra records it in error.json, runs the other jobs, then prints this one line
+            from cdx.tasks.callbacks import SweepJobFailed
+
+            raise SweepJobFailed(cause or e, _hydra_config().sweep.dir) from e
+        if environment is not None:
+            print(redact(f"cdx: error: {environment}; {interrupted_line(Path(str(cfg.output_dir)))}"),
+                  file=sys.stderr)
+            sys.exit(ENVIRONMENT_EXIT)
+        if isinstance(cause, RunDirError):  # refused: the run folder goes back to what it held
+            from cdx.tasks.callbacks import restore_files
+
+            restore_files(Path(str(cfg.output_dir)))
         _record_failure(cause)
         print(redact(f"cdx: error: {cause} (CDX_DEBUG=1 shows the traceback)"), file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)
@@ -75,7 +101,7 @@ def user_error(e: BaseException) -> BaseException | None:
 
     from cdx.assistant import AssistantError
 
-    kinds: tuple[type[BaseException], ...] = (CdxUserError, ValueError, FileNotFoundError, FileExistsError,
+    kinds: tuple[type[BaseException], ...] = (CdxUserError, FileNotFoundError, FileExistsError,
                                               IsADirectoryError, NotADirectoryError, AssistantError)
     try:
         from cdx.search import SearchFailed
@@ -85,11 +111,61 @@ def user_error(e: BaseException) -> BaseException | None:
         pass
     while isinstance(e, InstantiationException) and e.__cause__ is not None:
         e = e.__cause__
-    return e if isinstance(e, kinds) else None
+    if isinstance(e, kinds) or (isinstance(e, ValueError) and raised_by_cdx(e)):
+        return e
+    return None
+
+
+def raised_by_cdx(e: BaseException) -> bool:
+    """True when cdx's own code raised `e`, or a pydantic model that cdx built from the config refused it.
+
+    A `raise ValueError(...)` written in cdx checks its input on purpose; the same error raised deep
+    inside numpy or transformers is a bug to report, with its traceback.
+    """
+    frames = [tb.tb_frame.f_globals.get("__name__", "") for tb in _tb_frames(e.__traceback__)]
+    if not frames:
+        return False
+    after_cdx = frames[max((i for i, m in enumerate(frames) if _is_cdx(m)), default=-1) + 1:]
+    if not after_cdx:
+        return _is_cdx(frames[-1])
+    from pydantic import ValidationError
+
+    return isinstance(e, ValidationError) and all(m.split(".")[0] == "pydantic" for m in after_cdx)
+
+
+def _is_cdx(module: str) -> bool:
+    return module == "cdx" or (module.startswith("cdx.") and module != "cdx.run")
+
+
+def _tb_frames(tb):
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
+
+
+def environment_error(e: BaseException) -> str | None:
+    """What ran out (disk, quota, a worker process) when `e`, or an error it was raised from, says so."""
+    from concurrent.futures.process import BrokenProcessPool
+    from subprocess import CalledProcessError
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
+            where = f" ({e.filename})" if e.filename else ""
+            return f"{ENVIRONMENT_ERRNOS[e.errno]}{where}: {e.strerror or e}"
+        if isinstance(e, BrokenProcessPool) or (isinstance(e, CalledProcessError) and e.returncode < 0):
+            return f"a worker process was killed ({e})"
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def interrupted_line(out: Path, multirun: bool = False) -> str:
-    """`interrupted: <what is saved>; resume with: python -m cdx.run ... resume=true`."""
+    """`interrupted: <what is saved>; resume with: python -m cdx.run ... resume=true`.
+
+    Every record on disk is complete (a line cut by the failure is dropped on resume), so the
+    command continues the run where it stopped, with nothing lost or written twice.
+    """
     from cdx.io import read_records
 
     saved = []

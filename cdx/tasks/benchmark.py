@@ -21,14 +21,16 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from cdx.errors import CdxUserError
 from cdx.io import atomic_write_json, atomic_write_text, read_records, write_records
 from cdx.organisms import build_organism, load_spec, load_truth
-from cdx.organisms.aggregate import JUDGE_METRICS, display_rows, table_rows
+from cdx.organisms.aggregate import JUDGE_METRICS, METRICS, display_rows, table_rows
 from cdx.organisms.judge import RubricJudge, RubricSettings
 from cdx.organisms.scoring import MatchRule, score_run
 from cdx.tasks.common import output_dir, run_meta, tracked
@@ -44,7 +46,7 @@ def run(cfg: DictConfig) -> dict:
     if cfg.get("organism") is None:
         from cdx.organisms import available
 
-        raise ValueError(f"task=benchmark needs organism=<name> (or suite=<name>); organisms: {available()}")
+        raise CdxUserError(f"task=benchmark needs organism=<name> (or suite=<name>); organisms: {available()}")
     spec = load_spec(OmegaConf.to_container(cfg.organism, resolve=True))
     out = output_dir(cfg)
     with tracked(cfg, "benchmark") as tracker:
@@ -82,7 +84,7 @@ def rubric_judge(cfg: DictConfig) -> RubricJudge | None:
     if not cfg.task.get("judge"):
         return None
     if cfg.get("assistant") is None:
-        raise ValueError("task.judge=true grades findings with the run's assistant, and none is configured: "
+        raise CdxUserError("task.judge=true grades findings with the run's assistant, and none is configured: "
                          "add assistant=openai (or assistant=local), or set task.judge=false")
     from cdx.tasks.search import build_assistant
 
@@ -116,34 +118,103 @@ def collect_folders(value) -> list[Path]:
 
 
 def collect(dirs: list[Path], out: Path, png: bool = False) -> dict:
-    """benchmark.jsonl / .md / .html of every finished job under the sweep folder(s).
+    """benchmark.jsonl / .md / .html of every job under the sweep folder(s); no job is left out silently.
 
     Several folders (a suite run in parts, or more seeds added later) are merged; the same
     (organism, seed) in two jobs is refused, naming both, so no result is silently counted twice.
+    A job without a readable benchmark_record.json (failed, killed, still running, damaged) is a
+    `missing` row of the table, named in the printed line with why.
     """
-    paths = [p for d in dirs for p in sorted(d.glob(f"*/{RECORD}"))]
-    records = [json.loads(p.read_text()) for p in paths]
-    if not records:
+    records, paths, missing = [], [], []
+    for job in benchmark_jobs(dirs):
+        if isinstance(job, MissingJob):
+            missing.append(job)
+        else:
+            paths.append(job[0])
+            records.append(job[1])
+    if not records and not missing:
         where = ", ".join(f"{d}/*/" for d in dirs)
         raise FileNotFoundError(f"no {RECORD} under {where}: is it the folder of a task=benchmark multirun?")
     seen: dict[tuple, Path] = {}
     for path, r in zip(paths, records):
         key = (r["organism"], r["seed"])
         if key in seen:
-            raise ValueError(f"{r['organism']} seed {r['seed']} is in two jobs, {seen[key].parent} and {path.parent}: "
-                             "remove one of them (or collect the folders apart), so no run is counted twice")
+            raise CdxUserError(f"{r['organism']} seed {r['seed']} is in two jobs, {seen[key].parent} and "
+                               f"{path.parent}: remove one of them (or collect the folders apart), so no run is "
+                               "counted twice")
         seen[key] = path
     out.mkdir(parents=True, exist_ok=True)
-    rows = table_rows(records)
+    rows = table_rows(records) + [m.row() for m in missing]
     write_records(out / "benchmark.jsonl", records)
     atomic_write_json(out / "benchmark_table.json", rows)
     atomic_write_text(out / "benchmark.md", markdown_table(rows))
     plot(rows, out / "benchmark.html", png)
     planted = next((r for r in rows if r["pair"] == "ALL planted"), {})
-    print(f"cdx benchmark: {len(records)} runs of {len({r['organism'] for r in records})} pairs; "
+    lacking = f"; {len(missing)} job(s) without a result: " + "; ".join(map(str, missing)) if missing else ""
+    print(f"cdx benchmark: {len(records)} runs of {len({r['organism'] for r in records})} pairs{lacking}; "
           f"Recovery@1 {planted.get('recovery_at_1')}, Recovery@5 {planted.get('recovery_at_5')} -> {out}")
-    return {"n_runs": len(records), "recovery_at_1": planted.get("recovery_at_1"),
+    return {"n_runs": len(records), "n_missing": len(missing), "recovery_at_1": planted.get("recovery_at_1"),
             "recovery_at_5": planted.get("recovery_at_5")}
+
+
+@dataclass
+class MissingJob:
+    """A benchmark job folder without a usable record: where it is, what it was asked to run, why."""
+
+    folder: Path
+    organism: str | None
+    seed: int | None
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.folder} ({self.organism or '?'} seed {self.seed if self.seed is not None else '?'}): {self.why}"
+
+    def row(self) -> dict:
+        """A table row: `expected` is `missing`, every metric None, `error` says why."""
+        return {"pair": self.organism or str(self.folder), "kind": "-", "expected": "missing", "n_seeds": 0,
+                **{m: None for m in METRICS}, **{f"{m}_ci": [None, None] for m in METRICS},
+                "error": self.why, "dir": str(self.folder)}
+
+
+def benchmark_jobs(dirs: list[Path]) -> list[tuple[Path, dict] | MissingJob]:
+    """(record path, record) of every job folder under `dirs`, or a `MissingJob` saying why there is none."""
+    from cdx.io import job_folders
+
+    jobs: list[tuple[Path, dict] | MissingJob] = []
+    for d in dirs:
+        listed = {folder.resolve(): overrides for _, folder, overrides in job_folders(d)}
+        folders = set(listed) | {p.parent.resolve() for p in d.glob(f"*/{RECORD}")}
+        folders |= {p.resolve() for p in (d.iterdir() if d.is_dir() else []) if p.is_dir() and p.name.isdigit()}
+        for folder in sorted(folders, key=lambda f: (len(f.name), f.name)):
+            jobs.append(_job(folder, listed.get(folder, [])))
+    return jobs
+
+
+def _job(folder: Path, overrides: list[str]) -> tuple[Path, dict] | MissingJob:
+    from cdx.tracking.sweep import parse_override
+
+    asked = dict(parse_override(o) for o in overrides)
+    organism, seed = asked.get("organism"), asked.get("seed")
+    path = folder / RECORD
+    if not path.is_file():
+        error = folder / "error.json"
+        why = f"no {RECORD}"
+        if error.is_file():
+            try:
+                e = json.loads(error.read_text(encoding="utf-8"))
+                why += f"; it failed ({e.get('type')}: {e.get('message')})"
+            except (OSError, ValueError):
+                why += "; its error.json is unreadable"
+        else:
+            why += " (still running, killed, or its folder was copied in part)"
+        return MissingJob(folder, organism, seed, why)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or not {"organism", "seed", "expected"} <= set(record):
+            raise ValueError("not a benchmark record (organism, seed, expected)")
+    except (OSError, ValueError) as e:
+        return MissingJob(folder, organism, seed, f"{RECORD} is unreadable ({e}); rerun the job with resume=true")
+    return path, record
 
 
 def markdown_table(rows: list[dict]) -> str:

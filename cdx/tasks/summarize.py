@@ -13,22 +13,23 @@ Also here: `WriteJobError`, the Hydra callback that leaves `error.json` in a fai
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from cdx.analysis.sweep import finding_rows, is_analysis_dir
 from cdx.io import RunDirError, atomic_write_json, atomic_write_text
 from cdx.io.redact import format_exception, redact
-from cdx.tasks.common import output_dir, tracked
 from cdx.tracking.sweep import SweepTable, collect, figure, markdown, write_csv, write_plot
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
+    from cdx.tasks.common import output_dir, tracked  # imports torch: not at startup, where WriteJobError loads
+
     sweep_dir = Path(str(cfg.sweep_dir))
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep_dir={sweep_dir} is not a folder; give the hydra.sweep.dir of a multirun")
@@ -56,6 +57,8 @@ def run(cfg: DictConfig) -> dict:
 
 def sweep_findings(table: SweepTable) -> list[dict]:
     """One row per (analysis job, tested hypothesis), led by the job's swept values; [] without analyses."""
+    from cdx.analysis.sweep import finding_rows, is_analysis_dir  # imports torch: not at startup (WriteJobError)
+
     jobs = [({k: r[k] for k in table.swept}, r["dir"]) for r in table.rows
             if r["status"] == "ok" and r.get("dir") and is_analysis_dir(r["dir"])]
     return finding_rows(jobs)
@@ -75,22 +78,26 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
 
     None for other sweepers (e.g. Optuna picks its trials as it goes) or when the file is unreadable.
     """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     path = sweep_dir / "multirun.yaml"
     if not path.is_file():
         return None
     try:
-        hydra = OmegaConf.load(path).hydra
-        if not str(hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
-            return None
-        params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
-        overrides = OverridesParser.create().parse_overrides([*params, *hydra.overrides.task])
-        return BasicSweeper.split_arguments(overrides, None)[0]
+        return sweep_jobs(OmegaConf.load(path).hydra)
     except Exception as e:  # noqa: BLE001 - the table is still right without the missing rows
         log.warning("cannot list the jobs of %s (%s); jobs that never started are not shown", path, e)
         return None
+
+
+def sweep_jobs(hydra: DictConfig) -> list[list[str]] | None:
+    """Job i -> its overrides, from a sweep's `hydra` config as the BasicSweeper splits them; None for others."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not str(hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
+    overrides = OverridesParser.create().parse_overrides([*params, *hydra.overrides.task])
+    return BasicSweeper.split_arguments(overrides, None)[0]
 
 
 class WriteJobError(Callback):
@@ -107,9 +114,11 @@ class WriteJobError(Callback):
         if job_return.status != JobStatus.FAILED:
             return
         err = job_return._return_value  # the exception; `.return_value` would re-raise it
+        err = getattr(err, "cause", err)  # cdx.tasks.callbacks.SweepJobFailed: record the job's own error
         folder = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
         if isinstance(err, RunDirError):
-            log.error("job refused: %s", redact(str(err)))
+            # to the console only: the job's log belongs to the run it refused (GuardRunDir restores it)
+            print(f"cdx: job refused: {redact(str(err))}", file=sys.stderr)
             return
         message = redact(str(err))
         atomic_write_json(folder / "error.json", {

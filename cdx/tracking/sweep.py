@@ -70,6 +70,8 @@ def job_row(num: int, folder: Path, overrides: list[str], columns: dict[str, str
         row["status"] = STATUS_OK
     elif error is not None:
         row["status"], row["error"] = STATUS_FAILED, f"{error.get('type', 'Error')}: {error.get('message', '')}"
+    elif (folder / "summary.json").is_file():
+        row["error"] = f"{folder / 'summary.json'} is unreadable (cut off or damaged); resume the job to rewrite it"
     else:
         row["error"] = "no summary.json or error.json: still running, killed, or failed without WriteJobError"
     row.update({name: dotted(summary or {}, path) for name, path in columns.items()})
@@ -112,13 +114,24 @@ def collect(sweep_dir: str | Path, columns: dict[str, str], expected: list[list[
     seen = {r["job"] for r in raw}
     for num, ov in enumerate(expected or []):
         if num not in seen:
-            raw.append({"job": num, "status": STATUS_MISSING, "overrides": dict(parse_override(o) for o in ov),
-                        **dict.fromkeys(columns), "error": "never started (or its folder was removed)", "dir": None})
+            raw.append(missing_row(num, Path(sweep_dir) / str(num), ov, columns))
+            seen.add(num)
+    for folder in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.isdigit()):
+        if int(folder.name) not in seen:  # a job folder Hydra's files no longer describe: named, not dropped
+            raw.append(missing_row(int(folder.name), folder, [], columns))
     raw.sort(key=lambda r: r["job"])
     swept = swept_keys(raw)
     rows = [{"job": r["job"], "status": r["status"], **{k: r["overrides"].get(k) for k in swept},
              **{c: r.get(c) for c in columns}, "error": r.get("error"), "dir": r.get("dir")} for r in raw]
     return SweepTable(rows, swept, list(columns))
+
+
+def missing_row(num: int, folder: Path, overrides: list[str], columns: dict[str, str]) -> dict:
+    """The row of an expected job without a readable `.hydra/hydra.yaml`: never started, or its files damaged."""
+    why = (f"its folder {folder} has no readable .hydra/hydra.yaml (damaged, or written by a refused run)"
+           if folder.is_dir() else f"never started: no folder {folder}")
+    return {"job": num, "status": STATUS_MISSING, "overrides": dict(parse_override(o) for o in overrides),
+            **dict.fromkeys(columns), "error": why, "dir": str(folder) if folder.is_dir() else None}
 
 
 def swept_keys(rows: list[dict]) -> list[str]:

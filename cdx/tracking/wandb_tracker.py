@@ -130,6 +130,54 @@ class WandbTracker:
             self.run = None
 
 
+REACH_TIMEOUT_S = 3.0
+"""How long the preflight waits for the W&B server to accept a connection (wandb itself retries for minutes)."""
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+
+
+def preflight(mode: str | None, timeout: float = REACH_TIMEOUT_S) -> str | None:
+    """Why an online W&B run cannot start (no API key, server unreachable), or None when it can.
+
+    Checked before any model loads, so a missing login costs a second, not a run. Offline and
+    disabled runs need neither. The server is the configured one ($WANDB_BASE_URL, else W&B's),
+    and the check is one TCP connection with a short timeout.
+    """
+    mode = mode or os.environ.get("WANDB_MODE") or "online"
+    if mode in ("offline", "disabled", "dryrun"):
+        return None
+    url = os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+    host, port = _host_port(url)
+    if not (os.environ.get("WANDB_API_KEY") or _netrc_key(host)):
+        return (f"logger=wandb runs online (mode={mode}) but no W&B API key is set for {url}: run `wandb login` "
+                f"(or set WANDB_API_KEY), or log offline with WANDB_MODE=offline and `wandb sync` later")
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        return (f"logger=wandb cannot reach the W&B server {url} within {timeout:g} s ({e}); check the network "
+                f"and WANDB_BASE_URL, or log offline with WANDB_MODE=offline and `wandb sync` later")
+    return None
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _netrc_key(host: str) -> str | None:
+    """The key `wandb login` stored in ~/.netrc ($NETRC) for `host`, if any."""
+    import netrc
+
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return None
+    return entry[2] if entry else None
+
+
 def sweep_group(meta: dict, config: dict) -> str | None:
     """One group per sweep: the multirun's sweep dir, or the `sweep_dir` a summarize run reads.
 

@@ -14,14 +14,50 @@ from cdx.run import _debug, interrupted_line, user_error
 from tests.conftest import compose
 
 
-@pytest.mark.parametrize("err", [ConfigError("bad"), ValueError("bad"), FileNotFoundError("x"),
-                                 AssistantUnreachable("dead port")], ids=lambda e: type(e).__name__)
+def raised(fn, *args, **kwargs) -> BaseException:
+    """The exception `fn(*args, **kwargs)` raises, with its traceback (where it was raised decides its kind)."""
+    try:
+        fn(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        return e
+    raise AssertionError(f"{fn} raised nothing")
+
+
+@pytest.mark.parametrize("err", [ConfigError("bad"), FileNotFoundError("x"), AssistantUnreachable("dead port")],
+                         ids=lambda e: type(e).__name__)
 def test_user_errors_are_recognised(err):
     assert user_error(err) is err
 
 
+def test_a_value_error_that_cdx_raises_about_its_input_is_a_user_error():
+    from cdx.decoding.rules import LogitDiff
+
+    err = raised(LogitDiff, amplified="neither")
+    assert type(err) is ValueError and user_error(err) is err
+
+
+def test_a_value_error_raised_inside_a_library_is_a_bug_with_its_traceback():
+    import numpy as np
+
+    err = raised(np.reshape, np.arange(3), (2, 2))
+    assert isinstance(err, ValueError) and user_error(err) is None
+    assert user_error(ValueError("made, never raised")) is None  # no traceback: not shown to come from cdx
+
+
+def test_a_pydantic_model_that_cdx_builds_from_the_config_refusing_a_value_is_a_user_error():
+    from cdx.search.instructions import Criterion
+
+    cdx_module = {"__name__": "cdx.search.settings", "Criterion": Criterion}  # a function as if written in cdx
+    exec("def build(options):\n    return Criterion(**options)\n", cdx_module)
+    err = raised(cdx_module["build"], {"no_such_option": 1})
+    assert user_error(err) is err
+    assert user_error(raised(Criterion, no_such_option=1)) is None  # not built by cdx: a bug in the caller
+
+
 def test_a_user_error_inside_hydra_instantiate_is_unwrapped():
-    inner = ValueError("strategy='nucleus' is not valid")
+    from cdx.decoding.rules import LogitDiff
+
+    inner = raised(LogitDiff, amplified="neither")
     wrapped = InstantiationException("Error in call to target 'cdx.decoding.ContrastiveDecoder'")
     wrapped.__cause__ = inner
     assert user_error(wrapped) is inner
