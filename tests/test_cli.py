@@ -13,12 +13,12 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from tests.conftest import ROOT, compose
+from tests.conftest import ROOT, compose, patience
 
 
 def _cli(*args, cwd=None, env=None):
     return subprocess.run([sys.executable, "-m", "cdx.run", *args], capture_output=True, text=True, cwd=cwd or ROOT,
-                          timeout=300, env={**os.environ, **(env or {})})
+                          timeout=patience(300), env={**os.environ, **(env or {})})
 
 
 def test_cfg_job_prints_the_composed_default():
@@ -80,7 +80,7 @@ def test_user_error_is_one_line_exit_2_no_traceback(tmp_path, args, message):
     assert lines[-1].startswith("cdx: error: ") and message in lines[-1]
     assert sum("error" in line.lower() for line in lines) == 1, r.stderr
     assert json.loads((tmp_path / "run" / "error.json").read_text())["type"] == "ConfigError"
-    assert time.monotonic() - start < 60  # refused before any model work (a dead port costs no retries)
+    assert time.monotonic() - start < patience(60)  # refused before any model work (a dead port costs no retries)
 
 
 def test_cdx_debug_shows_the_traceback(tmp_path):
@@ -95,12 +95,12 @@ def test_ctrl_c_says_what_was_saved_and_the_resume_command_finishes_the_run(tmp_
     proc = subprocess.Popen([sys.executable, "-m", "cdx.run", *args, f"hydra.run.dir={run_dir}"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     records = run_dir / "generations.jsonl"
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + patience(240)
     while not (records.is_file() and records.read_text().count("\n") >= 2) and proc.poll() is None:
         assert time.monotonic() < deadline, "no record written in 240 s"
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=patience(120))
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in out + err
     last = [line for line in err.splitlines() if line.strip()][-1]

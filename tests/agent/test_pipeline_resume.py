@@ -20,7 +20,7 @@ from cdx.agent import RecordedSampler
 from cdx.io import read_records
 from cdx.tasks.pipeline import run
 from tests.agent import pipeline_toys
-from tests.conftest import ROOT, compose
+from tests.conftest import ROOT, compose, patience
 
 ANALYZED = [  # two validated hypotheses with other rates, hence other sample sizes: their prompts overlap in part
     {**pipeline_toys.BROAD, "id": "h0", "statement": "The comparison model writes more digits",
@@ -67,7 +67,7 @@ def test_experiments_killed_with_kill_9_resume_on_the_same_prompts_and_draws(tmp
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
     kb = f"knowledge.path={tmp_path / 'kb.sqlite'}"
     killed = subprocess.run([sys.executable, "-c", KILLER, *ARGS, kb, "hydra.run.dir=killed"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=patience(600))
     assert killed.returncode == -9, killed.stderr[-3000:]
     out = tmp_path / "killed"
     assert len(_decisions(out)) == 1  # killed in the second hypothesis's experiment

@@ -18,7 +18,7 @@ import pytest
 
 from cdx.io import RunMismatchError, read_records
 from cdx.tasks.analyze import run
-from tests.conftest import ROOT, compose
+from tests.conftest import ROOT, compose, patience
 
 # Small batches, so each sample file spans several batches: discovery 6 prompts x 4 modes in 3
 # batches of 8 records, validation 18 prompts x 2 modes in 5 batches of (up to) 8.
@@ -115,7 +115,7 @@ def cli(tmp_path: Path, *args: str, killer: bool = False) -> subprocess.Complete
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
     head = ["-c", KILLER] if killer else ["-m", "cdx.run"]
     return subprocess.run([sys.executable, *head, *FAST, "hydra.run.dir=run", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=patience(600))
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from cdx.assistant import OpenAIAssistant
 from cdx.io import read_records
 from cdx.run import run
 from cdx.search import SearchFailed
-from tests.conftest import compose
+from tests.conftest import compose, patience
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def served(tmp_path_factory):
     cmd = [str(cli), "serve", model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 180
+        deadline = time.time() + patience(180)
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"transformers serve exited with {proc.returncode}; see {log.name}")

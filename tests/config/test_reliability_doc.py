@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, patience
 
 DOC = ROOT / "docs" / "reliability.md"
 ROW = re.compile(r"^\|(?P<input>.+?)\|(?P<behaviour>.+)\| `(?P<id>tests/[^`]+)` \|$")
@@ -19,7 +19,7 @@ def doc_rows() -> list[dict]:
 def collected(files: set[str]) -> set[str]:
     """Node ids pytest collects from `files` (a subprocess, so this run's options do not filter them)."""
     r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *sorted(files)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+                       cwd=ROOT, capture_output=True, text=True, timeout=patience(600))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return {line.strip() for line in r.stdout.splitlines() if "::" in line}
 

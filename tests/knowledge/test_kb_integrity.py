@@ -17,6 +17,7 @@ import yaml
 from cdx.io import write_records
 from cdx.io.rundir import fingerprint
 from cdx.knowledge import KnowledgeBase, KnowledgeBaseBusy, KnowledgeBaseError, record_analysis
+from tests.conftest import patience
 from tests.knowledge import kb_files as kf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,7 +129,7 @@ def _cli(args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline"}
     env.pop("CDX_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "cdx.run", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=patience(600))
 
 
 def test_cli_locked_knowledge_base_says_how_to_resume_and_the_resume_records_once(tmp_path):

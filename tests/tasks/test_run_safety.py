@@ -21,7 +21,7 @@ from omegaconf import open_dict
 
 from cdx.io import RunExistsError, RunLockedError, RunMismatchError, read_records, read_run
 from cdx.run import run
-from tests.conftest import ROOT, compose
+from tests.conftest import ROOT, compose, patience
 
 FAST = ["model=tiny_random", "prompts.limit=5", "decoding.max_new_tokens=6", "decoding.batch_size=2",
         "report.print_top=false"]
@@ -38,7 +38,7 @@ def cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Compl
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT),
            **(env or {})}
     return subprocess.run([sys.executable, "-m", "cdx.run", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=patience(600))
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +164,7 @@ def test_two_cli_runs_started_together_on_one_directory_write_each_record_once(t
             "report.print_top=false", "hydra.run.dir=run"]
     procs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
-    results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
+    results = [(p.wait(timeout=patience(600)), p.stderr.read()) for p in procs]
     for p in procs:
         p.stdout.close()
         p.stderr.close()

@@ -19,14 +19,14 @@ import pytest
 from cdx.metrics.summary import summarize
 from cdx.tasks.common import git_commit
 from cdx.tracking.wandb_tracker import WandbTracker, choice_tags, flatten, job_name, sweep_group, table_row
-from tests.conftest import ROOT
+from tests.conftest import ROOT, patience
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 def _inspect(run_dir: Path, *flags: str):
     out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", *flags, str(run_dir)],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+                         capture_output=True, text=True, timeout=patience(120), check=True).stdout
     return json.loads(out) if "--summary" in flags else [json.loads(line) for line in out.splitlines() if line]
 
 
@@ -197,10 +197,10 @@ def test_named_sweep_and_its_summary_are_one_wandb_group(tmp_path):
     sweep = [sys.executable, "-m", "cdx.run", "sweep=interpolation", "model.interpolation=0,1", "logger=wandb",
              "hydra.sweep.dir=sweep", *small]
     before = git_commit()  # others may commit while the sweep runs: the recorded commit lies in between
-    subprocess.run(sweep, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(sweep, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=patience(600))
     summarize_cmd = [sys.executable, "-m", "cdx.run", "task=summarize", f"sweep_dir={tmp_path / 'sweep'}",
                      "logger=wandb", "task.png=false"]
-    subprocess.run(summarize_cmd, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(summarize_cmd, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=patience(600))
 
     runs = offline_runs(tmp_path)
     assert [r["run"]["job_type"] for r in runs] == ["decode", "decode", "summarize"]
@@ -228,7 +228,7 @@ def test_logger_none_never_imports_wandb():
             "cfg = OmegaConf.create({'logger': {'_target_': 'cdx.tracking.tracker.NullTracker'}, 'output_dir': '.'}); "
             "t = tracked(cfg, 'decode'); t.__enter__(); t.__exit__(None, None, None); "
             "assert 'wandb' not in sys.modules, 'wandb was imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=patience(300), cwd=ROOT)
 
 
 def _is_ancestor(older: str, newer: str) -> bool:
