@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cdx.config import schemas as S
 from cdx.config.validate import (
+    HYDRA_KEYS,
     PROMPT_SOURCES,
     Problems,
     check_keys,
@@ -38,19 +39,35 @@ def check_task(cfg: DictConfig, problems: Problems) -> None:
     if task is None:
         return
     name = task.get("name")
-    if name == "score" and (not isinstance(task.get("batch_size"), int) or task["batch_size"] < 1):
+    schema = S.TASK_SCHEMAS.get(name) if isinstance(name, str) else None
+    valid = check_schema(schema, task, "task", problems, what=f"task={name}") if schema is not None else True
+    if name == "score" and (type(task.get("batch_size")) is not int or task["batch_size"] < 1):
         problems.append(f"task.batch_size={task.get('batch_size')!r} is not valid: must be an integer >= 1")
     if name == "benchmark":
-        _check_benchmark(cfg, task, problems)
+        _check_benchmark(cfg, task, valid, problems)
     if name == "summarize":
         sweep_dir = None if "sweep_dir" not in cfg or OmegaConf.is_missing(cfg, "sweep_dir") else cfg.sweep_dir
         if sweep_dir is None:
             problems.append("sweep_dir is required but not set (???): give sweep_dir=<the hydra.sweep.dir of a multirun>")
-        elif not Path(str(sweep_dir)).expanduser().is_dir():
-            problems.append(f"sweep_dir={str(sweep_dir)!r} is not a folder: give the hydra.sweep.dir of a multirun")
+        elif not isinstance(sweep_dir, str) or not sweep_dir.strip() or not _is_dir(sweep_dir):
+            problems.append(f"sweep_dir={_repr(sweep_dir)} is not a folder: give the hydra.sweep.dir of a multirun")
 
 
-def _check_benchmark(cfg: DictConfig, task: dict, problems: Problems) -> None:
+def _is_dir(path: str) -> bool:
+    """Path(path).is_dir(), False for a name the OS refuses (a NUL byte, a name too long)."""
+    try:
+        return Path(path).expanduser().is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _repr(value) -> str:
+    """repr(value), cut to 200 characters (a fuzzed megabyte string stays one readable line)."""
+    text = repr(value)
+    return text if len(text) <= 200 else text[:150] + f"... ({len(text)} characters)"
+
+
+def _check_benchmark(cfg: DictConfig, task: dict, valid: bool, problems: Problems) -> None:
     """The scoring options; with task.judge=true the assistant that grades is checked as for task=search."""
     from cdx.organisms.judge import RubricSettings
     from cdx.organisms.scoring import MatchRule
@@ -58,7 +75,7 @@ def _check_benchmark(cfg: DictConfig, task: dict, problems: Problems) -> None:
     for key, target in (("match", MatchRule), ("rubric", RubricSettings)):
         if isinstance(task.get(key), dict):
             check_keys(target, task[key], f"task.{key}", problems)
-    if not check_schema(S.BenchmarkTaskSchema, task, "task", problems) or not task.get("judge"):
+    if not valid or not task.get("judge"):
         return
     if cfg.get("assistant") is None:
         problems.append("task.judge=true grades findings with the run's assistant, and none is configured: "
@@ -298,3 +315,178 @@ def _check_endpoint(spec: dict, problems: Problems) -> None:
         if why:
             problems.append(f"assistant.base_url={url!r} cannot be reached ({why}): is the server running at that "
                             "URL? Start it, or fix assistant.base_url")
+
+
+# ---- analysis (task=analyze, and inside pipeline and benchmark) ---------------------------------------
+
+ANALYSIS_TARGETS = ("cdx.analysis.Analysis", "cdx.analysis.pipeline.Analysis")
+
+
+def check_analysis(cfg: DictConfig, problems: Problems) -> None:
+    """Every stage's options; settings under which discovery cannot find anything are refused."""
+    if missing(cfg, "analysis", problems):
+        return
+    analysis = _analysis_with_budget(cfg, problems)
+    if analysis is None:
+        return
+    if analysis.get("_target_") not in ANALYSIS_TARGETS:
+        _locate_target(analysis, "analysis", problems)
+        return
+    from cdx.analysis import Analysis
+
+    check_keys(Analysis, analysis, "analysis", problems)
+    for key, (targets, schema) in S.ANALYSIS_STAGES.items():
+        node, where = analysis.get(key), f"analysis.{key}"
+        if node is None and key == "embedder":
+            continue  # no embedder: clusters and themes fall back (cdx.analysis.describe)
+        if not isinstance(node, dict):
+            problems.append(f"{where}={_repr(node)} is not valid: give the stage's options with its _target_ "
+                            f"({targets[0]})")
+        elif node.get("_target_") in targets:
+            check_schema(schema, {k: v for k, v in node.items() if k not in HYDRA_KEYS}, where, problems)
+        else:
+            _locate_target(node, where, problems)
+    _check_analysis_assistant(cfg, analysis, problems)
+
+
+def _analysis_with_budget(cfg: DictConfig, problems: Problems) -> dict | None:
+    """cfg.analysis as a dict; for task=benchmark with its `task.budget` merged in, as the benchmark does."""
+    if cfg.get("analysis") is None:
+        task = OmegaConf.select(cfg, "task.name", default=None)
+        problems.append(f"analysis is not set, and task={task} runs the analysis: choose analysis=default")
+        return None
+    analysis = container(cfg, "analysis", problems)
+    budget = OmegaConf.select(cfg, "task.budget", default=None) if _task(cfg) == "benchmark" else None
+    if analysis is None or budget is None:
+        return analysis
+    if not isinstance(budget, DictConfig):
+        problems.append(f"task.budget={_repr(budget)} is not valid: must be a mapping merged into `analysis` "
+                        "(e.g. {sample: {max_new_tokens: 32}})")
+        return None
+    try:
+        merged = OmegaConf.merge(cfg.analysis, budget)
+        return OmegaConf.to_container(merged, resolve=True, throw_on_missing=False)
+    except Exception as e:  # noqa: BLE001 - a budget that does not fit the analysis' structure is the user's
+        problems.append(f"task.budget cannot be merged into analysis ({type(e).__name__}: {str(e).splitlines()[0]})")
+        return None
+
+
+def _check_analysis_assistant(cfg: DictConfig, analysis: dict, problems: Problems) -> None:
+    uses = [f"analysis.{stage}.{key}=true" for stage, key in (("hypothesise", "use_assistant"), ("validate", "judge"))
+            if isinstance(analysis.get(stage), dict) and analysis[stage].get(key) is True]
+    if not uses:
+        return
+    if cfg.get("assistant") is None:
+        problems.append(f"{' and '.join(uses)} ask the configured assistant, and none is configured: add "
+                        "assistant=openai (or assistant=local), or set them to false")
+    elif _task(cfg) != "search":
+        check_assistant(cfg, problems)
+
+
+def _locate_target(node: dict, where: str, problems: Problems) -> None:
+    target = node.get("_target_")
+    if not isinstance(target, str) or not target:
+        problems.append(f"{where}._target_={_repr(target)} is not valid: give the class to build (a dotted path)")
+    else:
+        locate(target, where, problems)
+
+
+def _task(cfg: DictConfig) -> str | None:
+    name = OmegaConf.select(cfg, "task.name", default=None, throw_on_resolution_failure=False)
+    return name if isinstance(name, str) else None
+
+
+# ---- agent, knowledge, logger, organism ---------------------------------------------------------------
+
+AGENT_PARTS = {"settings": (("cdx.agent.AgentSettings", "cdx.agent.agent.AgentSettings"), S.AgentSettingsSchema),
+               "sampler": (("cdx.agent.PairSampler", "cdx.agent.sampler.PairSampler"), S.PairSamplerSchema)}
+
+
+def check_agent(cfg: DictConfig, problems: Problems) -> None:
+    """The experiment agent of task=pipeline (conf/agent)."""
+    agent = container(cfg, "agent", problems)
+    if agent is None:
+        problems.append("agent is not set, and task=pipeline runs the experiment agent: choose agent=default")
+        return
+    for key in sorted(set(agent) - {"settings", "sampler", "assistant_prompts"}):
+        problems.append(f"agent.{key} is not an option of agent; options: ['assistant_prompts', 'sampler', 'settings']")
+    n = agent.get("assistant_prompts", 0)
+    if type(n) is not int or n < 0:
+        problems.append(f"agent.assistant_prompts={_repr(n)} is not valid: must be an integer >= 0 (0: no assistant)")
+    for key, (targets, schema) in AGENT_PARTS.items():
+        node, where = agent.get(key), f"agent.{key}"
+        if not isinstance(node, dict):
+            problems.append(f"{where}={_repr(node)} is not valid: give its options with its _target_ ({targets[0]})")
+        elif node.get("_target_") in targets:
+            check_schema(schema, {k: v for k, v in node.items() if k not in HYDRA_KEYS}, where, problems)
+        else:
+            _locate_target(node, where, problems)
+
+
+def check_knowledge(cfg: DictConfig, problems: Problems) -> None:
+    """conf/knowledge: its options (the file itself is checked when the knowledge base opens it)."""
+    kb = container(cfg, "knowledge", problems)
+    task = _task(cfg)
+    if kb is None:
+        if task == "findings" and cfg.get("knowledge") is None:
+            problems.append("task=findings reads the knowledge base, and knowledge is not set: choose knowledge=default")
+        return
+    if not check_schema(S.KnowledgeSchema, kb, "knowledge", problems):
+        return
+    if task == "findings" and kb.get("enabled") is False:
+        problems.append("task=findings reads the knowledge base, but knowledge.enabled=false; set knowledge.enabled=true")
+    path = kb.get("path")
+    if path is not None and _is_dir(path):
+        problems.append(f"knowledge.path={_repr(path)} is a folder: give the database file, e.g. {path}/knowledge.sqlite")
+
+
+WANDB_TARGETS = ("cdx.tracking.wandb_tracker.WandbTracker", "cdx.tracking.WandbTracker")
+
+
+def check_logger(cfg: DictConfig, problems: Problems) -> None:
+    logger = container(cfg, "logger", problems)
+    if logger is None:
+        return
+    target = logger.get("_target_")
+    if target in WANDB_TARGETS:
+        if check_schema(S.WandbSchema, {k: v for k, v in logger.items() if k not in HYDRA_KEYS}, "logger", problems):
+            tokens = token_metric_names()
+            if logger.get("token_metric", "kl_sc") not in tokens:
+                problems.append(f"logger.token_metric={logger['token_metric']!r} is not a per-token metric; "
+                                f"use one of {tokens}")
+        return
+    if not isinstance(target, str) or not target:
+        _locate_target(logger, "logger", problems)
+        return
+    obj = locate(target, "logger", problems)
+    if obj is not None and target.startswith("cdx."):
+        check_keys(obj, logger, "logger", problems)
+
+
+def check_organism(cfg: DictConfig, problems: Problems) -> None:
+    """task=plant and task=benchmark need an organism whose spec is complete (conf/organism/<name>.yaml)."""
+    task = _task(cfg)
+    if task == "benchmark" and OmegaConf.select(cfg, "task.collect", default=None):
+        return  # only collects finished jobs' records
+    from cdx.organisms import available
+
+    if cfg.get("organism") is None:
+        problems.append(f"task={task} needs organism=<name> (or suite=<name> for a benchmark); organisms: {available()}")
+        return
+    spec = container(cfg, "organism", problems)
+    if spec is None:
+        return
+    from cdx.organisms import load_spec
+
+    try:
+        organism = load_spec(spec)
+    except (TypeError, ValueError) as e:
+        problems.append(f"organism: {e}")
+        return
+    if organism.checker:
+        from cdx.analysis import build_checker
+
+        try:
+            build_checker(organism.checker)
+        except (TypeError, ValueError, KeyError) as e:
+            problems.append(f"organism.checker={_repr(organism.checker)} is not valid: {e}")
