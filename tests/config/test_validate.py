@@ -60,8 +60,6 @@ def test_every_shipped_config_validates(choice, tmp_path):
              "task=summarize": {"sweep_dir": str(tmp_path)},
              "assistant=openai": {"assistant.api_key_env": None}}.get(choice, {})
     groups = (choice, "task=search") if choice.startswith(("search=", "assistant=")) else (choice,)
-    if choice in ("task=plant", "task=benchmark"):  # they need an organism (refused without one: see below)
-        groups += ("organism=tiny_ahoy",)
     cfg = config(*groups, **{k.replace(".", "__"): v for k, v in extra.items()})
     if choice.endswith("_4bit") and not CUDA:
         refused(cfg, r"quantization='4bit' cannot be used: bitsandbytes quantization needs a CUDA GPU")
@@ -453,8 +451,6 @@ OPTION_CASES = [
      r"task.plot draws \['kl'\], which are not table columns"),
     ("plant-verify-not-bool", ("task=plant", "organism=tiny_ahoy"), {"task.verify": "maybe"},
      r"task.verify='maybe' is not valid: must be true or false"),
-    ("plant-without-organism", ("task=plant",), {}, r"task=plant needs organism=<name>"),
-    ("benchmark-without-organism", ("task=benchmark",), {}, r"task=benchmark needs organism=<name>"),
     ("organism-method-unknown", ("task=plant", "organism=tiny_ahoy"), {"organism.method": "teleport"},
      r"organism: organism 'tiny_ahoy': method='teleport' is not valid"),
     ("organism-key-unknown", ("task=plant", "organism=tiny_ahoy"), {"organism.colour": "red"},
