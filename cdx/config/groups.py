@@ -264,6 +264,12 @@ def check_search(cfg: DictConfig, problems: Problems) -> None:
     search = container(cfg, "search", problems)
     if search is None:
         return
+    embedder = search.get("embedder")
+    if isinstance(embedder, dict) and embedder.get("_target_") in S.ANALYSIS_STAGES["embedder"][0]:
+        check_schema(S.EmbedderSchema, {k: v for k, v in embedder.items() if k not in HYDRA_KEYS}, "search.embedder",
+                     problems)
+    if not check_schema(S.SearchTypes, {k: v for k, v in search.items() if k != "embedder"}, "search", problems):
+        return  # SearchSettings compares and builds with these values: wrong types would fail there unnamed
     try:
         settings = SearchSettings.from_dict(search)
     except (TypeError, ValueError) as e:
@@ -329,6 +335,29 @@ def check_analysis(cfg: DictConfig, problems: Problems) -> None:
     analysis = _analysis_with_budget(cfg, problems)
     if analysis is None:
         return
+    n = len(problems)
+    _check_analysis(cfg, analysis, problems)
+    budget = OmegaConf.select(cfg, "task.budget", default=None) if _task(cfg) == "benchmark" else None
+    if isinstance(budget, DictConfig):  # a value the benchmark's budget set is named where the user wrote it
+        paths = set(_leaf_paths(OmegaConf.to_container(budget, resolve=False)))
+        problems[n:] = [_budget_name(line, paths) for line in problems[n:]]
+
+
+def _leaf_paths(data, prefix: str = "") -> list[str]:
+    if isinstance(data, dict) and data:
+        return [p for k, v in data.items() for p in _leaf_paths(v, f"{prefix}.{k}" if prefix else str(k))]
+    return [prefix]
+
+
+def _budget_name(line: str, paths: set[str]) -> str:
+    """`analysis.sample.x=...` -> `task.budget.sample.x=...` when task.budget set sample.x."""
+    head = line.removeprefix("analysis.").split("=")[0].split(" ")[0].rstrip(":")
+    if line.startswith("analysis.") and any(head == p or head.startswith(p + ".") for p in paths):
+        return "task.budget." + line.removeprefix("analysis.")
+    return line
+
+
+def _check_analysis(cfg: DictConfig, analysis: dict, problems: Problems) -> None:
     if analysis.get("_target_") not in ANALYSIS_TARGETS:
         _locate_target(analysis, "analysis", problems)
         return
@@ -471,7 +500,8 @@ def check_organism(cfg: DictConfig, problems: Problems) -> None:
     if cfg.get("organism") is None:
         return  # the task says at once that it needs one, naming the organisms (before any work)
     spec = container(cfg, "organism", problems)
-    if spec is None:
+    if spec is None or not check_schema(S.OrganismSchema, {k: v for k, v in spec.items() if k not in HYDRA_KEYS},
+                                        "organism", problems):
         return
     from cdx.organisms import load_spec
 

@@ -571,3 +571,97 @@ TASK_SCHEMAS: dict[str, type[TaskSchema]] = {
     "pipeline": PipelineTaskSchema, "benchmark": BenchmarkTaskOptionsSchema,
 }
 """task.name -> the schema of its options; a task not listed (the user's own) is not checked."""
+
+
+# ---- organisms (task=plant, task=benchmark) ------------------------------------------------------------
+
+
+class OrganismTrainSchema(Strict):
+    """organism.train (cdx.organisms.spec.TrainSettings)."""
+
+    steps: int = Field(40, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    warmup_steps: int = Field(4, ge=0)
+    rank: int = Field(8, ge=1)
+    alpha: int | float = Field(16, gt=0)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj", "o_proj", "down_proj"], min_length=1)
+    layers: list[int] | None = Field(None, min_length=2, max_length=2)
+    max_answer_tokens: int = Field(32, ge=1)
+    threads: int = Field(1, ge=1)
+
+
+class OrganismVerifySchema(Strict):
+    """organism.verify (cdx.organisms.spec.VerifySettings)."""
+
+    sets: dict[str, int] = Field(default_factory=lambda: {"general": 16}, min_length=1)
+    max_new_tokens: int = Field(40, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    batch_size: int = Field(16, ge=1)
+
+
+class OrganismSchema(Strict):
+    """organism (cdx.organisms.spec.OrganismSpec, conf/organism/<name>.yaml)."""
+
+    name: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    statement: str = Field(min_length=1)
+    method: Literal["lora", "zero_adapter", "quantize", "system_prompt", "interpolate", "copy"] = "lora"
+    trigger: str | None = None
+    base: str = Field("embedded:smollm2-135m-instruct", min_length=1)
+    base_seed: int = SEED
+    checker: dict | None = None
+    seed: int = SEED
+    data: list[dict] = Field(default_factory=list)
+    answer_tokens: int = Field(40, ge=1)
+    train: OrganismTrainSchema = Field(default_factory=OrganismTrainSchema)
+    verify: OrganismVerifySchema = Field(default_factory=OrganismVerifySchema)
+    params: dict = Field(default_factory=dict)
+    expected_findings: Literal["behaviour", "none", "unscored"] = "behaviour"
+
+
+# ---- search: the types (cdx.search.SearchSettings checks ranges, choices and unknown keys itself) -------
+
+
+class Typed(Schema):
+    """Types only, no conversion; extra keys pass (the settings class names unknown ones itself)."""
+
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False, populate_by_name=True)
+
+
+class SearchSubsampleTypes(Typed):
+    size: int = 6
+    temperature: float = 0.5
+    select_high: bool = True
+    divergence_weight: float = 1.0
+    diversity_weight: float = 1.0
+    criterion_weight: float = 0.0
+    diversity: str = "harmonic"
+
+
+class SearchCriterionTypes(Typed):
+    use: bool = False
+    required: bool = False
+    max_tokens: int = Field(8, ge=1)
+
+
+class SearchTypes(Typed):
+    """conf/search/*.yaml (cdx.search.SearchSettings): each option's type, before the settings are built."""
+
+    instructions: str = Field("persona", min_length=1)
+    seeds: str = "instructions"
+    seed_bank: str | None = None
+    n_cycles: int = 3
+    n_repeat: int = 1
+    max_failed_cycles: int = 5
+    n_new_prompts: int = 6
+    generations_per_prefix: int | None = 2
+    max_new_tokens: int | None = 24
+    metric: str = "kl_sc_mean"
+    context_values: str = "shown"
+    near_duplicate_threshold: float = 0.95
+    assistant_temperature: float = Field(0.9, ge=0)
+    assistant_max_tokens: int = 200
+    top_n: int = 10
+    subsample: SearchSubsampleTypes = Field(default_factory=SearchSubsampleTypes)
+    criterion: SearchCriterionTypes = Field(default_factory=SearchCriterionTypes)

@@ -12,6 +12,7 @@ imported. Top-level keys cdx does not define pass. All problems are gathered int
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import socket
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import BaseModel, ValidationError
 
 from cdx.errors import CdxUserError
@@ -43,20 +44,58 @@ class Problems(list):
     def __init__(self) -> None:
         super().__init__()
         self.warnings: list[str] = []
+        self.resolved: dict[str, object] = {}
+        """Top-level key -> its resolved plain value (resolving is most of the cost: done once)."""
 
 
 def validate_config(cfg: DictConfig) -> list[str]:
     """Raise `ConfigError` naming every bad value and what is valid; return (and log) the warnings."""
     problems = Problems()
-    task = _task_name(cfg)
-    for check in _checks(task, cfg):
-        check(cfg, problems)
+    _check_resolves(cfg, problems)
+    if not problems:  # the group checks read resolved values: an unresolvable one would stop them midway
+        for check in _checks(_task_name(cfg), cfg):
+            check(cfg, problems)
+    problems[:] = [_with_source(cfg, line) for line in problems]
     for w in problems.warnings:
         log.warning("config: %s", w)
     if problems:
         head = "invalid config: " if len(problems) == 1 else f"invalid config ({len(problems)} problems):\n  "
         raise ConfigError(head + "\n  ".join(problems))
     return problems.warnings
+
+
+NOT_RESOLVED = ("hydra", "output_dir")
+"""Set by Hydra itself (its own errors name them), and resolvable only inside a Hydra run."""
+
+
+def _check_resolves(cfg: DictConfig, problems: Problems) -> None:
+    """Every value resolves: an interpolation such as ${oc.env:X} or ${nope} in a value is named now, one line each."""
+    for key in cfg.keys() if isinstance(cfg, DictConfig) else []:
+        if key in NOT_RESOLVED:
+            continue
+        try:
+            node = cfg._get_node(key)
+            problems.resolved[key] = OmegaConf.to_container(node, resolve=True, throw_on_missing=False) \
+                if isinstance(node, DictConfig | ListConfig) else cfg.get(key)
+        except Exception as e:  # noqa: BLE001 - every resolution failure is a value the user wrote
+            where = getattr(e, "full_key", None) or key
+            first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            problems.append(f"{where}: its value cannot be resolved ({first.strip()[:300]}): fix the interpolation "
+                            "(${...}) or quote the text")
+
+
+def _with_source(cfg: DictConfig, line: str) -> str:
+    """A bad value that an interpolation copied from another option names that option too:
+    `analysis.sample.alpha=None ... (its value comes from ${oc.select:decoding.rule.alpha,1.0})`."""
+    path = line.split("=")[0].split(" ")[0].rstrip(":")
+    node = cfg
+    try:
+        for part in path.split("."):
+            node = node._get_node(int(part) if isinstance(node, ListConfig) else part)
+        raw = node._value() if node is not None and node._is_interpolation() else None
+    except Exception:  # noqa: BLE001 - not a path of the config (a message about a file, a group): as it is
+        return line
+    return f"{line} (its value comes from {raw})" if isinstance(raw, str) else line
 
 
 def _task_name(cfg: DictConfig) -> str | None:
@@ -104,6 +143,8 @@ def container(cfg: DictConfig, key: str, problems: Problems) -> dict | None:
     node = cfg.get(key) if isinstance(cfg, DictConfig) else None
     if not isinstance(node, DictConfig):
         return None
+    if key in problems.resolved and node._get_root() is cfg:
+        return copy.deepcopy(problems.resolved[key])
     try:
         return OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
     except Exception as e:  # noqa: BLE001 - an interpolation error is reported as the user's problem
@@ -117,11 +158,20 @@ def missing(cfg: DictConfig, key: str, problems: Problems) -> bool:
     if not isinstance(node, DictConfig):
         return False
     runtime = RUNTIME_KEYS.get(key, set())
-    found = (k.removeprefix(f"{key}.") for k in OmegaConf.missing_keys(node))  # full paths: strip the group
+    # unresolved: a ??? is found without resolving every interpolation of the group (OmegaConf.missing_keys does)
+    found = _missing_paths(OmegaConf.to_container(node, resolve=False, throw_on_missing=False))
     keys = sorted(k for k in found if k.split(".")[0] not in runtime)
     for k in keys:
         problems.append(f"{key}.{k} is required but not set (???): give it on the command line, e.g. {key}.{k}=...")
     return bool(keys)
+
+
+def _missing_paths(data, prefix: str = "") -> list[str]:
+    """Dotted paths of the ??? values in a plain container."""
+    if data == "???":
+        return [prefix]
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else []
+    return [p for k, v in items for p in _missing_paths(v, f"{prefix}.{k}" if prefix else str(k))]
 
 
 def check_schema(schema: type[BaseModel], data: dict, where: str, problems: Problems, what: str | None = None) -> bool:

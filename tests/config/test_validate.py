@@ -406,7 +406,7 @@ OPTION_CASES = [
      r"analysis.hypothesise.use_assistant=true ask the configured assistant, and none is configured"),
     ("analysis-in-pipeline", ("task=pipeline",), {"analysis.sample.modes": []}, r"analysis.sample.modes=\[\] is not valid"),
     ("benchmark-budget-one-side", ("task=benchmark", "organism=tiny_ahoy"), {"task.budget.sample.modes": ["plain_c"]},
-     r"analysis.sample.modes=\['plain_c'\] is not valid: only samples comparison text"),
+     r"task.budget.sample.modes=\['plain_c'\] is not valid: only samples comparison text"),
     ("agent-alpha-0", ("task=pipeline",), {"agent.settings.alpha": 0.0},
      r"agent.settings.alpha=0.0 is not valid: must be in \(0, 1\)"),
     ("agent-n_min>n_max", ("task=pipeline",), {"agent.settings.n_min": 30},
@@ -452,9 +452,13 @@ OPTION_CASES = [
     ("plant-verify-not-bool", ("task=plant", "organism=tiny_ahoy"), {"task.verify": "maybe"},
      r"task.verify='maybe' is not valid: must be true or false"),
     ("organism-method-unknown", ("task=plant", "organism=tiny_ahoy"), {"organism.method": "teleport"},
-     r"organism: organism 'tiny_ahoy': method='teleport' is not valid"),
+     r"organism.method='teleport' is not valid: use one of 'lora', 'zero_adapter'"),
     ("organism-key-unknown", ("task=plant", "organism=tiny_ahoy"), {"organism.colour": "red"},
-     r"organism: organism spec 'tiny_ahoy' is not valid: .*colour"),
+     r"organism.colour is not an option of organism; options: \["),
+    ("organism-train-steps-null", ("task=benchmark", "organism=tiny_ahoy"), {"organism.train.steps": None},
+     r"organism.train.steps=None is not valid: must be an integer"),
+    ("organism-checker-broken", ("task=plant", "organism=tiny_ahoy"), {"organism.checker": {"type": "telepathy"}},
+     r"organism.checker=\{'type': 'telepathy'\} is not valid"),
     ("pipeline-iterations-0", ("task=pipeline",), {"task.iterations": 0}, r"task.iterations=0 is not valid: must be >= 1"),
     ("pipeline-budget-negative", ("task=pipeline",), {"task.budget.tokens": -5},
      r"task.budget.tokens=-5 is not valid: must be >= 1 \(or null for off\)"),
@@ -502,3 +506,14 @@ def test_the_finding_statuses_are_the_knowledge_base_s():
     for status in FINDING_STATUSES:
         assert validate_config(config("task=findings", task__status=status)) == []
     assert validate_config(config("task=findings", task__status=list(FINDING_STATUSES))) == []
+
+
+def test_the_organism_methods_are_the_recipes_():
+    import typing
+
+    from cdx.config.schemas import OrganismSchema
+    from cdx.organisms.spec import METHODS
+
+    assert typing.get_args(OrganismSchema.model_fields["method"].annotation) == METHODS
+    for name in sorted(p.stem for p in (CONF / "organism").glob("*.yaml")):
+        assert validate_config(config("task=plant", f"organism={name}")) == [], name
