@@ -337,10 +337,47 @@ def check_analysis(cfg: DictConfig, problems: Problems) -> None:
         return
     n = len(problems)
     _check_analysis(cfg, analysis, problems)
+    if len(problems) == n and _task(cfg) == "analyze":
+        _check_held_out(cfg, analysis, problems)
     budget = OmegaConf.select(cfg, "task.budget", default=None) if _task(cfg) == "benchmark" else None
     if isinstance(budget, DictConfig):  # a value the benchmark's budget set is named where the user wrote it
         paths = set(_leaf_paths(OmegaConf.to_container(budget, resolve=False)))
         problems[n:] = [_budget_name(line, paths) for line in problems[n:]]
+
+
+def _check_held_out(cfg: DictConfig, analysis: dict, problems: Problems) -> None:
+    """Enough prompts to split, and enough held-out texts for a hypothesis to be testable at all: with
+    fewer than `min_texts` every hypothesis is untestable and the run can only say "no difference"."""
+    prompts = _prompts(cfg)
+    if prompts is None:
+        return  # the prompts check names what is wrong with the source
+    n = len(dict.fromkeys(prompts))  # task=analyze drops repeated prompts (one in both splits would leak)
+    if n < 4:
+        problems.append(f"task=analyze splits the prompts into discovery and held-out sets and needs >= 4 distinct "
+                        f"prompts; prompts gives {n}: give more (prompts.limit, prompts.path)")
+        return
+    sample, validate = analysis["sample"], analysis["validate"]
+    k = min(max(1, round(sample.get("discovery_fraction", 0.25) * n)), n - 1)  # cdx.analysis.sampling.split_prompts
+    per = validate.get("sampling", {}).get("samples_per_prompt", 1)
+    held_out, need = (n - k) * per, validate.get("min_texts", 10)
+    if held_out < need:
+        problems.append(
+            f"analysis.validate.min_texts={need} exceeds the {held_out} held-out texts per model ({n - k} of {n} "
+            f"prompts x {per} sample(s)): every hypothesis would be untestable and the run could only report no "
+            "difference; give more prompts, lower analysis.sample.discovery_fraction or min_texts, or raise "
+            "analysis.validate.sampling.samples_per_prompt")
+
+
+def _prompts(cfg: DictConfig) -> list[str] | None:
+    src = OmegaConf.to_container(cfg.prompts, resolve=True) if isinstance(cfg.get("prompts"), DictConfig) else None
+    if not src or not str(src.get("_target_", "")).startswith(PROMPT_SOURCES):
+        return None
+    from hydra.utils import get_object
+
+    try:
+        return get_object(src["_target_"])(**{k: v for k, v in src.items() if not k.startswith("_")}).load()
+    except Exception:  # noqa: BLE001 - any failure here is reported by check_prompts, naming the option
+        return None
 
 
 def _leaf_paths(data, prefix: str = "") -> list[str]:

@@ -169,3 +169,103 @@ def test_every_leaf_of_a_task_has_a_known_owner():
     groups = {p.split(".")[0] for name in CONFIGS for p in leaves(_composed(name))}
     assert {"analysis", "agent", "knowledge", "logger", "organism", "task", "decoding", "model", "prompts",
             "report", "search", "assistant", "seed", "resume"} <= groups
+
+
+# ---- accepted configs run for real on tiny random models --------------------------------------------------
+
+SMALL = ["model=tiny_random", "prompts.limit=2", "decoding.max_new_tokens=4", "decoding.batch_size=2",
+         "report.print_top=false"]
+RUN_OPTIONS = {
+    "decoding.temperature": st.one_of(st.floats(0.05, 3.0), st.sampled_from([0.0, -1.0, math.nan, "1"])),
+    "decoding.top_p": st.one_of(st.none(), st.floats(0.01, 1.0), st.just(1.5)),
+    "decoding.top_k": st.one_of(st.none(), st.integers(-1, 50)),
+    "decoding.generations_per_prefix": st.integers(0, 3),
+    "decoding.min_new_tokens": st.integers(0, 6),
+    "decoding.stop_strings": st.lists(st.text(max_size=3), max_size=2),
+    "decoding.rule.alpha": st.one_of(st.floats(-1.0, 4.0), st.none()),
+    "decoding.rule.plausibility_beta": st.floats(0.0, 1.2),
+    "decoding.sampler": st.sampled_from(["inverse_cdf", "multinomial", "gumbel"]),
+    "model.interpolation": st.one_of(st.none(), st.floats(-1.0, 2.0)),
+    "report.sort_key": st.sampled_from(["auto", "kl_sc_mean", "js_max", "nope"]),
+    "report.top_n": st.integers(0, 5),
+    "seed": st.integers(-1, 2**33),
+}
+
+
+def test_accepted_configs_run_to_the_end_or_stop_with_a_user_error(tmp_path_factory):
+    from cdx.run import run, user_error
+
+    bases = {task: compose([*SMALL, f"task={task}"]) for task in ("decode", "score")}
+    outcomes: list[str] = []
+
+    @settings(derandomize=True, max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(sorted(bases)), st.dictionaries(st.sampled_from(sorted(RUN_OPTIONS)), st.none(),
+                                                           min_size=1, max_size=3).flatmap(
+        lambda keys: st.fixed_dictionaries({k: RUN_OPTIONS[k] for k in keys})))
+    def case(task, values):
+        cfg = copy.deepcopy(bases[task])
+        with open_dict(cfg):
+            cfg.output_dir = str(tmp_path_factory.mktemp("run"))
+            for path, value in values.items():
+                OmegaConf.update(cfg, path, value, force_add=True, merge=False)
+        try:
+            validate_config(cfg)
+        except ConfigError:
+            outcomes.append("refused")
+            return
+        try:
+            run(cfg)
+            outcomes.append("completed")
+        except Exception as e:
+            assert user_error(e) is not None, f"{task} {values}: {type(e).__name__}: {e}"
+            outcomes.append("user error")
+
+    case()
+    CASES["real runs"] = len(outcomes)
+    assert "completed" in outcomes, outcomes
+
+
+ANALYZE = [*SMALL[:1], "task=analyze", "prompts.limit=16", "analysis.sample.max_new_tokens=4", "knowledge.enabled=false",
+           "report.print_top=false"]
+ANALYZE_OPTIONS = {
+    "analysis.sample.modes": st.lists(st.sampled_from(["plain_s", "plain_c", "amp_c", "amp_s"]), max_size=4),
+    "analysis.sample.discovery_fraction": st.floats(0.0, 1.0),
+    "analysis.hypothesise.max_hypotheses": st.integers(0, 5),
+    "analysis.describe.n_clusters": st.integers(0, 5),
+    "analysis.describe.min_count": st.integers(0, 3),
+    "analysis.validate.test": st.sampled_from(["fisher", "ztest", "mcnemar", "chi2"]),
+    "analysis.validate.min_texts": st.integers(0, 14),
+    "analysis.validate.n_evidence": st.integers(-1, 3),
+}
+
+
+def test_accepted_analyses_run_to_the_end_or_stop_with_a_user_error(tmp_path_factory):
+    """The analysis options on a real (tiny) pair: refused up front, or the analysis completes."""
+    from cdx.run import run, user_error
+
+    base = compose(ANALYZE)
+    outcomes: list[str] = []
+
+    @settings(derandomize=True, max_examples=4, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.fixed_dictionaries({}, optional=ANALYZE_OPTIONS))
+    def case(values):
+        cfg = copy.deepcopy(base)
+        with open_dict(cfg):
+            cfg.output_dir = str(tmp_path_factory.mktemp("analyze"))
+            for path, value in values.items():
+                OmegaConf.update(cfg, path, value, force_add=True, merge=False)
+        try:
+            validate_config(cfg)
+        except ConfigError:
+            outcomes.append("refused")
+            return
+        try:
+            run(cfg)
+            outcomes.append("completed")
+        except Exception as e:
+            assert user_error(e) is not None, f"{values}: {type(e).__name__}: {e}"
+            outcomes.append("user error")
+
+    case()
+    CASES["real analyses"] = len(outcomes)
+    assert "completed" in outcomes, outcomes

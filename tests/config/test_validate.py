@@ -404,6 +404,10 @@ OPTION_CASES = [
      r"analysis.describe._target_='no.such.Stage' cannot be imported"),
     ("analysis-assistant-none", ("task=analyze",), {"analysis.hypothesise.use_assistant": True, "assistant": None},
      r"analysis.hypothesise.use_assistant=true ask the configured assistant, and none is configured"),
+    ("analysis-min_texts-above-held-out", ("task=analyze",), {"prompts.limit": 12},
+     r"analysis.validate.min_texts=10 exceeds the 9 held-out texts per model \(9 of 12 prompts x 1 sample\(s\)\): "
+     r"every hypothesis would be untestable"),
+    ("analysis-too-few-prompts", ("task=analyze",), {"prompts.limit": 3}, r"needs >= 4 distinct prompts; prompts gives 3"),
     ("analysis-in-pipeline", ("task=pipeline",), {"analysis.sample.modes": []}, r"analysis.sample.modes=\[\] is not valid"),
     ("benchmark-budget-one-side", ("task=benchmark", "organism=tiny_ahoy"), {"task.budget.sample.modes": ["plain_c"]},
      r"task.budget.sample.modes=\['plain_c'\] is not valid: only samples comparison text"),
