@@ -52,12 +52,20 @@ output_dir is Hydra's run folder, set by Hydra, not by the user."""
 def _count_cases(request):
     yield
     total = sum(CASES.values())
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     line = f"config fuzzing: {total} generated cases ({', '.join(f'{k} {v}' for k, v in sorted(CASES.items()))})"
-    if reporter is not None:
-        reporter.write_line(line)
+    say(request, line)
     if len(CASES) >= len(CONFIGS):  # every config was fuzzed (not a -k selection)
         assert total >= MIN_CASES, line
+
+
+def say(request, line: str) -> None:
+    """One line on the terminal, past pytest's output capture (the count belongs in every CI log)."""
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if capture is None or reporter is None:
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
 
 
 @functools.cache

@@ -69,9 +69,9 @@ def _write(path, lines, newline_at_end: bool) -> bytes:
 @pytest.fixture(scope="module", autouse=True)
 def _count_cases(request):
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"record fuzzing: {sum(CASES.values())} generated cases {dict(sorted(CASES.items()))}")
+    from tests.config.test_fuzz_config import say
+
+    say(request, f"record fuzzing: {sum(CASES.values())} generated cases {dict(sorted(CASES.items()))}")
 
 
 def test_scan_records_keeps_every_record_and_counts_every_other_line(tmp_path_factory):
