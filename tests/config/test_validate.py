@@ -408,6 +408,11 @@ OPTION_CASES = [
      r"analysis.validate.min_texts=10 exceeds the 9 held-out texts per model \(9 of 12 prompts x 1 sample\(s\)\): "
      r"every hypothesis would be untestable"),
     ("analysis-too-few-prompts", ("task=analyze",), {"prompts.limit": 3}, r"needs >= 4 distinct prompts; prompts gives 3"),
+    ("interpolation-unresolvable", ("task=analyze",), {"model.starting.path": "${oc.env:CDX_NO_SUCH_VAR}"},
+     r"model.starting.path: its value cannot be resolved \(.*CDX_NO_SUCH_VAR.*\): fix the interpolation"),
+    ("analysis-alpha-from-decoding", ("task=analyze",), {"decoding.rule.alpha": None},
+     r"analysis.sample.alpha=None is not valid: must be a number \(its value comes from "
+     r"\$\{oc.select:decoding.rule.alpha,1.0\}\)"),
     ("analysis-in-pipeline", ("task=pipeline",), {"analysis.sample.modes": []}, r"analysis.sample.modes=\[\] is not valid"),
     ("benchmark-budget-one-side", ("task=benchmark", "organism=tiny_ahoy"), {"task.budget.sample.modes": ["plain_c"]},
      r"task.budget.sample.modes=\['plain_c'\] is not valid: only samples comparison text"),
