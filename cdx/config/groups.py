@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cdx.config import schemas as S
 from cdx.config.validate import (
+    HYDRA_KEYS,
     PROMPT_SOURCES,
     Problems,
     check_keys,
@@ -38,19 +39,35 @@ def check_task(cfg: DictConfig, problems: Problems) -> None:
     if task is None:
         return
     name = task.get("name")
-    if name == "score" and (not isinstance(task.get("batch_size"), int) or task["batch_size"] < 1):
+    schema = S.TASK_SCHEMAS.get(name) if isinstance(name, str) else None
+    valid = check_schema(schema, task, "task", problems, what=f"task={name}") if schema is not None else True
+    if name == "score" and (type(task.get("batch_size")) is not int or task["batch_size"] < 1):
         problems.append(f"task.batch_size={task.get('batch_size')!r} is not valid: must be an integer >= 1")
     if name == "benchmark":
-        _check_benchmark(cfg, task, problems)
+        _check_benchmark(cfg, task, valid, problems)
     if name == "summarize":
         sweep_dir = None if "sweep_dir" not in cfg or OmegaConf.is_missing(cfg, "sweep_dir") else cfg.sweep_dir
         if sweep_dir is None:
             problems.append("sweep_dir is required but not set (???): give sweep_dir=<the hydra.sweep.dir of a multirun>")
-        elif not Path(str(sweep_dir)).expanduser().is_dir():
-            problems.append(f"sweep_dir={str(sweep_dir)!r} is not a folder: give the hydra.sweep.dir of a multirun")
+        elif not isinstance(sweep_dir, str) or not sweep_dir.strip() or not _is_dir(sweep_dir):
+            problems.append(f"sweep_dir={_repr(sweep_dir)} is not a folder: give the hydra.sweep.dir of a multirun")
 
 
-def _check_benchmark(cfg: DictConfig, task: dict, problems: Problems) -> None:
+def _is_dir(path: str) -> bool:
+    """Path(path).is_dir(), False for a name the OS refuses (a NUL byte, a name too long)."""
+    try:
+        return Path(path).expanduser().is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _repr(value) -> str:
+    """repr(value), cut to 200 characters (a fuzzed megabyte string stays one readable line)."""
+    text = repr(value)
+    return text if len(text) <= 200 else text[:150] + f"... ({len(text)} characters)"
+
+
+def _check_benchmark(cfg: DictConfig, task: dict, valid: bool, problems: Problems) -> None:
     """The scoring options; with task.judge=true the assistant that grades is checked as for task=search."""
     from cdx.organisms.judge import RubricSettings
     from cdx.organisms.scoring import MatchRule
@@ -58,7 +75,7 @@ def _check_benchmark(cfg: DictConfig, task: dict, problems: Problems) -> None:
     for key, target in (("match", MatchRule), ("rubric", RubricSettings)):
         if isinstance(task.get(key), dict):
             check_keys(target, task[key], f"task.{key}", problems)
-    if not check_schema(S.BenchmarkTaskSchema, task, "task", problems) or not task.get("judge"):
+    if not valid or not task.get("judge"):
         return
     if cfg.get("assistant") is None:
         problems.append("task.judge=true grades findings with the run's assistant, and none is configured: "
@@ -247,6 +264,12 @@ def check_search(cfg: DictConfig, problems: Problems) -> None:
     search = container(cfg, "search", problems)
     if search is None:
         return
+    embedder = search.get("embedder")
+    if isinstance(embedder, dict) and embedder.get("_target_") in S.ANALYSIS_STAGES["embedder"][0]:
+        check_schema(S.EmbedderSchema, {k: v for k, v in embedder.items() if k not in HYDRA_KEYS}, "search.embedder",
+                     problems)
+    if not check_schema(S.SearchTypes, {k: v for k, v in search.items() if k != "embedder"}, "search", problems):
+        return  # SearchSettings compares and builds with these values: wrong types would fail there unnamed
     try:
         settings = SearchSettings.from_dict(search)
     except (TypeError, ValueError) as e:
@@ -298,3 +321,236 @@ def _check_endpoint(spec: dict, problems: Problems) -> None:
         if why:
             problems.append(f"assistant.base_url={url!r} cannot be reached ({why}): is the server running at that "
                             "URL? Start it, or fix assistant.base_url")
+
+
+# ---- analysis (task=analyze, and inside pipeline and benchmark) ---------------------------------------
+
+ANALYSIS_TARGETS = ("cdx.analysis.Analysis", "cdx.analysis.pipeline.Analysis")
+
+
+def check_analysis(cfg: DictConfig, problems: Problems) -> None:
+    """Every stage's options; settings under which discovery cannot find anything are refused."""
+    if missing(cfg, "analysis", problems):
+        return
+    analysis = _analysis_with_budget(cfg, problems)
+    if analysis is None:
+        return
+    n = len(problems)
+    _check_analysis(cfg, analysis, problems)
+    if len(problems) == n and _task(cfg) == "analyze":
+        _check_held_out(cfg, analysis, problems)
+    budget = OmegaConf.select(cfg, "task.budget", default=None) if _task(cfg) == "benchmark" else None
+    if isinstance(budget, DictConfig):  # a value the benchmark's budget set is named where the user wrote it
+        paths = set(_leaf_paths(OmegaConf.to_container(budget, resolve=False)))
+        problems[n:] = [_budget_name(line, paths) for line in problems[n:]]
+
+
+def _check_held_out(cfg: DictConfig, analysis: dict, problems: Problems) -> None:
+    """Enough prompts to split, and enough held-out texts for a hypothesis to be testable at all: with
+    fewer than `min_texts` every hypothesis is untestable and the run can only say "no difference"."""
+    prompts = _prompts(cfg)
+    if prompts is None:
+        return  # the prompts check names what is wrong with the source
+    n = len(dict.fromkeys(prompts))  # task=analyze drops repeated prompts (one in both splits would leak)
+    if n < 4:
+        problems.append(f"task=analyze splits the prompts into discovery and held-out sets and needs >= 4 distinct "
+                        f"prompts; prompts gives {n}: give more (prompts.limit, prompts.path)")
+        return
+    sample, validate = analysis["sample"], analysis["validate"]
+    k = min(max(1, round(sample.get("discovery_fraction", 0.25) * n)), n - 1)  # cdx.analysis.sampling.split_prompts
+    per = validate.get("sampling", {}).get("samples_per_prompt", 1)
+    held_out, need = (n - k) * per, validate.get("min_texts", 10)
+    if held_out < need:
+        problems.append(
+            f"analysis.validate.min_texts={need} exceeds the {held_out} held-out texts per model ({n - k} of {n} "
+            f"prompts x {per} sample(s)): every hypothesis would be untestable and the run could only report no "
+            "difference; give more prompts, lower analysis.sample.discovery_fraction or min_texts, or raise "
+            "analysis.validate.sampling.samples_per_prompt")
+
+
+def _prompts(cfg: DictConfig) -> list[str] | None:
+    src = OmegaConf.to_container(cfg.prompts, resolve=True) if isinstance(cfg.get("prompts"), DictConfig) else None
+    if not src or not str(src.get("_target_", "")).startswith(PROMPT_SOURCES):
+        return None
+    from hydra.utils import get_object
+
+    try:
+        return get_object(src["_target_"])(**{k: v for k, v in src.items() if not k.startswith("_")}).load()
+    except Exception:  # noqa: BLE001 - any failure here is reported by check_prompts, naming the option
+        return None
+
+
+def _leaf_paths(data, prefix: str = "") -> list[str]:
+    if isinstance(data, dict) and data:
+        return [p for k, v in data.items() for p in _leaf_paths(v, f"{prefix}.{k}" if prefix else str(k))]
+    return [prefix]
+
+
+def _budget_name(line: str, paths: set[str]) -> str:
+    """`analysis.sample.x=...` -> `task.budget.sample.x=...` when task.budget set sample.x."""
+    head = line.removeprefix("analysis.").split("=")[0].split(" ")[0].rstrip(":")
+    if line.startswith("analysis.") and any(head == p or head.startswith(p + ".") for p in paths):
+        return "task.budget." + line.removeprefix("analysis.")
+    return line
+
+
+def _check_analysis(cfg: DictConfig, analysis: dict, problems: Problems) -> None:
+    if analysis.get("_target_") not in ANALYSIS_TARGETS:
+        _locate_target(analysis, "analysis", problems)
+        return
+    from cdx.analysis import Analysis
+
+    check_keys(Analysis, analysis, "analysis", problems)
+    for key, (targets, schema) in S.ANALYSIS_STAGES.items():
+        node, where = analysis.get(key), f"analysis.{key}"
+        if node is None and key == "embedder":
+            continue  # no embedder: clusters and themes fall back (cdx.analysis.describe)
+        if not isinstance(node, dict):
+            problems.append(f"{where}={_repr(node)} is not valid: give the stage's options with its _target_ "
+                            f"({targets[0]})")
+        elif node.get("_target_") in targets:
+            check_schema(schema, {k: v for k, v in node.items() if k not in HYDRA_KEYS}, where, problems)
+        else:
+            _locate_target(node, where, problems)
+    _check_analysis_assistant(cfg, analysis, problems)
+
+
+def _analysis_with_budget(cfg: DictConfig, problems: Problems) -> dict | None:
+    """cfg.analysis as a dict; for task=benchmark with its `task.budget` merged in, as the benchmark does."""
+    if cfg.get("analysis") is None:
+        task = OmegaConf.select(cfg, "task.name", default=None)
+        problems.append(f"analysis is not set, and task={task} runs the analysis: choose analysis=default")
+        return None
+    analysis = container(cfg, "analysis", problems)
+    budget = OmegaConf.select(cfg, "task.budget", default=None) if _task(cfg) == "benchmark" else None
+    if analysis is None or budget is None:
+        return analysis
+    if not isinstance(budget, DictConfig):
+        problems.append(f"task.budget={_repr(budget)} is not valid: must be a mapping merged into `analysis` "
+                        "(e.g. {sample: {max_new_tokens: 32}})")
+        return None
+    try:
+        merged = OmegaConf.merge(cfg.analysis, budget)
+        return OmegaConf.to_container(merged, resolve=True, throw_on_missing=False)
+    except Exception as e:  # noqa: BLE001 - a budget that does not fit the analysis' structure is the user's
+        problems.append(f"task.budget cannot be merged into analysis ({type(e).__name__}: {str(e).splitlines()[0]})")
+        return None
+
+
+def _check_analysis_assistant(cfg: DictConfig, analysis: dict, problems: Problems) -> None:
+    uses = [f"analysis.{stage}.{key}=true" for stage, key in (("hypothesise", "use_assistant"), ("validate", "judge"))
+            if isinstance(analysis.get(stage), dict) and analysis[stage].get(key) is True]
+    if not uses:
+        return
+    if cfg.get("assistant") is None:
+        problems.append(f"{' and '.join(uses)} ask the configured assistant, and none is configured: add "
+                        "assistant=openai (or assistant=local), or set them to false")
+    elif _task(cfg) != "search":
+        check_assistant(cfg, problems)
+
+
+def _locate_target(node: dict, where: str, problems: Problems) -> None:
+    target = node.get("_target_")
+    if not isinstance(target, str) or not target:
+        problems.append(f"{where}._target_={_repr(target)} is not valid: give the class to build (a dotted path)")
+    else:
+        locate(target, where, problems)
+
+
+def _task(cfg: DictConfig) -> str | None:
+    name = OmegaConf.select(cfg, "task.name", default=None, throw_on_resolution_failure=False)
+    return name if isinstance(name, str) else None
+
+
+# ---- agent, knowledge, logger, organism ---------------------------------------------------------------
+
+AGENT_PARTS = {"settings": (("cdx.agent.AgentSettings", "cdx.agent.agent.AgentSettings"), S.AgentSettingsSchema),
+               "sampler": (("cdx.agent.PairSampler", "cdx.agent.sampler.PairSampler"), S.PairSamplerSchema)}
+
+
+def check_agent(cfg: DictConfig, problems: Problems) -> None:
+    """The experiment agent of task=pipeline (conf/agent)."""
+    agent = container(cfg, "agent", problems)
+    if agent is None:
+        problems.append("agent is not set, and task=pipeline runs the experiment agent: choose agent=default")
+        return
+    for key in sorted(set(agent) - {"settings", "sampler", "assistant_prompts"}):
+        problems.append(f"agent.{key} is not an option of agent; options: ['assistant_prompts', 'sampler', 'settings']")
+    n = agent.get("assistant_prompts", 0)
+    if type(n) is not int or n < 0:
+        problems.append(f"agent.assistant_prompts={_repr(n)} is not valid: must be an integer >= 0 (0: no assistant)")
+    for key, (targets, schema) in AGENT_PARTS.items():
+        node, where = agent.get(key), f"agent.{key}"
+        if not isinstance(node, dict):
+            problems.append(f"{where}={_repr(node)} is not valid: give its options with its _target_ ({targets[0]})")
+        elif node.get("_target_") in targets:
+            check_schema(schema, {k: v for k, v in node.items() if k not in HYDRA_KEYS}, where, problems)
+        else:
+            _locate_target(node, where, problems)
+
+
+def check_knowledge(cfg: DictConfig, problems: Problems) -> None:
+    """conf/knowledge: its options (the file itself is checked when the knowledge base opens it)."""
+    kb = container(cfg, "knowledge", problems)
+    task = _task(cfg)
+    if kb is None:
+        if task == "findings" and cfg.get("knowledge") is None:
+            problems.append("task=findings reads the knowledge base, and knowledge is not set: choose knowledge=default")
+        return
+    if not check_schema(S.KnowledgeSchema, kb, "knowledge", problems):
+        return
+    if task == "findings" and kb.get("enabled") is False:
+        problems.append("task=findings reads the knowledge base, but knowledge.enabled=false; set knowledge.enabled=true")
+    path = kb.get("path")
+    if path is not None and _is_dir(path):
+        problems.append(f"knowledge.path={_repr(path)} is a folder: give the database file, e.g. {path}/knowledge.sqlite")
+
+
+WANDB_TARGETS = ("cdx.tracking.wandb_tracker.WandbTracker", "cdx.tracking.WandbTracker")
+
+
+def check_logger(cfg: DictConfig, problems: Problems) -> None:
+    logger = container(cfg, "logger", problems)
+    if logger is None:
+        return
+    target = logger.get("_target_")
+    if target in WANDB_TARGETS:
+        if check_schema(S.WandbSchema, {k: v for k, v in logger.items() if k not in HYDRA_KEYS}, "logger", problems):
+            tokens = token_metric_names()
+            if logger.get("token_metric", "kl_sc") not in tokens:
+                problems.append(f"logger.token_metric={logger['token_metric']!r} is not a per-token metric; "
+                                f"use one of {tokens}")
+        return
+    if not isinstance(target, str) or not target:
+        _locate_target(logger, "logger", problems)
+        return
+    obj = locate(target, "logger", problems)
+    if obj is not None and target.startswith("cdx."):
+        check_keys(obj, logger, "logger", problems)
+
+
+def check_organism(cfg: DictConfig, problems: Problems) -> None:
+    """The organism of task=plant and task=benchmark: a complete spec with a checker that builds."""
+    task = _task(cfg)
+    if task == "benchmark" and OmegaConf.select(cfg, "task.collect", default=None):
+        return  # only collects finished jobs' records
+    if cfg.get("organism") is None:
+        return  # the task says at once that it needs one, naming the organisms (before any work)
+    spec = container(cfg, "organism", problems)
+    if spec is None or not check_schema(S.OrganismSchema, {k: v for k, v in spec.items() if k not in HYDRA_KEYS},
+                                        "organism", problems):
+        return
+    from cdx.organisms import load_spec
+
+    try:
+        organism = load_spec(spec)
+    except (TypeError, ValueError) as e:
+        problems.append(f"organism: {e}")
+        return
+    if organism.checker:
+        from cdx.analysis import build_checker
+
+        try:
+            build_checker(organism.checker)
+        except (TypeError, ValueError, KeyError) as e:
+            problems.append(f"organism.checker={_repr(organism.checker)} is not valid: {e}")

@@ -2,13 +2,17 @@
 
 What it knows it checks strictly: the decoding group (strategy and both rule kinds), the model
 pair, the prompts source (its files are read and parsed now), the report block, the search and
-assistant groups, the task options and the top-level keys. Keys of a known `_target_` must be
-parameters of that target. Groups and keys it does not know (other tasks' groups) pass untouched.
-All problems are gathered into one `ConfigError`, one line each.
+assistant groups, the logger, every task's own options (`task.*`), and the groups each task reads:
+the analysis stages (analyze, pipeline, benchmark), the agent (pipeline), the knowledge base
+(analyze, pipeline, benchmark, findings) and the organism (plant, benchmark). Keys of a known
+`_target_` must be its parameters; a group whose `_target_` is the user's own class is only
+imported. Top-level keys cdx does not define pass. All problems are gathered into one
+`ConfigError`, one line each.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import socket
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import BaseModel, ValidationError
 
 from cdx.errors import CdxUserError
@@ -40,14 +44,18 @@ class Problems(list):
     def __init__(self) -> None:
         super().__init__()
         self.warnings: list[str] = []
+        self.resolved: dict[str, object] = {}
+        """Top-level key -> its resolved plain value (resolving is most of the cost: done once)."""
 
 
 def validate_config(cfg: DictConfig) -> list[str]:
     """Raise `ConfigError` naming every bad value and what is valid; return (and log) the warnings."""
     problems = Problems()
-    task = _task_name(cfg)
-    for check in _checks(task, cfg):
-        check(cfg, problems)
+    _check_resolves(cfg, problems)
+    if not problems:  # the group checks read resolved values: an unresolvable one would stop them midway
+        for check in _checks(_task_name(cfg), cfg):
+            check(cfg, problems)
+    problems[:] = [_with_source(cfg, line) for line in problems]
     for w in problems.warnings:
         log.warning("config: %s", w)
     if problems:
@@ -56,36 +64,77 @@ def validate_config(cfg: DictConfig) -> list[str]:
     return problems.warnings
 
 
+NOT_RESOLVED = ("hydra", "output_dir")
+"""Set by Hydra itself (its own errors name them), and resolvable only inside a Hydra run."""
+
+
+def _check_resolves(cfg: DictConfig, problems: Problems) -> None:
+    """Every value resolves: an interpolation such as ${oc.env:X} or ${nope} in a value is named now, one line each."""
+    for key in cfg.keys() if isinstance(cfg, DictConfig) else []:
+        if key in NOT_RESOLVED:
+            continue
+        try:
+            node = cfg._get_node(key)
+            problems.resolved[key] = OmegaConf.to_container(node, resolve=True, throw_on_missing=False) \
+                if isinstance(node, DictConfig | ListConfig) else cfg.get(key)
+        except Exception as e:  # noqa: BLE001 - every resolution failure is a value the user wrote
+            where = getattr(e, "full_key", None) or key
+            first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            problems.append(f"{where}: its value cannot be resolved ({first.strip()[:300]}): fix the interpolation "
+                            "(${...}) or quote the text")
+
+
+def _with_source(cfg: DictConfig, line: str) -> str:
+    """A bad value that an interpolation copied from another option names that option too:
+    `analysis.sample.alpha=None ... (its value comes from ${oc.select:decoding.rule.alpha,1.0})`."""
+    path = line.split("=")[0].split(" ")[0].rstrip(":")
+    node = cfg
+    try:
+        for part in path.split("."):
+            node = node._get_node(int(part) if isinstance(node, ListConfig) else part)
+        raw = node._value() if node is not None and node._is_interpolation() else None
+    except Exception:  # noqa: BLE001 - not a path of the config (a message about a file, a group): as it is
+        return line
+    return f"{line} (its value comes from {raw})" if isinstance(raw, str) else line
+
+
 def _task_name(cfg: DictConfig) -> str | None:
     task = cfg.get("task")
     return str(task.get("name")) if isinstance(task, DictConfig) and task.get("name") is not None else None
 
 
 def _checks(task: str | None, cfg: DictConfig) -> list[Callable[[DictConfig, Problems], None]]:
-    from cdx.config.groups import (
-        check_assistant,
-        check_decoding,
-        check_model,
-        check_prompts,
-        check_report,
-        check_search,
-        check_task,
-        check_top_level,
-    )
+    from cdx.config import groups as G
     from cdx.knowledge import check_config as check_knowledge_base
 
     if task == "summarize":  # reads a finished sweep: only its own options matter
-        return [check_top_level, check_task]
-    checks = [check_top_level, check_task, check_model, check_decoding, check_report]
-    if task == "search":
-        checks += [check_search, check_assistant]
+        return [G.check_top_level, G.check_task, G.check_logger]
+    checks = [G.check_top_level, G.check_task, G.check_model, G.check_decoding, G.check_report, G.check_logger]
+    checks += TASK_CHECKS.get(task or "", [])
+    if task == "search" or (task == "pipeline" and _pipeline_searches(cfg)):
+        checks += [G.check_search, G.check_assistant]
         search = cfg.get("search")
-        if isinstance(search, DictConfig) and search.get("seeds") == "prompts":
-            checks.append(check_prompts)
-    else:
-        checks.append(check_prompts)
+        if isinstance(search, DictConfig) and search.get("seeds") == "prompts" and task == "search":
+            checks.append(G.check_prompts)
+    if task != "search":
+        checks.append(G.check_prompts)
     checks.append(check_knowledge_base)  # the file itself: cdx.knowledge.check_config (issue 23)
-    return checks
+    return [getattr(G, c) if isinstance(c, str) else c for c in checks]
+
+
+TASK_CHECKS: dict[str, list[str]] = {
+    "analyze": ["check_analysis", "check_knowledge"],
+    "pipeline": ["check_analysis", "check_agent", "check_knowledge"],
+    "benchmark": ["check_analysis", "check_knowledge", "check_organism"],
+    "plant": ["check_organism"],
+    "findings": ["check_knowledge"],
+}
+"""The groups each task reads beyond the pair, decoding, prompts and report (named: cdx.config.groups)."""
+
+
+def _pipeline_searches(cfg: DictConfig) -> bool:
+    enabled = OmegaConf.select(cfg, "task.search.enabled", default=True, throw_on_resolution_failure=False)
+    return enabled is True
 
 
 # ---- helpers shared by the group checks --------------------------------------------------------
@@ -96,6 +145,8 @@ def container(cfg: DictConfig, key: str, problems: Problems) -> dict | None:
     node = cfg.get(key) if isinstance(cfg, DictConfig) else None
     if not isinstance(node, DictConfig):
         return None
+    if key in problems.resolved and node._get_root() is cfg:
+        return copy.deepcopy(problems.resolved[key])
     try:
         return OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
     except Exception as e:  # noqa: BLE001 - an interpolation error is reported as the user's problem
@@ -109,22 +160,33 @@ def missing(cfg: DictConfig, key: str, problems: Problems) -> bool:
     if not isinstance(node, DictConfig):
         return False
     runtime = RUNTIME_KEYS.get(key, set())
-    found = (k.removeprefix(f"{key}.") for k in OmegaConf.missing_keys(node))  # full paths: strip the group
+    # unresolved: a ??? is found without resolving every interpolation of the group (OmegaConf.missing_keys does)
+    found = _missing_paths(OmegaConf.to_container(node, resolve=False, throw_on_missing=False))
     keys = sorted(k for k in found if k.split(".")[0] not in runtime)
     for k in keys:
         problems.append(f"{key}.{k} is required but not set (???): give it on the command line, e.g. {key}.{k}=...")
     return bool(keys)
 
 
-def check_schema(schema: type[BaseModel], data: dict, where: str, problems: Problems) -> bool:
-    """Validate `data` against `schema`; one problem line per error. True if valid."""
+def _missing_paths(data, prefix: str = "") -> list[str]:
+    """Dotted paths of the ??? values in a plain container."""
+    if data == "???":
+        return [prefix]
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else []
+    return [p for k, v in items for p in _missing_paths(v, f"{prefix}.{k}" if prefix else str(k))]
+
+
+def check_schema(schema: type[BaseModel], data: dict, where: str, problems: Problems, what: str | None = None) -> bool:
+    """Validate `data` against `schema`; one problem line per error. True if valid.
+
+    `what` names the owner of the options in an unknown-key line (default: `where`)."""
     try:
         schema.model_validate(data)
         return True
     except ValidationError as e:
         errors = e.errors()
-    for err in errors:
-        problems.append(describe(err, schema, where))
+    for err in _one_per_field(errors):
+        problems.append(describe(err, schema, where, what))
     # Field errors stop pydantic before the cross-field checks: run those on the valid fields too,
     # so one run lists every problem (e.g. top_p=1.5 and num_beams with sampling).
     bad = {err["loc"][0] for err in errors if err["loc"]}
@@ -136,15 +198,75 @@ def check_schema(schema: type[BaseModel], data: dict, where: str, problems: Prob
     return False
 
 
-def describe(err: dict, schema: type[BaseModel], where: str) -> str:
+def _one_per_field(errors: list[dict]) -> list[dict]:
+    """A value that fits no member of a union (`str | list[str] | None`) gets one error per member: keep one,
+    marked so `describe` names the field's type instead of the first member's complaint."""
+    out, seen = [], set()
+    for err in errors:
+        loc = list(err["loc"])
+        cut = next((i for i, x in enumerate(loc) if isinstance(x, str) and _is_type_tag(x)), None)
+        if cut is None:
+            out.append(err)
+            continue
+        key = tuple(loc[:cut])
+        if key not in seen:
+            seen.add(key)
+            field_input = err.get("input") if cut == len(loc) - 1 else None
+            out.append({**err, "loc": key, "type": "union", "input": field_input, "union_input": err.get("input")})
+    return out
+
+
+def _is_type_tag(x: str) -> bool:
+    """pydantic names a union member in `loc` by its type: str, list[str], function-after[...], literal[...]."""
+    return x in ("str", "int", "float", "bool", "none", "dict", "list", "nullable") or "[" in x
+
+
+def describe(err: dict, schema: type[BaseModel], where: str, what: str | None = None) -> str:
     """One pydantic error as `where.key=value: must be ...`."""
     loc = [str(x) for x in err["loc"]]
     msg = err["msg"].removeprefix("Value error, ")
     if not loc:
         return f"{where}: {msg}"
     name = ".".join([where, *loc])
+    if err["type"] == "extra_forbidden":
+        owner = ".".join([what or where, *loc[:-1]])
+        return f"{name} is not an option of {owner}; options: {_options(schema, loc[:-1])}"
+    if err["type"] == "missing":
+        return f"{name} is required but not set: give {name}=..."
     valid = _valid(err, schema, loc)
-    return f"{name}={err.get('input')!r} is not valid: {valid or msg}"
+    value = err.get("input") if err["type"] != "union" else _value_of(err)
+    return f"{name}={_short(value)} is not valid: {valid or msg}"
+
+
+def _value_of(err: dict):
+    return err.get("input") if err.get("input") is not None else err.get("union_input")
+
+
+def _short(value) -> str:
+    """repr(value), cut to 200 characters (a fuzzed megabyte string stays one readable line)."""
+    text = repr(value)
+    return text if len(text) <= 200 else text[:150] + f"... ({len(text)} characters)"
+
+
+def _options(schema: type[BaseModel], loc: list[str]) -> list[str]:
+    sub = _schema_at(schema, loc)
+    if sub is None:
+        return []
+    return sorted(f.alias or k for k, f in sub.model_fields.items())
+
+
+def _schema_at(schema: type[BaseModel] | None, loc: list[str]) -> type[BaseModel] | None:
+    for key in loc:
+        f = schema.model_fields.get(key) if schema is not None else None
+        if f is None:
+            return None
+        schema = _submodel(f.annotation)
+    return schema
+
+
+def _submodel(annotation) -> type[BaseModel] | None:
+    return next((a for a in typing.get_args(annotation) or (annotation,)
+                 if inspect.isclass(a) and issubclass(a, BaseModel)), None)
 
 
 def _valid(err: dict, schema: type[BaseModel], loc: list[str]) -> str | None:
@@ -165,7 +287,13 @@ def _valid(err: dict, schema: type[BaseModel], loc: list[str]) -> str | None:
     if kind in ("bool_type", "bool_parsing"):
         return "must be true or false"
     if kind == "too_short":
-        return "must not be empty"
+        return "must not be empty" if not ctx.get("min_length", 1) > 1 else f"needs at least {ctx['min_length']} items"
+    if kind == "string_type":
+        return f"must be a string{null}"
+    if kind in ("list_type", "dict_type"):
+        return f"must be a {'list' if kind == 'list_type' else 'mapping'}{null}"
+    if kind == "union" and field is not None:
+        return f"must be {_type_words(field.annotation)}"
     if kind == "string_pattern_mismatch":
         return "must be an http(s) URL such as http://127.0.0.1:8000/v1"
     return None
@@ -176,11 +304,29 @@ def _field(schema: type[BaseModel], loc: list[str]):
     if len(loc) >= 1 and loc[0] in fields:
         f = fields[loc[0]]
         if len(loc) > 1:
-            sub = next((a for a in typing.get_args(f.annotation) or (f.annotation,)
-                        if inspect.isclass(a) and issubclass(a, BaseModel)), None)
+            sub = _submodel(f.annotation)
             return _field(sub, loc[1:]) if sub is not None else None
         return f
     return None
+
+
+def _type_words(annotation) -> str:
+    """`str | list[str] | None` as 'a string, a list of strings or null'."""
+    words = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a mapping",
+             type(None): "null"}
+    parts = []
+    for a in typing.get_args(annotation) or (annotation,):
+        origin = typing.get_origin(a)
+        if a in words:
+            parts.append(words[a])
+        elif origin is list:
+            inner = (typing.get_args(a) or (str,))[0]
+            parts.append("a list of " + words.get(inner, "values").removeprefix("a ").removeprefix("an ") + "s")
+        elif origin is typing.Literal:
+            parts.append("one of " + ", ".join(repr(x) for x in typing.get_args(a)))
+        else:
+            parts.append(getattr(a, "__name__", str(a)))
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
 
 
 def _range(metadata: list) -> str:

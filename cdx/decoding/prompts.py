@@ -55,6 +55,9 @@ def _json_line(line: str, where: str) -> dict:
         record = json.loads(line)
     except json.JSONDecodeError as e:
         raise CdxUserError(f"{where} is not valid JSON ({e.msg} at column {e.colno}): each line must be one JSON object") from e
+    except (ValueError, RecursionError) as e:  # a number of > 4300 digits, nesting deeper than the parser's stack
+        raise CdxUserError(f"{where} is not a JSON object cdx can read ({str(e)[:80]}): each line must be one JSON "
+                           "object") from e
     if not isinstance(record, dict):
         raise CdxUserError(f"{where} is a JSON {type(record).__name__}, not an object: each line must be one JSON object")
     return record

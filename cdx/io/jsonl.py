@@ -57,7 +57,9 @@ def scan_records(path: str | Path) -> RecordScan:
             continue
         try:
             rec = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):
+            # not UTF-8, not JSON, an integer of more digits than Python converts (ValueError), or
+            # nesting deeper than the parser's stack (RecursionError): not a record, set aside
             rec = None
         if isinstance(rec, dict):
             scan.records.append(rec)

@@ -161,7 +161,7 @@ def _folder(path: str | Path) -> Path:
 def _safe_run_file(folder: Path) -> dict | None:
     try:
         return read_run_file(folder)
-    except RunDirError as e:
+    except (RunDirError, RecursionError) as e:  # RecursionError: a run.json nested deeper than the parser's stack
         log.warning("%s", e)
         return None
 
@@ -171,7 +171,7 @@ def _json(path: Path) -> dict | None:
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         log.warning("%s is unreadable (%s); ignored", path, e)
         return None
 
@@ -195,7 +195,10 @@ def _hydra_config(folder: Path) -> dict | None:
 def _sorted(records: list[dict]) -> list[dict]:
     """By id when every record has one (resume may append a regenerated record late); else file order."""
     if records and all("id" in r for r in records):
-        return sorted(records, key=lambda r: (isinstance(r["id"], str), r["id"]))
+        ids = [r["id"] for r in records]
+        # ids of one orderable kind only: a damaged record's id (null, a list, an int among strings) keeps file order
+        if all(type(i) is str for i in ids) or all(type(i) in (int, float) and i == i for i in ids):
+            return sorted(records, key=lambda r: r["id"])
     return records
 
 

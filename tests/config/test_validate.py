@@ -68,7 +68,7 @@ def test_every_shipped_config_validates(choice, tmp_path):
 
 
 def test_other_groups_and_unknown_top_level_keys_pass():
-    cfg = config(**{"my_new_group__anything": [1, 2], "analysis_like__n": 0, "task__extra_option": "x"})
+    cfg = config(**{"my_new_group__anything": [1, 2], "analysis_like__n": 0})
     assert validate_config(cfg) == []
 
 
@@ -364,3 +364,165 @@ def test_a_single_prompt_is_refused_for_a_task_that_splits_the_prompts():
     msg = refused(config("task=analyze", "prompts=single"), r"prompts=single does not fit task=analyze")
     assert "prompts=builtin" in msg and "is not an option" not in msg  # says why, not a key error
     assert validate_config(config("task=decode", "prompts=single")) == []  # decode takes one prompt
+
+
+# ---- every group and task option (issue 23): analysis, agent, knowledge, logger, organism, task.* ----------
+
+OPTION_CASES = [
+    # id, groups, values, what the message must say
+    ("analysis-modes-empty", ("task=analyze",), {"analysis.sample.modes": []},
+     r"analysis.sample.modes=\[\] is not valid: must not be empty"),
+    ("analysis-modes-one-model", ("task=analyze",), {"analysis.sample.modes": ["plain_s"]},
+     r"analysis.sample.modes=\['plain_s'\] is not valid: only samples starting text, so discovery has nothing"),
+    ("analysis-modes-one-side-amplified", ("task=analyze",), {"analysis.sample.modes": ["plain_c", "amp_c"]},
+     r"analysis.sample.modes=.* only samples comparison text"),
+    ("analysis-modes-twice", ("task=analyze",), {"analysis.sample.modes": ["plain_s", "plain_c", "plain_s"]},
+     r"analysis.sample.modes=.* lists \['plain_s'\] twice"),
+    ("analysis-mode-unknown", ("task=analyze",), {"analysis.sample.modes": ["plain_s", "plain_x"]},
+     r"analysis.sample.modes.1='plain_x' is not valid: use one of 'plain_s', 'plain_c', 'amp_c' or 'amp_s'"),
+    ("analysis-max_hypotheses-0", ("task=analyze",), {"analysis.hypothesise.max_hypotheses": 0},
+     r"analysis.hypothesise.max_hypotheses=0 is not valid: must be >= 1"),
+    ("analysis-discovery_fraction-1", ("task=analyze",), {"analysis.sample.discovery_fraction": 1.0},
+     r"analysis.sample.discovery_fraction=1.0 is not valid: must be in \(0, 1\)"),
+    ("analysis-samples-string", ("task=analyze",), {"analysis.sample.samples_per_prompt": "5"},
+     r"analysis.sample.samples_per_prompt='5' is not valid: must be an integer"),
+    ("analysis-fdr-0", ("task=analyze",), {"analysis.validate.fdr": 0.0},
+     r"analysis.validate.fdr=0.0 is not valid: must be in \(0, 1\)"),
+    ("analysis-test-unknown", ("task=analyze",), {"analysis.validate.test": "chi2"},
+     r"analysis.validate.test='chi2' is not valid: use one of 'fisher', 'ztest' or 'mcnemar'"),
+    ("analysis-min_effect-1", ("task=analyze",), {"analysis.validate.min_effect": 1.0},
+     r"analysis.validate.min_effect=1.0 is not valid: must be in \[0, 1\)"),
+    ("analysis-validation-batch-0", ("task=analyze",), {"analysis.validate.sampling.batch_size": 0},
+     r"analysis.validate.sampling.batch_size=0 is not valid: must be >= 1"),
+    ("analysis-n_clusters-0", ("task=analyze",), {"analysis.describe.n_clusters": 0},
+     r"analysis.describe.n_clusters=0 is not valid: must be >= 1"),
+    ("analysis-theme-nan", ("task=analyze",), {"analysis.hypothesise.theme_similarity": float("nan")},
+     r"analysis.hypothesise.theme_similarity=nan is not valid: must be a finite number"),
+    ("analysis-unknown-key", ("task=analyze",), {"analysis.sample.top_pp": 0.9},
+     r"analysis.sample.top_pp is not an option of analysis.sample; options: \[.*'top_p'"),
+    ("analysis-stage-not-importable", ("task=analyze",), {"analysis.describe._target_": "no.such.Stage"},
+     r"analysis.describe._target_='no.such.Stage' cannot be imported"),
+    ("analysis-assistant-none", ("task=analyze",), {"analysis.hypothesise.use_assistant": True, "assistant": None},
+     r"analysis.hypothesise.use_assistant=true ask the configured assistant, and none is configured"),
+    ("analysis-min_texts-above-held-out", ("task=analyze",), {"prompts.limit": 12},
+     r"analysis.validate.min_texts=10 exceeds the 9 held-out texts per model \(9 of 12 prompts x 1 sample\(s\)\): "
+     r"every hypothesis would be untestable"),
+    ("analysis-too-few-prompts", ("task=analyze",), {"prompts.limit": 3}, r"needs >= 4 distinct prompts; prompts gives 3"),
+    ("interpolation-unresolvable", ("task=analyze",), {"model.starting.path": "${oc.env:CDX_NO_SUCH_VAR}"},
+     r"model.starting.path: its value cannot be resolved \(.*CDX_NO_SUCH_VAR.*\): fix the interpolation"),
+    ("analysis-alpha-from-decoding", ("task=analyze",), {"decoding.rule.alpha": None},
+     r"analysis.sample.alpha=None is not valid: must be a number \(its value comes from "
+     r"\$\{oc.select:decoding.rule.alpha,1.0\}\)"),
+    ("analysis-in-pipeline", ("task=pipeline",), {"analysis.sample.modes": []}, r"analysis.sample.modes=\[\] is not valid"),
+    ("benchmark-budget-one-side", ("task=benchmark", "organism=tiny_ahoy"), {"task.budget.sample.modes": ["plain_c"]},
+     r"task.budget.sample.modes=\['plain_c'\] is not valid: only samples comparison text"),
+    ("agent-alpha-0", ("task=pipeline",), {"agent.settings.alpha": 0.0},
+     r"agent.settings.alpha=0.0 is not valid: must be in \(0, 1\)"),
+    ("agent-n_min>n_max", ("task=pipeline",), {"agent.settings.n_min": 30},
+     r"agent.settings: n_min=30 exceeds n_max=24"),
+    ("agent-one-topic", ("task=pipeline",), {"agent.settings.topics": ["cooking"]},
+     r"agent.settings.topics=\['cooking'\] is not valid: needs at least 2 items"),
+    ("agent-sampler-batch-0", ("task=pipeline",), {"agent.sampler.batch_size": 0},
+     r"agent.sampler.batch_size=0 is not valid: must be >= 1"),
+    ("agent-assistant_prompts-negative", ("task=pipeline",), {"agent.assistant_prompts": -1},
+     r"agent.assistant_prompts=-1 is not valid: must be an integer >= 0"),
+    ("agent-unknown-key", ("task=pipeline",), {"agent.settings.n_maxx": 3},
+     r"agent.settings.n_maxx is not an option of agent.settings; options: \["),
+    ("knowledge-timeout-0", ("task=analyze",), {"knowledge.busy_timeout_s": 0},
+     r"knowledge.busy_timeout_s=0 is not valid: must be > 0"),
+    ("knowledge-retries-negative", ("task=findings",), {"knowledge.retries": -1},
+     r"knowledge.retries=-1 is not valid: must be in \[0, 100\]"),
+    ("knowledge-unknown-key", ("task=findings",), {"knowledge.pathh": "x.sqlite"},
+     r"knowledge.pathh is not an option of knowledge; options: \['busy_timeout_s', 'enabled', 'path', 'retries'\]"),
+    ("knowledge-path-is-folder", ("task=findings",), {"knowledge.path": "/tmp"}, r"knowledge.path='/tmp' is a folder"),
+    ("findings-knowledge-disabled", ("task=findings",), {"knowledge.enabled": False},
+     r"task=findings reads the knowledge base, but knowledge.enabled=false"),
+    ("wandb-mode-unknown", ("logger=wandb",), {"logger.mode": "online2"},
+     r"logger.mode='online2' is not valid: use one of 'online', 'offline' or 'disabled'"),
+    ("wandb-rows-0", ("logger=wandb",), {"logger.max_table_rows": 0}, r"logger.max_table_rows=0 is not valid: must be >= 1"),
+    ("wandb-token-metric", ("logger=wandb",), {"logger.token_metric": "kl"}, r"logger.token_metric='kl' is not a per-token"),
+    ("wandb-unknown-key", ("logger=wandb",), {"logger.projct": "x"}, r"logger.projct is not an option of logger"),
+    ("findings-status-unknown", ("task=findings",), {"task.status": "done"},
+     r"task.status='done' is not valid: \['done'\] not a finding status; use one of \['validated'"),
+    ("findings-status-list-unknown", ("task=findings",), {"task.status": ["validated", "ok"]},
+     r"task.status=\['validated', 'ok'\] is not valid: \['ok'\] not a finding status"),
+    ("findings-status-type", ("task=findings",), {"task.status": 3},
+     r"task.status=3 is not valid: must be a string, a list of strings or null"),
+    ("findings-export-unknown", ("task=findings",), {"task.export": "xml"},
+     r"task.export='xml' is not valid: use one of 'csv' or 'json'"),
+    ("findings-show-0", ("task=findings",), {"task.show": 0}, r"task.show=0 is not valid: must be >= 1 \(or null for off\)"),
+    ("findings-limit-string", ("task=findings",), {"task.limit": "all"}, r"task.limit='all' is not valid: must be an integer"),
+    ("task-unknown-key", ("task=decode",), {"task.extra_option": "x"},
+     r"task.extra_option is not an option of task=decode; options: \['_target_', 'name'\]"),
+    ("summarize-no-columns", ("task=summarize",), {"sweep_dir": "/tmp", "task.columns": {}, "task.plot": {}},
+     r"task.columns=\{\} is not valid: must not be empty"),
+    ("summarize-plot-unknown-column", ("task=summarize",), {"sweep_dir": "/tmp", "task.plot": {"d": ["kl"]}},
+     r"task.plot draws \['kl'\], which are not table columns"),
+    ("plant-verify-not-bool", ("task=plant", "organism=tiny_ahoy"), {"task.verify": "maybe"},
+     r"task.verify='maybe' is not valid: must be true or false"),
+    ("organism-method-unknown", ("task=plant", "organism=tiny_ahoy"), {"organism.method": "teleport"},
+     r"organism.method='teleport' is not valid: use one of 'lora', 'zero_adapter'"),
+    ("organism-key-unknown", ("task=plant", "organism=tiny_ahoy"), {"organism.colour": "red"},
+     r"organism.colour is not an option of organism; options: \["),
+    ("organism-train-steps-null", ("task=benchmark", "organism=tiny_ahoy"), {"organism.train.steps": None},
+     r"organism.train.steps=None is not valid: must be an integer"),
+    ("organism-checker-broken", ("task=plant", "organism=tiny_ahoy"), {"organism.checker": {"type": "telepathy"}},
+     r"organism.checker=\{'type': 'telepathy'\} is not valid"),
+    ("pipeline-iterations-0", ("task=pipeline",), {"task.iterations": 0}, r"task.iterations=0 is not valid: must be >= 1"),
+    ("pipeline-budget-negative", ("task=pipeline",), {"task.budget.tokens": -5},
+     r"task.budget.tokens=-5 is not valid: must be >= 1 \(or null for off\)"),
+    ("pipeline-budget-unknown", ("task=pipeline",), {"task.budget.walls": 10},
+     r"task.budget.walls is not an option of task=pipeline.budget; options: \['assistant_calls', 'tokens', 'wall_s'\]"),
+    ("pipeline-cycles-0", ("task=pipeline",), {"task.search.cycles": 0}, r"task.search.cycles=0 is not valid: must be >= 1"),
+    ("pipeline-nothing-to-analyse", ("task=pipeline",),
+     {"task.search.enabled": False, "task.analyze.base_prompts": False, "task.analyze.topic_prompts": 0},
+     r"task.analyze has no prompts to analyse"),
+    ("benchmark-prompt-set-unknown", ("task=benchmark", "organism=tiny_ahoy"), {"task.prompts.sets.recipes": 3},
+     r"task.prompts.sets=.* \['recipes'\] are not prompt sets"),
+    ("benchmark-collect-type", ("task=benchmark",), {"task.collect": 5},
+     r"task.collect=5 is not valid: must be a string, a list of strings or null"),
+]
+
+
+@pytest.mark.parametrize(("groups", "values", "pattern"), [c[1:] for c in OPTION_CASES], ids=[c[0] for c in OPTION_CASES])
+def test_bad_option_of_every_group_and_task_is_refused(groups, values, pattern):
+    cfg = config(*groups)
+    with open_dict(cfg):
+        for key, value in values.items():
+            OmegaConf.update(cfg, key, value, force_add=True, merge=False)
+    msg = refused(cfg, pattern)
+    assert "Traceback" not in msg and len(msg) < 2000
+
+
+def test_the_shipped_tasks_with_their_groups_validate():
+    """The negative cases above start from configs that are valid: the refusal is the one bad value's."""
+    for groups in (("task=analyze",), ("task=pipeline",), ("task=benchmark", "organism=tiny_ahoy"), ("task=findings",),
+                   ("task=plant", "organism=tiny_ahoy"), ("logger=wandb",), ("task=benchmark", "suite=smoke")):
+        cfg = config(*groups)
+        if "suite=smoke" in groups:
+            with open_dict(cfg):
+                cfg.organism = OmegaConf.create(_organism("tiny_ahoy"))
+        assert validate_config(cfg) == [], groups
+
+
+def _organism(name: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CONF / "organism" / f"{name}.yaml"))
+
+
+def test_the_finding_statuses_are_the_knowledge_base_s():
+    from cdx.knowledge import FINDING_STATUSES
+
+    for status in FINDING_STATUSES:
+        assert validate_config(config("task=findings", task__status=status)) == []
+    assert validate_config(config("task=findings", task__status=list(FINDING_STATUSES))) == []
+
+
+def test_the_organism_methods_are_the_recipes_():
+    import typing
+
+    from cdx.config.schemas import OrganismSchema
+    from cdx.organisms.spec import METHODS
+
+    assert typing.get_args(OrganismSchema.model_fields["method"].annotation) == METHODS
+    for name in sorted(p.stem for p in (CONF / "organism").glob("*.yaml")):
+        assert validate_config(config("task=plant", f"organism={name}")) == [], name
