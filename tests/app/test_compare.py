@@ -163,7 +163,7 @@ def test_empty_one_prompt_is_refused_in_the_page(app_root):
 
 
 @pytest.mark.parametrize("key, value, says", [("cmp_mnt", 999999, "max_new_tokens=999999 is out of range: give 1 to 4096"),
-                                              ("cmp_temp", 0.0, "decoding.temperature=0 is not valid: must be > 0")])
+                                              ("cmp_temp", 0.0, "decoding.temperature=0.0 is not valid: must be > 0")])
 def test_out_of_range_numbers_disable_start_and_are_never_replaced(app_root, key, value, says):
     at = compare(model="tiny_random")
     at.number_input(key=key).set_value(value).run()
