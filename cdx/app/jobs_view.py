@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import pandas as pd
 import streamlit as st
 
 from cdx.app import render
@@ -37,9 +40,23 @@ def _panel(tasks: tuple[str, ...] | None) -> None:
     if not all_jobs:
         return
     st.subheader("Runs started from the app")
-    for job in all_jobs[:SHOWN_JOBS]:
+    st.caption(f"{len(all_jobs)} runs in outputs/app/ (read from their folders, so they outlive a restart); "
+               "newest first.")
+    shown = st.number_input("Show the newest", min_value=1, max_value=max(len(all_jobs), 1),
+                            value=min(SHOWN_JOBS, len(all_jobs)), key=f"jobs_shown_{tasks}") \
+        if len(all_jobs) > SHOWN_JOBS else len(all_jobs)
+    for job in all_jobs[: int(shown)]:
         with st.container(border=True):
             job_view(job)
+    if len(all_jobs) > shown:
+        _history_table(all_jobs[int(shown):])
+
+
+def _history_table(older: list[Job]) -> None:
+    with st.expander(f"{len(older)} older runs"):
+        st.dataframe(pd.DataFrame([{"run": j.id, "task": j.task, "status": j.status,
+                                    "started": datetime.fromtimestamp(j.started).strftime("%Y-%m-%d %H:%M"),
+                                    "folder": str(j.run_dir)} for j in older]), hide_index=True, width="stretch")
 
 
 def job_view(job: Job) -> None:
@@ -49,10 +66,10 @@ def job_view(job: Job) -> None:
     if status == "running":
         prog = job.progress()
         if prog:
-            st.progress(prog.fraction, text=f"{prog.desc} {prog.n}/{prog.total}")
+            st.progress(prog.fraction, text=prog.text())
         else:
             st.progress(0.0, text=job.last_line()[:200] or "starting (loading the models)...")
-        if st.button("Cancel", key=f"cancel_{job.id}"):
+        if job.proc is not None and st.button("Cancel", key=f"cancel_{job.id}"):
             job.cancel()
             st.rerun()
     elif status == "failed":
@@ -60,9 +77,13 @@ def job_view(job: Job) -> None:
         with st.expander("Log"):
             st.code(job.log_tail(), language="text")
     elif status == "cancelled":
-        st.warning("Cancelled; what the run wrote before is kept (resume with resume=true).")
+        st.warning("Cancelled; what the run wrote before is kept, and Resume continues it.")
     else:
         finished_view(job)
+    if job.resumable and st.button("Resume", key=f"resume_{job.id}",
+                                   help="the same command with resume=true, in the same folder"):
+        jobs().resume(job)
+        st.rerun()
 
 
 def finished_view(job: Job) -> None:

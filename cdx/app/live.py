@@ -1,9 +1,10 @@
 """Side by side: each model's own continuation and the contrastive one, streamed token by token.
 
-All three come from `cdx.decoding.ContrastiveDecoder` on one loaded pair: weights (1, 0) is
-plain sampling from the starting model, (0, 1) from the comparison model, and the preset's rule
-is the contrastive text. Per-token divergences are the engine's own values (the same numbers a
-decode run writes); nothing is recomputed here.
+All three come from one `cdx.decoding.ContrastiveDecoder` batch on one loaded pair, a block of
+rows per column (`RowRules`): weights (1, 0) is plain sampling from the starting model, (0, 1)
+from the comparison model, and the preset's rule is the contrastive text.
+Per-token divergences are the engine's own values (the same numbers a decode run writes); nothing
+is recomputed here.
 
 Process-wide state: pairs are cached with `st.cache_resource` (loaded once per process), and all
 model use (loading, decoding, torch's thread settings) runs under one lock, so several browser
@@ -12,12 +13,15 @@ sessions at once take turns instead of racing on shared weights and settings.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 
 import streamlit as st
+import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from torch import Tensor
 
 from cdx.app import presets
 from cdx.decoding import ContrastiveDecoder, ProbDiff
@@ -34,15 +38,43 @@ def load_pair(pair_overrides: tuple[str, ...]):
     return instantiate(cfg.model)
 
 
+@dataclass
+class RowRules:
+    """One rule per block of `rows_per_rule` rows, so a single ContrastiveDecoder batch decodes every
+    column: (1, 0) is plain sampling from the starting model, (0, 1) from the comparison model.
+
+    The engine reads the weights only for the per-token `weighted_kl`; they are the last
+    (contrastive) rule's, so that value is kept only for the contrastive column.
+    """
+
+    rules: tuple
+    rows_per_rule: int
+
+    @property
+    def starting_weight(self) -> float:
+        return self.rules[-1].starting_weight
+
+    @property
+    def comparison_weight(self) -> float:
+        return self.rules[-1].comparison_weight
+
+    def __call__(self, logp_s: Tensor, logp_c: Tensor, probs: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        k, out = self.rows_per_rule, []
+        for i, rule in enumerate(self.rules):  # rows [i k, (i + 1) k) are column i's samples
+            rows = slice(i * k, (i + 1) * k)
+            out.append(rule(logp_s[rows], logp_c[rows], probs=None if probs is None else (probs[0][rows], probs[1][rows])))
+        return torch.cat(out)  # (N, V)
+
+
 class StreamingDecoder(ContrastiveDecoder):
-    """A ContrastiveDecoder that reports each chosen token of row 0 and its metrics as it goes.
+    """A ContrastiveDecoder that reports each step's chosen tokens (every row) and their metrics.
 
     It only observes: the step values and the choice are the parent's, unchanged.
     """
 
-    def __init__(self, *args, on_token=None, **kwargs):
+    def __init__(self, *args, on_step=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.on_token = on_token
+        self.on_step = on_step
         self._metrics: dict = {}
 
     def _step_values(self, *args, **kwargs):
@@ -52,20 +84,23 @@ class StreamingDecoder(ContrastiveDecoder):
 
     def _choose(self, *args, **kwargs):
         tok = super()._choose(*args, **kwargs)  # (N,)
-        if self.on_token is not None:
-            self.on_token(int(tok[0]), {k: float(v[0]) for k, v in self._metrics.items()})
+        if self.on_step is not None:
+            rows = {k: v.tolist() for k, v in self._metrics.items()}
+            self.on_step(tok.tolist(), [{k: v[i] for k, v in rows.items()} for i in range(len(tok))])
         return tok
 
 
 @dataclass
 class Stream:
-    """One side's continuation so far: token strings and their per-token values."""
+    """One sample's continuation so far: token strings and their per-token values."""
 
     token_strs: list[str] = field(default_factory=list)
     tokens: dict[str, list[float]] = field(default_factory=dict)
     done: bool = False
     finish_reason: str | None = None
     metrics: dict = field(default_factory=dict)
+    ended: bool = False
+    """The model drew an end-of-sequence token: later steps of the batch are padding, not shown."""
 
     def add(self, text: str, values: dict[str, float]) -> None:
         self.token_strs.append(text)
@@ -85,14 +120,20 @@ class LiveRequest:
     temperature: float = 1.0
     greedy: bool = False
     seed: int = 0
+    samples: int = 1
+    """Samples per column (rows of the one batch)."""
 
 
 class LiveRun:
-    """A side-by-side generation running in a background thread; the page polls its streams."""
+    """A side-by-side generation running in a background thread; the page polls its streams.
+
+    All columns are rows of ONE batch (`RowRules`): each step is one forward per model for every
+    column and sample, instead of one decode per column.
+    """
 
     def __init__(self, req: LiveRequest):
         self.req = req
-        self.streams = {s: Stream() for s in SIDES}
+        self.streams = {s: [Stream() for _ in range(req.samples)] for s in SIDES}
         self.status = "loading"
         self.error: str | None = None
         self._stop = threading.Event()
@@ -114,10 +155,7 @@ class LiveRun:
             with MODEL_LOCK:
                 pair = load_pair(self.req.pair_overrides)
                 self.status = "generating"
-                for side, rule in self._rules().items():
-                    if self._stop.is_set():
-                        break
-                    self._generate(pair, side, rule)
+                self._generate(pair, self._rules())
             self.status = "cancelled" if self._stop.is_set() else "done"
         except Exception as e:  # noqa: BLE001 - shown in the page as a message, never a trace
             self.error, self.status = explain(e), "failed"
@@ -129,27 +167,72 @@ class LiveRun:
                 "comparison": ProbDiff(starting_weight=0.0, comparison_weight=1.0),
                 "contrastive": contrastive}
 
-    def _generate(self, pair, side: str, rule) -> None:
-        stream, tok = self.streams[side], pair.tokenizer
+    def _row_stream(self, row: int) -> Stream:
+        side, sample = divmod(row, self.req.samples)
+        return self.streams[SIDES[side]][sample]
 
-        def on_token(token_id: int, values: dict) -> None:
+    def _generate(self, pair, rules: dict) -> None:
+        tok, k = pair.tokenizer, self.req.samples
+        decoder = StreamingDecoder(pair, RowRules(tuple(rules[s] for s in SIDES), k),
+                                   strategy="greedy" if self.req.greedy else "sample",
+                                   temperature=self.req.temperature, max_new_tokens=self.req.max_new_tokens,
+                                   generations_per_prefix=k, batch_size=len(SIDES), seed=self.req.seed)
+
+        def on_step(token_ids: list[int], values: list[dict]) -> None:
             if self._stop.is_set():
                 raise _Stopped
-            stream.add(tok.decode([token_id]), values)
+            for row, (t, v) in enumerate(zip(token_ids, values)):
+                stream = self._row_stream(row)
+                if not stream.ended:
+                    stream.add(tok.decode([t]), v)
+                    stream.ended = t in decoder.eos_ids
 
-        decoder = StreamingDecoder(pair, rule, strategy="greedy" if self.req.greedy else "sample",
-                                   temperature=self.req.temperature, max_new_tokens=self.req.max_new_tokens,
-                                   generations_per_prefix=1, batch_size=1, seed=self.req.seed, on_token=on_token)
+        decoder.on_step = on_step
         try:
-            gen = decoder.generate_batch([self.req.prompt])[0]
+            gens = decoder.generate_batch([self.req.prompt] * len(SIDES))
         except _Stopped:
             return
-        # the final record replaces the streamed view: same values, plus what the run would write
+        # the final records replace the streamed view: same values, plus what the run would write
         from cdx.metrics.text import text_metrics
 
-        stream.token_strs = [tok.decode([t]) for t in gen.token_ids]
-        stream.tokens, stream.finish_reason, stream.done = gen.tokens, gen.finish_reason, True
-        stream.metrics = text_metrics(gen.tokens)
+        for row, gen in enumerate(gens):
+            stream = self._row_stream(row)
+            tokens, metrics = dict(gen.tokens), text_metrics(gen.tokens)
+            if SIDES[row // k] != "contrastive":  # weighted_kl used the contrastive weights (RowRules): dropped
+                tokens.pop("weighted_kl", None)
+                metrics = {m: v for m, v in metrics.items() if not m.startswith("weighted_kl")}
+            stream.token_strs = [tok.decode([t]) for t in gen.token_ids]
+            stream.tokens, stream.finish_reason, stream.done = tokens, gen.finish_reason, True
+            stream.metrics = metrics
+
+
+def score_text(pair_overrides: tuple[str, ...], prompt: str, text: str) -> Stream:
+    """`text` after `prompt`, teacher-forced under both models (`cdx.decoding.score_rows`, as task=score)."""
+    from cdx.decoding.scoring import score_rows
+    from cdx.metrics.text import text_metrics
+
+    with MODEL_LOCK:
+        pair = load_pair(pair_overrides)
+        ids = pair.tokenizer(text, add_special_tokens=False).input_ids
+        values = score_rows(pair, [pair.starting.prompt_ids(prompt)], [pair.comparison.prompt_ids(prompt)], [ids])[0]
+        strs = [pair.tokenizer.decode([t]) for t in ids]
+    return Stream(token_strs=strs, tokens=values, done=True, finish_reason="given", metrics=text_metrics(values))
+
+
+def system_prompts(pair_overrides: tuple[str, ...]) -> dict[str, str]:
+    """Each side's system prompt as the composed config gives it ('' for none)."""
+    model = presets.compose(list(pair_overrides)).model
+    return {side: str(OmegaConf.select(model, f"{side}.system_prompt", default="") or "")
+            for side in ("starting", "comparison")}
+
+
+def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval of a rate k/n (honest at the few samples a page draws)."""
+    if n == 0:
+        return 0.0, 1.0
+    p, d = k / n, 1 + z * z / n
+    mid, half = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, mid - half), min(1.0, mid + half)
 
 
 def explain(e: BaseException) -> str:

@@ -12,7 +12,17 @@ import plotly.express as px
 import streamlit as st
 
 from cdx.app.runs import summary_rows
-from cdx.tracking.report import colour_scale, render_text_html, render_tokens_html
+from cdx.tracking.report import (
+    LLR,
+    colour_bar_html,
+    colour_scale,
+    render_record_tokens_html,
+    render_text_html,
+    render_tokens_html,
+)
+
+TOKEN_SHADINGS = (LLR, "kl_sc", "kl_cs", "js", "top1_agree", "logp_s", "logp_c")
+"""What tokens can be shaded by, the signed log p_c - log p_s first (it says which model likes a token)."""
 
 # Only for the side-by-side columns; the token spans carry their own inline styles.
 TOKEN_CSS = ("<style>.cdx-text{font-family:ui-monospace,monospace;white-space:pre-wrap;line-height:1.7}</style>")
@@ -25,6 +35,16 @@ def run_scale(records: list[dict], metric: str) -> float:
 def token_html(token_strs: list[str], values: list[float], metric: str, scale: float) -> str:
     """Tokens as spans shaded by `values` (white -> red at `scale`), `metric=value` on hover."""
     return render_tokens_html(token_strs, values, scale, metric)
+
+
+def record_tokens_html(record: dict, metric: str, scale: float) -> str:
+    """A record's continuation shaded by `metric` (llr_cs derived), both log-probs on hover."""
+    return render_record_tokens_html(record, metric, scale)
+
+
+def colour_bar(metric: str, scale: float) -> str:
+    """The legend of a shading: its colour ramp and what each end means."""
+    return colour_bar_html(metric, scale)
 
 
 def text_html(record: dict, metric: str, scale: float) -> str:

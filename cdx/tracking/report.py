@@ -25,26 +25,95 @@ from cdx.metrics.text import text_value
 
 @dataclass(frozen=True)
 class TokenCell:
-    """One rendered token: its text, its value, and its background colour."""
+    """One rendered token: its text, its value, its background colour, and what hover shows."""
 
     text: str
     value: float
     rgb: tuple[int, int, int]
+    hover: str = ""
+
+
+LLR = "llr_cs"
+"""The signed per-token log-ratio log p_c - log p_s (from a record's logp_s and logp_c):
+positive where the comparison model likes the token more, negative where the starting model does."""
+SIGNED = {LLR}
+SURPRISAL = {"logp_s", "logp_c", "logp_q"}
+"""Log-probs (<= 0): shaded by surprisal -log p, so an unlikely token is dark and a sure one white."""
+AGREEMENT = {"top1_agree"}
+"""1 where both models' top token agree: shaded by disagreement 1 - value, so agreement is white."""
+_STARTING_RGB, _COMPARISON_RGB = (33, 102, 172), (178, 24, 43)  # ColorBrewer RdBu ends: blue, red
+
+
+def token_values(record: Mapping, metric: str) -> list[float]:
+    """A record's per-token values of `metric`, the derived log-ratio `llr_cs` included."""
+    tokens = record.get("tokens", {})
+    if metric == LLR and LLR not in tokens:
+        return [c - s for s, c in zip(tokens.get("logp_s", []), tokens.get("logp_c", []))]
+    return list(tokens.get(metric, []))
+
+
+def _shaded(metric: str, value: float) -> float:
+    """The quantity a colour stands for: surprisal for log-probs, disagreement for top-1 agreement."""
+    return -value if metric in SURPRISAL else 1.0 - value if metric in AGREEMENT else value
 
 
 def colour_scale(records: Sequence[Mapping], metric: str) -> float:
-    vals = [v for r in records for v in r["tokens"].get(metric, [])]
+    """The value that gets the full colour: the 99th percentile of the shaded quantity (of |value|
+    for a signed metric), so one outlier does not wash out every other token."""
+    if metric in AGREEMENT:
+        return 1.0
+    vals = [_shaded(metric, v) for r in records for v in token_values(r, metric)]
+    if metric in SIGNED:
+        vals = [abs(v) for v in vals]
     return float(np.quantile(vals, 0.99)) if vals else 1.0
 
 
-def shade(value: float, scale: float) -> tuple[int, int, int]:
-    s = 0.0 if scale <= 0 else min(max(value / scale, 0.0), 1.0)
+def _mix(rgb: tuple[int, int, int], s: float) -> tuple[int, int, int]:
+    return tuple(int(round(255 + (c - 255) * s)) for c in rgb)  # type: ignore[return-value]
+
+
+def shade(value: float, scale: float, metric: str | None = None) -> tuple[int, int, int]:
+    """Background of a token: white -> red with `value / scale`; for a signed metric, blue (starting
+    favours it) <- white -> red (comparison favours it); log-probs and agreement as `_shaded` says."""
+    v = _shaded(metric or "", value)
+    s = 0.0 if scale <= 0 else min(max(abs(v) / scale if metric in SIGNED else v / scale, 0.0), 1.0)
+    if metric in SIGNED:
+        return _mix(_COMPARISON_RGB if v > 0 else _STARTING_RGB, s)
     return 255, int(255 * (1 - s)), int(255 * (1 - s))  # white -> red
 
 
-def token_cells(tokens: Sequence[str], values: Sequence[float], scale: float) -> list[TokenCell]:
-    """The shading of every token, shared by all views (tokens beyond `values` are dropped)."""
-    return [TokenCell(t, float(v), shade(v, scale)) for t, v in zip(tokens, values)]
+def token_cells(tokens: Sequence[str], values: Sequence[float], scale: float, metric: str | None = None,
+                logps: tuple[Sequence[float], Sequence[float]] | None = None) -> list[TokenCell]:
+    """The shading of every token, shared by all views (tokens beyond `values` are dropped).
+
+    Hover shows `metric=value`, and both models' log-probs of the token when `logps` = (logp_s, logp_c).
+    """
+    name = metric or "value"
+    cells = []
+    for i, (t, v) in enumerate(zip(tokens, values)):
+        hover = f"{name}={float(v):.4f}"
+        if logps is not None and i < min(len(logps[0]), len(logps[1])):
+            hover += f" · log p_s={logps[0][i]:.3f} · log p_c={logps[1][i]:.3f}"
+        cells.append(TokenCell(t, float(v), shade(v, scale, metric), hover))
+    return cells
+
+
+def _record_cells(record: Mapping, metric: str, scale: float) -> list[TokenCell]:
+    tokens = record.get("tokens", {})
+    logps = (tokens["logp_s"], tokens["logp_c"]) if "logp_s" in tokens and "logp_c" in tokens else None
+    return token_cells(record.get("token_strs", []), token_values(record, metric), scale, metric, logps)
+
+
+def colour_bar_html(metric: str, scale: float) -> str:
+    """A legend for the shading: the colour ramp with the values at its ends and what they mean."""
+    if metric in SIGNED:
+        left, right = f"-{scale:.3g}: the starting model likes it more", f"+{scale:.3g}: the comparison model does"
+        ramp = f"rgb{_STARTING_RGB},#fff,rgb{_COMPARISON_RGB}"
+    else:
+        what = {**{m: "surprisal -log p" for m in SURPRISAL}, **{m: "disagreement 1 - top1_agree" for m in AGREEMENT}}
+        left, right = "0", f"{scale:.3g} ({what.get(metric, metric)}; 99th percentile and above)"
+        ramp = "#fff,rgb(255,0,0)"
+    return str(_env().get_template("tokens.html.j2").module.colour_bar(metric, ramp, left, right))
 
 
 @lru_cache(maxsize=1)
@@ -53,21 +122,29 @@ def _env() -> Environment:
                        undefined=StrictUndefined, keep_trailing_newline=False)
 
 
-def render_tokens_html(tokens: Sequence[str], values: Sequence[float], scale: float, metric: str = "value") -> str:
-    """Tokens as inline-styled spans shaded by `values` (white -> red at `scale`), `metric=value` on hover."""
-    return str(_env().get_template("tokens.html.j2").module.tokens(token_cells(tokens, values, scale), metric))
+def render_tokens_html(tokens: Sequence[str], values: Sequence[float], scale: float, metric: str = "value",
+                       logps: tuple[Sequence[float], Sequence[float]] | None = None) -> str:
+    """Tokens as inline-styled spans shaded by `values` (see `shade`), `metric=value` (and log-probs) on hover."""
+    cells = token_cells(tokens, values, scale, metric, logps)
+    return str(_env().get_template("tokens.html.j2").module.tokens(cells))
+
+
+def render_record_tokens_html(record: Mapping, metric: str, scale: float) -> str:
+    """A record's continuation tokens only (no prompt), shaded by `metric`, both log-probs on hover."""
+    return str(_env().get_template("tokens.html.j2").module.tokens(_record_cells(record, metric, scale)))
 
 
 def render_text_html(record: Mapping, metric: str, scale: float) -> str:
     """A record's prompt (grey), an arrow, then its shaded continuation tokens: one self-contained div."""
-    cells = token_cells(record.get("token_strs", []), record.get("tokens", {}).get(metric, []), scale)
-    return str(_env().get_template("tokens.html.j2").module.text(str(record.get("prompt", "")), cells, metric))
+    cells = _record_cells(record, metric, scale)
+    return str(_env().get_template("tokens.html.j2").module.text(str(record.get("prompt", "")), cells))
 
 
-def render_tokens_text(tokens: Sequence[str], values: Sequence[float], scale: float, color: bool = True) -> Text:
+def render_tokens_text(tokens: Sequence[str], values: Sequence[float], scale: float, color: bool = True,
+                       metric: str | None = None) -> Text:
     """The same cells for the terminal: black on the token's colour (plain text if color=False)."""
     line = Text()
-    for c in token_cells(tokens, values, scale):
+    for c in token_cells(tokens, values, scale, metric):
         line.append(c.text.replace("\n", "\\n"), style=f"black on rgb({c.rgb[0]},{c.rgb[1]},{c.rgb[2]})" if color else None)
     return line
 
@@ -115,7 +192,7 @@ def print_top(records: Sequence[Mapping], n: int, sort_key: str, metric: str, co
         line = Text(f"#{rank} {key}={text_value(r, key):.4f}{times}  ", style="bold")
         line.append(r["prompt"].replace("\n", " "), style="dim")
         line.append(" | ")
-        line.append_text(render_tokens_text(r["token_strs"], r["tokens"].get(metric, []), scale, color))
+        line.append_text(render_tokens_text(r["token_strs"], token_values(r, metric), scale, color, metric))
         console.print(line)
 
 
@@ -124,7 +201,7 @@ def html_report(records: Sequence[Mapping], summary: Mapping, meta: Mapping, sor
     key = summary.get("sort_key", sort_key) if sort_key == AUTO else sort_key
     scale = colour_scale(records, metric)
     items = [{"id": r["id"], "prompt": r["prompt"], "copies": copies, "stats": _stats(r, key),
-              "cells": token_cells(r["token_strs"], r["tokens"].get(metric, []), scale)}
+              "cells": _record_cells(r, metric, scale)}
              for r, copies in shown(records, key)]
     return _env().get_template("report.html.j2").render(
         meta=meta, summary=_with_defaults(summary), items=items, sort_key=key_label(key), metric=metric)

@@ -179,7 +179,7 @@ def test_every_page_and_a_decode_in_a_real_browser(server, browser, tmp_path):
     browser.get(f"{base}/?model={model}")
     wait_text(browser, "Compare two models")
     click_button(browser, "Start run")
-    wait_text(browser, "job1")  # the job is listed at once, running in the background
+    wait_text(browser, "-decode · decode")  # the job is listed at once, running in the background
     wait_text(browser, "cdx generations:", timeout=240)  # the run's closing line: it finished
     shot(browser, shots / "app-compare.png")
     settle(browser)  # the job panel redraws the page once when the run ends

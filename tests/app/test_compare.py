@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from pathlib import Path
@@ -129,3 +130,66 @@ def test_page_defaults_are_the_cli_defaults(app_root):
     assert at.selectbox(key="cmp_decoding").value == presets.default_choice("decoding")
     shown = presets.compose(shlex.split(at.code[0].value)[3:-1])  # the command with the page untouched
     assert shown.model == cli.model and shown.decoding == cli.decoding
+
+
+# ---- issue 22: the form checks before launch; Start is disabled while anything is wrong ----------------
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_unclosed_quote_in_overrides_is_a_message_and_the_jobs_panel_stays(app_root):
+    past = app_root / "outputs" / "app" / "2026-01-01" / "10-00-00-decode"
+    past.mkdir(parents=True)
+    (past / "app_job.json").write_text(json.dumps({"argv": ["python", "-m", "cdx.run", "task=decode"],
+                                                   "task": "decode", "started": 1.0}))
+    at = compare(model="tiny_random")
+    at.text_input(key="cmp_extra").set_value("seed='1").run()
+    assert not at.exception
+    assert any("do not parse as a command line" in e and "No closing quotation" in e for e in _errors(at))
+    assert at.button(key="cmp_start").disabled
+    assert any(s.value == "Runs started from the app" for s in at.subheader)  # the jobs panel is still drawn
+
+
+def test_empty_one_prompt_is_refused_in_the_page(app_root):
+    at = compare(model="tiny_random")
+    at.radio(key="cmp_psrc").set_value("one prompt").run()
+    at.text_input(key="cmp_prompt").set_value("   ").run()
+    assert not at.exception
+    assert any("prompts.text='' is not valid: give a non-empty prompt" in e for e in _errors(at))
+    assert at.button(key="cmp_start").disabled
+    assert "prompts.limit" not in at.code[0].value  # never silently the builtin prompts
+
+
+@pytest.mark.parametrize("key, value, says", [("cmp_mnt", 999999, "max_new_tokens=999999 is out of range: give 1 to 4096"),
+                                              ("cmp_temp", 0.0, "decoding.temperature=0.0 is not valid: must be > 0")])
+def test_out_of_range_numbers_disable_start_and_are_never_replaced(app_root, key, value, says):
+    at = compare(model="tiny_random")
+    at.number_input(key=key).set_value(value).run()
+    assert not at.exception
+    assert any(says in e for e in _errors(at)), _errors(at)
+    assert at.button(key="cmp_start").disabled
+    flag = {"cmp_mnt": "decoding.max_new_tokens=999999", "cmp_temp": "decoding.temperature=0.0"}[key]
+    assert flag in shlex.split(at.code[0].value)  # the shown command has the value typed, not an older one
+
+
+def test_a_missing_prompt_file_is_flagged_before_launch(app_root):
+    at = compare(model="tiny_random")
+    at.text_input(key="cmp_extra").set_value(f"prompts=file prompts.path={app_root}/nope.txt").run()
+    assert not at.exception
+    assert any("nope.txt" in e for e in _errors(at)), _errors(at)
+    assert at.button(key="cmp_start").disabled
+
+
+def test_a_run_of_an_earlier_app_process_is_listed_with_its_error_and_a_resume_button(app_root):
+    past = app_root / "outputs" / "app" / "2026-01-01" / "10-00-00-decode"
+    past.mkdir(parents=True)
+    (past / "app_job.json").write_text(json.dumps({"argv": ["python", "-m", "cdx.run", "task=decode"],
+                                                   "task": "decode", "started": 1.0}))
+    (past / "error.json").write_text(json.dumps({"type": "ValueError", "message": "bad thing\nfull_key: model"}))
+    at = compare(model="tiny_random")
+    assert not at.exception
+    assert any(m.value.startswith("**2026-01-01/10-00-00-decode** · decode · `failed`") for m in at.markdown)
+    assert "The run failed: ValueError: bad thing" in [e.value for e in at.error]
+    assert at.button(key="resume_2026-01-01/10-00-00-decode")

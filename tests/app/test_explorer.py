@@ -35,7 +35,7 @@ def test_texts_sorted_shaded_and_paginated(app_root):
     assert len(heads) == 20 and len(shaded_cards(at)) == 20  # default page size
     first = records[order[0]]
     hover = f"kl_sc={first['tokens']['kl_sc'][0]:.4f}"
-    assert re.search(rf"title=[\"']{hover}[\"']", shaded_cards(at)[0])  # value on hover
+    assert re.search(rf"title=[\"']{hover}( · log p_s=[^\"']+)?[\"']", shaded_cards(at)[0])  # value on hover
     at.number_input(key="ex_page").set_value(2).run()
     heads = [m.value for m in at.markdown if m.value.startswith("**p")]
     assert len(heads) == 10 and heads[0].startswith(f"**{records[order[20]]['id']}**")
