@@ -142,8 +142,9 @@ def available_cpus() -> float:
 def busy_cpus_of_others(window: float = BUSY_WINDOW_S) -> float:
     """CPUs (of those this process may use) kept busy by other processes over `window` seconds.
 
-    Processes running at a lower priority (nice > 0: background builds, niced test runs) are not
-    counted: the scheduler gives this process their CPU when it wants it.
+    Processes at a lower priority (nice > 0) count too: the scheduler still gives them slices, and
+    each slice can park one thread of an intra-op team that the others then wait for at a barrier
+    (a 2-thread decode beside niced test runs took 140 s where 1 thread took 9 s, docs/benchmarks.md).
     """
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     me = psutil.Process()
@@ -151,8 +152,7 @@ def busy_cpus_of_others(window: float = BUSY_WINDOW_S) -> float:
     def snapshot():
         per_cpu = psutil.cpu_times(percpu=True)
         chosen = [per_cpu[i] for i in cpus if i < len(per_cpu)] if cpus else per_cpu
-        # not `nice`: processes at a lower priority yield their CPU to this one
-        busy = sum(t.user + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) for t in chosen)
+        busy = sum(t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) for t in chosen)
         own = me.cpu_times()
         return time.perf_counter(), busy, own.user + own.system
 

@@ -93,13 +93,13 @@ def test_a_cpu_bound_neighbour_is_seen_as_busy():
     assert busy >= neighbour - 0.15, (busy, neighbour)
 
 
-def test_busy_counts_user_and_system_time_of_others_not_niced_time_or_our_own(monkeypatch):
+def test_busy_counts_user_nice_and_system_time_of_others_not_our_own(monkeypatch):
     from collections import namedtuple
 
     cpu = namedtuple("cpu", "user nice system idle irq softirq")
     own = namedtuple("own", "user system")
-    # two CPUs over a 0.5 s window: others ran 0.4 s user + 0.1 s system, niced work 0.5 s,
-    # and this process 0.2 s (its own time is in the per-CPU totals too and must come out)
+    # two CPUs over a 0.5 s window: others ran 0.4 s user + 0.1 s system, niced work 0.5 s (counted:
+    # its slices stall a thread team too), and this process 0.2 s (in the totals too; it must come out)
     snaps = iter([[cpu(10, 5, 2, 50, 0, 0), cpu(10, 5, 2, 50, 0, 0)],
                   [cpu(10.4, 5.5, 2.1, 50, 0, 0), cpu(10.2, 5, 2.0, 50, 0, 0)]])
     owns = iter([own(1.0, 0.0), own(1.2, 0.0)])
@@ -109,7 +109,7 @@ def test_busy_counts_user_and_system_time_of_others_not_niced_time_or_our_own(mo
     monkeypatch.setattr(runtime.time, "perf_counter", lambda: next(clock))
     monkeypatch.setattr(runtime.time, "sleep", lambda s: None)
     monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1})
-    assert runtime.busy_cpus_of_others(window=0.5) == pytest.approx((0.4 + 0.1 + 0.2 - 0.2) / 0.5)
+    assert runtime.busy_cpus_of_others(window=0.5) == pytest.approx((0.4 + 0.5 + 0.1 + 0.2 - 0.2) / 0.5)
 
 
 def test_fixed_threads_are_applied_to_torch_and_the_pair_streams(restore_threads):

@@ -31,6 +31,15 @@ def check_top_level(cfg: DictConfig, problems: Problems) -> None:
             problems[problems.index(p)] = p.removeprefix("config.")
 
 
+def check_runtime(cfg: DictConfig, problems: Problems) -> None:
+    """`runtime.threads` / `runtime.jobs`: 'auto' or an integer >= 1 (cdx.runtime owns the options)."""
+    from cdx.runtime import RuntimeSettings
+
+    block = container(cfg, "runtime", problems) if "runtime" in cfg else None
+    if block is not None:
+        check_schema(RuntimeSettings, block, "runtime", problems)
+
+
 # ---- task ------------------------------------------------------------------------------------------
 
 

@@ -109,7 +109,8 @@ def _checks(task: str | None, cfg: DictConfig) -> list[Callable[[DictConfig, Pro
 
     if task == "summarize":  # reads a finished sweep: only its own options matter
         return [G.check_top_level, G.check_task, G.check_logger]
-    checks = [G.check_top_level, G.check_task, G.check_model, G.check_decoding, G.check_report, G.check_logger]
+    checks = [G.check_top_level, G.check_runtime, G.check_task, G.check_model, G.check_decoding, G.check_report,
+              G.check_logger]
     checks += TASK_CHECKS.get(task or "", [])
     if task == "search" or (task == "pipeline" and _pipeline_searches(cfg)):
         checks += [G.check_search, G.check_assistant]
