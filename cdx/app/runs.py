@@ -225,6 +225,8 @@ class PairedSample(BaseModel):
     prompt: str
     cluster: str | None = None
     """The prompt cluster's label (clusters.json), when the analysis clustered its prompts."""
+    cluster_id: int | None = None
+    """Its cluster number (a finding's `cluster` when the finding is restricted to one cluster)."""
     text_s: str
     text_c: str
     id_s: str
@@ -259,26 +261,25 @@ def load_analysis(path: str | Path) -> AnalysisRun:
     require_kind(path, ("analyze",))
     run = _read(path, ("analyze",))
     samples = _records_if(path / "validation.jsonl")
-    labels = _cluster_labels(path)
     return AnalysisRun(path=run.path, findings=rank_findings(run.records), analysis=run.summary or {},
-                       samples=samples, pairs=pair_samples(samples, labels), n_corrupt=run.n_corrupt)
+                       samples=samples, pairs=pair_samples(samples, _clusters(path)), n_corrupt=run.n_corrupt)
 
 
 def _records_if(path: Path) -> list[dict]:
     return scan_records(path).records if path.is_file() else []  # a damaged line is skipped, like read_run
 
 
-def _cluster_labels(path: Path) -> dict[int, str]:
-    """prompt index -> its cluster's label, from clusters.json (empty when absent or unreadable)."""
+def _clusters(path: Path) -> dict[int, tuple[int, str]]:
+    """prompt index -> (its cluster, the cluster's label), from clusters.json (empty when absent or unreadable)."""
     try:
         clusters = json.loads((path / "clusters.json").read_text())
         labels = clusters.get("labels", {})
-        return {i: str(labels.get(str(c), c)) for i, c in enumerate(clusters.get("assignment", []))}
-    except (OSError, ValueError, AttributeError):
+        return {i: (int(c), str(labels.get(str(c), c))) for i, c in enumerate(clusters.get("assignment", []))}
+    except (OSError, ValueError, TypeError, AttributeError):
         return {}
 
 
-def pair_samples(samples: list[dict], labels: dict[int, str] | None = None) -> list[PairedSample]:
+def pair_samples(samples: list[dict], clusters: dict[int, tuple[int, str]] | None = None) -> list[PairedSample]:
     """The k-th starting and k-th comparison plain sample of each held-out prompt, side by side."""
     by_prompt: dict[int, dict[str, list[dict]]] = {}
     for r in samples:
@@ -287,7 +288,8 @@ def pair_samples(samples: list[dict], labels: dict[int, str] | None = None) -> l
     pairs = []
     for i in sorted(by_prompt):
         for s, c in zip(by_prompt[i]["plain_s"], by_prompt[i]["plain_c"]):
-            pairs.append(PairedSample(prompt_index=i, prompt=s.get("prompt", ""), cluster=(labels or {}).get(i),
+            cid, label = (clusters or {}).get(i, (None, None))
+            pairs.append(PairedSample(prompt_index=i, prompt=s.get("prompt", ""), cluster=label, cluster_id=cid,
                                       text_s=s.get("text", ""), text_c=c.get("text", ""),
                                       id_s=str(s.get("id")), id_c=str(c.get("id"))))
     return pairs
