@@ -42,11 +42,11 @@ def forest_plot(findings: Sequence[dict], mde: float | None = None) -> go.Figure
     lo = np.array([f["effect_ci"][0] for f in rows], dtype=float)
     hi = np.array([f["effect_ci"][1] for f in rows], dtype=float)
     fig = go.Figure(go.Scatter(
-        x=effect, y=[_short(f["statement"]) for f in rows], mode="markers",
-        error_x=dict(type="data", symmetric=False, array=hi - effect, arrayminus=effect - lo),
+        x=effect.tolist(), y=[_short(f["statement"]) for f in rows], mode="markers",  # lists: readable JSON
+        error_x=dict(type="data", symmetric=False, array=(hi - effect).tolist(), arrayminus=(effect - lo).tolist()),
         marker=dict(size=10, symbol=["diamond" if f.get("validated") else "circle-open" for f in rows],
                     color=[FAVOURED if f.get("validated") else NEUTRAL for f in rows]),
-        customdata=np.stack([lo, hi, [f.get("q", np.nan) for f in rows]], axis=1) if rows else None,
+        customdata=[[a, b, f.get("q")] for a, b, f in zip(lo.tolist(), hi.tolist(), rows)],
         hovertemplate="effect %{x:+.2f} [%{customdata[0]:.2f}, %{customdata[1]:.2f}], q %{customdata[2]:.2g}"
                       "<extra></extra>"))
     fig.add_vline(x=0, line_color="#444")
