@@ -7,6 +7,7 @@ a CSV of the numbers behind it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,7 +73,8 @@ def position_profile(records: Sequence[dict], metric: str = "kl_sc") -> pd.DataF
     for i, s in enumerate(series):
         grid[i, : len(s)] = s
     n = np.sum(~np.isnan(grid), axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a position one text reaches has no sd: NaN, no band
         mean = np.nanmean(grid, axis=0) if width else np.array([])
         sd = np.nanstd(grid, axis=0, ddof=1) if width else np.array([])
         half = 1.96 * sd / np.sqrt(n)
@@ -82,9 +84,10 @@ def position_profile(records: Sequence[dict], metric: str = "kl_sc") -> pd.DataF
 def position_plot(profile: pd.DataFrame, metric: str) -> go.Figure:
     """Mean divergence by token position over all texts, with its 95% band."""
     fig = go.Figure()
-    _band(fig, profile["position"], profile["low"], profile["high"], FAVOURED)
-    fig.add_trace(go.Scatter(x=profile["position"], y=profile["mean"], mode="lines", name=f"mean {metric}",
-                             line_color=FAVOURED, customdata=profile["n"],
+    x = profile["position"].tolist()  # lists, not numpy: the chart's JSON stays readable (and testable)
+    _band(fig, x, profile["low"].tolist(), profile["high"].tolist(), FAVOURED)
+    fig.add_trace(go.Scatter(x=x, y=profile["mean"].tolist(), mode="lines", name=f"mean {metric}",
+                             line_color=FAVOURED, customdata=profile["n"].tolist(),
                              hovertemplate="position %{x}: %{y:.3f} over %{customdata} texts<extra></extra>"))
     fig.update_layout(title=f"{metric} by position over all texts (mean, 95% band)", xaxis_title="token position",
                       yaxis_title=metric, height=340, showlegend=False, **LAYOUT)
