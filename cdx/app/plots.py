@@ -18,7 +18,8 @@ import streamlit as st
 from cdx.app.runs import WordShift
 
 FAVOURED, AVOIDED, NEUTRAL = "#2166ac", "#b2182b", "#888888"  # ColorBrewer RdBu ends: colour-blind safe
-LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), template="plotly_white")
+LAYOUT = dict(margin=dict(l=10, r=40, t=50, b=10), template="plotly_white", modebar_orientation="v",
+              title_font_size=14)  # a vertical modebar on the right never covers the title
 
 
 def words_chart(shifts: Sequence[WordShift], comparison: str = "comparison") -> go.Figure:
@@ -44,11 +45,12 @@ def forest_plot(findings: Sequence[dict], mde: float | None = None) -> go.Figure
     hi = np.array([f["effect_ci"][1] for f in rows], dtype=float)
     fig = go.Figure(go.Scatter(
         x=effect.tolist(), y=[_short(f["statement"]) for f in rows], mode="markers",  # lists: readable JSON
+        text=[f["statement"] for f in rows],
         error_x=dict(type="data", symmetric=False, array=(hi - effect).tolist(), arrayminus=(effect - lo).tolist()),
         marker=dict(size=10, symbol=["diamond" if f.get("validated") else "circle-open" for f in rows],
                     color=[FAVOURED if f.get("validated") else NEUTRAL for f in rows]),
         customdata=[[a, b, f.get("q")] for a, b, f in zip(lo.tolist(), hi.tolist(), rows)],
-        hovertemplate="effect %{x:+.2f} [%{customdata[0]:.2f}, %{customdata[1]:.2f}], q %{customdata[2]:.2g}"
+        hovertemplate="%{text}<br>effect %{x:+.2f} [%{customdata[0]:.2f}, %{customdata[1]:.2f}], q %{customdata[2]:.2g}"
                       "<extra></extra>"))
     fig.add_vline(x=0, line_color="#444")
     if mde is not None:
@@ -61,7 +63,8 @@ def forest_plot(findings: Sequence[dict], mde: float | None = None) -> go.Figure
     return fig
 
 
-def _short(text: str, n: int = 70) -> str:
+def _short(text: str, n: int = 60) -> str:
+    text = text.removeprefix("the comparison model ")  # every statement starts so; the axis has no room for it
     return text if len(text) <= n else text[: n - 1] + "…"
 
 

@@ -25,7 +25,7 @@ def test_findings_of_an_analysis_run(app_root, monkeypatch):
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert list(table["finding"]) == ["talks like a pirate",
-                                      "Unsupported hypothesis (q=0.2 above the FDR 0.05): mentions the sea"]
+                                      "Unsupported hypothesis: mentions the sea (q=0.2 above the FDR 0.05)"]
     assert list(table.columns[:4]) == ["finding", "effect", "effect_ci", "q"]
     assert list(table["effect_ci"])[0] == "[0.55, 0.84]" and list(table["k_c/n_c"]) == ["30/40", "10/40"]
     assert "2 of 2 hypotheses · 1 validated" in [c.value for c in at.caption]

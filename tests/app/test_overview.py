@@ -37,7 +37,7 @@ def test_default_page_shows_words_forest_and_pairs_without_a_click(app_root):
     assert dict(zip(words["y"], words["x"])) == want
     assert words["y"] == sorted(want, key=want.get)  # most avoided at the bottom, most favoured on top
     forest = figs["ov_forest"]
-    assert forest["data"][0]["x"] == [0.7] and forest["data"][0]["y"] == ["talks like a pirate"]
+    assert forest["data"][0]["x"] == [0.7] and forest["data"][0]["text"] == ["talks like a pirate"]
     assert forest["data"][0]["error_x"]["array"] == [pytest.approx(0.84 - 0.7)]
     assert sorted(s["x0"] for s in forest["layout"]["shapes"]) == [-0.3, 0, 0.3]  # zero and ±MDE
     prompts = [m.value for m in at.markdown if m.value.startswith("**Prompt")]
@@ -162,7 +162,8 @@ def test_findings_are_ranked_validated_first_then_by_q_then_effect(app_root):
     at = open_page("findings.py", run)
     table = at.dataframe[0].value
     assert list(table["id"]) == ["hv", "he2", "he1", "hq1", "hu"]
-    assert table["finding"].iloc[-1] == ("Untested hypothesis (too few held-out texts (5 starting, 5 comparison; "
-                                         "need 10)): too few")
-    assert all(f.startswith("Unsupported hypothesis (") for f in table["finding"].iloc[1:4])
+    assert table["finding"].iloc[-1] == ("Untested hypothesis: too few (too few held-out texts (5 starting, "
+                                         "5 comparison; need 10))")
+    assert list(table["finding"].iloc[1:4]) == [f"Unsupported hypothesis: {s} (q=0.2 above the FDR 0.05)"
+                                                for s in ("big effect", "small effect", "q high")]
     assert np.isfinite(table["q"]).all()

@@ -27,8 +27,8 @@ def phrase(f: dict) -> str:
         return statement
     reason = str(f.get("reason") or "")
     if reason.startswith(UNTESTED):
-        return f"Untested hypothesis ({reason}): {statement}"
-    return f"Unsupported hypothesis ({reason or 'not validated'}): {statement}"
+        return f"Untested hypothesis: {statement} ({reason})"
+    return f"Unsupported hypothesis: {statement} ({reason or 'not validated'})"
 
 
 def findings_table(findings: list[dict]) -> pd.DataFrame:

@@ -66,7 +66,7 @@ def analysis_view(path: Path) -> None:
     st.markdown(headline(run))
     if run.n_corrupt:
         st.warning(f"{run.n_corrupt} line(s) of findings.jsonl are not valid findings and are left out.")
-    words, forest = st.columns(2)
+    words, forest = st.columns([2, 3])  # the forest plot's labels are sentences
     with words:
         shifts = word_shifts(run.samples)
         if shifts:

@@ -51,17 +51,19 @@ def page() -> None:
                 "the analysis stopped before validation, or was made before it kept them.")
         return
     checkers = finding_checkers(run.findings)
-    labels = {f["id"]: ("✔ " if f.get("validated") else "") + f["statement"] for f in run.findings}
+    labels = {f["id"]: f["statement"] for f in run.findings}  # tags carry their own ✔ (paired.text_card)
+    shown_as = {fid: ("✔ " if fid in {f["id"] for f in run.findings if f.get("validated")} else "") + s
+                for fid, s in labels.items()}
     validated = {f["id"] for f in run.findings if f.get("validated")}
     c1, c2 = st.columns(2)
     clusters = sorted({p.cluster for p in run.pairs if p.cluster})
     cluster = c1.selectbox("Prompt cluster", [ALL, *clusters], key="pv_cluster")
     fid = c2.selectbox("Only texts showing", [ALL, *checkers], key="pv_finding",
-                       format_func=lambda i: "any finding (every pair)" if i == ALL else labels[i])
+                       format_func=lambda i: "any finding (every pair)" if i == ALL else shown_as[i])
     in_cluster = slice_pairs(run, cluster, None)
     st.caption(f"rates in this slice ({len(in_cluster)} held-out pairs"
                f"{'' if cluster == ALL else f' of cluster {cluster}'}):")
-    st.dataframe(rates_table(in_cluster, checkers, labels), width="stretch", hide_index=True,
+    st.dataframe(rates_table(in_cluster, checkers, shown_as), width="stretch", hide_index=True,
                  column_config={k: st.column_config.NumberColumn(format="%.2f")
                                 for k in ("rate_s", "rate_c", "difference")})
     shown = slice_pairs(run, cluster, checkers.get(fid))
