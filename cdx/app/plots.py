@@ -19,7 +19,8 @@ from cdx.app.runs import WordShift
 
 FAVOURED, AVOIDED, NEUTRAL = "#2166ac", "#b2182b", "#888888"  # ColorBrewer RdBu ends: colour-blind safe
 LAYOUT = dict(margin=dict(l=10, r=40, t=50, b=10), template="plotly_white", modebar_orientation="v",
-              title_font_size=14)  # a vertical modebar on the right never covers the title
+              title_font_size=14,  # a vertical modebar on the right never covers the title, nor the legend below
+              legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0))
 
 
 def words_chart(shifts: Sequence[WordShift], comparison: str = "comparison") -> go.Figure:

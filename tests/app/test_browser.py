@@ -218,6 +218,6 @@ def test_every_page_and_a_decode_in_a_real_browser(server, browser, tmp_path):
     wait_text(browser, "decode run · 8 texts")
     shot(browser, shots / "app-explorer-new-run.png")
     print(f"browser test: {time.time() - t0:.0f} s, screenshots in {shots}")
-    assert {p.name for p in shots.glob("app-*.png")} >= {"app-what-changed.png", "app-paired.png",
-                                                          "app-explorer-plots.png", "app-explorer.png", "app-findings.png", "app-sweeps.png",
-                                                          "app-search.png", "app-side-by-side.png", "app-compare.png"}
+    assert {p.name for p in shots.glob("app-*.png")} >= {
+        "app-what-changed.png", "app-paired.png", "app-explorer-plots.png", "app-explorer.png", "app-findings.png",
+        "app-sweeps.png", "app-search.png", "app-side-by-side.png", "app-compare.png"}
