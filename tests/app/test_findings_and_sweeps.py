@@ -53,6 +53,10 @@ def test_findings_per_pair_from_the_knowledge_base(app_root, monkeypatch):
     kb_table = at.dataframe[-3].value  # findings, then the chosen one's history and validations
     assert list(kb_table["statement"]) == [f["statement"] for f in want]
     assert f"{len(want)} findings in {default_path()}" in [c.value for c in at.caption]
+    # evidence as text cards (the text itself, its model and record), not JSON strings
+    assert "Arr matey hello" in [t.value for t in at.text]
+    assert not [t.value for t in at.text if t.value.lstrip().startswith("{")]
+    assert any(c.value.startswith("comparison · v00000-plain_c-0") for c in at.caption)
 
 
 def test_findings_page_refuses_a_decode_run(app_root):

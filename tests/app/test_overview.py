@@ -29,6 +29,7 @@ def test_default_page_shows_words_forest_and_pairs_without_a_click(app_root):
     write_analysis_run(app_root / "outputs" / "2026-01-01" / "11-00-00")
     at = open_page("overview.py")  # no run chosen: the newest analysis under outputs/ opens by itself
     assert not at.exception and not at.error
+    assert at.session_state["run_dir"] == ""  # shown, not chosen: other pages do not open an analysis by default
     figs = charts(at)
     assert set(figs) == {"ov_words", "ov_forest"}
     words = figs["ov_words"]["data"][0]
@@ -168,3 +169,21 @@ def test_findings_are_ranked_validated_first_then_by_q_then_effect(app_root):
     assert list(table["finding"].iloc[1:4]) == [f"Unsupported hypothesis: {s} (q=0.2 above the FDR 0.05)"
                                                 for s in ("big effect", "small effect", "q high")]
     assert np.isfinite(table["q"]).all()
+
+
+@pytest.mark.parametrize("damage", ["validation-line", "clusters-json"])
+def test_damaged_samples_or_clusters_still_show_the_rest(app_root, damage):
+    run = write_analysis_run(app_root / "outputs" / "a")
+    if damage == "validation-line":
+        lines = (run / "validation.jsonl").read_text().splitlines()
+        lines[1] = lines[1][:25]  # prompt 0's comparison sample cut mid-record
+        (run / "validation.jsonl").write_text("\n".join(lines) + "\n")
+    else:
+        (run / "clusters.json").write_text("{not json")
+    at = open_page("overview.py", run)
+    assert not at.exception and not at.error
+    prompts = [m.value for m in at.markdown if m.value.startswith("**Prompt")]
+    if damage == "validation-line":
+        assert [p.split("**")[1] for p in prompts] == ["Prompt 1", "Prompt 2", "Prompt 3"]  # prompt 0 has no pair
+    else:
+        assert prompts[0] == "**Prompt 0**: Hi?"  # no cluster named, the pair still shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
@@ -102,7 +103,8 @@ def run_section() -> None:
 
 def links(run: AnalysisRun) -> None:
     """The run's other views, and its HTML report (a download: a browser cannot open a local file from here)."""
-    st.markdown(f"[What changed](/?run={run.path}) · [Paired samples](paired-samples?run={run.path})")
+    run_q = quote(str(run.path))  # a path may hold spaces or brackets
+    st.markdown(f"[What changed](/?run={run_q}) · [Paired samples](paired-samples?run={run_q})")
     report = run.path / "analysis.html"
     if report.is_file():
         st.download_button("analysis.html (the run's report)", report.read_bytes(), "analysis.html", "text/html",

@@ -9,6 +9,7 @@ its top texts. Nothing is generated: everything comes from the run folder.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
@@ -29,13 +30,14 @@ from cdx.app.state import guard, known_runs, pick_run, text_run
 KINDS = ("analyze", "decode", "score")
 
 
-def default_run() -> None:
-    """With no run chosen (nor ?run=), open the newest analysis, else the newest decode or score run."""
-    if "run" in st.query_params or st.session_state.get("run_dir"):
-        return
+def newest_run() -> Path | None:
+    """The newest analysis under the app's roots, else the newest decode or score run, else None.
+
+    Shown when no run is chosen, but not written into the shared choice: the other pages open empty,
+    not on a run of a kind they do not show.
+    """
     found = known_runs(("analyze",)) or known_runs(("decode", "score"))
-    if found:
-        st.session_state["run_dir"] = str(found[0].path)
+    return found[0].path if found else None
 
 
 def headline(run: AnalysisRun) -> str:
@@ -82,13 +84,13 @@ def analysis_view(path: Path) -> None:
     tested = finding_checkers(run.findings)
     labels = {f["id"]: f["statement"] for f in run.findings}
     pair_rows(telling_pairs(run), tested, labels, {f["id"] for f in run.findings if f.get("validated")})
-    st.markdown(f"[Every pair, by cluster and finding](paired-samples?run={run.path}) · "
-                f"[Findings table](findings?run={run.path})")
+    st.markdown(f"[Every pair, by cluster and finding]({link('paired-samples', run.path)}) · "
+                f"[Findings table]({link('findings', run.path)})")
 
 
 def forest_section(run: AnalysisRun) -> None:
     mde = run.analysis.get("mde_80")
-    validated = [f for f in run.findings if f.get("validated")]
+    validated = [f for f in run.findings if f.get("validated") and isinstance(f.get("effect_ci"), list)]
     if validated:
         plots.show(plots.forest_plot(validated, mde), "ov_forest", _findings_frame(validated))
         return
@@ -121,7 +123,12 @@ def text_view(path: Path) -> None:
             st.markdown(f"**{rec.get('id')}** · {key}={run.table.loc[idx, key]:.3g}")
             st.markdown(render.text_html(rec, "kl_sc", scale) if "kl_sc" in rec.get("tokens", {}) else
                         f"{rec.get('prompt', '')} → {rec.get('continuation', '')}", unsafe_allow_html=True)
-    st.markdown(f"[Open in the Run explorer](explorer?run={run.path})")
+    st.markdown(f"[Open in the Run explorer]({link('explorer', run.path)})")
+
+
+def link(page: str, run: Path) -> str:
+    """A page's URL with the run preselected (quoted: a path may hold spaces or brackets)."""
+    return f"{page}?run={quote(str(run))}"
 
 
 def _frame(shifts) -> pd.DataFrame:
@@ -135,8 +142,9 @@ def _findings_frame(findings: list[dict]) -> pd.DataFrame:
 
 def page() -> None:
     st.title("What changed")
-    default_run()
     path = pick_run(KINDS, "overview")
+    if path is None and (path := newest_run()) is not None:
+        st.caption(f"Showing the newest run, {path}; choose another above.")
     if path is None:
         st.info("No run yet. Start one on **Compare** (a decode shows the words each model favours; "
                 "task=analyze adds tested findings), or type the path of a run.")
