@@ -100,6 +100,7 @@ def position_plot(profile: pd.DataFrame, metric: str) -> go.Figure:
 
 def _band(fig: go.Figure, x, low, high, colour: str, name: str = "95% CI") -> None:
     """A shaded band between `low` and `high` (drawn as upper then lower line, filled between)."""
+    x, low, high = (np.asarray(v, dtype=float).tolist() for v in (x, low, high))  # lists: readable JSON
     fig.add_trace(go.Scatter(x=x, y=high, mode="lines", line_width=0, showlegend=False, hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=x, y=low, mode="lines", line_width=0, fill="tonexty", name=name, showlegend=False,
                              fillcolor=_rgba(colour, 0.2), hoverinfo="skip"))
@@ -140,7 +141,7 @@ def sweep_curves(table: pd.DataFrame, x: str, ys: Sequence[str]) -> go.Figure:
         stem = y.removesuffix("_mean")
         if f"{stem}_ci95_low" in t and f"{stem}_ci95_high" in t:
             _band(fig, t[x], t[f"{stem}_ci95_low"], t[f"{stem}_ci95_high"], colour)
-        fig.add_trace(go.Scatter(x=t[x], y=t[y], mode="lines+markers", name=y, line_color=colour))
+        fig.add_trace(go.Scatter(x=t[x].tolist(), y=t[y].tolist(), mode="lines+markers", name=y, line_color=colour))
     fig.update_layout(title=f"sweep over {x}", xaxis_title=x, height=360, **LAYOUT)
     return fig
 

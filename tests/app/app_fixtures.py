@@ -123,8 +123,9 @@ def write_sweep(path: Path, n_jobs: int = 3) -> Path:
         write_text_run(path / str(j), 4, seed=j)
     summary = path / "summary"
     summary.mkdir()
-    rows = ["job,model.interpolation,status,kl_sc_mean,js_mean,dir"]
-    rows += [f"{j},{j * 0.5},ok,{0.1 * (j + 1)},{0.05 * (j + 1)},{path / str(j)}" for j in range(n_jobs)]
+    rows = ["job,model.interpolation,status,kl_sc_mean,kl_sc_ci95_low,kl_sc_ci95_high,js_mean,dir"]
+    rows += [f"{j},{j * 0.5},ok,{0.1 * (j + 1)},{0.1 * (j + 1) - 0.03},{0.1 * (j + 1) + 0.04},{0.05 * (j + 1)},"
+             f"{path / str(j)}" for j in range(n_jobs)]
     (summary / "sweep_summary.csv").write_text("\n".join(rows) + "\n")
     return path
 

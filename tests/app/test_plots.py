@@ -63,6 +63,10 @@ def test_sweep_and_search_plots_on_their_page(app_root):
     at.run()
     assert not at.exception and not at.error
     assert [c.key for c in at.get("plotly_chart")] == ["ss_sweep"]
+    sweep_fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    table = pd.read_csv(sweep / "summary" / "sweep_summary.csv")
+    lower = [t for t in sweep_fig["data"] if t.get("fill") == "tonexty"]
+    assert len(lower) == 1 and list(lower[0]["y"]) == list(table["kl_sc_ci95_low"])  # kl_sc's band; js has none
     search = write_search_run(app_root / "outputs" / "search")
     at = AppTest.from_file(view("search_sweeps.py"), default_timeout=60)
     at.session_state["run_dir"] = str(search)
