@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
@@ -57,6 +59,7 @@ def test_findings_per_pair_from_the_knowledge_base(app_root, monkeypatch):
     assert "Arr matey hello" in [t.value for t in at.text]
     assert not [t.value for t in at.text if t.value.lstrip().startswith("{")]
     assert any(c.value.startswith("comparison · v00000-plain_c-0") for c in at.caption)
+    assert f"[Open its run on What changed](/?run={quote(str(run))})" in [m.value for m in at.markdown]
 
 
 def test_findings_page_refuses_a_decode_run(app_root):

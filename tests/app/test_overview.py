@@ -80,6 +80,7 @@ def test_a_real_analysis_run_pairs_its_held_out_samples(app_root, tiny_analysis)
     prompts = [m.value for m in at.markdown if m.value.startswith("**Prompt")]
     first = sorted({r["prompt_index"] for r in val})[:3]
     assert [p.split("**")[1] for p in prompts] == [f"Prompt {i}" for i in first]
+    assert "analysis.html (the run's report)" in [b.proto.label for b in at.get("download_button")]
     at = open_page("paired.py", tiny_analysis)
     assert not at.exception and not at.error
     n_pairs = sum(r["mode"] == "plain_c" for r in val)

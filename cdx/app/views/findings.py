@@ -177,6 +177,8 @@ def evidence_card(ev: dict) -> None:
             st.caption(meta)
         if ev.get("prompt"):
             st.markdown(f"**Prompt:** {ev['prompt']}")
+        if ev.get("run_dir"):
+            st.markdown(f"[Open its run on What changed](/?run={quote(str(ev['run_dir']))})")
         text = ev.get("text")
         if text is None:  # an evidence row of another shape: its fields, readable, not one JSON string
             text = "\n".join(f"{k}: {v}" for k, v in ev.items() if k not in ("id", "prompt"))

@@ -86,6 +86,7 @@ def analysis_view(path: Path) -> None:
     pair_rows(telling_pairs(run), tested, labels, {f["id"] for f in run.findings if f.get("validated")})
     st.markdown(f"[Every pair, by cluster and finding]({link('paired-samples', run.path)}) · "
                 f"[Findings table]({link('findings', run.path)})")
+    report_button(run.path / "analysis.html")
 
 
 def forest_section(run: AnalysisRun) -> None:
@@ -124,6 +125,14 @@ def text_view(path: Path) -> None:
             st.markdown(render.text_html(rec, "kl_sc", scale) if "kl_sc" in rec.get("tokens", {}) else
                         f"{rec.get('prompt', '')} → {rec.get('continuation', '')}", unsafe_allow_html=True)
     st.markdown(f"[Open in the Run explorer]({link('explorer', run.path)})")
+    report_button(run.path / "report.html")
+
+
+def report_button(report: Path) -> None:
+    """The run's HTML report as a download (a browser page cannot open a local file by link)."""
+    if report.is_file():
+        st.download_button(f"{report.name} (the run's report)", report.read_bytes(), report.name, "text/html",
+                           key="ov_report", icon=":material/description:")
 
 
 def link(page: str, run: Path) -> str:
