@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from cdx.analysis.checkers import AnyChecker, Checker, build_checker
 from cdx.analysis.quick import word_deltas
@@ -233,6 +233,47 @@ class PairedSample(BaseModel):
     id_c: str
 
 
+class FindingRow(BaseModel):
+    """The fields of a findings.jsonl record the pages rely on (cdx.io does not check findings' schema).
+
+    A record without an id or a statement, or with a field of the wrong type, is left out and counted.
+    Numbers may be null (shown blank); every other field of the record is kept as it is.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    statement: str
+    validated: bool = False
+    reason: str | None = ""
+    effect: float | None = None
+    effect_ci: tuple[float, float] | None = None
+    q: float | None = None
+    p: float | None = None
+    rate_s: float | None = None
+    rate_c: float | None = None
+    rate_s_ci: tuple[float, float] | None = None
+    rate_c_ci: tuple[float, float] | None = None
+    cluster: int | None = None
+    checker: dict | None = None
+    evidence: list[dict] = []
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, v):
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # findings of older runs: int ids
+
+
+def checked_findings(records: list[dict]) -> tuple[list[dict], int]:
+    """(the records that fit FindingRow, as dicts with every field present; how many did not)."""
+    good = []
+    for r in records:
+        try:
+            good.append(FindingRow.model_validate(r).model_dump(mode="json"))
+        except ValidationError:
+            continue
+    return good, len(records) - len(good)
+
+
 class AnalysisRun(BaseModel):
     """An analysis run as the app shows it: findings (best first), its summary and paired samples."""
 
@@ -261,8 +302,9 @@ def load_analysis(path: str | Path) -> AnalysisRun:
     require_kind(path, ("analyze",))
     run = _read(path, ("analyze",))
     samples = _records_if(path / "validation.jsonl")
-    return AnalysisRun(path=run.path, findings=rank_findings(run.records), analysis=run.summary or {},
-                       samples=samples, pairs=pair_samples(samples, _clusters(path)), n_corrupt=run.n_corrupt)
+    findings, n_bad = checked_findings(run.records)
+    return AnalysisRun(path=run.path, findings=rank_findings(findings), analysis=run.summary or {},
+                       samples=samples, pairs=pair_samples(samples, _clusters(path)), n_corrupt=run.n_corrupt + n_bad)
 
 
 def _records_if(path: Path) -> list[dict]:

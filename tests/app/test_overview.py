@@ -117,6 +117,31 @@ def test_a_damaged_findings_line_is_left_out_and_said(app_root):
         assert any("1 line(s) of findings.jsonl are not valid findings" in w.value for w in at.warning), name
 
 
+@pytest.mark.parametrize("bad", ['{"id": "h9"}', '{"id": "h8", "statement": "x", "effect": "large"}', "[1, 2]"])
+def test_a_findings_line_that_is_json_but_no_finding_is_left_out(app_root, bad):
+    run = write_analysis_run(app_root / "outputs" / "a")
+    with (run / "findings.jsonl").open("a") as f:
+        f.write(bad + "\n")
+    for name in ("overview.py", "findings.py", "paired.py"):
+        at = open_page(name, run)
+        assert not at.exception and not at.error, name
+        if name != "paired.py":
+            assert any("1 line(s) of findings.jsonl are not valid findings" in w.value for w in at.warning), name
+
+
+def test_a_finding_with_null_numbers_shows_blanks(app_root):
+    run = write_analysis_run(app_root / "outputs" / "a")
+    rows = read_records(run / "findings.jsonl")
+    rows[1] |= {"effect": None, "effect_ci": None, "q": None, "p": None, "id": 7}  # an int id, as older runs wrote
+    (run / "findings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    at = open_page("findings.py", run)
+    assert not at.exception and not at.error
+    assert [e.label for e in at.expander if "sea" in e.label] == [
+        "Unsupported hypothesis: mentions the sea (q=0.2 above the FDR 0.05) · effect – · q –"]
+    at = open_page("overview.py", run)
+    assert not at.exception and not at.error
+
+
 def test_no_run_at_all_says_how_to_make_one(app_root):
     at = open_page("overview.py")
     assert not at.exception and not at.error

@@ -21,6 +21,11 @@ def _ci(v) -> str:
     return f"[{v[0]:.3g}, {v[1]:.3g}]" if isinstance(v, (list, tuple)) and len(v) == 2 else ""
 
 
+def _n(v, spec: str) -> str:
+    """A number formatted, or "–" where the record has none (null)."""
+    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
+
+
 def phrase(f: dict) -> str:
     """The statement as what it is: a finding when validated, else an untested or unsupported hypothesis."""
     statement = str(f.get("statement", ""))
@@ -44,10 +49,10 @@ def findings_table(findings: list[dict]) -> pd.DataFrame:
 
 
 def finding_detail(f: dict, run: AnalysisRun, checker: Checker | None) -> None:
-    st.markdown(f"rate starting {f.get('rate_s', float('nan')):.3f} {_ci(f.get('rate_s_ci'))} · "
-                f"rate comparison {f.get('rate_c', float('nan')):.3f} {_ci(f.get('rate_c_ci'))} · "
-                f"effect {f.get('effect', float('nan')):+.3f} {_ci(f.get('effect_ci'))} · "
-                f"p {f.get('p', float('nan')):.2g} · q {f.get('q', float('nan')):.2g}")
+    st.markdown(f"rate starting {_n(f.get('rate_s'), '.3f')} {_ci(f.get('rate_s_ci'))} · "
+                f"rate comparison {_n(f.get('rate_c'), '.3f')} {_ci(f.get('rate_c_ci'))} · "
+                f"effect {_n(f.get('effect'), '+.3f')} {_ci(f.get('effect_ci'))} · "
+                f"p {_n(f.get('p'), '.2g')} · q {_n(f.get('q'), '.2g')}")
     if checker is None:
         st.caption("Its checker needs an assistant (a judge): the texts behind its counts are not re-checked here.")
     elif run.pairs:
@@ -96,7 +101,7 @@ def run_section() -> None:
     checkers = finding_checkers(shown)
     for f in shown:
         icon = ":material/verified:" if f.get("validated") else ":material/help_outline:"
-        with st.expander(f"{phrase(f)} · effect {f.get('effect', float('nan')):+.2f} · q {f.get('q', float('nan')):.2g}",
+        with st.expander(f"{phrase(f)} · effect {_n(f.get('effect'), '+.2f')} · q {_n(f.get('q'), '.2g')}",
                          icon=icon):
             finding_detail(f, run, checkers.get(f["id"]))
 

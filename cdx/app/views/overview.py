@@ -91,11 +91,12 @@ def analysis_view(path: Path) -> None:
 
 def forest_section(run: AnalysisRun) -> None:
     mde = run.analysis.get("mde_80")
-    validated = [f for f in run.findings if f.get("validated") and isinstance(f.get("effect_ci"), list)]
+    drawable = [f for f in run.findings if f.get("effect") is not None and isinstance(f.get("effect_ci"), list)]
+    validated = [f for f in drawable if f.get("validated")]
     if validated:
         plots.show(plots.forest_plot(validated, mde), "ov_forest", _findings_frame(validated))
         return
-    tested = [f for f in run.findings if isinstance(f.get("effect_ci"), list)][:8]
+    tested = drawable[:8]
     st.info("No validated finding in this run" + (f" (minimum detectable effect {mde:.2f})" if mde else "") +
             (": the hypotheses it tested, none supported, are below." if tested else "."))
     if tested:
