@@ -213,3 +213,15 @@ def test_damaged_samples_or_clusters_still_show_the_rest(app_root, damage):
         assert [p.split("**")[1] for p in prompts] == ["Prompt 1", "Prompt 2", "Prompt 3"]  # prompt 0 has no pair
     else:
         assert prompts[0] == "**Prompt 0**: Hi?"  # no cluster named, the pair still shown
+
+
+def test_a_run_without_held_out_samples_shows_the_kept_evidence_highlighted(app_root):
+    run = write_analysis_run(app_root / "outputs" / "a")
+    (run / "validation.jsonl").unlink()  # an analysis stopped before validation kept them, or an older one
+    at = open_page("findings.py", run)
+    assert not at.exception and not at.error
+    cards = [m.value for m in at.markdown if "cdx-pair" in m.value and "comparison · v00000-plain_c-0" in m.value]
+    assert cards and "<mark>Arr</mark> <mark>matey</mark> hello" in cards[0]
+    at = open_page("overview.py", run)
+    assert not at.exception and not at.error
+    assert any("has no held-out samples (validation.jsonl) to pair" in i.value for i in at.info)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
 
-from cdx.app.paired import pair_rows
-from cdx.app.runs import AnalysisRun, Checker, finding_checkers, load_analysis, slice_rates
+from cdx.app.paired import CSS, highlight_html, pair_rows
+from cdx.app.runs import AnalysisRun, Checker, finding_checkers, load_analysis, match_spans, slice_rates
 from cdx.app.state import guard, pick_run
 
 FIRST = ("finding", "effect", "effect_ci", "q", "rate_s", "rate_c", "k_s/n_s", "k_c/n_c", "validated")
@@ -53,10 +54,11 @@ def finding_detail(f: dict, run: AnalysisRun, checker: Checker | None) -> None:
                 f"rate comparison {_n(f.get('rate_c'), '.3f')} {_ci(f.get('rate_c_ci'))} · "
                 f"effect {_n(f.get('effect'), '+.3f')} {_ci(f.get('effect_ci'))} · "
                 f"p {_n(f.get('p'), '.2g')} · q {_n(f.get('q'), '.2g')}")
-    if checker is None:
-        st.caption("Its checker needs an assistant (a judge): the texts behind its counts are not re-checked here.")
-    elif run.pairs:
+    if checker is not None and run.pairs:
         behind_counts(f, run, checker)
+    else:  # a judge checker (needs an assistant), or a run without its held-out samples: the stored evidence
+        st.caption("The evidence texts the analysis kept (the held-out samples are not re-checked here).")
+        evidence_texts(f, checker)
     st.json({"checker": f.get("checker"), "discovery": f.get("discovery"), "likelihood": f.get("likelihood")},
             expanded=False)
 
@@ -70,6 +72,16 @@ def behind_counts(f: dict, run: AnalysisRun, checker: Checker) -> None:
     pair_rows(shown[:6], {f["id"]: checker}, {f["id"]: f["statement"]}, {f["id"]} if f.get("validated") else set())
     if len(shown) > 6:
         st.caption(f"{len(shown) - 6} more on the Paired samples page.")
+
+
+def evidence_texts(f: dict, checker: Checker | None) -> None:
+    st.markdown(CSS, unsafe_allow_html=True)
+    for ev in f.get("evidence") or []:
+        text = str(ev.get("text", ""))
+        spans = match_spans(checker, text) if checker is not None else []
+        st.markdown(f"<small>{html.escape(str(ev.get('model')))} · {html.escape(str(ev.get('id')))} · "
+                    f"{html.escape(str(ev.get('prompt', '')))}</small><div class='cdx-pair'>{highlight_html(text, spans)}</div>",
+                    unsafe_allow_html=True)
 
 
 def run_section() -> None:
