@@ -3,7 +3,9 @@
 Every run is read with `cdx.io.read_run` (the readers the CLI shares: kind detection, schema
 checks, records sorted by id) and shown as written; nothing here recomputes a metric. This module
 only adds what pages need on top: which page shows which kind, discovery under the app's roots,
-and the tables the pages draw.
+and the tables the pages draw. Two things are derived, each with the CLI's own function and no
+model: the words each model favours (`cdx.analysis.quick`, as the decode task's `what_changed`),
+and which held-out texts a finding's checker matches (`cdx.analysis.checkers`, as validation counted).
 """
 
 from __future__ import annotations
@@ -159,14 +161,6 @@ def summary_rows(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 
 
 # ---- analysis, search and sweep runs --------------------------------------------------------------
-
-def load_findings(path: str | Path) -> tuple[list[dict], dict]:
-    """(findings.jsonl records, analysis.json) of an analysis run."""
-    path = Path(path).expanduser()
-    require_kind(path, ("analyze",))
-    run = _read(path, ("analyze",))
-    return run.records, run.summary or {}
-
 
 def load_search(path: str | Path) -> tuple[list[dict], list[dict], dict]:
     """(bank.jsonl entries, stats.jsonl cycle records, summary.json) of a search run."""
