@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -225,3 +226,17 @@ def test_a_run_without_held_out_samples_shows_the_kept_evidence_highlighted(app_
     at = open_page("overview.py", run)
     assert not at.exception and not at.error
     assert any("has no held-out samples (validation.jsonl) to pair" in i.value for i in at.info)
+
+
+def test_the_app_opens_on_what_changed_and_the_docs_name_every_page_url(app_root):
+    from tests.app.app_fixtures import APP
+
+    at = AppTest.from_file(str(APP / "main.py"), default_timeout=60).run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["What changed"]  # the default page, served at /
+    source = (APP / "main.py").read_text()
+    urls = re.findall(r'\("\w+\.py", "[^"]+", "[^"]+", "([a-z-]+)"\)', source)  # PAGES: (file, title, icon, url)
+    assert len(urls) == 7 and urls[0] == "what-changed"
+    docs = (APP.parents[1] / "docs" / "app.md").read_text()
+    named = re.search(r"\(pages: `/` for What changed,\s*(.+?)\)", docs, re.S).group(1)
+    assert sorted(re.findall(r"`([a-z-]+)`", named)) == sorted(urls[1:])  # every other page by its URL
