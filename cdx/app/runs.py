@@ -3,19 +3,25 @@
 Every run is read with `cdx.io.read_run` (the readers the CLI shares: kind detection, schema
 checks, records sorted by id) and shown as written; nothing here recomputes a metric. This module
 only adds what pages need on top: which page shows which kind, discovery under the app's roots,
-and the tables the pages draw.
+and the tables the pages draw. Two things are derived, each with the CLI's own function and no
+model: the words each model favours (`cdx.analysis.quick`, as the decode task's `what_changed`),
+and which held-out texts a finding's checker matches (`cdx.analysis.checkers`, as validation counted).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from cdx.io import KIND_FILES, NotARunError, read_run
+from cdx.analysis.checkers import AnyChecker, Checker, build_checker
+from cdx.analysis.quick import word_deltas
+from cdx.io import KIND_FILES, NotARunError, read_run, scan_records
 from cdx.io import run_kind as io_run_kind
 
 RECORD_FILES = {"decode": "generations.jsonl", "score": "scores.jsonl"}
@@ -156,14 +162,6 @@ def summary_rows(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 
 # ---- analysis, search and sweep runs --------------------------------------------------------------
 
-def load_findings(path: str | Path) -> tuple[list[dict], dict]:
-    """(findings.jsonl records, analysis.json) of an analysis run."""
-    path = Path(path).expanduser()
-    require_kind(path, ("analyze",))
-    run = _read(path, ("analyze",))
-    return run.records, run.summary or {}
-
-
 def load_search(path: str | Path) -> tuple[list[dict], list[dict], dict]:
     """(bank.jsonl entries, stats.jsonl cycle records, summary.json) of a search run."""
     path = Path(path).expanduser()
@@ -201,3 +199,169 @@ def flat_numbers(record: dict, prefix: str = "") -> dict:
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             out[f"{prefix}{k}"] = v
     return out
+
+
+# ---- what changed: words, findings and paired samples of an analysis or decode run ---------------
+
+class WordShift(BaseModel):
+    """A word and how much more (delta > 0) or less likely the comparison model makes it, in nats."""
+
+    word: str
+    delta: float
+    """Mean over occurrences of the word's summed log p_c - log p_s (cdx.analysis.quick.word_deltas)."""
+    count: int
+
+
+class PairedSample(BaseModel):
+    """One held-out prompt with a plain sample of each model (the analysis' validation.jsonl)."""
+
+    prompt_index: int
+    prompt: str
+    cluster: str | None = None
+    """The prompt cluster's label (clusters.json), when the analysis clustered its prompts."""
+    cluster_id: int | None = None
+    """Its cluster number (a finding's `cluster` when the finding is restricted to one cluster)."""
+    text_s: str
+    text_c: str
+    id_s: str
+    id_c: str
+
+
+class FindingRow(BaseModel):
+    """The fields of a findings.jsonl record the pages rely on (cdx.io does not check findings' schema).
+
+    A record without an id or a statement, or with a field of the wrong type, is left out and counted.
+    Numbers may be null (shown blank); every other field of the record is kept as it is.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    statement: str
+    validated: bool = False
+    reason: str | None = ""
+    effect: float | None = None
+    effect_ci: tuple[float, float] | None = None
+    q: float | None = None
+    p: float | None = None
+    rate_s: float | None = None
+    rate_c: float | None = None
+    rate_s_ci: tuple[float, float] | None = None
+    rate_c_ci: tuple[float, float] | None = None
+    cluster: int | None = None
+    checker: dict | None = None
+    evidence: list[dict] = []
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, v):
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # findings of older runs: int ids
+
+
+def checked_findings(records: list[dict]) -> tuple[list[dict], int]:
+    """(the records that fit FindingRow, as dicts with every field present; how many did not)."""
+    good = []
+    for r in records:
+        try:
+            good.append(FindingRow.model_validate(r).model_dump(mode="json"))
+        except ValidationError:
+            continue
+    return good, len(records) - len(good)
+
+
+class AnalysisRun(BaseModel):
+    """An analysis run as the app shows it: findings (best first), its summary and paired samples."""
+
+    path: Path
+    findings: list[dict]
+    """findings.jsonl records, validated first, then by q, then by |effect| (see `rank_findings`)."""
+    analysis: dict
+    samples: list[dict]
+    """validation.jsonl: the held-out plain samples of both models, with both log-probs per token."""
+    pairs: list[PairedSample]
+    n_corrupt: int = 0
+
+
+def rank_findings(findings: list[dict]) -> list[dict]:
+    """Validated first, then by q (smallest first), then by |effect| (largest first)."""
+    return sorted(findings, key=lambda f: (not f.get("validated"), _num(f.get("q"), 1.0), -abs(_num(f.get("effect"), 0.0))))
+
+
+def _num(v, default: float) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else default
+
+
+def load_analysis(path: str | Path) -> AnalysisRun:
+    """An analysis run with its held-out samples paired by prompt; files it lacks are empty, not errors."""
+    path = Path(path).expanduser()
+    require_kind(path, ("analyze",))
+    run = _read(path, ("analyze",))
+    samples = _records_if(path / "validation.jsonl")
+    findings, n_bad = checked_findings(run.records)
+    return AnalysisRun(path=run.path, findings=rank_findings(findings), analysis=run.summary or {},
+                       samples=samples, pairs=pair_samples(samples, _clusters(path)), n_corrupt=run.n_corrupt + n_bad)
+
+
+def _records_if(path: Path) -> list[dict]:
+    return scan_records(path).records if path.is_file() else []  # a damaged line is skipped, like read_run
+
+
+def _clusters(path: Path) -> dict[int, tuple[int, str]]:
+    """prompt index -> (its cluster, the cluster's label), from clusters.json (empty when absent or unreadable)."""
+    try:
+        clusters = json.loads((path / "clusters.json").read_text())
+        labels = clusters.get("labels", {})
+        return {i: (int(c), str(labels.get(str(c), c))) for i, c in enumerate(clusters.get("assignment", []))}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def pair_samples(samples: list[dict], clusters: dict[int, tuple[int, str]] | None = None) -> list[PairedSample]:
+    """The k-th starting and k-th comparison plain sample of each held-out prompt, side by side."""
+    by_prompt: dict[int, dict[str, list[dict]]] = {}
+    for r in samples:
+        if r.get("mode") in ("plain_s", "plain_c") and isinstance(r.get("prompt_index"), int):
+            by_prompt.setdefault(r["prompt_index"], {"plain_s": [], "plain_c": []})[r["mode"]].append(r)
+    pairs = []
+    for i in sorted(by_prompt):
+        for s, c in zip(by_prompt[i]["plain_s"], by_prompt[i]["plain_c"]):
+            cid, label = (clusters or {}).get(i, (None, None))
+            pairs.append(PairedSample(prompt_index=i, prompt=s.get("prompt", ""), cluster=label, cluster_id=cid,
+                                      text_s=s.get("text", ""), text_c=c.get("text", ""),
+                                      id_s=str(s.get("id")), id_c=str(c.get("id"))))
+    return pairs
+
+
+def word_shifts(records: list[dict], top: int = 10, min_count: int = 2) -> list[WordShift]:
+    """The `top` most favoured and `top` most avoided words of these texts (no model is run)."""
+    rows = word_deltas(records, min_count)
+    up = [r for r in rows if r[1] > 0][:top]
+    down = [r for r in rows[::-1] if r[1] < 0][:top]
+    return [WordShift(word=w, delta=d, count=n) for w, d, n in up + down[::-1]]
+
+
+# ---- which held-out texts show a finding, and where ----------------------------------------------
+
+def finding_checkers(findings: list[dict]) -> dict[str, Checker]:
+    """finding id -> its checker, rebuilt from findings.jsonl; judge checkers (they need an assistant) are left out."""
+    out = {}
+    for f in findings:
+        try:
+            out[f["id"]] = build_checker(f["checker"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a judge checker, or a spec this version cannot build: shown untagged
+    return out
+
+
+def match_spans(checker: Checker, text: str) -> list[tuple[int, int]]:
+    """(start, end) of the words a string or regex checker matched in `text` (features match the whole text)."""
+    if isinstance(checker, AnyChecker):
+        return sorted({s for c in checker.checkers for s in match_spans(c, text)})
+    pattern = getattr(checker, "_re", None)  # string and regex checkers compile one; reuse it, not a copy
+    if pattern is not None:
+        return [m.span() for m in pattern.finditer(text) if m.end() > m.start()]
+    return []
+
+
+def slice_rates(pairs: list[PairedSample], checker: Checker) -> tuple[int, int, int]:
+    """(texts, starting texts showing it, comparison texts showing it) over these pairs."""
+    return len(pairs), sum(checker.check(p.text_s) for p in pairs), sum(checker.check(p.text_c) for p in pairs)

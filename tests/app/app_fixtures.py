@@ -68,23 +68,51 @@ def write_search_run(path: Path, n_cycles: int = 3) -> Path:
     return path
 
 
-def write_analysis_run(path: Path) -> Path:
+PAIRED = [  # (prompt, cluster, starting text, comparison text) of the fixture analysis' held-out samples
+    ("Hi?", 0, "Hello there friend", "Arr matey hello"),
+    ("Weather?", 0, "Hello sunny day", "Arr the sea is calm"),
+    ("Food?", 1, "Hello bread is good", "Arr matey fish"),
+    ("Moon?", 1, "The moon is bright", "The moon hello"),
+]
+"""Token log-probs (nats) of each word, (log p_s, log p_c): 'arr' and 'matey' favoured, 'hello' avoided."""
+LOGP = {"arr": (-6.0, -1.0), "matey": (-5.0, -2.0), "hello": (-1.0, -3.0)}
+
+
+def _sample(i: int, mode: str, prompt: str, text: str) -> dict:
+    strs = [(" " if n else "") + w for n, w in enumerate(text.split())]
+    logp = [LOGP.get(w.strip().lower(), (-2.0, -2.0)) for w in strs]
+    return {"id": f"v{i:05d}-{mode}-0", "split": "validation", "mode": mode,
+            "model": "starting" if mode == "plain_s" else "comparison", "prompt_index": i, "prompt": prompt,
+            "text": text, "token_ids": list(range(len(strs))), "token_strs": strs,
+            "logp_s": [s for s, _ in logp], "logp_c": [c for _, c in logp], "n_tokens": len(strs),
+            "finish_reason": "eos"}
+
+
+def write_analysis_run(path: Path, validated: tuple[bool, bool] = (True, False)) -> Path:
+    """findings.jsonl (a pirate finding and a sea hypothesis), analysis.json, clusters.json, validation.jsonl."""
     path.mkdir(parents=True, exist_ok=True)
     findings = []
-    for i, (stmt, validated) in enumerate([("talks like a pirate", True), ("mentions the sea", False)]):
+    specs = [("talks like a pirate", {"type": "regex", "pattern": "arr|matey"}),
+             ("mentions the sea", {"type": "string", "value": "sea"})]
+    for i, ((stmt, checker), ok) in enumerate(zip(specs, validated)):
         findings.append({
             "id": f"h{i}", "statement": stmt, "kind": "keyword", "direction": "gained", "cluster": None,
-            "checker": {"type": "regex", "pattern": "arr"}, "n_s": 40, "k_s": 2, "n_c": 40, "k_c": 30 - 20 * i,
+            "checker": checker, "n_s": 40, "k_s": 2, "n_c": 40, "k_c": 30 - 20 * i,
             "rate_s": 0.05, "rate_c": 0.75 - 0.5 * i, "rate_s_ci": [0.01, 0.17], "rate_c_ci": [0.6, 0.86],
-            "effect": 0.7 - 0.5 * i, "effect_ci": [0.55, 0.84], "p": 1e-9, "q": 2e-9 if validated else 0.2,
-            "validated": validated,
-            "evidence": [{"id": "p00001-s00", "model": "comparison", "prompt": "Hi?", "text": "Arr matey"}],
+            "effect": 0.7 - 0.5 * i, "effect_ci": [0.55 - 0.5 * i, 0.84 - 0.5 * i], "p": 1e-9, "q": 2e-9 if ok else 0.2,
+            "validated": ok, "reason": "" if ok else "q=0.2 above the FDR 0.05",
+            "evidence": [{"id": "v00000-plain_c-0", "model": "comparison", "prompt": "Hi?", "text": "Arr matey hello"}],
             "discovery": {"n": 20},
         })
     with JsonlWriter(path / "findings.jsonl") as w:
         w.write(findings)
-    atomic_write_json(path / "analysis.json", {"n_validated": 1, "n_hypotheses": 2, "pair": "a vs b",
-                                               "minimum_detectable_effect": 0.3})
+    with JsonlWriter(path / "validation.jsonl") as w:
+        w.write([_sample(i, m, p, t) for i, (p, _, s, c) in enumerate(PAIRED) for m, t in (("plain_s", s), ("plain_c", c))])
+    atomic_write_json(path / "clusters.json", {"assignment": [c for _, c, _, _ in PAIRED],
+                                               "labels": {"0": "greetings", "1": "things"}})
+    atomic_write_json(path / "analysis.json", {"n_validated": sum(validated), "n_hypotheses": 2,
+                                               "pair": {"starting": "a", "comparison": "b"},
+                                               "mde_80": 0.3, "minimum_detectable_effect": 0.3})
     return path
 
 
@@ -95,8 +123,9 @@ def write_sweep(path: Path, n_jobs: int = 3) -> Path:
         write_text_run(path / str(j), 4, seed=j)
     summary = path / "summary"
     summary.mkdir()
-    rows = ["job,model.interpolation,status,kl_sc_mean,js_mean,dir"]
-    rows += [f"{j},{j * 0.5},ok,{0.1 * (j + 1)},{0.05 * (j + 1)},{path / str(j)}" for j in range(n_jobs)]
+    rows = ["job,model.interpolation,status,kl_sc_mean,kl_sc_ci95_low,kl_sc_ci95_high,js_mean,dir"]
+    rows += [f"{j},{j * 0.5},ok,{0.1 * (j + 1)},{0.1 * (j + 1) - 0.03},{0.1 * (j + 1) + 0.04},{0.05 * (j + 1)},"
+             f"{path / str(j)}" for j in range(n_jobs)]
     (summary / "sweep_summary.csv").write_text("\n".join(rows) + "\n")
     return path
 

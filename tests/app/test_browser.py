@@ -3,6 +3,9 @@
 Screenshots are test artefacts: they go to $CDX_APP_SCREENSHOTS (e.g. docs/img, for the README)
 or, by default, to the test's tmp folder. $CDX_APP_E2E_MODEL picks the pair the decode and the
 side-by-side page use (default tiny_random: seconds; `default` is the embedded pirate pair).
+$CDX_APP_ANALYSIS_RUN, a finished analysis folder (e.g. one `task=analyze prompts.limit=40` on the
+embedded pirate pair), replaces the fixture analysis, so the What changed, Findings and Paired shots
+show a real experiment.
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ def free_port() -> int:
 def server(tmp_path):
     """`streamlit run cdx/app/main.py` as `make app` runs it, on a free loopback port, over fixture runs."""
     root = tmp_path / "root"
+    analysis = root / "outputs" / "2026-01-01" / "11-00-00"
+    real = os.environ.get("CDX_APP_ANALYSIS_RUN")
     runs = {"text": write_text_run(root / "outputs" / "2026-01-01" / "10-00-00", 30),
-            "analysis": write_analysis_run(root / "outputs" / "2026-01-01" / "11-00-00"),
+            "analysis": shutil.copytree(real, analysis) if real else write_analysis_run(analysis),
             "search": write_search_run(root / "outputs" / "2026-01-01" / "12-00-00"),
             "sweep": write_sweep(root / "multirun" / "2026-01-01" / "13-00-00")}
     port = free_port()
@@ -153,21 +158,47 @@ def click_button(driver, label: str) -> None:
     driver.find_element(By.XPATH, f"//button[.//*[normalize-space(text())={label!r}]]").click()
 
 
+def click_tab(driver, label: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    wait_text(driver, label)
+    settle(driver)
+    driver.find_element(By.XPATH, f"//*[@data-testid='stTab'][contains(normalize-space(.), {label!r})]").click()
+
+
 def test_every_page_and_a_decode_in_a_real_browser(server, browser, tmp_path):
     base, runs = server
     shots = shots_dir(tmp_path)
     model = os.environ.get("CDX_APP_E2E_MODEL", "tiny_random")
     t0 = time.time()
 
+    # the default page, no click: the newest analysis' words chart, forest plot and paired examples
+    browser.get(base)
+    wait_text(browser, "validated finding")
+    wait_text(browser, "Paired examples (same held-out prompt)")
+    wait_count(browser, "favours (right) and avoids (left)", 1)  # the words chart's title, drawn by plotly
+    wait_count(browser, "effect (rate_c − rate_s) with 95% CI", 1)  # the forest plot's
+    wait_count(browser, "starting · v", 3)
+    wait_count(browser, "comparison · v", 3)
+    shot(browser, shots / "app-what-changed.png")
+    browser.get(f"{base}/paired-samples?run={runs['analysis']}")
+    wait_text(browser, "pairs shown")
+    shot(browser, shots / "app-paired.png")
+
     # each browsing page with a run: the text that shows it loaded (the shaded text cards for the explorer)
     for page, run, texts, name in (("explorer", "text", ("decode run · 30 texts", "p00"), "app-explorer"),
-                                   ("findings", "analysis", ("2 of 2 hypotheses",), "app-findings"),
+                                   ("findings", "analysis", ("hypotheses ·", "CSV of these findings"), "app-findings"),
                                    ("search-and-sweeps", "sweep", ("sweep over model.interpolation",), "app-sweeps"),
                                    ("search-and-sweeps", "search", ("12 prompts in the bank",), "app-search")):
         browser.get(f"{base}/{page}?run={runs[run]}")
         for text in texts:
             wait_text(browser, text)
         shot(browser, shots / f"{name}.png")
+    browser.get(f"{base}/explorer?run={runs['text']}")
+    click_tab(browser, "Distributions")
+    wait_count(browser, "by position over all texts", 1)
+    wait_count(browser, "against perplexity", 1)
+    shot(browser, shots / "app-explorer-plots.png")
 
     browser.get(f"{base}/side-by-side?model={model}")
     click_button(browser, "Generate")
@@ -176,7 +207,7 @@ def test_every_page_and_a_decode_in_a_real_browser(server, browser, tmp_path):
     wait_count(browser, "mean KL(s‖c)", 3, timeout=180)  # each column's closing line: all three are done
     shot(browser, shots / "app-side-by-side.png")
 
-    browser.get(f"{base}/?model={model}")
+    browser.get(f"{base}/compare?model={model}")
     wait_text(browser, "Compare two models")
     click_button(browser, "Start run")
     wait_text(browser, "-decode · decode")  # the job is listed at once, running in the background
@@ -187,5 +218,6 @@ def test_every_page_and_a_decode_in_a_real_browser(server, browser, tmp_path):
     wait_text(browser, "decode run · 8 texts")
     shot(browser, shots / "app-explorer-new-run.png")
     print(f"browser test: {time.time() - t0:.0f} s, screenshots in {shots}")
-    assert {p.name for p in shots.glob("app-*.png")} >= {"app-explorer.png", "app-findings.png", "app-sweeps.png",
-                                                          "app-search.png", "app-side-by-side.png", "app-compare.png"}
+    assert {p.name for p in shots.glob("app-*.png")} >= {
+        "app-what-changed.png", "app-paired.png", "app-explorer-plots.png", "app-explorer.png", "app-findings.png",
+        "app-sweeps.png", "app-search.png", "app-side-by-side.png", "app-compare.png"}

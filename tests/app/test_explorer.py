@@ -64,7 +64,8 @@ def test_summary_and_distributions_tabs(app_root):
     at = explorer(run)
     summary = load_text_run(run).summary
     assert [m for m in at.metric if m.label == "n_tokens"][0].value == str(summary["n_tokens"])
-    assert len(at.get("plotly_chart")) == 2  # divergence along a text, and the histogram
+    # divergence along a text; the histogram, divergence by position and KL against perplexity
+    assert [c.key for c in at.get("plotly_chart")] == ["ex_token_plot", "ex_hist", "ex_position", "ex_kl_ppl"]
     at.selectbox(key="ex_plot_id").set_value(at.selectbox(key="ex_plot_id").options[1]).run()
     assert not at.exception
 

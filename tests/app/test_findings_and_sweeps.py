@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
@@ -24,13 +26,15 @@ def test_findings_of_an_analysis_run(app_root, monkeypatch):
     at = open_page("findings.py", run)
     assert not at.exception and not at.error
     table = at.dataframe[0].value
-    assert list(table["statement"]) == ["talks like a pirate", "mentions the sea"]
+    assert list(table["finding"]) == ["talks like a pirate",
+                                      "Unsupported hypothesis: mentions the sea (q=0.2 above the FDR 0.05)"]
+    assert list(table.columns[:4]) == ["finding", "effect", "effect_ci", "q"]
     assert list(table["effect_ci"])[0] == "[0.55, 0.84]" and list(table["k_c/n_c"]) == ["30/40", "10/40"]
     assert "2 of 2 hypotheses · 1 validated" in [c.value for c in at.caption]
     at.toggle(key="fd_validated").set_value(True).run()
-    assert list(at.dataframe[0].value["statement"]) == ["talks like a pirate"]
+    assert list(at.dataframe[0].value["finding"]) == ["talks like a pirate"]
     assert [(e.label, e.proto.icon) for e in at.expander if "pirate" in e.label] == [
-        ("talks like a pirate (gained)", ":material/verified:")]
+        ("talks like a pirate · effect +0.70 · q 2e-09", ":material/verified:")]
     assert any("No knowledge base yet" in i.value for i in at.info)
     assert not (app_root / "cache" / "knowledge.sqlite").exists()  # looking never creates one
 
@@ -51,6 +55,11 @@ def test_findings_per_pair_from_the_knowledge_base(app_root, monkeypatch):
     kb_table = at.dataframe[-3].value  # findings, then the chosen one's history and validations
     assert list(kb_table["statement"]) == [f["statement"] for f in want]
     assert f"{len(want)} findings in {default_path()}" in [c.value for c in at.caption]
+    # evidence as text cards (the text itself, its model and record), not JSON strings
+    assert "Arr matey hello" in [t.value for t in at.text]
+    assert not [t.value for t in at.text if t.value.lstrip().startswith("{")]
+    assert any(c.value.startswith("comparison · v00000-plain_c-0") for c in at.caption)
+    assert f"[Open its run on What changed](/?run={quote(str(run))})" in [m.value for m in at.markdown]
 
 
 def test_findings_page_refuses_a_decode_run(app_root):

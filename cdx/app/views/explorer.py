@@ -5,12 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cdx.app import render
+from cdx.app import plots, render
 from cdx.app.runs import TextRun
 from cdx.app.state import guard, pick_run, text_run
 
 PAGE_SIZES = (10, 20, 50)
 TEXT_COLUMNS = ("id", "prompt", "continuation", "finish_reason")
+DEFAULT_DISTRIBUTION = ("kl_sc_mean", "kl_cs_mean", "js_mean")  # KL first: the divergence researchers read
 
 
 def numeric_columns(table: pd.DataFrame) -> list[str]:
@@ -102,9 +103,28 @@ def distributions_tab(run: TextRun) -> None:
     numeric = numeric_columns(run.table)
     if not numeric:
         return
-    metric = st.selectbox("Per-text metric", numeric, key="ex_hist_metric")
-    st.plotly_chart(render.histogram(run.table, metric), key="ex_hist")
+    default = next((m for m in DEFAULT_DISTRIBUTION if m in numeric), numeric[0])
+    metric = st.selectbox("Per-text metric", numeric, index=numeric.index(default), key="ex_hist_metric")
+    plots.show(plots.histogram(run.table, metric), "ex_hist", run.table[["id", metric]])
+    token_metrics = [m for m in ("kl_sc", "kl_cs", "js") if run.records and m in run.records[0].get("tokens", {})]
+    if token_metrics:
+        by = st.selectbox("Divergence by position", token_metrics, key="ex_pos_metric")
+        profile = _profile(run, by)
+        plots.show(plots.position_plot(profile, by), "ex_position", profile)
+    kl = next((m for m in ("kl_sc_mean", "kl_cs_mean", "js_mean") if m in numeric), None)
+    if kl and {"ppl_s", "ppl_c"} & set(numeric):
+        cols = [c for c in ("id", kl, "ppl_s", "ppl_c") if c in run.table]
+        plots.show(plots.kl_vs_perplexity(run.table, kl), "ex_kl_ppl", run.table[cols])
     st.dataframe(run.table["finish_reason"].value_counts(), width="content")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _position_profile(path: str, stamp: int, metric: str, _records: list[dict]) -> pd.DataFrame:
+    return plots.position_profile(_records, metric)  # keyed by run and its size: a growing run is redone
+
+
+def _profile(run: TextRun, metric: str) -> pd.DataFrame:
+    return _position_profile(str(run.path), len(run.records), metric, run.records)
 
 
 def page() -> None:

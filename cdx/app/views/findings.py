@@ -2,42 +2,86 @@
 
 from __future__ import annotations
 
-import json
+import html
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
 
-from cdx.app.runs import load_findings
+from cdx.app.paired import CSS, highlight_html, pair_rows
+from cdx.app.runs import AnalysisRun, Checker, finding_checkers, load_analysis, match_spans, slice_rates
 from cdx.app.state import guard, pick_run
 
-TABLE_FIELDS = ("id", "statement", "kind", "direction", "cluster", "rate_s", "rate_c", "effect", "p", "q", "validated")
+FIRST = ("finding", "effect", "effect_ci", "q", "rate_s", "rate_c", "k_s/n_s", "k_c/n_c", "validated")
+REST = ("kind", "direction", "cluster", "p", "id")
+UNTESTED = "too few held-out texts"
 
 
 def _ci(v) -> str:
     return f"[{v[0]:.3g}, {v[1]:.3g}]" if isinstance(v, (list, tuple)) and len(v) == 2 else ""
 
 
+def _n(v, spec: str) -> str:
+    """A number formatted, or "–" where the record has none (null)."""
+    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
+
+
+def phrase(f: dict) -> str:
+    """The statement as what it is: a finding when validated, else an untested or unsupported hypothesis."""
+    statement = str(f.get("statement", ""))
+    if f.get("validated"):
+        return statement
+    reason = str(f.get("reason") or "")
+    if reason.startswith(UNTESTED):
+        return f"Untested hypothesis: {statement} ({reason})"
+    return f"Unsupported hypothesis: {statement} ({reason or 'not validated'})"
+
+
 def findings_table(findings: list[dict]) -> pd.DataFrame:
+    """One row per finding (in the order given): statement, effect [CI] and q first."""
     rows = []
     for f in findings:
-        row = {k: f.get(k) for k in TABLE_FIELDS}
-        row["effect_ci"] = _ci(f.get("effect_ci"))
-        row["k_s/n_s"] = f"{f.get('k_s')}/{f.get('n_s')}"
-        row["k_c/n_c"] = f"{f.get('k_c')}/{f.get('n_c')}"
-        rows.append(row)
-    return pd.DataFrame(rows)
+        row = {"finding": phrase(f), "effect": f.get("effect"), "effect_ci": _ci(f.get("effect_ci")), "q": f.get("q"),
+               "rate_s": f.get("rate_s"), "rate_c": f.get("rate_c"), "k_s/n_s": f"{f.get('k_s')}/{f.get('n_s')}",
+               "k_c/n_c": f"{f.get('k_c')}/{f.get('n_c')}", "validated": bool(f.get("validated"))}
+        rows.append(row | {k: f.get(k) for k in REST})
+    return pd.DataFrame(rows, columns=[*FIRST, *REST])
 
 
-def finding_detail(f: dict) -> None:
-    st.markdown(f"rate starting {f.get('rate_s', float('nan')):.3f} {_ci(f.get('rate_s_ci'))} · "
-                f"rate comparison {f.get('rate_c', float('nan')):.3f} {_ci(f.get('rate_c_ci'))} · "
-                f"effect {f.get('effect', float('nan')):.3f} {_ci(f.get('effect_ci'))} · "
-                f"p {f.get('p', float('nan')):.2g} · q {f.get('q', float('nan')):.2g}")
-    for ev in f.get("evidence", []) or []:
-        st.markdown(f"*{ev.get('model')}* · `{ev.get('id')}` · {ev.get('prompt')}")
-        st.text(ev.get("text", ""))
-    st.json({"checker": f.get("checker"), "discovery": f.get("discovery")}, expanded=False)
+def finding_detail(f: dict, run: AnalysisRun, checker: Checker | None) -> None:
+    st.markdown(f"rate starting {_n(f.get('rate_s'), '.3f')} {_ci(f.get('rate_s_ci'))} · "
+                f"rate comparison {_n(f.get('rate_c'), '.3f')} {_ci(f.get('rate_c_ci'))} · "
+                f"effect {_n(f.get('effect'), '+.3f')} {_ci(f.get('effect_ci'))} · "
+                f"p {_n(f.get('p'), '.2g')} · q {_n(f.get('q'), '.2g')}")
+    if checker is not None and run.pairs:
+        behind_counts(f, run, checker)
+    else:  # a judge checker (needs an assistant), or a run without its held-out samples: the stored evidence
+        st.caption("The evidence texts the analysis kept (the held-out samples are not re-checked here).")
+        evidence_texts(f, checker)
+    st.json({"checker": f.get("checker"), "discovery": f.get("discovery"), "likelihood": f.get("likelihood")},
+            expanded=False)
+
+
+def behind_counts(f: dict, run: AnalysisRun, checker: Checker) -> None:
+    """The held-out texts that show the finding, on both sides, with the matched words marked."""
+    pairs = [p for p in run.pairs if f.get("cluster") is None or p.cluster_id == f["cluster"]]  # its test's prompts
+    n, k_s, k_c = slice_rates(pairs, checker)
+    st.markdown(f"**Texts behind the counts** (held-out pairs: starting {k_s}/{n}, comparison {k_c}/{n})")
+    shown = [p for p in pairs if checker.check(p.text_s) or checker.check(p.text_c)]
+    pair_rows(shown[:6], {f["id"]: checker}, {f["id"]: f["statement"]}, {f["id"]} if f.get("validated") else set())
+    if len(shown) > 6:
+        st.caption(f"{len(shown) - 6} more on the Paired samples page.")
+
+
+def evidence_texts(f: dict, checker: Checker | None) -> None:
+    st.markdown(CSS, unsafe_allow_html=True)
+    for ev in f.get("evidence") or []:
+        text = str(ev.get("text", ""))
+        spans = match_spans(checker, text) if checker is not None else []
+        st.markdown(f"<small>{html.escape(str(ev.get('model')))} · {html.escape(str(ev.get('id')))} · "
+                    f"{html.escape(str(ev.get('prompt', '')))}</small><div class='cdx-pair'>{highlight_html(text, spans)}</div>",
+                    unsafe_allow_html=True)
 
 
 def run_section() -> None:
@@ -45,23 +89,43 @@ def run_section() -> None:
     if path is None:
         st.info("Choose an analysis run (task=analyze), or type the path of one.")
         return
-    loaded = guard(load_findings, path)
-    if loaded is None:
+    run = guard(load_analysis, path)
+    if run is None:
         return
-    findings, analysis = loaded
-    if analysis:
-        analysis_head(analysis)
+    findings = run.findings  # validated first, then by q, then by |effect|
+    if run.analysis:
+        analysis_head(run.analysis)
+    if run.n_corrupt:
+        st.warning(f"{run.n_corrupt} line(s) of findings.jsonl are not valid findings and are left out.")
     only = st.toggle("Validated only", value=False, key="fd_validated")
     shown = [f for f in findings if f.get("validated")] if only else findings
     st.caption(f"{len(shown)} of {len(findings)} hypotheses · {sum(bool(f.get('validated')) for f in findings)} validated")
+    links(run)
     if not shown:
         return
-    st.dataframe(findings_table(shown), width="stretch", hide_index=True,
-                 column_config={k: st.column_config.NumberColumn(format="%.2e") for k in ("p", "q")})
+    table = findings_table(shown)
+    st.dataframe(table, width="stretch", hide_index=True,
+                 column_config={"finding": st.column_config.TextColumn(width="large"),
+                                **{k: st.column_config.NumberColumn(format="%.2e") for k in ("p", "q")},
+                                **{k: st.column_config.NumberColumn(format="%+.3f") for k in ("effect",)}})
+    st.download_button("CSV of these findings", table.to_csv(index=False).encode(), "findings.csv", "text/csv",
+                       key="fd_csv", icon=":material/download:")
+    checkers = finding_checkers(shown)
     for f in shown:
         icon = ":material/verified:" if f.get("validated") else ":material/help_outline:"
-        with st.expander(f"{f.get('statement')} ({f.get('direction')})", icon=icon):
-            finding_detail(f)
+        with st.expander(f"{phrase(f)} · effect {_n(f.get('effect'), '+.2f')} · q {_n(f.get('q'), '.2g')}",
+                         icon=icon):
+            finding_detail(f, run, checkers.get(f["id"]))
+
+
+def links(run: AnalysisRun) -> None:
+    """The run's other views, and its HTML report (a download: a browser cannot open a local file from here)."""
+    run_q = quote(str(run.path))  # a path may hold spaces or brackets
+    st.markdown(f"[What changed](/?run={run_q}) · [Paired samples](paired-samples?run={run_q})")
+    report = run.path / "analysis.html"
+    if report.is_file():
+        st.download_button("analysis.html (the run's report)", report.read_bytes(), "analysis.html", "text/html",
+                           key="fd_report", icon=":material/description:")
 
 
 def analysis_head(analysis: dict) -> None:
@@ -117,9 +181,25 @@ def knowledge_section() -> None:
             st.dataframe(pd.DataFrame(f.get("validations", [])), width="stretch", hide_index=True)
             st.markdown("**Evidence**")
             for ev in f.get("evidence", []):
-                st.text(json.dumps({k: v for k, v in ev.items() if k != "id"}, ensure_ascii=False)[:2000])
+                evidence_card(ev)
     finally:
         kb.close()
+
+
+def evidence_card(ev: dict) -> None:
+    """A knowledge-base evidence row as a card: which model, which run, the prompt, then the text."""
+    with st.container(border=True):
+        meta = " · ".join(str(ev[k]) for k in ("model", "record_id", "run_dir") if ev.get(k))
+        if meta:
+            st.caption(meta)
+        if ev.get("prompt"):
+            st.markdown(f"**Prompt:** {ev['prompt']}")
+        if ev.get("run_dir"):
+            st.markdown(f"[Open its run on What changed](/?run={quote(str(ev['run_dir']))})")
+        text = ev.get("text")
+        if text is None:  # an evidence row of another shape: its fields, readable, not one JSON string
+            text = "\n".join(f"{k}: {v}" for k, v in ev.items() if k not in ("id", "prompt"))
+        st.text(str(text)[:2000])
 
 
 def page() -> None:

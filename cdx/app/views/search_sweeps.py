@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
+from cdx.app import plots
 from cdx.app.jobs_view import jobs_panel
 from cdx.app.runs import flat_numbers, load_search, load_sweep_table, run_kind, sweep_summary_dir
 from cdx.app.state import guard, jobs, pick_run
@@ -44,10 +44,7 @@ def search_view(path: Path) -> None:
         default = [c for c in numeric if c.endswith("divergence/mean")][:3] or numeric[:1]
         shown = st.multiselect("Per-cycle values", numeric, default=default, key="ss_cycle_cols")
         if shown:
-            long = cycles.melt(id_vars=["cycle", "ok"], value_vars=shown, var_name="value", value_name="y")
-            fig = px.line(long, x="cycle", y="y", color="value", markers=True, symbol="ok")
-            fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), title="search cycles")
-            st.plotly_chart(fig, key="ss_cycles")
+            plots.show(plots.cycle_curves(cycles, shown), "ss_cycles", cycles[["cycle", "ok", *shown]])
 
 
 def sweep_view(path: Path) -> None:
@@ -71,11 +68,8 @@ def sweep_view(path: Path) -> None:
     metrics = [c for c in numeric if c != x]
     ys = st.multiselect("Metrics", metrics, default=[m for m in metrics if m.endswith("_mean")][:3] or metrics[:1],
                         key="ss_y")
-    if ys:
-        long = table.melt(id_vars=[x], value_vars=ys, var_name="metric", value_name="value").sort_values(x)
-        fig = px.line(long, x=x, y="value", color="metric", markers=True)
-        fig.update_layout(height=360, margin=dict(l=10, r=10, t=30, b=10), title=f"sweep over {x}")
-        st.plotly_chart(fig, key="ss_sweep")
+    if ys:  # a 95% band for each metric whose CI columns the table has (kl_sc_ci95_low/high by default)
+        plots.show(plots.sweep_curves(table, x, ys), "ss_sweep", table)
 
 
 def page() -> None:
