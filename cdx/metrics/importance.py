@@ -88,7 +88,7 @@ class RateEstimate(BaseModel):
     degenerate: bool = False
     """True when the weights are too uneven to report a rate (ESS below the threshold)."""
     message: str = ""
-    """Why an estimate was refused, and what to do about it."""
+    """Why an estimate was refused or widened (covered mass below 1), and what to do about it."""
 
 
 def kish_ess(log_w: np.ndarray) -> float:
@@ -133,8 +133,12 @@ def importance_rate(
     rate = float(np.dot(w, h) / w.sum())
     low, high = _interval(h, w, g, rate, ess, confidence, n_resamples, seed)
     m = covered_mass(log_w, g, confidence)
+    msg = "" if m == 1.0 else (
+        f"the proposal draws at most {m:.3g} of the target's mass (the rest is outside its support, e.g. the "
+        "plausibility set, or not drawn yet): the interval allows any rate there; lower the plausibility beta "
+        "or draw more samples")
     return RateEstimate(rate=rate, low=low * m, high=min(1.0, high * m + 1 - m), covered_mass=m, method="snis",
-                        **base)
+                        message=msg, **base)
 
 
 def covered_mass(log_w: np.ndarray, group: np.ndarray, confidence: float = 0.95) -> float:

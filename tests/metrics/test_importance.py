@@ -76,6 +76,7 @@ def test_mass_the_proposal_cannot_draw_widens_the_interval_to_cover_the_true_rat
     assert np.mean([r.covered_mass < 1 for r in runs]) > 0.95
     cov = np.mean([r.low <= truth <= r.high for r in runs])
     assert 0.88 <= cov <= 0.99  # measured 0.96
+    assert all("outside its support" in r.message for r in runs if r.covered_mass < 1)
 
 
 def test_weights_of_one_reduce_to_the_plain_rate_and_its_wilson_interval():
