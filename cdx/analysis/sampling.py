@@ -19,13 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 from torch import Tensor
 
 from cdx.decoding import ContrastiveDecoder, LogitDiff, ProbDiff
+from cdx.io.records import TextLogProb
+from cdx.metrics.importance import RateEstimate, importance_rate
 
 MODES = ("plain_s", "plain_c", "amp_c", "amp_s")
 PLAIN = ("plain_s", "plain_c")
 MODEL_OF = {"plain_s": "starting", "plain_c": "comparison", "amp_c": "comparison+", "amp_s": "starting+"}
+AMPLIFIED = ("amp_c", "amp_s")
 
 
 @dataclass
@@ -203,4 +207,44 @@ def sample_record(gen, tokenizer, modes: Sequence[str], ids: Sequence[int], spli
         "delta": float(np.mean(np.subtract(logp_c, logp_s))) if n else 0.0,
         "n_tokens": n,
         "finish_reason": gen.finish_reason,
+        **gen.logprob_fields(),  # logq, text_logp: the sample's importance weight towards either model
     }
+
+
+class ModelRates(BaseModel):
+    """A checker's rate under each model, estimated by importance weighting from samples of other
+    distributions (cdx.metrics.importance; docs/analysis.md, "Rates from amplified samples")."""
+
+    starting: RateEstimate
+    """The rate under p_s: weights p_s(x) / q(x)."""
+    comparison: RateEstimate
+    """The rate under p_c: weights p_c(x) / q(x)."""
+    modes: list[str]
+    """The sampling modes whose texts were used (each weighted by its own q)."""
+
+
+def importance_rates(checker, samples: Sequence[dict], modes: Sequence[str] = AMPLIFIED, **kw) -> ModelRates:
+    """The rate of `checker` (`check(text) -> bool`) under each model from the samples of `modes`.
+
+    Each text is weighted by p(x) / q(x) under the distribution of its own mode, so texts of
+    several modes pool into one self-normalised estimate; the bootstrap resamples prompts.
+    `kw` goes to `importance_rate` (confidence, min_ess, n_resamples, seed). Samples recorded
+    before log q was (no `text_logp`) cannot be weighted: a ValueError says to draw them again.
+    """
+    use = [r for r in samples if r["mode"] in modes]
+    if not use:
+        raise ValueError(f"no samples of modes {list(modes)} among {len(samples)} samples")
+    logps = [_text_logp(r) for r in use]
+    hit = np.array([bool(checker.check(r["text"])) for r in use])
+    group = np.array([r["prompt_index"] for r in use])
+    lq = np.array([t.logp_q for t in logps])
+    rate = {side: importance_rate(hit, np.array([getattr(t, f"logp_{side[0]}") for t in logps]), lq, group, **kw)
+            for side in ("starting", "comparison")}
+    return ModelRates(**rate, modes=list(modes))
+
+
+def _text_logp(record: dict) -> TextLogProb:
+    if record.get("text_logp") is None or record["text_logp"].get("logp_q") is None:
+        raise ValueError(f"sample {record.get('id')} has no log q (drawn before cdx recorded it, or not a sample): "
+                         "draw the samples again to estimate rates from them")
+    return TextLogProb.model_validate(record["text_logp"])

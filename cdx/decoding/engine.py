@@ -18,6 +18,7 @@ from torch import Tensor
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from cdx.decoding.streams import PairStreams, side_worker
+from cdx.io.records import TextLogProb
 from cdx.metrics.divergence import METRICS, token_metrics
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,31 @@ class Generation:
     """Sum of log q(token) under the combined distribution (beam search only)."""
     prefix_tokens: dict[str, list[float]] = field(default_factory=dict)
     """Per-token values over the prompt (include_prefix_in_divergences)."""
+    logq: list[float] | None = None
+    """Per token, log q(token): its log-probability under the distribution the sampler drew it
+    from (the rule's scores after the fallback, the min_new_tokens EOS mask, temperature, top-k
+    and top-p, normalised). 0 for every greedy token (greedy draws from a point mass); None for
+    beam search (its texts are not samples of any distribution)."""
+
+    def text_logp(self) -> TextLogProb:
+        """The whole text's log p_s, log p_c and log q (sums over its tokens), for importance weights.
+
+        A token outside a distribution's support (log-prob -inf) is counted, not dropped: the sum
+        is then -inf and `outside_*` says how many tokens made it so.
+        """
+        def total(vals: list[float]) -> tuple[float, int]:
+            return math.fsum(vals), sum(1 for v in vals if v == float("-inf"))
+
+        (s, out_s), (c, out_c) = total(self.tokens["logp_s"]), total(self.tokens["logp_c"])
+        q, out_q = total(self.logq) if self.logq is not None else (None, 0)
+        return TextLogProb(logp_s=s, logp_c=c, logp_q=q, outside_p_s=out_s, outside_p_c=out_c, outside_q=out_q)
+
+    def logprob_fields(self) -> dict:
+        """The record fields `logq` and `text_logp` (generations.jsonl, analysis samples); none for a
+        given text that was only scored (no beam score, no log q: it was never decoded)."""
+        if self.logq is None and self.beam_score is None:
+            return {}
+        return {"logq": self.logq, "text_logp": self.text_logp().model_dump()}
 
 
 class ContrastiveDecoder:
@@ -151,11 +177,11 @@ class ContrastiveDecoder:
                else self._sample(streams, rows_s, rows_c, gen, cancel))
         out = []
         per = self.num_beams if self.strategy == "beam" else self.generations_per_prefix
-        for row, (ids, toks, reason, score) in enumerate(raw):
+        for row, (ids, toks, reason, score, logq) in enumerate(raw):
             i, j = divmod(row, per)
             if j >= self.generations_per_prefix:
                 continue
-            out.append(Generation(first_index + i, j, prompts[i], ids, toks, reason, score))
+            out.append(Generation(first_index + i, j, prompts[i], ids, toks, reason, score, logq=logq))
         if self.include_prefix_in_divergences:
             self._add_prefix_divergences(out, rows_s, rows_c)
         return out
@@ -233,8 +259,19 @@ class ContrastiveDecoder:
         return torch.rand(n, 1, dtype=torch.float64, device=gen.device, generator=gen)
 
     def _choose(self, scores: Tensor, noise: Tensor | None) -> Tensor:
+        return self._draw(scores, noise)[0]
+
+    def _draw(self, scores: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(tokens (N,), log q of each token (N,)): the draw and its log-probability under the
+        distribution drawn from, q = softmax(warped scores). Greedy: q is a point mass, log q = 0.
+
+        log q(t) = (x_t - top) - log sum_v e^(x_v - top), with the sum the draw already makes
+        (inverse-CDF: the float64 CDF's last entry; multinomial: one sum of its weights), so it
+        costs a gather per row, not a softmax over the vocabulary.
+        """
         if self.strategy == "greedy":
-            return scores.argmax(-1)
+            tok = scores.argmax(-1)
+            return tok, torch.zeros(tok.shape, device=tok.device)
         for w in self.warpers:
             scores = w(None, scores)
         top = scores.amax(-1, keepdim=True)  # (N, 1)
@@ -243,10 +280,15 @@ class ContrastiveDecoder:
         noise = noise.to(scores.device)  # no-op unless device_map split the model
         # unnormalised weights are enough for both draws: skip softmax's normalising passes
         if self.sampler == "multinomial":
-            return ((scores - top).exp_() / noise).argmax(-1)  # exp as HF's softmax takes it: same tokens
-        # 2^(x log2 e): MKL's exp slows 17x on the -inf and underflowing scores of contrastive rules;
-        # exp2 does not (0.79 -> 0.05 ms a step), for a relative error of ~|x| 6e-8 in a weight e^x
-        return inverse_cdf(torch.sub(scores, top).mul_(_LOG2_E).exp2_(), noise)
+            weights = (scores - top).exp_()  # exp as HF's softmax takes it: same tokens
+            tok = (weights / noise).argmax(-1)
+            total = weights.sum(-1, keepdim=True).double()  # float32 sum: ~1e-7 relative error in log q
+        else:
+            # 2^(x log2 e): MKL's exp slows 17x on the -inf and underflowing scores of contrastive rules;
+            # exp2 does not (0.79 -> 0.05 ms a step), for a relative error of ~|x| 6e-8 in a weight e^x
+            tok, total = _inverse_cdf(torch.sub(scores, top).mul_(_LOG2_E).exp2_(), noise)
+        x = scores.gather(-1, tok[:, None]).double() - top.double()  # (N, 1)
+        return tok, (x - total.log()).squeeze(-1)
 
     # ---- sampling and greedy ------------------------------------------------------------------
 
@@ -261,9 +303,9 @@ class ContrastiveDecoder:
         for step in range(self.max_new_tokens):
             _stop_if(cancel)
             scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step)
-            tok = self._choose(scores, noise)
+            tok, logq = self._draw(scores, noise)
             tok = torch.where(hist.done, self.pad_id, tok)
-            hist.record(step, tok, metrics, logp_s, logp_c)
+            hist.record(step, tok, metrics, logp_s, logp_c, logq)
             self._update_done(hist, step, tok)
             if hist.done.all() or step == self.max_new_tokens - 1:  # no forward for a token never drawn
                 break
@@ -346,14 +388,20 @@ class _History:
 
     def __init__(self, n: int, length: int, device):
         self.tokens = torch.zeros(n, length, dtype=torch.long, device=device)
+        self.logq: Tensor | None = None  # (N, L) log q of each drawn token; stays None for beam search
         self.values = {k: torch.zeros(n, length, device=device) for k in TOKEN_KEYS}
         self.alive = torch.zeros(n, length, dtype=torch.bool, device=device)
         self.done = torch.zeros(n, dtype=torch.bool, device=device)
         self.reason = ["length"] * n
         self.length = 0
 
-    def record(self, step: int, tok: Tensor, metrics: dict, logp_s: Tensor, logp_c: Tensor) -> None:
+    def record(self, step: int, tok: Tensor, metrics: dict, logp_s: Tensor, logp_c: Tensor,
+               logq: Tensor | None = None) -> None:
         self.tokens[:, step] = tok
+        if logq is not None:
+            if self.logq is None:
+                self.logq = torch.zeros(self.tokens.shape, device=self.tokens.device)
+            self.logq[:, step] = logq
         self.alive[:, step] = ~self.done
         for k, v in metrics.items():
             self.values[k][:, step] = v
@@ -371,12 +419,15 @@ class _History:
 
     def reorder(self, src: Tensor) -> None:
         self.tokens, self.alive, self.done = self.tokens[src], self.alive[src], self.done[src]
+        if self.logq is not None:
+            self.logq = self.logq[src]
         self.values = {k: v[src] for k, v in self.values.items()}
         self.reason = [self.reason[i] for i in src.tolist()]
 
     def rows(self, scores: Tensor | None):
         tokens, alive = self.tokens[:, : self.length].cpu(), self.alive[:, : self.length].cpu()
         values = {k: v[:, : self.length].cpu() for k, v in self.values.items()}
+        logq = None if self.logq is None else self.logq[:, : self.length].cpu()
         out = []
         for i in range(tokens.shape[0]):
             keep = alive[i]
@@ -385,6 +436,7 @@ class _History:
                 {k: v[i][keep].tolist() for k, v in values.items()},
                 self.reason[i],
                 None if scores is None else float(scores[i]),
+                None if logq is None else logq[i][keep].tolist(),
             ))
         return out
 
@@ -406,10 +458,15 @@ def inverse_cdf(weights: Tensor, u: Tensor) -> Tensor:
     0.3% of the mass over 49k tokens). A token of weight 0 (a -inf score) has an empty interval and is
     never picked: the target is kept below C[V-1] even when u C[V-1] rounds up to it.
     """
+    return _inverse_cdf(weights, u)[0]
+
+
+def _inverse_cdf(weights: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+    """`inverse_cdf`'s draw (N,) and the row sums it normalised by, (N, 1) float64."""
     cdf = weights.cumsum(-1, dtype=torch.float64)  # (N, V)
     total = cdf[:, -1:]  # (N, 1), > 0 (in the decoder >= 1: its top token has weight 2^0)
     target = torch.minimum(u * total, torch.nextafter(total, torch.zeros_like(total)))
-    return torch.searchsorted(cdf, target, right=True).squeeze(-1)
+    return torch.searchsorted(cdf, target, right=True).squeeze(-1), total
 
 
 def _log_probs(logits: Tensor) -> tuple[Tensor, Tensor]:

@@ -11,6 +11,33 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 
+class TextLogProb(BaseModel):
+    """log-probabilities of one whole generated text (sums over its tokens): what importance
+    weights need. The rate of a behaviour under p_c is estimated from texts drawn from q with
+    weights p_c(x) / q(x) = exp(logp_c - logp_q) (cdx.metrics.importance; docs/analysis.md)."""
+
+    logp_s: float
+    """log p_s(x): the starting model's log-probability of the text's tokens after its prompt."""
+    logp_c: float
+    """log p_c(x): the same under the comparison model (its own context: system prompt, template)."""
+    logp_q: float | None
+    """log q(x) under the distribution the sampler drew from (rule, fallback, temperature, top-k,
+    top-p); 0 for greedy decoding (a point mass); null for beam search (not a sample)."""
+    outside_p_s: int = 0
+    """Tokens with p_s = 0 (log -inf): the text is kept and its logp_s is -inf."""
+    outside_p_c: int = 0
+    """Tokens with p_c = 0: its logp_c is -inf, its weight towards p_c is 0."""
+    outside_q: int = 0
+    """Tokens with q = 0 (only by rounding: the sampler never draws a weight-0 token)."""
+
+
+def _one_per_token(value: list | None, info) -> list | None:
+    ids = info.data.get("token_ids")
+    if value is not None and ids is not None and len(value) != len(ids):
+        raise ValueError(f"{info.field_name} does not have one value per token ({len(ids)})")
+    return value
+
+
 class TextRecord(BaseModel):
     """One continuation of decode (generations.jsonl) or one scored text (scores.jsonl)."""
 
@@ -30,6 +57,13 @@ class TextRecord(BaseModel):
     """Per-text summaries (kl_sc_mean, ppl_s, n_tokens, ...)."""
     finish_reason: str
     """eos | stop | length | given (score)."""
+    logq: list[float | None] | None = None
+    """Per token, log q of the token under the distribution it was drawn from (decode only; null
+    for beam search; absent in runs before issue 19). See `TextLogProb.logp_q`."""
+    text_logp: TextLogProb | None = None
+    """Whole-text log p_s, log p_c, log q (decode only; absent in runs before issue 19)."""
+
+    _logq_aligned = field_validator("logq")(_one_per_token)
 
     @field_validator("tokens")
     @classmethod
@@ -74,6 +108,12 @@ class SampleRecord(BaseModel):
     logp_s: list[float]
     logp_c: list[float]
     n_tokens: int
+    logq: list[float | None] | None = None
+    """Per token, log q under the mode's sampling distribution (absent in samples before issue 19)."""
+    text_logp: TextLogProb | None = None
+    """Whole-text log p_s, log p_c, log q: the importance weight of this sample towards either model."""
+
+    _logq_aligned = field_validator("logq")(_one_per_token)
 
     @field_validator("logp_s", "logp_c", "n_tokens")
     @classmethod

@@ -138,6 +138,7 @@ def to_record(gen, tokenizer, meta: dict, stop_strings=()) -> dict:
         both = {k: gen.prefix_tokens[k] + gen.tokens[k] for k in gen.tokens}
         rec["prefix_tokens"] = gen.prefix_tokens
         rec["metrics_with_prefix"] = text_metrics(both)
+    rec.update(gen.logprob_fields())  # log q and whole-text log-probs for importance weights (issue 19)
     rec.update(meta)
     return rec
 

@@ -1,0 +1,228 @@
+"""The rate of a behaviour under one model, estimated from texts drawn from another distribution.
+
+Texts x_i are drawn from a proposal q (amplified sampling, say) and a checker says whether each
+shows the behaviour, h_i in {0, 1}. The rate under a target p (p_s or p_c) is E_p[h] =
+E_q[h p / q], and with the exact log p(x) and log q(x) the decoder records (issue 19) the
+self-normalised importance-sampling (SNIS) estimate is
+
+    r = sum_i w_i h_i / sum_i w_i,    w_i = p(x_i) / q(x_i) = exp(logp_target_i - logp_proposal_i).
+
+Self-normalised, so a constant factor in the weights cancels: the same estimate whatever the
+prompts' own probabilities, which neither q nor p includes. Its reliability is judged by Kish's
+effective sample size ESS = (sum w)^2 / sum w^2 (n for equal weights, 1 when one text carries all
+the weight; Kong 1992, Owen 2013 ch. 9). Below `MIN_ESS` the estimate is refused (see there).
+
+The interval is a BCa bootstrap over prompts (docs/analysis.md, "Rates from amplified samples"):
+the texts of one prompt are resampled together (they share the prompt and are not independent),
+and heavy-tailed weights are carried as they are rather than assumed normal. Where hits were
+seen in fewer than `MIN_HIT_PROMPTS` prompts (none included: every resample then says 0) it is
+widened to take in the Wilson interval at the effective sample size (Kish's design effect, as
+Korn & Graubard 1998 do for weighted survey proportions). Plain samples (target = proposal: all
+weights 1) get the plain rate and its Wilson interval, as cdx.analysis.stats gives them.
+
+Two ways texts the target writes can go unseen, and the interval's answer to both. Amplified
+sampling's plausibility set takes tokens out of q's support: the target's mass there is never
+drawn, and SNIS alone estimates the rate on q's support only. And a proposal that rarely draws a
+region of large weight, until it does, shows even weights (a high ESS) and a biased estimate.
+In both the unnormalised mean weight, an unbiased estimate of the target's mass on q's support,
+falls below 1, and `covered_mass` widens the interval by the mass missing beyond noise. In the
+closed-form tests (tests/metrics/test_importance.py) the intervals cover the truth in 0.925 of
+simulations with a moderate amplification, 0.91 with a heavy tail (q 20 times below p on one
+text; 0.89 without the widening) and 0.96 with a text q cannot draw at all.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel
+from scipy.stats import bootstrap, norm
+from statsmodels.stats.proportion import proportion_confint
+
+MIN_ESS = 30.0
+"""Refuse an estimate whose weights have a Kish ESS below this. An SNIS estimate is at best as
+precise as ESS plain samples, and below ~30 a handful of texts carry all the weight: the rate is
+one or two texts' hit or miss, and a bootstrap, which can only resample the texts it has, cannot
+show how uncertain that is. 30 is also where a normal approximation to a proportion's spread
+is conventionally trusted. It guards against visible degeneracy only (see the module's note)."""
+
+MIN_HIT_PROMPTS = 5
+"""With hits in fewer prompts than this (none included), the bootstrap over prompts sees too few
+distinct hits to know the rate's spread (with none, every resample says 0): the interval then
+also takes in the Wilson interval at the ESS, which is wide enough to say how little is known."""
+
+PLAIN_ATOL = 1e-3
+"""A text whose |log p - log q| is within this is taken to be drawn from the target itself: the
+decoder's log q of a plain sample differs from log p by float rounding (~1e-6 per token)."""
+
+
+class RateEstimate(BaseModel):
+    """The rate of a checker under a target model, from samples of a proposal."""
+
+    rate: float | None
+    """The SNIS estimate (the plain rate for plain samples); None when refused."""
+    low: float | None
+    """Lower end of the interval (at `confidence`); None when refused."""
+    high: float | None
+    """Upper end of the interval; None when refused."""
+    confidence: float
+    """Nominal coverage of [low, high], e.g. 0.95."""
+    ess: float
+    """Kish's effective sample size (sum w)^2 / sum w^2."""
+    n: int
+    """Texts used."""
+    n_hits: int
+    """Texts the checker marked (unweighted count)."""
+    n_groups: int
+    """Distinct prompts (the bootstrap's units)."""
+    method: Literal["wilson", "snis", "refused"]
+    """wilson: plain samples (all weights 1); snis: importance weighted; refused: see `message`."""
+    covered_mass: float = 1.0
+    """The target's mass on texts the proposal can draw, as far as the samples show it (the upper
+    confidence bound of mean(p/q), capped at 1; see `covered_mass`). Below 1 the interval is
+    widened to [low m, high m + 1 - m]: the unseen mass may hold no hits or only hits."""
+    degenerate: bool = False
+    """True when the weights are too uneven to report a rate (ESS below the threshold)."""
+    message: str = ""
+    """Why an estimate was refused or widened (covered mass below 1), and what to do about it."""
+
+
+def kish_ess(log_w: np.ndarray) -> float:
+    """(sum w)^2 / sum w^2 from log-weights, computed stably (max subtracted); 0 if all w are 0."""
+    if log_w.size == 0 or np.max(log_w) == -np.inf:
+        return 0.0
+    w = np.exp(log_w - np.max(log_w))
+    return float(w.sum() ** 2 / np.square(w).sum())
+
+
+def importance_rate(
+    hit: Sequence[bool] | np.ndarray,
+    logp_target: Sequence[float] | np.ndarray,
+    logp_proposal: Sequence[float] | np.ndarray | None = None,
+    group: Sequence | np.ndarray | None = None,
+    *,
+    confidence: float = 0.95,
+    min_ess: float = MIN_ESS,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> RateEstimate:
+    """The rate of `hit` under the target, from texts drawn from the proposal.
+
+    `logp_target`, `logp_proposal`: each text's whole-text log-probability under the target and
+    under the distribution it was drawn from (`text_logp` of a record); `logp_proposal=None`
+    means plain samples of the target. `group`: each text's prompt (default: one per text).
+    A target log-prob of -inf (a token the target cannot write) is weight 0, kept in n.
+    """
+    h, lt, lq, g = _inputs(hit, logp_target, logp_proposal, group)
+    log_w = lt - lq
+    ess = kish_ess(log_w)
+    base = dict(confidence=confidence, ess=ess, n=len(h), n_hits=int(h.sum()), n_groups=len(np.unique(g)))
+    if np.all(np.abs(log_w) <= PLAIN_ATOL):
+        k, n = int(h.sum()), len(h)
+        low, high = proportion_confint(k, n, alpha=1 - confidence, method="wilson")
+        return RateEstimate(rate=k / n, low=float(low), high=float(high), method="wilson", **base)
+    if ess < min_ess:
+        msg = (f"ESS {ess:.1f} of {len(h)} samples is below the threshold {min_ess:g}: the importance weights "
+               "are degenerate (a few texts carry all the weight); lower decoding.rule.alpha or draw more samples")
+        return RateEstimate(rate=None, low=None, high=None, method="refused", degenerate=True, message=msg, **base)
+    w = np.exp(log_w - np.max(log_w))
+    rate = float(np.dot(w, h) / w.sum())
+    low, high = _interval(h, w, g, rate, ess, confidence, n_resamples, seed)
+    m = covered_mass(log_w, g, confidence)
+    msg = "" if m == 1.0 else (
+        f"the proposal draws at most {m:.3g} of the target's mass (the rest is outside its support, e.g. the "
+        "plausibility set, or not drawn yet): the interval allows any rate there; lower the plausibility beta "
+        "or draw more samples")
+    return RateEstimate(rate=rate, low=low * m, high=min(1.0, high * m + 1 - m), covered_mass=m, method="snis",
+                        message=msg, **base)
+
+
+def covered_mass(log_w: np.ndarray, group: np.ndarray, confidence: float = 0.95) -> float:
+    """An upper confidence bound of p(support of q), capped at 1: mean(w) + z se, w = p/q unnormalised.
+
+    E_q[p/q] = p(support of q) exactly, because log p and log q are conditional on the same prompt
+    (no unknown constant in w). Amplified sampling's plausibility set takes tokens out of q's
+    support, and p's mass there is never drawn: SNIS alone estimates the rate on q's support only.
+    The upper bound (a cluster-robust standard error over prompts) widens the interval only for
+    mass that is missing beyond sampling noise; it also drops below 1 when the draws missed a
+    region of large weight, the heavy-tail failure that no ESS shows.
+    """
+    w = np.exp(np.minimum(log_w, 700.0))  # e^700 is finite: an overflow would only mean "more than 1"
+    _, idx = np.unique(group, return_inverse=True)
+    n, n_g = len(w), int(idx.max()) + 1
+    mean = float(w.mean())
+    resid = np.bincount(idx, weights=w - mean)  # per prompt: sum of (w - mean)
+    se = math.sqrt(n_g / max(n_g - 1, 1) * float(np.square(resid).sum())) / n
+    return min(1.0, mean + float(norm.ppf((1 + confidence) / 2)) * se)
+
+
+def _inputs(hit, logp_target, logp_proposal, group) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    h = np.asarray(hit, dtype=np.float64)
+    lt = np.asarray(logp_target, dtype=np.float64)
+    lq = lt.copy() if logp_proposal is None else np.asarray(logp_proposal, dtype=np.float64)
+    g = np.arange(len(h)) if group is None else np.asarray(group)
+    if not (h.ndim == 1 and h.shape == lt.shape == lq.shape == g.shape):
+        raise ValueError(f"hit, logp_target, logp_proposal and group need one value per text; got shapes "
+                         f"{h.shape}, {lt.shape}, {lq.shape}, {g.shape}")
+    if len(h) == 0:
+        raise ValueError("no texts: a rate needs at least one sample")
+    if not np.isin(h, (0.0, 1.0)).all():
+        raise ValueError("hit must be 0/1 (a checker's verdict per text)")
+    if np.isnan(lt).any() or np.isnan(lq).any() or (lt == np.inf).any():
+        raise ValueError("a log-probability is NaN or +inf")
+    if not np.isfinite(lq).all():
+        # a text the proposal could not draw (log q = -inf) would have infinite weight: a recording error
+        raise ValueError(f"{int((~np.isfinite(lq)).sum())} texts have log q = -inf: they cannot have been "
+                         "drawn from this proposal (wrong logp_proposal?)")
+    return h, lt, lq, g
+
+
+def _interval(h: np.ndarray, w: np.ndarray, g: np.ndarray, rate: float, ess: float, confidence: float,
+              n_resamples: int, seed: int) -> tuple[float, float]:
+    """The BCa bootstrap over prompts; with hits in fewer than `MIN_HIT_PROMPTS` prompts, its hull
+    with the Wilson interval at the ESS (a bootstrap cannot resample hits it has not seen)."""
+    _, idx = np.unique(g, return_inverse=True)
+    wh_g = np.bincount(idx, weights=w * h)  # per prompt: sum of w h, sum of w
+    w_g = np.bincount(idx, weights=w)
+    few_hits = int((wh_g > 0).sum()) < MIN_HIT_PROMPTS
+    low, high = _wilson_at_ess(rate, ess, confidence) if few_hits or len(w_g) < 2 else (1.0, 0.0)
+    if len(w_g) > 1:
+        b_low, b_high = _bootstrap_ratio(wh_g, w_g, confidence, n_resamples, seed)
+        low, high = min(low, b_low), max(high, b_high)
+    return float(max(low, 0.0)), float(min(high, 1.0))
+
+
+def _wilson_at_ess(rate: float, ess: float, confidence: float) -> tuple[float, float]:
+    """Wilson's interval for `rate` seen in `ess` independent texts (its formula takes real counts)."""
+    low, high = proportion_confint(rate * ess, ess, alpha=1 - confidence, method="wilson")
+    return float(low), float(high)
+
+
+def _bootstrap_ratio(wh_g: np.ndarray, w_g: np.ndarray, confidence: float, n_resamples: int,
+                     seed: int) -> tuple[float, float]:
+    """BCa interval of sum(w h) / sum(w) over prompts resampled with replacement.
+
+    A resample whose prompts carry no weight at all has no estimate; it counts as rate 0 (which
+    only widens the interval, towards 0). If every resample gives the same rate (no hits, or
+    all hits), BCa is undefined: that rate, both ends (the Wilson part then gives the width).
+    """
+    def ratio(a, b, axis=-1):
+        num, den = a.sum(axis=axis), b.sum(axis=axis)
+        return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
+
+    point = float(ratio(wh_g, w_g))
+    if np.all(wh_g == 0) or np.allclose(wh_g, w_g):
+        return point, point
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DegenerateDataWarning: handled by the nan check below
+        res = bootstrap((wh_g, w_g), ratio, paired=True, vectorized=True, n_resamples=n_resamples,
+                        confidence_level=confidence, method="BCa", rng=np.random.default_rng(seed))
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (math.isfinite(low) and math.isfinite(high)):  # BCa's jackknife failed: the percentile interval
+        low, high = (float(x) for x in np.quantile(res.bootstrap_distribution,
+                                                   [(1 - confidence) / 2, (1 + confidence) / 2]))
+    return low, high
