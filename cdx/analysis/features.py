@@ -85,7 +85,7 @@ def capitals(text: str) -> bool:
     return len(cased) >= 12 and sum(ch.isupper() for ch in cased) / len(cased) >= 0.6
 
 
-_ENGLISH = frozenset(
+FUNCTION_WORDS = _ENGLISH = frozenset(
     "the a an and or but of to in on at by for with from as is are was were be been it its this that these "
     "those i you he she we they my your our their me him her us them not no do does did have has had will would "
     "can could should there here what which who how when why if so than then also about into more some all one".split()
