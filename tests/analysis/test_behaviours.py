@@ -24,6 +24,8 @@ from cdx.analysis.behaviours import (
     read_behaviours,
     write_behaviours,
 )
+from cdx.analysis.describe import DescribeSettings, describe, distinctive_terms
+from cdx.analysis.hypothesise import HypothesiseSettings, cluster_term_hypotheses, hypothesise
 from cdx.analysis.phrases import mine_phrase
 from cdx.analysis.scope import Counts, find_scope, interaction_p
 from cdx.analysis.types import Hypothesis
@@ -201,3 +203,32 @@ def test_the_interaction_test_sees_a_difference_of_differences_not_a_difference(
 def test_behaviour_records_are_typed():
     with pytest.raises(ValueError):
         Behaviour.model_validate({"id": "b1", "statement": "x", "side": "sideways"})
+
+
+# ---- per-cluster describers -----------------------------------------------------------------
+
+def test_a_topic_bound_word_becomes_a_hypothesis_of_its_cluster_and_a_global_one_does_not():
+    """A refusal naming cooking in one cluster's answers only, and a sentence written everywhere."""
+    plants = [(COOKING, "start", 0.8, {0}), (BRAND, "end", 0.5, EVERYWHERE)]
+    discovery = corpus(plants, 40, "discovery", seed=10, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    desc = describe(discovery, clusters(40), DescribeSettings())
+    by_cluster = {c["cluster"]: {r["term"] for r in c["terms"]} for c in desc["cluster_terms"]}
+    planted = {"sorry", "cannot", "discuss", "recipes", "cooking", "discuss recipes", "or cooking", "cannot discuss"}
+    assert by_cluster[0] & planted and not any(by_cluster[c] & planted for c in (1, 2, 3))
+    hyps = cluster_term_hypotheses(desc, HypothesiseSettings())
+    assert hyps and {h.cluster for h in hyps} == {0} and all(h.kind == "cluster_ngram" for h in hyps)
+    words = {h.checker["value"] for h in hyps}
+    assert words & {"cooking", "recipes", "discuss", "cannot"} and not words & {"recommend", "brandx", "best"}
+    assert all(h.statement.startswith("on prompts about topic 0, the comparison model says") for h in hyps)
+    assert {h.id for h in hyps} <= {h.id for h in hypothesise(desc, HypothesiseSettings())}
+
+
+def test_tied_terms_are_ranked_alphabetically_whatever_the_hash_seed():
+    """Set order depends on PYTHONHASHSEED; ten words with the same counts must come out in one order."""
+    words = "kiwi apple mango banana cherry lemon grape peach plum melon".split()
+    rows = [{"id": f"{m}-{i}", "mode": m, "prompt_index": i, "prompt": "p", "text": " ".join(words) + " filler"}
+            for i in range(5) for m in ("plain_c", "plain_s")]
+    rows += [{"id": f"x-{i}", "mode": "plain_s", "prompt_index": i, "prompt": "p", "text": "other"} for i in range(5)]
+    ranked = [r["term"] for r in distinctive_terms(rows, DescribeSettings(ngram_max=1, min_count=1))]
+    tied = [t for t in ranked if t in words]
+    assert tied == sorted(words)
