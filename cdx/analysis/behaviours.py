@@ -13,8 +13,9 @@ group becomes a behaviour:
   to always. (The plain overlap coefficient |A and B| / min(|A|, |B|) would merge two independent
   behaviours as soon as one is in half the texts.) Each finding joins the group of the earliest
   (most significant) seed it overlaps, never two groups, so a finding that fires nearly
-  everywhere cannot chain unrelated behaviours into one; a union of words (kind vocabulary) is
-  placed last for the same reason.
+  everywhere cannot chain unrelated behaviours into one. A validated union of words (kind
+  vocabulary: the describer's "all distinctive words of one side") then gathers the groups made
+  only of its words, since a persona's words are independent of one another within a text.
 * the phrase (`cdx.analysis.phrases`), mined on the discovery samples where a member fires, so
   that the checker it adds to is fixed before the held-out texts are looked at again;
 * the checker (any member, or the phrase), re-tested on the held-out texts as one hypothesis:
@@ -133,15 +134,15 @@ def overlap(a: set[str], b: set[str], n: int) -> float:
 
 def group_findings(findings: Sequence[Finding], hits: Mapping[str, set[str]], threshold: float,
                    n_texts: Mapping[str, int]) -> list[list[Finding]]:
-    """Validated findings in groups: each joins the first seed of its side it overlaps enough, or seeds one.
+    """Validated findings in groups: each joins the first seed of its side it overlaps enough, or seeds one;
+    then each validated vocabulary finding gathers the groups made only of its own words.
 
     `hits`: finding id -> ids of the held-out texts it fires on; `n_texts`: direction -> how many
     held-out texts of that direction's model there are.
     """
-    order = sorted([f for f in findings if f.validated],
-                   key=lambda f: (f.hypothesis.kind == "vocabulary", f.q, -abs(f.effect)))
+    valid = sorted([f for f in findings if f.validated], key=lambda f: (f.q, -abs(f.effect)))
     groups: list[list[Finding]] = []
-    for f in order:
+    for f in [f for f in valid if f.hypothesis.kind != "vocabulary"]:
         h = f.hypothesis
         home = next((g for g in groups if g[0].hypothesis.direction == h.direction
                      and overlap(hits[g[0].hypothesis.id], hits[h.id], n_texts[h.direction]) >= threshold), None)
@@ -149,7 +150,32 @@ def group_findings(findings: Sequence[Finding], hits: Mapping[str, set[str]], th
             groups.append([f])
         else:
             home.append(f)
+    for v in [f for f in valid if f.hypothesis.kind == "vocabulary"]:
+        groups = _gather(v, groups)
     return groups
+
+
+def _gather(v: Finding, groups: list[list[Finding]]) -> list[list[Finding]]:
+    """The vocabulary finding `v` and every group whose members only look for words of `v`, as one group.
+
+    A persona's words are each rare and independent of one another within a text ('ye' and
+    'matey' co-occur at chance), so no overlap of hit sets joins them; the describer proposed
+    them as one shift of vocabulary and validation confirmed that shift as one hypothesis, so
+    it is one behaviour. Two behaviours of one model whose words all landed in one vocabulary
+    finding are merged too: the price of this rule (docs/analysis.md).
+    """
+    words = set(_strings(v))
+    mine = [g for g in groups if g[0].hypothesis.direction == v.hypothesis.direction
+            and all(_strings(f) and set(_strings(f)) <= words for f in g)]
+    rest = [g for g in groups if not any(g is m for m in mine)]
+    merged = sorted([f for g in mine for f in g], key=lambda f: (f.q, -abs(f.effect))) + [v]
+    return [*rest, merged] if mine else [*groups, [v]]
+
+
+def _strings(f: Finding) -> list[str]:
+    """The words a finding looks for; empty when any of its checkers is not a word."""
+    leaves = _leaves(f.hypothesis.checker)
+    return [c["value"].lower() for c in leaves] if all(c["type"] == "string" for c in leaves) else []
 
 
 def n_texts(plain: Sequence[dict]) -> dict[str, int]:
@@ -201,7 +227,7 @@ def statement(phrase: str | None, kind: str, side: str, words: Sequence[str], sc
     more = "more often" if side == "gained" else "less often"
     if kind == WORD_SHIFT:
         return f"{WORD_SHIFT}, no distinctive phrase: {where}the comparison model says {also} {more}"
-    head = f'writes "{phrase}"' if phrase else f"shows {also}"
+    head = f'writes "{phrase}"' if phrase else "; ".join(words[:5])
     tail = f" (with {also})" if phrase and words else ""
     return f"{where}the comparison model {head} {more}{tail}"
 

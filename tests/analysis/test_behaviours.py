@@ -119,6 +119,27 @@ def test_a_finding_in_most_texts_does_not_chain_two_behaviours():
     assert {"ahoy", "sailor"} <= next(w for w in words if "ahoy" in w)
 
 
+def test_a_validated_vocabulary_gathers_a_personas_independent_words_into_one_behaviour():
+    """'ahoy', 'matey' and 'arr' each in 30% of texts, independently: co-occurrence cannot join them,
+    the describer's union of them (validated) does; a feature of the same model stays apart."""
+    words = ["ahoy", "matey", "arr"]
+    plants = [(f"{w.capitalize()}.", "start", 0.3, EVERYWHERE) for w in words] + [("Wow!", "end", 0.4, EVERYWHERE)]
+    heldout = corpus(plants, 120, "validation", seed=12)
+    vs = ValidateSettings()
+    union = Hypothesis("uses the words", {"type": "any", "checkers": [word_hypothesis(w).checker for w in words]},
+                       "gained", "vocabulary")
+    exclaim = Hypothesis("exclaims", {"type": "feature", "name": "exclamation"}, "gained", "feature")
+    found = [validation.test_hypothesis(h, heldout, vs) for h in [*map(word_hypothesis, words), union, exclaim]]
+    apply_fdr(found, vs)
+    assert all(f.validated for f in found)
+    hits = {f.hypothesis.id: hit_set(f, heldout) for f in found}
+    without = group_findings(found[:3], hits, 0.5, n_texts(heldout))
+    assert len(without) == 3  # independent words: three groups by overlap alone
+    groups = group_findings(found, hits, 0.5, n_texts(heldout))
+    kinds = sorted(sorted(f.hypothesis.kind for f in g) for g in groups)
+    assert kinds == [["feature"], ["ngram", "ngram", "ngram", "vocabulary"]]
+
+
 def test_phrase_mining_recovers_each_planted_sentence_exactly():
     rows = corpus(TWO, 60, "discovery", seed=4)
     comp = [r["text"] for r in rows if r["mode"] == "plain_c"]
