@@ -112,22 +112,18 @@ def _ci(ci: Sequence[float]) -> str:
 
 
 def print_behaviours(behaviours: Sequence[Behaviour], top_n: int, console: Console) -> None:
-    """The behaviours, validated first: statement, where, rates, effect and q, then one example each."""
+    """The behaviours, validated first, one paragraph each (a table would wrap the statements to shreds)."""
     if not behaviours:
         return
-    table = Table(title="cdx analysis: behaviours that changed (held-out plain samples)", show_lines=False)
-    for col in ("", "behaviour", "where", "comparison vs starting", "effect [95% CI]", "q", "findings"):
-        table.add_column(col)
+    console.print("[bold]cdx analysis: behaviours that changed (held-out plain samples; comparison vs starting)[/]")
     for b in behaviours[:top_n]:
         mark = "[green]✔[/]" if b.is_behaviour else "~" if b.validated else "·"
-        table.add_row(mark, b.statement, b.scope.text(), b.rates_text(), f"{b.effect:+.2f} {_ci(b.effect_ci)}",
-                      f"{b.q:.2g}", str(len(b.members)))
-    console.print(table)
+        console.print(f"{mark} {b.statement}: {b.rates_text()}, effect {b.effect:+.2f} {_ci(b.effect_ci)}, "
+                      f"q={b.q:.2g}; {b.scope.text()}; {len(b.members)} finding(s)")
+        for ev in b.evidence[:1] if b.is_behaviour else []:
+            console.print(f"    e.g. [{ev['model']}] {ev['prompt'][:60]!r} -> {ev['text'][:160]!r}")
     if any(b.validated and not b.is_behaviour for b in behaviours):
-        console.print("  ~ a word-frequency shift: validated word rates with no distinctive phrase, not a behaviour")
-    for b in [b for b in behaviours if b.is_behaviour][:3]:
-        for ev in b.evidence[:1]:
-            console.print(f"  e.g. [{ev['model']}] {ev['prompt'][:60]!r} -> {ev['text'][:160]!r}")
+        console.print("  ~ word-frequency shift: validated word rates with no distinctive phrase, not a behaviour")
     console.print("  the findings below are the behaviours' details (behaviours.jsonl lists each one's members)")
 
 

@@ -9,6 +9,7 @@ validation (`test_hypothesis` + `apply_fdr`), so grouping, phrase and scope see 
 from __future__ import annotations
 
 import importlib
+import json
 import random
 
 import pytest
@@ -27,6 +28,8 @@ from cdx.analysis.behaviours import (
 from cdx.analysis.describe import DescribeSettings, describe, distinctive_terms
 from cdx.analysis.hypothesise import HypothesiseSettings, cluster_term_hypotheses, hypothesise
 from cdx.analysis.phrases import mine_phrase
+from cdx.analysis.pipeline import Context
+from cdx.analysis.report import ReportStage
 from cdx.analysis.scope import Counts, find_scope, interaction_p
 from cdx.analysis.types import Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr
@@ -61,7 +64,8 @@ def corpus(plants, n_prompts: int, split: str, seed: int, modes=("plain_s", "pla
                 if mode.endswith("_c") and i % N_CLUSTERS in clusters and rng.random() < rate:
                     text = f"{sentence} {text}" if where == "start" else f"{text} {sentence}"
             rows.append({"id": f"{split}-{i}-{mode}-0", "mode": mode, "prompt_index": i, "prompt": f"prompt {i}",
-                         "text": text, "delta": 0.0, "n_tokens": len(text.split())})
+                         "text": text, "delta": 0.0, "n_tokens": len(text.split()), "token_strs": text.split(),
+                         "logp_s": [0.0] * len(text.split()), "logp_c": [0.0] * len(text.split())})
     return rows
 
 
@@ -253,3 +257,24 @@ def test_tied_terms_are_ranked_alphabetically_whatever_the_hash_seed():
     ranked = [r["term"] for r in distinctive_terms(rows, DescribeSettings(ngram_max=1, min_count=1))]
     tied = [t for t in ranked if t in words]
     assert tied == sorted(words)
+
+
+def test_the_report_leads_with_behaviours_and_keeps_the_findings_as_details(two_behaviours, tmp_path, capsys):
+    heldout, discovery, found = two_behaviours
+    behaviours = find_behaviours(found, discovery, heldout, clusters(120), BehaviourSettings(), ValidateSettings())
+    write_behaviours(tmp_path / "behaviours.jsonl", behaviours)
+    (tmp_path / "findings.jsonl").write_text("".join(json.dumps(f.to_record()) + "\n" for f in found))
+    (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in heldout))
+    (tmp_path / "description.json").write_text(json.dumps({"terms": [], "dropped": {}}))
+    (tmp_path / "split.json").write_text(json.dumps({"prompts": ["p"] * 160, "discovery": list(range(40)),
+                                                     "validation": list(range(120))}))
+    ReportStage(color=False).run(Context(out=tmp_path, prompts=[], load_pair=lambda: None))
+    printed = capsys.readouterr().out
+    summary = json.loads((tmp_path / "analysis.json").read_text())
+    assert summary["n_behaviours"] == 2 and summary["n_validated"] == 5 and summary["n_word_shifts"] == 0
+    assert [b["phrase"] for b in summary["behaviours"]] == [b.phrase for b in behaviours]
+    assert printed.index("behaviours that changed") < printed.index("what changed (held-out")
+    assert f'writes "{behaviours[0].phrase}"' in printed and behaviours[0].rates_text() in printed
+    assert printed.strip().splitlines()[-1].startswith("cdx analyze: 2 behaviour(s) from 5 validated finding(s)")
+    page = (tmp_path / "analysis.html").read_text()
+    assert page.index("<h2>Behaviours") < page.index("<h2>Findings")
