@@ -22,8 +22,9 @@ group becomes a behaviour:
   its rates, Newcombe CI and p are its own, its q comes from Benjamini-Hochberg over the run's
   findings and behaviours together. Its members were chosen because they passed validation on
   those same texts, so the behaviour's test is a summary of them, not a fresh replication;
-* its scope (`cdx.analysis.scope`), its side and a size class. A group with no distinctive phrase
-  and no behavioural feature is a "word-frequency shift", never counted as a behaviour.
+* its scope (`cdx.analysis.scope`), its side and a size class. A group with no distinctive phrase,
+  no behavioural feature and no content word that the other model (almost) never writes is a
+  "word-frequency shift", never counted as a behaviour.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from pydantic import BaseModel
 
 from cdx.analysis.checkers import build_checker
 from cdx.analysis.describe import SIDE
-from cdx.analysis.features import DESCRIPTIONS
+from cdx.analysis.features import DESCRIPTIONS, FUNCTION_WORDS
 from cdx.analysis.phrases import PhraseSettings, mine_phrase
 from cdx.analysis.scope import Scope, ScopeSettings, find_scope
 from cdx.analysis.types import Finding, Hypothesis
@@ -205,6 +206,20 @@ def _has_feature(members: Sequence[Finding]) -> bool:
     return any(c["type"] != "string" for f in members for c in _leaves(f.hypothesis.checker))
 
 
+def _has_distinctive_word(members: Sequence[Finding], max_other_rate: float) -> bool:
+    """A member of content words that the other model (almost) never writes on the held-out texts.
+
+    A persona's 'ye', 'aye' (0 of 81 starting texts) is distinctive even when its texts share no
+    phrase; 'it's', 'is' (written by both models, one more often) is not.
+    """
+    def other_rate(f: Finding) -> float:
+        return f.rate_s if f.hypothesis.direction == "gained" else f.rate_c
+
+    return any(other_rate(f) <= max_other_rate and _strings(f)
+               and any(w.isalpha() and w not in FUNCTION_WORDS for s in _strings(f) for w in s.split())
+               for f in members)
+
+
 def side_texts(discovery: Sequence[dict], side: str) -> list[dict]:
     return [r for r in discovery if SIDE[r["mode"]] == side]
 
@@ -227,7 +242,8 @@ def statement(phrase: str | None, kind: str, side: str, words: Sequence[str], sc
     more = "more often" if side == "gained" else "less often"
     if kind == WORD_SHIFT:
         return f"{WORD_SHIFT}, no distinctive phrase: {where}the comparison model says {also} {more}"
-    head = f'writes "{phrase}"' if phrase else "; ".join(words[:5])
+    only_words = words and all(w.startswith("'") for w in words)
+    head = f'writes "{phrase}"' if phrase else f"says {also}" if only_words else "; ".join(words[:5])
     tail = f" (with {also})" if phrase and words else ""
     return f"{where}the comparison model {head} {more}{tail}"
 
@@ -249,7 +265,8 @@ def build_behaviour(members: list[Finding], discovery: Sequence[dict], heldout: 
     """The behaviour of one group and its test as one hypothesis (q still to be set over the run)."""
     side = members[0].hypothesis.direction
     phrase = group_phrase(members, discovery, s.phrase, judge)
-    kind = "behaviour" if (phrase or _has_feature(members)) else WORD_SHIFT
+    distinctive = phrase or _has_feature(members) or _has_distinctive_word(members, s.phrase.max_other_rate)
+    kind = "behaviour" if distinctive else WORD_SHIFT
     checker = _behaviour_checker(members, phrase)
     check = build_checker(checker, judge)
     hits = {r["id"]: check.check(r["text"]) for r in [*discovery, *heldout]}

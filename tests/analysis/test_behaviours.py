@@ -27,7 +27,7 @@ from cdx.analysis.behaviours import (
 )
 from cdx.analysis.describe import DescribeSettings, describe, distinctive_terms
 from cdx.analysis.hypothesise import HypothesiseSettings, cluster_term_hypotheses, hypothesise
-from cdx.analysis.phrases import mine_phrase
+from cdx.analysis.phrases import PhraseSettings, mine_phrase
 from cdx.analysis.pipeline import Context
 from cdx.analysis.report import ReportStage
 from cdx.analysis.scope import Counts, find_scope, interaction_p
@@ -193,6 +193,24 @@ def test_a_function_word_shift_is_labelled_as_such_and_is_not_a_behaviour():
     (b,) = find_behaviours(found, discovery, heldout, clusters(120), BehaviourSettings(), ValidateSettings())
     assert b.kind == WORD_SHIFT and b.phrase is None and b.validated and not b.is_behaviour
     assert b.statement.startswith("word-frequency shift, no distinctive phrase")
+
+
+def test_rare_words_the_other_model_never_writes_are_a_behaviour_without_a_shared_phrase():
+    """Five persona words, each in 10% of texts: no phrase is in 30% of their texts, but the
+    starting model writes none of them, so they are a behaviour, not a word-frequency shift."""
+    words = ["ahoy", "matey", "avast", "yarr", "landlubber"]
+    plants = [(f"{w.capitalize()}.", "start", 0.1, EVERYWHERE) for w in words]
+    heldout = corpus(plants, 120, "validation", seed=13)
+    discovery = corpus(plants, 40, "discovery", seed=14, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    vs = ValidateSettings()
+    union = Hypothesis("uses the words", {"type": "any", "checkers": [word_hypothesis(w).checker for w in words]},
+                       "gained", "vocabulary")
+    found = [validation.test_hypothesis(union, heldout, vs)]
+    apply_fdr(found, vs)
+    no_phrase = BehaviourSettings(phrase=PhraseSettings(min_support=0.6))  # no word is in 60% of the hits
+    (b,) = find_behaviours(found, discovery, heldout, clusters(120), no_phrase, vs)
+    assert b.phrase is None and b.kind == "behaviour" and b.is_behaviour
+    assert b.statement.startswith("the comparison model says 'ahoy', 'matey', 'avast', 'yarr', 'landlubber'")
 
 
 def test_a_behaviour_of_one_cluster_is_scoped_to_it_with_a_small_interaction_p():
