@@ -38,6 +38,14 @@ class PhraseSettings:
     max_words: int = 24
     """Longest n-gram considered, in tokens (words and punctuation marks)."""
 
+    def __post_init__(self) -> None:
+        for name in ("min_support", "max_other_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"behaviours.phrase.{name}={getattr(self, name)} must be a share between 0 and 1")
+        if self.min_count < 1 or self.max_words < 1 or self.min_enrichment < 0:
+            raise ValueError(f"behaviours.phrase: min_count={self.min_count} and max_words={self.max_words} must be "
+                             f">= 1, min_enrichment={self.min_enrichment} >= 0")
+
 
 def tokens(text: str) -> list[tuple[str, int, int]]:
     """(lower-cased token, start, end) for each word or punctuation mark."""

@@ -75,6 +75,13 @@ class ScopeSettings:
     alpha: float = 0.05
     """Level of the interaction test on held-out prompts."""
 
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"behaviours.scope.alpha={self.alpha} must be strictly between 0 and 1")
+        if not 0 <= self.share_of_best <= 1 or not 0 <= self.min_effect < 1:
+            raise ValueError(f"behaviours.scope: share_of_best={self.share_of_best} must be in [0, 1] and "
+                             f"min_effect={self.min_effect} in [0, 1)")
+
 
 def count(rows: Sequence[dict], hits: Mapping[str, bool]) -> Counts:
     """Counts over plain (or, for discovery, plain and amplified) texts of both sides."""

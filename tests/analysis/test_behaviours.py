@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import random
+import re
 
 import pytest
 
@@ -241,6 +242,17 @@ def test_the_interaction_test_sees_a_difference_of_differences_not_a_difference(
     assert interaction_p(same, Counts(k_s=0, n_s=90, k_c=45, n_c=90), "gained") > 0.3
     assert interaction_p(same, Counts(k_s=0, n_s=90, k_c=0, n_c=90), "gained") < 1e-4
     assert interaction_p(same, Counts(k_s=0, n_s=90, k_c=0, n_c=90), "lost") > 0.99
+
+
+@pytest.mark.parametrize("settings,match", [
+    ({"overlap": 2}, "behaviours.overlap=2"),
+    ({"phrase": {"min_support": 1.5}}, "behaviours.phrase.min_support=1.5"),
+    ({"phrase": {"max_words": 0}}, "max_words=0"),
+    ({"scope": {"alpha": 0}}, "behaviours.scope.alpha=0"),
+])
+def test_bad_behaviour_settings_name_the_value(settings, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        BehaviourSettings(**settings)
 
 
 def test_behaviour_records_are_typed():
