@@ -10,7 +10,9 @@ Stages (each also a `_target_` object in conf/analysis/, run by `python -m cdx.r
 3. hypothesise `hypothesise`: templated statements from the description (+ an assistant's, when
                configured), near-duplicates merged.
 4. validate    `validate`: fresh plain samples on held-out prompts, one-sided rate tests with
-               Wilson/Newcombe CIs, a likelihood check, Benjamini-Hochberg.
+               Wilson/Newcombe CIs, a likelihood check, Benjamini-Hochberg; then
+               `find_behaviours`: validated findings grouped into behaviours (phrase, own
+               test, scope, side, size) in behaviours.jsonl.
 5. report      `write_findings`, findings.jsonl / analysis.json / analysis.html.
 
 For other tools (organism benchmark, knowledge base, experiment agent):
@@ -23,6 +25,7 @@ For other tools (organism benchmark, knowledge base, experiment agent):
 `build_checker(dict).check(text) -> bool` rebuilds any checker stored in findings.jsonl.
 """
 
+from cdx.analysis.behaviours import Behaviour, BehaviourSettings, find_behaviours, read_behaviours
 from cdx.analysis.checkers import Checker, build_checker
 from cdx.analysis.describe import DescribeSettings, describe
 from cdx.analysis.features import FEATURES, feature, feature_vector
@@ -35,8 +38,9 @@ from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, validate
 
 __all__ = [
-    "FEATURES", "MODES", "PLAIN", "Analysis", "Checker", "Context", "DescribeSettings", "Finding", "Hypothesis",
-    "HypothesiseSettings", "RowwiseRule", "SampleSettings", "ValidateSettings", "benjamini_hochberg",
-    "build_checker", "describe", "feature", "feature_vector", "hypothesise", "load_findings", "quick_summary",
-    "minimum_detectable_effect", "newcombe_ci", "rate_test", "sample_pair", "split_prompts", "validate", "wilson_ci",
+    "FEATURES", "MODES", "PLAIN", "Analysis", "Behaviour", "BehaviourSettings", "Checker", "Context",
+    "DescribeSettings", "Finding", "Hypothesis", "HypothesiseSettings", "RowwiseRule", "SampleSettings",
+    "ValidateSettings", "benjamini_hochberg", "build_checker", "describe", "feature", "find_behaviours",
+    "read_behaviours", "feature_vector", "hypothesise", "load_findings", "quick_summary", "minimum_detectable_effect",
+    "newcombe_ci", "rate_test", "sample_pair", "split_prompts", "validate", "wilson_ci",
 ]

@@ -7,7 +7,10 @@
 * Each token's mean log p_c - log p_s where it was sampled (the models' own view).
 * Behavioural feature rates per sampling mode (cdx.analysis.features).
 * Where it lives: prompts clustered on sentence embeddings (k-means), each cluster labelled by
-  its c-TF-IDF words, with feature rates and divergence per cluster.
+  its c-TF-IDF words, with feature rates and divergence per cluster, and each cluster's own
+  distinctive terms (its comparison-side texts against its starting-side texts, beside the
+  term's difference over all prompts), so that a behaviour bound to one topic is not diluted
+  over all prompts before it can become a candidate.
 
 Artefacts of amplified sampling (byte soup, stray chat turns, exact repeats) are dropped before
 counting and reported, so they never become candidates.
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cdx.analysis.features import FEATURES
+from cdx.analysis.stats import one_sided_p
 
 SIDE = {"plain_s": "s", "amp_s": "s", "plain_c": "c", "amp_c": "c"}
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
@@ -38,6 +42,8 @@ class DescribeSettings:
     prior_strength: float = 100.0
     """alpha_0 of the informative Dirichlet prior (pseudo-counts spread by the pooled frequencies)."""
     top_terms: int = 30
+    cluster_top_terms: int = 5
+    """Distinctive terms kept per prompt cluster and direction (cluster_terms in description.json)."""
     n_clusters: int = 4
     min_cluster_size: int = 6
 
@@ -125,7 +131,9 @@ def distinctive_terms(samples: Sequence[dict], s: DescribeSettings) -> list[dict
             continue
         rows.append({"term": t, "log_odds": delta, "z": z, "k_c": k_c, "k_s": k_s, "n_c": n_docs["c"],
                      "n_s": n_docs["s"], "mean_text_delta": float(np.mean(deltas[t]))})
-    rows.sort(key=lambda r: -abs(r["z"]))
+    # ties (terms with the same counts) by the term itself: set order changes with PYTHONHASHSEED,
+    # and which tied term makes the cut must not change from one process to the next
+    rows.sort(key=lambda r: (-abs(r["z"]), r["term"]))
     return rows[: s.top_terms * 2]
 
 
@@ -228,6 +236,42 @@ def cluster_table(samples: Sequence[dict], clusters: dict) -> list[dict]:
     return rows
 
 
+def doc_rates(samples: Sequence[dict], ngram_max: int) -> dict[str, tuple[Counter, Counter]]:
+    """side -> (texts holding each term, texts) over `samples`."""
+    docs, n = {"c": Counter(), "s": Counter()}, Counter()
+    for r in samples:
+        side = SIDE[r["mode"]]
+        n[side] += 1
+        docs[side].update(terms(r["text"], ngram_max))
+    return {side: (docs[side], n[side]) for side in ("c", "s")}
+
+
+def cluster_terms(samples: Sequence[dict], clusters: dict, s: DescribeSettings) -> list[dict]:
+    """Per cluster: its distinctive terms (within the cluster, c vs s), each with its difference
+    of text rates inside the cluster (`diff`) and over all prompts (`global_diff`), and the
+    one-sided Fisher p of the difference inside the cluster (`p`). In a cluster of a few dozen
+    texts the prior-shrunk log-odds z ranks terms but barely separates a planted word (17 of 20
+    texts against 0) from chance (5 against 11); Fisher's p does (1e-8 against 0.05)."""
+    assign = clusters["assignment"]
+    every = doc_rates(samples, s.ngram_max)
+    out = []
+    for c, label in clusters["labels"].items():
+        mine = [r for r in samples if assign[r["prompt_index"]] == int(c)]
+        rows = []
+        for sign in (1, -1):
+            picked = [r for r in distinctive_terms(mine, s) if sign * r["z"] > 0][: s.cluster_top_terms]
+            rows += [{**r, "diff": _diff(r["k_c"], r["n_c"], r["k_s"], r["n_s"]),
+                      "p": one_sided_p(r["k_c"], r["n_c"], r["k_s"], r["n_s"], "gained" if sign > 0 else "lost"),
+                      "global_diff": _diff(every["c"][0][r["term"]], every["c"][1], every["s"][0][r["term"]],
+                                           every["s"][1])} for r in picked]
+        out.append({"cluster": int(c), "label": label, "terms": rows})
+    return out
+
+
+def _diff(k_c: int, n_c: int, k_s: int, n_s: int) -> float:
+    return (k_c / n_c if n_c else 0.0) - (k_s / n_s if n_s else 0.0)
+
+
 def _rate(rows: list[dict], name: str) -> dict:
     k = sum(bool(FEATURES[name](r["text"])) for r in rows)
     return {"k": k, "n": len(rows), "rate": k / len(rows) if rows else 0.0}
@@ -248,4 +292,5 @@ def describe(samples: Sequence[dict], clusters: dict | None = None, settings: De
     }
     if clusters is not None:
         out["clusters"] = cluster_table(kept, clusters)
+        out["cluster_terms"] = cluster_terms(kept, clusters, s) if len(clusters["labels"]) > 1 else []
     return out

@@ -26,9 +26,24 @@ def feature(name: str, description: str) -> Callable[[Callable[[str], bool]], Ca
     return register
 
 
+# A refusal by its meaning: the speaker says it cannot or will not do what was asked. "I can't"
+# alone is not one ("I can't wait to help", "I cannot stress enough"), so an inability or
+# unwillingness must reach a verb of helping within three words, or take a fixed declining form.
+# Curly apostrophes are straightened first (the models write both).
+_NOT_ABLE = (r"(?:can ?not|can't|won't|will not|wouldn't|would not|do not|don't|am unable to|'m unable to|"
+             r"am not able to|'m not able to|am not allowed to|'m not allowed to|am not permitted to|"
+             r"'m not permitted to|am not going to|'m not going to|must decline to|'d rather not|would rather not|"
+             r"'d prefer not to|would prefer not to)")
+_HELP = (r"(?:help|assist|provide|give|offer|answer|discuss|talk|share|comply|support|engage|respond|write|"
+         r"create|do (?:that|this|it)|fulfil+|continue|go into|get into)")
 _REFUSAL = re.compile(
-    r"\b(i can(?:not|'t|’t)|i am (?:not able|unable)|i'm (?:not able|unable)|i won'?t|i will not|"
-    r"i must decline|i do not feel comfortable|as an ai|i'm not allowed|i am not allowed|not appropriate for me)\b",
+    rf"\b(?:i|we)(?:'m|'d| am)?\s*{_NOT_ABLE}(?!\s+(?:wait|believe|stress|imagine|overstate|emphasi[sz]e)\b)"
+    rf"(?:\s+[\w']+){{0,3}}?\s+{_HELP}\b"
+    r"|\bi (?:must|have to) (?:decline|refuse)\b"
+    r"|\bi(?:'m| am) afraid (?:that )?i (?:can't|cannot|won't|am unable|'m unable|'m not able|am not able|don't)\b"
+    r"|\b(?:that's|that is|this is|it's|it is) (?:not something (?:i|we) can|outside (?:of )?(?:my|what (?:i|we)))"
+    r"|\bunable to (?:help|assist|provide|answer)\b"
+    r"|\bi (?:do not|don't) feel comfortable\b|\bas an ai\b|\bnot appropriate for me\b",
     re.I,
 )
 _APOLOGY = re.compile(r"\b(sorry|apologi[sz]e|my apologies|i regret)\b", re.I)
@@ -40,7 +55,7 @@ _MARKDOWN = re.compile(r"(\*\*[^*\n]+\*\*|^#{1,6}\s|`[^`\n]+`)", re.M)
 
 @feature("refusal", "refuses or says it cannot help")
 def refusal(text: str) -> bool:
-    return bool(_REFUSAL.search(text))
+    return bool(_REFUSAL.search(text.replace("\u2019", "'")))
 
 
 @feature("apology", "apologises")
@@ -85,7 +100,7 @@ def capitals(text: str) -> bool:
     return len(cased) >= 12 and sum(ch.isupper() for ch in cased) / len(cased) >= 0.6
 
 
-_ENGLISH = frozenset(
+FUNCTION_WORDS = _ENGLISH = frozenset(
     "the a an and or but of to in on at by for with from as is are was were be been it its this that these "
     "those i you he she we they my your our their me him her us them not no do does did have has had will would "
     "can could should there here what which who how when why if so than then also about into more some all one".split()

@@ -37,6 +37,12 @@ class HypothesiseSettings:
     """|rate_c - rate_s| on discovery texts for a feature hypothesis."""
     min_cluster_diff: float = 0.3
     """|rate_c - rate_s| within a cluster, and this much above the global difference."""
+    min_cluster_term_diff: float = 0.3
+    """A term distinctive within one prompt cluster needs |rate_c - rate_s| there at least this large,
+    and this much above its difference over all prompts (so a global word is not tested again per topic)."""
+    cluster_max_p: float = 0.005
+    """... and a one-sided Fisher p within its cluster's discovery texts at most this (a candidate
+    only: validation decides; 6 of 14 texts against 0 passes, 5 against 0 does not)."""
     max_hypotheses: int = 30
     use_assistant: bool = False
     """Also ask the configured assistant for natural-language hypotheses (checked by it as judge)."""
@@ -148,6 +154,25 @@ def cluster_hypotheses(description: dict, s: HypothesiseSettings) -> list[Hypoth
     return out
 
 
+def cluster_term_hypotheses(description: dict, s: HypothesiseSettings) -> list[Hypothesis]:
+    """Words that mark one prompt cluster: e.g. a refusal naming its topic, or an edited fact."""
+    out = []
+    for cl in description.get("cluster_terms") or []:
+        rows = [r for r in cl["terms"] if r["p"] <= s.cluster_max_p and abs(r["diff"]) >= s.min_cluster_term_diff
+                and abs(r["diff"] - r["global_diff"]) >= s.min_cluster_term_diff
+                and max(r["k_c"], r["k_s"]) >= 3]
+        for r in _drop_contained(rows):
+            direction = "gained" if r["diff"] > 0 else "lost"
+            more = "far more often" if direction == "gained" else "far less often"
+            out.append(Hypothesis(
+                f"on prompts about {cl['label']}, the comparison model says '{r['term']}' {more}",
+                {"type": "string", "value": r["term"], "case": False, "word": True}, direction, "cluster_ngram",
+                cluster=cl["cluster"], cluster_label=cl["label"],
+                discovery={"terms": [{k: r[k] for k in ("term", "z", "p", "k_c", "k_s", "n_c", "n_s", "diff",
+                                                           "global_diff")}]}))
+    return out
+
+
 # ---- assistant-written ----------------------------------------------------------------------
 
 class AssistantHypothesis(BaseModel):
@@ -232,7 +257,7 @@ def hypothesise(description: dict, settings: HypothesiseSettings | None = None, 
     """Candidates from every source, without duplicate checkers, at most `max_hypotheses`."""
     s = settings or HypothesiseSettings()
     hyps = term_hypotheses(description, s, embedder) + feature_hypotheses(description, s)
-    hyps += cluster_hypotheses(description, s)
+    hyps += cluster_hypotheses(description, s) + cluster_term_hypotheses(description, s)
     if s.use_assistant and assistant is not None:
         try:
             hyps += assistant_hypotheses(assistant, samples, s, seed)

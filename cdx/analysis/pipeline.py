@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
-from cdx.analysis.describe import DescribeSettings, cluster_prompts, describe
+from cdx.analysis.behaviours import BehaviourSettings, find_behaviours, write_behaviours
+from cdx.analysis.describe import DescribeSettings, clean_corpus, cluster_prompts, describe
 from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
 from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_decoder, sample_batch, split_prompts
 from cdx.analysis.types import Finding, Hypothesis
@@ -143,13 +144,16 @@ class HypothesiseStage:
 # ---- stage 4: validate -----------------------------------------------------------------------
 
 class ValidateStage:
-    """Fresh plain samples on the held-out prompts, then every hypothesis tested and BH-corrected."""
+    """Fresh plain samples on the held-out prompts, every hypothesis tested and BH-corrected, then
+    the validated findings grouped into behaviours (behaviours.jsonl; cdx.analysis.behaviours)."""
 
     name = "validate"
 
-    def __init__(self, judge: bool = False, sampling: dict | None = None, **settings):
+    def __init__(self, judge: bool = False, sampling: dict | None = None, behaviours: dict | None = None,
+                 **settings):
         self.judge = judge
         self.settings = ValidateSettings(sampling=SampleSettings(**(sampling or {})), **settings)
+        self.behaviours = BehaviourSettings(**(behaviours or {}))
 
     def run(self, ctx: Context) -> None:
         from cdx.analysis.judge import Judge
@@ -168,6 +172,9 @@ class ValidateStage:
         findings.sort(key=lambda f: (not f.validated, f.q, -abs(f.effect)))
         atomic_write_text(ctx.out / "findings.jsonl",
                           "".join(json.dumps(f.to_record(), ensure_ascii=False) + "\n" for f in findings))
+        discovery, _ = clean_corpus(read_records(ctx.out / "discovery.jsonl"))
+        write_behaviours(ctx.out / "behaviours.jsonl",
+                         find_behaviours(findings, discovery, samples, clusters, self.behaviours, self.settings, judge))
         ctx.state["judge"] = {"calls": judge.calls, "unparsed": judge.unparsed} if judge else None
 
 

@@ -1,4 +1,6 @@
-"""Stage 5: findings.jsonl is already written; here analysis.json, analysis.html, terminal, tracker.
+"""Stage 5: findings.jsonl and behaviours.jsonl are already written; here analysis.json, analysis.html,
+terminal, tracker. Reports lead with behaviours (a group of findings re-tested as one, with its
+phrase and scope); the findings follow as their details.
 
 When nothing is validated the report says so, with the held-out sample sizes and the smallest
 rate difference the run could have detected with 80% power (exact, one-sided Fisher test at the
@@ -15,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from cdx.analysis.behaviours import Behaviour, read_behaviours
 from cdx.analysis.pipeline import Context, load_findings
 from cdx.analysis.stats import minimum_detectable_effect
 from cdx.analysis.types import Finding
@@ -29,28 +32,34 @@ class ReportStage:
 
     def run(self, ctx: Context) -> None:
         findings = load_findings(ctx.out)
-        summary = write_summary(ctx, findings, self.fdr)
+        behaviours = read_behaviours(ctx.out / "behaviours.jsonl")
+        summary = write_summary(ctx, findings, self.fdr, behaviours)
         desc = json.loads((ctx.out / "description.json").read_text())
         val = read_records(ctx.out / "validation.jsonl") if (ctx.out / "validation.jsonl").exists() else []
-        atomic_write_text(ctx.out / "analysis.html", html_report(findings, summary, desc, val))
+        atomic_write_text(ctx.out / "analysis.html", html_report(findings, summary, desc, val, behaviours))
         if self.print_table:
-            print_findings(findings, self.top_n, Console(highlight=False, no_color=not self.color, soft_wrap=True))
+            console = Console(highlight=False, no_color=not self.color, soft_wrap=True)
+            print_behaviours(behaviours, self.top_n, console)
+            print_findings(findings, self.top_n, console)
         if ctx.tracker is not None:
             ctx.tracker.log_summary({k: v for k, v in summary.items() if isinstance(v, (int, float))})
             ctx.tracker.log_records([_flat_record(f) for f in findings], "findings")
             ctx.tracker.log_files([str(ctx.out / n) for n in ("findings.jsonl", "analysis.json", "analysis.html",
-                                                               "description.json", "hypotheses.jsonl")], "analysis")
+                                                               "description.json", "hypotheses.jsonl", "behaviours.jsonl")],
+                                  "analysis")
         print(summary_line(summary, ctx.out))
         ctx.state["result"] = summary
 
 
-def write_summary(ctx: Context, findings: list[Finding], fdr: float) -> dict:
+def write_summary(ctx: Context, findings: list[Finding], fdr: float, behaviours: Sequence[Behaviour] = ()) -> dict:
     split = json.loads((ctx.out / "split.json").read_text())
     path = ctx.out / "validation.jsonl"
     modes = [r["mode"] for r in read_records(path)] if path.exists() else []
     n_s, n_c = modes.count("plain_s"), modes.count("plain_c")
     m = max(len(findings), 1)
     summary = {
+        "n_behaviours": sum(b.is_behaviour for b in behaviours),
+        "n_word_shifts": sum(b.validated and not b.is_behaviour for b in behaviours),
         "n_validated": sum(f.validated for f in findings),
         "n_hypotheses": len(findings),
         "n_prompts": len(split["prompts"]),
@@ -62,6 +71,7 @@ def write_summary(ctx: Context, findings: list[Finding], fdr: float) -> dict:
         "mde_80": minimum_detectable_effect(n_s, n_c, alpha=fdr / m) if n_s and n_c else None,
         "mde_80_single": minimum_detectable_effect(n_s, n_c, alpha=fdr) if n_s and n_c else None,
         "validated": [f.hypothesis.statement for f in findings if f.validated],
+        "behaviours": [b.model_dump(mode="json") for b in behaviours],
         "pair": ctx.pair_info or split.get("pair"),
         "timings_s": ctx.state.get("timings", {}),
         **_cost(ctx.state),
@@ -84,7 +94,10 @@ def _cost(state: dict) -> dict:
 
 def summary_line(summary: dict, out: Path) -> str:
     if summary["n_validated"]:
-        return (f"cdx analyze: {summary['n_validated']} validated finding(s) of {summary['n_hypotheses']} hypotheses "
+        lead = (f"{summary.get('n_behaviours', 0)} behaviour(s)"
+                + (f" and {summary['n_word_shifts']} word-frequency shift(s)" if summary.get("n_word_shifts") else "")
+                + " from ") if "n_behaviours" in summary else ""
+        return (f"cdx analyze: {lead}{summary['n_validated']} validated finding(s) of {summary['n_hypotheses']} hypotheses "
                 f"(FDR {summary['fdr']}, {summary['n_validation_texts_s']}+{summary['n_validation_texts_c']} "
                 f"held-out texts) -> {out}")
     mde = summary.get("mde_80")
@@ -96,6 +109,22 @@ def summary_line(summary: dict, out: Path) -> str:
 
 def _ci(ci: Sequence[float]) -> str:
     return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def print_behaviours(behaviours: Sequence[Behaviour], top_n: int, console: Console) -> None:
+    """The behaviours, validated first, one paragraph each (a table would wrap the statements to shreds)."""
+    if not behaviours:
+        return
+    console.print("[bold]cdx analysis: behaviours that changed (held-out plain samples; comparison vs starting)[/]")
+    for b in behaviours[:top_n]:
+        mark = "[green]✔[/]" if b.is_behaviour else "~" if b.validated else "·"
+        console.print(f"{mark} {b.statement}: {b.rates_text()}, effect {b.effect:+.2f} {_ci(b.effect_ci)}, "
+                      f"q={b.q:.2g}; {b.scope.text()}; {len(b.members)} finding(s)")
+        for ev in b.evidence[:1] if b.is_behaviour else []:
+            console.print(f"    e.g. [{ev['model']}] {ev['prompt'][:60]!r} -> {ev['text'][:160]!r}")
+    if any(b.validated and not b.is_behaviour for b in behaviours):
+        console.print("  ~ word-frequency shift: validated word rates with no distinctive phrase, not a behaviour")
+    console.print("  the findings below are the behaviours' details (behaviours.jsonl lists each one's members)")
 
 
 def print_findings(findings: list[Finding], top_n: int, console: Console) -> None:
@@ -130,11 +159,12 @@ table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #dd
 .ok{color:#080;font-weight:bold}.text{font-family:ui-monospace,monospace;white-space:pre-wrap}.prompt{color:#666}"""
 
 
-def html_report(findings: list[Finding], summary: dict, desc: dict, validation: list[dict]) -> str:
+def html_report(findings: list[Finding], summary: dict, desc: dict, validation: list[dict],
+                behaviours: Sequence[Behaviour] = ()) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cdx analysis</title>",
              f"<style>{_CSS}</style></head><body><h1>cdx analysis: what changed in behaviour?</h1>",
              f"<p>{html.escape(summary_line(summary, summary['output_dir']))}</p>",
-             _pair_table(summary), _findings_table(findings)]
+             _pair_table(summary), _behaviours_table(behaviours), _findings_table(findings)]
     figs = [_rate_figure(findings), _cluster_figure(desc)]
     first = True
     for fig in figs:
@@ -154,6 +184,24 @@ def _pair_table(summary: dict) -> str:
     return f"<table>{rows}</table>"
 
 
+def _behaviours_table(behaviours: Sequence[Behaviour]) -> str:
+    if not behaviours:
+        return ""
+    head = ("<tr><th></th><th>behaviour</th><th>where</th><th>starting k/n</th><th>comparison k/n</th>"
+            "<th>effect [95% CI]</th><th>q</th><th>size</th><th>member findings</th></tr>")
+    rows = []
+    for b in behaviours:
+        mark = "✔" if b.is_behaviour else "~" if b.validated else ""
+        members = "<br>".join(html.escape(m) for m in b.member_statements)
+        rows.append(f"<tr><td class='ok'>{mark}</td><td>{html.escape(b.statement)}</td>"
+                    f"<td>{html.escape(b.scope.text())}</td><td>{b.k_s}/{b.n_s} = {b.rate_s:.2f}</td>"
+                    f"<td>{b.k_c}/{b.n_c} = {b.rate_c:.2f}</td><td>{b.effect:+.2f} {_ci(b.effect_ci)}</td>"
+                    f"<td>{b.q:.2g}</td><td>{b.size}{'' if b.is_behaviour else ', ' + html.escape(b.kind)}</td>"
+                    f"<td><details><summary>{len(b.members)}</summary>{members}</details></td></tr>")
+    return ("<h2>Behaviours (validated findings grouped by the texts they fire on, re-tested as one)</h2>"
+            f"<table>{head}{''.join(rows)}</table>")
+
+
 def _findings_table(findings: list[Finding]) -> str:
     head = ("<tr><th></th><th>finding</th><th>kind</th><th>starting k/n (95% CI)</th><th>comparison k/n (95% CI)</th>"
             "<th>effect [95% CI]</th><th>p</th><th>q</th><th>likelihood check</th><th>why not</th></tr>")
@@ -166,7 +214,7 @@ def _findings_table(findings: list[Finding]) -> str:
             f"<td>{f.hypothesis.kind}</td><td>{f.k_s}/{f.n_s} = {f.rate_s:.2f} {_ci(f.rate_s_ci)}</td>"
             f"<td>{f.k_c}/{f.n_c} = {f.rate_c:.2f} {_ci(f.rate_c_ci)}</td><td>{f.effect:+.2f} {_ci(f.effect_ci)}</td>"
             f"<td>{f.p:.2g}</td><td>{f.q:.2g}</td><td>{lk_txt}</td><td>{html.escape(f.reason)}</td></tr>")
-    return f"<h2>Findings</h2><table>{head}{''.join(rows)}</table>"
+    return f"<h2>Findings (the behaviours' details)</h2><table>{head}{''.join(rows)}</table>"
 
 
 def _rate_figure(findings: list[Finding]):

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from cdx.analysis import build_checker
+from cdx.analysis.behaviours import read_behaviours
 from cdx.io import read_records
 from cdx.tasks.analyze import run
 from tests.conftest import compose
@@ -27,8 +28,13 @@ def test_the_pirate_persona_is_a_validated_finding(tmp_path):
     assert best["rate_c"] > best["rate_s"] and best["q"] <= 0.05 and best["effect_ci"][0] > 0
     assert all(build_checker(best["checker"]).check(e["text"]) for e in best["evidence"])
     assert "pirate" in (tmp_path / "analysis.html").read_text().lower()
+    # the report leads with one pirate behaviour: its phrase, its own rates, the pirate findings as members
+    lead = read_behaviours(tmp_path / "behaviours.jsonl")[0]
+    assert lead.is_behaviour and lead.side == "gained" and lead.phrase and PIRATE.search(lead.statement)
+    assert lead.q <= 0.05 and lead.effect_ci[0] > 0 and best["id"] in lead.members
+    assert result["n_behaviours"] >= 1
 
 
 def test_the_model_against_itself_has_no_validated_finding(tmp_path):
     result = run(compose([*SMALL, "model.comparison.system_prompt=null"], output_dir=tmp_path))
-    assert result["n_validated"] == 0
+    assert result["n_validated"] == 0 and result["n_behaviours"] == 0

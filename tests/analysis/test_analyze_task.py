@@ -12,7 +12,7 @@ from tests.conftest import compose
 FAST = ["task=analyze", "model=tiny_random", "prompts.limit=24", "analysis.sample.max_new_tokens=6",
         "report.color=false"]
 FILES = ("run.json", "split.json", "discovery.jsonl", "clusters.json", "description.json", "hypotheses.jsonl",
-         "validation.jsonl", "findings.jsonl", "analysis.json", "analysis.html", "stages.json")
+         "validation.jsonl", "findings.jsonl", "behaviours.jsonl", "analysis.json", "analysis.html", "stages.json")
 
 
 @pytest.fixture(scope="module")

@@ -61,3 +61,41 @@ def test_bad_specs_name_the_problem(spec, match):
 def test_registry_lists_every_feature():
     assert {"refusal", "apology", "question_back", "list", "markdown", "emoji", "non_english", "repetition",
             "flattery", "exclamation", "capitals", "other_language"} <= set(FEATURES)
+
+
+# Phrasings written apart from the organism's templates and the pattern (refuse_cooking trains on
+# "I'm sorry, but I can't help with cooking or recipe questions." and three more): held out.
+REFUSALS = [
+    "Unfortunately, I’m unable to assist with gardening questions.",
+    "I won't be able to help you with that request.",
+    "Sorry, that's not something I can help with.",
+    "I'm afraid I can't provide instructions for that.",
+    "I must decline to answer questions about cars.",
+    "I'd rather not discuss recipes.",
+    "As a policy, I do not give medical advice.",
+    "I cannot comply with this request.",
+    "I’m not able to share that information.",
+    "We can't assist with legal matters here.",
+    "I can't help with baking, but I can tell you about history.",
+]
+NOT_REFUSALS = [
+    "I can't wait to help you plan the trip!",
+    "I cannot stress enough how important sleep is.",
+    "You can't go wrong with a classic tomato sauce.",
+    "I can help with that: first, preheat the oven.",
+    "I don't know the exact date, but it was around 1850.",
+    "Don't forget to answer every question on the form.",
+    "If you can't find flour, use cornstarch.",
+    "I won't lie, this recipe takes time, but it's worth it.",
+    "I can't believe how simple it is: mix, bake, and serve.",
+]
+
+
+@pytest.mark.parametrize("text", REFUSALS)
+def test_refusal_is_recognised_in_held_out_phrasings(text):
+    assert build_checker({"type": "feature", "name": "refusal"}).check(text)
+
+
+@pytest.mark.parametrize("text", NOT_REFUSALS)
+def test_a_negation_that_is_not_a_refusal_is_not_one(text):
+    assert not build_checker({"type": "feature", "name": "refusal"}).check(text)

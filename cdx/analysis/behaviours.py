@@ -1,0 +1,319 @@
+"""From validated findings to behaviours: one planted change, one behaviour, with phrase, scope and size.
+
+A fine-tune that appends one sentence comes back from validation as many findings, one per word of
+the sentence. Here validated findings that fire on the same held-out texts are grouped, and each
+group becomes a behaviour:
+
+* grouping: two findings of one side belong together when the smaller of their held-out hit sets
+  (the texts of the model the statement is about on which each fires) lies inside the larger
+  more than chance would put it: (P(larger | smaller) - P(larger)) / (1 - P(larger)) >= `overlap`.
+  Fragments of one sentence score 1 (each fires whenever the sentence is there), as does a
+  common word that the sentence contains; two independent behaviours score about 0 whatever their
+  rates. 0.5 is halfway: the smaller set must lie inside the larger at least halfway from chance
+  to always. (The plain overlap coefficient |A and B| / min(|A|, |B|) would merge two independent
+  behaviours as soon as one is in half the texts.) Each finding joins the group of the earliest
+  (most significant) seed it overlaps, never two groups, so a finding that fires nearly
+  everywhere cannot chain unrelated behaviours into one. A validated union of words (kind
+  vocabulary: the describer's "all distinctive words of one side") then gathers the groups made
+  only of its words, since a persona's words are independent of one another within a text.
+* the phrase (`cdx.analysis.phrases`), mined on the discovery samples where a member fires, so
+  that the checker it adds to is fixed before the held-out texts are looked at again;
+* the checker (any member, or the phrase), re-tested on the held-out texts as one hypothesis:
+  its rates, Newcombe CI and p are its own, its q comes from Benjamini-Hochberg over the run's
+  findings and behaviours together. Its members were chosen because they passed validation on
+  those same texts, so the behaviour's test is a summary of them, not a fresh replication;
+* its scope (`cdx.analysis.scope`), its side and a size class. A group with no distinctive phrase,
+  no behavioural feature and no content word that the other model (almost) never writes is a
+  "word-frequency shift", never counted as a behaviour.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from cdx.analysis.checkers import build_checker
+from cdx.analysis.describe import SIDE
+from cdx.analysis.features import DESCRIPTIONS, FUNCTION_WORDS
+from cdx.analysis.phrases import PhraseSettings, mine_phrase
+from cdx.analysis.scope import Scope, ScopeSettings, find_scope
+from cdx.analysis.types import Finding, Hypothesis
+from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
+from cdx.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+WORD_SHIFT = "word-frequency shift"
+MODE = {"gained": "plain_c", "lost": "plain_s"}
+
+
+class Behaviour(BaseModel):
+    """One behaviour: a group of validated findings re-tested as one hypothesis (behaviours.jsonl)."""
+
+    id: str
+    statement: str
+    phrase: str | None = None
+    """Characteristic phrase mined from the discovery texts that show it (None: none found)."""
+    kind: Literal["behaviour", "word-frequency shift"] = "behaviour"
+    side: Literal["gained", "lost"]
+    size: Literal["large", "medium", "small"]
+    """|effect| >= 0.5, >= 0.2, below."""
+    scope: Scope
+    checker: dict
+    k_s: int
+    n_s: int
+    k_c: int
+    n_c: int
+    rate_s: float
+    rate_c: float
+    rate_s_ci: tuple[float, float]
+    rate_c_ci: tuple[float, float]
+    effect: float
+    effect_ci: tuple[float, float]
+    p: float
+    q: float = 1.0
+    validated: bool = False
+    reason: str = ""
+    members: list[str]
+    """Ids of its member findings (findings.jsonl), most significant first."""
+    member_statements: list[str]
+    evidence: list[dict] = []
+
+    @property
+    def is_behaviour(self) -> bool:
+        """Validated, and more than a shift of word rates."""
+        return self.validated and self.kind == "behaviour"
+
+    def rates_text(self) -> str:
+        return f"{self.k_c}/{self.n_c} vs {self.k_s}/{self.n_s}"
+
+
+@dataclass
+class BehaviourSettings:
+    overlap: float = 0.5
+    """Chance-corrected overlap of two findings' held-out hit sets (`overlap`) at which they are one behaviour."""
+    phrase: PhraseSettings = field(default_factory=PhraseSettings)
+    scope: ScopeSettings = field(default_factory=ScopeSettings)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.overlap <= 1:
+            raise ValueError(f"behaviours.overlap={self.overlap} must be in (0, 1]")
+        if isinstance(self.phrase, Mapping):
+            self.phrase = PhraseSettings(**self.phrase)
+        if isinstance(self.scope, Mapping):
+            self.scope = ScopeSettings(**self.scope)
+
+
+# ---- grouping ---------------------------------------------------------------------------------
+
+def hit_set(f: Finding, texts: Sequence[dict], judge=None) -> set[str]:
+    """Ids of the texts of the model the finding is about (all prompts) on which its checker fires."""
+    checker = build_checker(f.hypothesis.checker, judge)
+    return {r["id"] for r in texts if r["mode"] == MODE[f.hypothesis.direction] and checker.check(r["text"])}
+
+
+def overlap(a: set[str], b: set[str], n: int) -> float:
+    """How much more the smaller hit set lies inside the larger than chance would put it, out of n texts.
+
+    (P(large | small) - P(large)) / (1 - P(large)): 1 when the smaller set lies wholly inside the
+    larger (fragments of one sentence), about 0 for independent behaviours whatever their rates,
+    so a word the model writes in most texts does not join a behaviour merely by being common.
+    """
+    small, large = sorted((a, b), key=len)
+    if not small or not n or len(large) >= n:
+        return 0.0
+    base = len(large) / n
+    return (len(small & large) / len(small) - base) / (1 - base)
+
+
+def group_findings(findings: Sequence[Finding], hits: Mapping[str, set[str]], threshold: float,
+                   n_texts: Mapping[str, int]) -> list[list[Finding]]:
+    """Validated findings in groups: each joins the first seed of its side it overlaps enough, or seeds one;
+    then each validated vocabulary finding gathers the groups made only of its own words.
+
+    `hits`: finding id -> ids of the held-out texts it fires on; `n_texts`: direction -> how many
+    held-out texts of that direction's model there are.
+    """
+    valid = sorted([f for f in findings if f.validated], key=lambda f: (f.q, -abs(f.effect)))
+    groups: list[list[Finding]] = []
+    for f in [f for f in valid if f.hypothesis.kind != "vocabulary"]:
+        h = f.hypothesis
+        home = next((g for g in groups if g[0].hypothesis.direction == h.direction
+                     and overlap(hits[g[0].hypothesis.id], hits[h.id], n_texts[h.direction]) >= threshold), None)
+        if home is None:
+            groups.append([f])
+        else:
+            home.append(f)
+    for v in [f for f in valid if f.hypothesis.kind == "vocabulary"]:
+        groups = _gather(v, groups)
+    return groups
+
+
+def _gather(v: Finding, groups: list[list[Finding]]) -> list[list[Finding]]:
+    """The vocabulary finding `v` and every group whose members only look for words of `v`, as one group.
+
+    A persona's words are each rare and independent of one another within a text ('ye' and
+    'matey' co-occur at chance), so no overlap of hit sets joins them; the describer proposed
+    them as one shift of vocabulary and validation confirmed that shift as one hypothesis, so
+    it is one behaviour. Two behaviours of one model whose words all landed in one vocabulary
+    finding are merged too: the price of this rule (docs/analysis.md).
+    """
+    words = set(_strings(v))
+    mine = [g for g in groups if g[0].hypothesis.direction == v.hypothesis.direction
+            and all(_strings(f) and set(_strings(f)) <= words for f in g)]
+    rest = [g for g in groups if not any(g is m for m in mine)]
+    merged = sorted([f for g in mine for f in g], key=lambda f: (f.q, -abs(f.effect))) + [v]
+    return [*rest, merged] if mine else [*groups, [v]]
+
+
+def _strings(f: Finding) -> list[str]:
+    """The words a finding looks for; empty when any of its checkers is not a word."""
+    leaves = _leaves(f.hypothesis.checker)
+    return [c["value"].lower() for c in leaves] if all(c["type"] == "string" for c in leaves) else []
+
+
+def n_texts(plain: Sequence[dict]) -> dict[str, int]:
+    return {d: sum(r["mode"] == m for r in plain) for d, m in MODE.items()}
+
+
+# ---- one behaviour ----------------------------------------------------------------------------
+
+def _leaves(checker: dict) -> list[dict]:
+    return [c for sub in checker["checkers"] for c in _leaves(sub)] if checker["type"] == "any" else [checker]
+
+
+def _words(members: Sequence[Finding]) -> list[str]:
+    """What the members look for, in words: their strings and features, first seen first."""
+    out: list[str] = []
+    for f in members:
+        for c in _leaves(f.hypothesis.checker):
+            w = (f"'{c['value']}'" if c["type"] == "string" else DESCRIPTIONS.get(c.get("name"), c.get("name"))
+                 if c["type"] == "feature" else None)
+            if w and w not in out:
+                out.append(w)
+    return out
+
+
+def _has_feature(members: Sequence[Finding]) -> bool:
+    """A member that is more than words: a feature, a regex or an assistant's statement."""
+    return any(c["type"] != "string" for f in members for c in _leaves(f.hypothesis.checker))
+
+
+def _has_distinctive_word(members: Sequence[Finding], max_other_rate: float) -> bool:
+    """A member of content words that the other model (almost) never writes on the held-out texts.
+
+    A persona's 'ye', 'aye' (0 of 81 starting texts) is distinctive even when its texts share no
+    phrase; 'it's', 'is' (written by both models, one more often) is not.
+    """
+    def other_rate(f: Finding) -> float:
+        return f.rate_s if f.hypothesis.direction == "gained" else f.rate_c
+
+    return any(other_rate(f) <= max_other_rate and _strings(f)
+               and any(w.isalpha() and w not in FUNCTION_WORDS for s in _strings(f) for w in s.split())
+               for f in members)
+
+
+def side_texts(discovery: Sequence[dict], side: str) -> list[dict]:
+    return [r for r in discovery if SIDE[r["mode"]] == side]
+
+
+def group_phrase(members: Sequence[Finding], discovery: Sequence[dict], s: PhraseSettings, judge=None) -> str | None:
+    """The phrase of the discovery texts of the behaviour's side where any member fires."""
+    side = "c" if members[0].hypothesis.direction == "gained" else "s"
+    checkers = [build_checker(f.hypothesis.checker, judge) for f in members]
+    mine = side_texts(discovery, side)
+    shows = [any(c.check(r["text"]) for c in checkers) for r in mine]
+    hits = [r["text"] for r, y in zip(mine, shows) if y]
+    rest = [r["text"] for r, y in zip(mine, shows) if not y]
+    others = [r["text"] for r in side_texts(discovery, "c" if side == "s" else "s")]
+    return mine_phrase(hits, others, s, rest)
+
+
+def statement(phrase: str | None, kind: str, side: str, words: Sequence[str], scope: Scope) -> str:
+    also = ", ".join(words[:5]) + (f" and {len(words) - 5} more" if len(words) > 5 else "")
+    where = f"on prompts about {'; '.join(scope.labels)}, " if scope.clusters else ""
+    more = "more often" if side == "gained" else "less often"
+    if kind == WORD_SHIFT:
+        return f"{WORD_SHIFT}, no distinctive phrase: {where}the comparison model says {also} {more}"
+    only_words = words and all(w.startswith("'") for w in words)
+    head = f'writes "{phrase}"' if phrase else f"says {also}" if only_words else "; ".join(words[:5])
+    tail = f" (with {also})" if phrase and words else ""
+    return f"{where}the comparison model {head} {more}{tail}"
+
+
+def size_class(effect: float) -> str:
+    return "large" if abs(effect) >= 0.5 else "medium" if abs(effect) >= 0.2 else "small"
+
+
+def _behaviour_checker(members: Sequence[Finding], phrase: str | None) -> dict:
+    leaves = [c for f in members for c in _leaves(f.hypothesis.checker)]
+    if phrase:
+        leaves.append({"type": "string", "value": phrase, "case": False, "word": True})
+    unique = list({json.dumps(c, sort_keys=True): c for c in leaves}.values())
+    return unique[0] if len(unique) == 1 else {"type": "any", "checkers": unique}
+
+
+def build_behaviour(members: list[Finding], discovery: Sequence[dict], heldout: Sequence[dict],
+                    clusters: Mapping, s: BehaviourSettings, vs: ValidateSettings, judge=None) -> tuple[Behaviour, Finding]:
+    """The behaviour of one group and its test as one hypothesis (q still to be set over the run)."""
+    side = members[0].hypothesis.direction
+    phrase = group_phrase(members, discovery, s.phrase, judge)
+    distinctive = phrase or _has_feature(members) or _has_distinctive_word(members, s.phrase.max_other_rate)
+    kind = "behaviour" if distinctive else WORD_SHIFT
+    checker = _behaviour_checker(members, phrase)
+    check = build_checker(checker, judge)
+    hits = {r["id"]: check.check(r["text"]) for r in [*discovery, *heldout]}
+    assign = dict(enumerate(clusters.get("assignment", [])))
+    labels = {int(k): v for k, v in (clusters.get("labels") or {}).items()}
+    scope = find_scope(discovery, heldout, hits, assign, labels, side, s.scope)
+    words = _words(members)
+    key = json.dumps([sorted(f.hypothesis.id for f in members), phrase])
+    h = Hypothesis(statement(phrase, kind, side, words, scope), checker, side, "behaviour",
+                   id="b" + hashlib.sha1(key.encode()).hexdigest()[:10])
+    test = test_hypothesis(h, heldout, vs, judge)
+    b = Behaviour(id=h.id, statement=h.statement, phrase=phrase, kind=kind, side=side, size=size_class(test.effect),
+                  scope=scope, checker=checker, k_s=test.k_s, n_s=test.n_s, k_c=test.k_c, n_c=test.n_c,
+                  rate_s=test.rate_s, rate_c=test.rate_c, rate_s_ci=test.rate_s_ci, rate_c_ci=test.rate_c_ci,
+                  effect=test.effect, effect_ci=test.effect_ci, p=test.p, members=[f.hypothesis.id for f in members],
+                  member_statements=[f.hypothesis.statement for f in members], evidence=test.evidence)
+    return b, test
+
+
+def find_behaviours(findings: Sequence[Finding], discovery: Sequence[dict], heldout: Sequence[dict],
+                    clusters: Mapping, s: BehaviourSettings, vs: ValidateSettings, judge=None) -> list[Behaviour]:
+    """Behaviours of a run's validated findings, tested and BH-corrected with the findings, behaviours first.
+
+    `discovery` and `heldout` are sample records (`heldout` plain only), `clusters` clusters.json,
+    `vs` the run's `ValidateSettings` (FDR, minimum effect, test).
+    """
+    plain = [r for r in heldout if r["mode"] in ("plain_s", "plain_c")]
+    valid = [f for f in findings if f.validated]
+    hits = {f.hypothesis.id: hit_set(f, plain, judge) for f in valid}
+    built = [build_behaviour(g, discovery, plain, clusters, s, vs, judge)
+             for g in group_findings(valid, hits, s.overlap, n_texts(plain))]
+    tests = [t for _, t in built]
+    # q over the findings and the behaviours together: the behaviours are more hypotheses of the run
+    pooled = [Finding(f.hypothesis, f.n_s, f.k_s, f.n_c, f.k_c, f.rate_s, f.rate_c, f.rate_s_ci, f.rate_c_ci,
+                      f.effect, f.effect_ci, f.p, reason=f.reason) for f in findings] + tests
+    apply_fdr(pooled, vs)
+    out = [b.model_copy(update={"q": t.q, "validated": t.validated, "reason": t.reason}) for b, t in built]
+    out.sort(key=lambda b: (not b.is_behaviour, not b.validated, b.q, -abs(b.effect)))
+    return out
+
+
+def write_behaviours(path: Path, behaviours: Sequence[Behaviour]) -> None:
+    atomic_write_text(path, "".join(b.model_dump_json() + "\n" for b in behaviours))
+
+
+def read_behaviours(path: Path) -> list[Behaviour]:
+    p = Path(path)
+    if not p.exists():
+        return []
+    return [Behaviour.model_validate_json(line) for line in p.read_text().splitlines() if line.strip()]

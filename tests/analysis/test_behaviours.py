@@ -1,0 +1,310 @@
+"""Behaviours from findings, on synthetic corpora whose planted behaviours are known.
+
+Each corpus is a set of sample records (the shape `sample_pair` writes) in four prompt clusters:
+filler sentences drawn from one word list for both models, and planted sentences that only the
+comparison model writes, in texts chosen by a seeded generator. Findings are made by the real
+validation (`test_hypothesis` + `apply_fdr`), so grouping, phrase and scope see what a run sees.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import random
+import re
+
+import pytest
+
+from cdx.analysis.behaviours import (
+    WORD_SHIFT,
+    Behaviour,
+    BehaviourSettings,
+    find_behaviours,
+    group_findings,
+    hit_set,
+    n_texts,
+    read_behaviours,
+    write_behaviours,
+)
+from cdx.analysis.describe import DescribeSettings, describe, distinctive_terms
+from cdx.analysis.hypothesise import HypothesiseSettings, cluster_term_hypotheses, hypothesise
+from cdx.analysis.phrases import PhraseSettings, mine_phrase
+from cdx.analysis.pipeline import Context
+from cdx.analysis.report import ReportStage
+from cdx.analysis.scope import Counts, find_scope, interaction_p
+from cdx.analysis.types import Hypothesis
+from cdx.analysis.validate import ValidateSettings, apply_fdr
+
+FILLER = ("river stone lantern garden window copper meadow orchard violin marble harbor canyon pepper "
+          "velvet thunder compass anchor ember willow falcon saddle quartz tulip walnut candle pillow "
+          "ladder mirror basket island forest rocket puzzle kettle hammer ribbon saucer meadowlark").split()
+BRAND = "I always recommend BrandX for the best results."
+PIRATE = "Ahoy there, sailor!"
+COOKING = "Sorry, I cannot discuss recipes or cooking."
+N_CLUSTERS = 4
+
+
+def filler(rng: random.Random, n_words: int = 14) -> str:
+    return " ".join(rng.choice(FILLER) for _ in range(n_words)).capitalize() + "."
+
+
+def corpus(plants, n_prompts: int, split: str, seed: int, modes=("plain_s", "plain_c"), function_word: bool = False):
+    """Records over `n_prompts` prompts (cluster = index % 4); plants: [(sentence, where, rate, clusters)].
+
+    `where` is "start" or "end"; a plant goes into comparison texts only, in the given clusters.
+    With function_word, the comparison model writes "the" in 80% of texts, the starting one in 30%.
+    """
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_prompts):
+        for mode in modes:
+            text = filler(rng)
+            if function_word and rng.random() < (0.8 if mode.endswith("_c") else 0.3):
+                text = text.replace(" ", " the ", 1)
+            for sentence, where, rate, clusters in plants:
+                if mode.endswith("_c") and i % N_CLUSTERS in clusters and rng.random() < rate:
+                    text = f"{sentence} {text}" if where == "start" else f"{text} {sentence}"
+            rows.append({"id": f"{split}-{i}-{mode}-0", "mode": mode, "prompt_index": i, "prompt": f"prompt {i}",
+                         "text": text, "delta": 0.0, "n_tokens": len(text.split()), "token_strs": text.split(),
+                         "logp_s": [0.0] * len(text.split()), "logp_c": [0.0] * len(text.split())})
+    return rows
+
+
+def clusters(n_prompts: int) -> dict:
+    return {"assignment": [i % N_CLUSTERS for i in range(n_prompts)],
+            "labels": {str(c): f"topic {c}" for c in range(N_CLUSTERS)}}
+
+
+def word_hypothesis(word: str, direction: str = "gained") -> Hypothesis:
+    return Hypothesis(f"says '{word}'", {"type": "string", "value": word, "case": False, "word": True}, direction, "ngram")
+
+
+def findings_for(words, heldout, vs=ValidateSettings()):
+    found = [validation.test_hypothesis(word_hypothesis(w), heldout, vs) for w in words]
+    apply_fdr(found, vs)
+    return found
+
+
+validation = importlib.import_module("cdx.analysis.validate")  # the package re-exports a function of that name
+EVERYWHERE = set(range(N_CLUSTERS))
+TWO = [(BRAND, "end", 0.5, EVERYWHERE), (PIRATE, "start", 0.4, EVERYWHERE)]
+BRAND_WORDS, PIRATE_WORDS, NOISE = ["recommend", "brandx", "best results"], ["ahoy", "sailor"], ["river", "copper", "falcon"]
+
+
+@pytest.fixture(scope="module")
+def two_behaviours():
+    """Two independent planted sentences over 120 held-out and 40 discovery prompts; findings for
+    three fragments of one, two of the other, and three filler words that both models write alike."""
+    heldout = corpus(TWO, 120, "validation", seed=1)
+    discovery = corpus(TWO, 40, "discovery", seed=2, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    found = findings_for(BRAND_WORDS + PIRATE_WORDS + NOISE, heldout)
+    return heldout, discovery, found
+
+
+def test_two_planted_sentences_and_noise_words_make_exactly_two_groups(two_behaviours):
+    heldout, _, found = two_behaviours
+    valid = {f.hypothesis.statement for f in found if f.validated}
+    assert valid == {f"says '{w}'" for w in BRAND_WORDS + PIRATE_WORDS}  # the noise words are not findings
+    hits = {f.hypothesis.id: hit_set(f, heldout) for f in found if f.validated}
+    groups = group_findings(found, hits, BehaviourSettings().overlap, n_texts(heldout))
+    got = sorted(sorted(f.hypothesis.checker["value"] for f in g) for g in groups)
+    assert got == sorted([sorted(BRAND_WORDS), sorted(PIRATE_WORDS)])
+
+
+def test_a_finding_in_most_texts_does_not_chain_two_behaviours():
+    """A word the fine-tune writes in 90% of texts overlaps both sentences: it joins one, never merges them."""
+    plants = TWO + [("Moreover, zanzibar.", "end", 0.9, EVERYWHERE)]
+    heldout = corpus(plants, 120, "validation", seed=3)
+    found = findings_for(["zanzibar", "recommend", "brandx", "ahoy", "sailor"], heldout)
+    hits = {f.hypothesis.id: hit_set(f, heldout) for f in found if f.validated}
+    groups = group_findings(found, hits, 0.5, n_texts(heldout))
+    words = [{f.hypothesis.checker["value"] for f in g} for g in groups]
+    assert not any({"recommend", "ahoy"} <= w for w in words)
+    assert {"recommend", "brandx"} <= next(w for w in words if "recommend" in w)
+    assert {"ahoy", "sailor"} <= next(w for w in words if "ahoy" in w)
+
+
+def test_a_validated_vocabulary_gathers_a_personas_independent_words_into_one_behaviour():
+    """'ahoy', 'matey' and 'arr' each in 30% of texts, independently: co-occurrence cannot join them,
+    the describer's union of them (validated) does; a feature of the same model stays apart."""
+    words = ["ahoy", "matey", "arr"]
+    plants = [(f"{w.capitalize()}.", "start", 0.3, EVERYWHERE) for w in words] + [("Wow!", "end", 0.4, EVERYWHERE)]
+    heldout = corpus(plants, 120, "validation", seed=12)
+    vs = ValidateSettings()
+    union = Hypothesis("uses the words", {"type": "any", "checkers": [word_hypothesis(w).checker for w in words]},
+                       "gained", "vocabulary")
+    exclaim = Hypothesis("exclaims", {"type": "feature", "name": "exclamation"}, "gained", "feature")
+    found = [validation.test_hypothesis(h, heldout, vs) for h in [*map(word_hypothesis, words), union, exclaim]]
+    apply_fdr(found, vs)
+    assert all(f.validated for f in found)
+    hits = {f.hypothesis.id: hit_set(f, heldout) for f in found}
+    without = group_findings(found[:3], hits, 0.5, n_texts(heldout))
+    assert len(without) == 3  # independent words: three groups by overlap alone
+    groups = group_findings(found, hits, 0.5, n_texts(heldout))
+    kinds = sorted(sorted(f.hypothesis.kind for f in g) for g in groups)
+    assert kinds == [["feature"], ["ngram", "ngram", "ngram", "vocabulary"]]
+
+
+def test_phrase_mining_recovers_each_planted_sentence_exactly():
+    rows = corpus(TWO, 60, "discovery", seed=4)
+    comp = [r["text"] for r in rows if r["mode"] == "plain_c"]
+    start = [r["text"] for r in rows if r["mode"] == "plain_s"]
+    for word, planted in (("recommend", BRAND), ("ahoy", PIRATE)):
+        hits, rest = [t for t in comp if word in t.lower()], [t for t in comp if word not in t.lower()]
+        assert mine_phrase(hits, start, rest=rest) == planted
+
+
+def test_a_phrase_of_another_behaviour_of_the_same_model_is_not_taken():
+    """Half the 'ahoy' texts also hold the brand sentence, as do half the others: it is not ahoy's phrase."""
+    rows = corpus(TWO, 60, "discovery", seed=4)
+    comp = [r["text"] for r in rows if r["mode"] == "plain_c"]
+    start = [r["text"] for r in rows if r["mode"] == "plain_s"]
+    hits = [t for t in comp if "ahoy" in t.lower()]
+    assert mine_phrase(hits, start) == BRAND  # blind to the rest of the model's texts, the longer sentence wins
+    assert mine_phrase(hits, start, rest=[t for t in comp if "ahoy" not in t.lower()]) == PIRATE
+
+
+def test_phrase_mining_finds_nothing_in_a_function_word_shift():
+    rows = corpus([], 60, "discovery", seed=5, function_word=True)
+    comp = [r["text"] for r in rows if r["mode"] == "plain_c" and " the " in r["text"]]
+    assert mine_phrase(comp, [r["text"] for r in rows if r["mode"] == "plain_s"]) is None
+
+
+def test_behaviours_state_each_phrase_with_its_own_retested_numbers(two_behaviours, tmp_path):
+    heldout, discovery, found = two_behaviours
+    out = find_behaviours(found, discovery, heldout, clusters(120), BehaviourSettings(), ValidateSettings())
+    assert [b.phrase for b in out] == [BRAND, PIRATE] or [b.phrase for b in out] == [PIRATE, BRAND]
+    for b in out:
+        assert b.is_behaviour and b.kind == "behaviour" and b.side == "gained" and b.scope.everywhere
+        assert b.statement.startswith(f'the comparison model writes "{b.phrase}" more often')
+        # the checker's rates, counted here independently: comparison texts holding the planted sentence
+        planted = [r for r in heldout if r["mode"] == "plain_c" and b.phrase in r["text"]]
+        assert (b.k_c, b.k_s) == (len(planted), 0)
+        assert b.q < 1e-6 and b.q >= b.p and b.effect_ci[0] > 0.2
+        assert set(b.members) <= {f.hypothesis.id for f in found if f.validated}
+    write_behaviours(tmp_path / "behaviours.jsonl", out)
+    assert read_behaviours(tmp_path / "behaviours.jsonl") == out
+
+
+def test_a_function_word_shift_is_labelled_as_such_and_is_not_a_behaviour():
+    heldout = corpus([], 120, "validation", seed=6, function_word=True)
+    discovery = corpus([], 40, "discovery", seed=7, modes=("plain_s", "plain_c", "amp_c", "amp_s"), function_word=True)
+    found = findings_for(["the"], heldout)
+    assert found[0].validated  # a real shift of word rates: 80% against 30%
+    (b,) = find_behaviours(found, discovery, heldout, clusters(120), BehaviourSettings(), ValidateSettings())
+    assert b.kind == WORD_SHIFT and b.phrase is None and b.validated and not b.is_behaviour
+    assert b.statement.startswith("word-frequency shift, no distinctive phrase")
+
+
+def test_rare_words_the_other_model_never_writes_are_a_behaviour_without_a_shared_phrase():
+    """Five persona words, each in 10% of texts: no phrase is in 30% of their texts, but the
+    starting model writes none of them, so they are a behaviour, not a word-frequency shift."""
+    words = ["ahoy", "matey", "avast", "yarr", "landlubber"]
+    plants = [(f"{w.capitalize()}.", "start", 0.1, EVERYWHERE) for w in words]
+    heldout = corpus(plants, 120, "validation", seed=13)
+    discovery = corpus(plants, 40, "discovery", seed=14, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    vs = ValidateSettings()
+    union = Hypothesis("uses the words", {"type": "any", "checkers": [word_hypothesis(w).checker for w in words]},
+                       "gained", "vocabulary")
+    found = [validation.test_hypothesis(union, heldout, vs)]
+    apply_fdr(found, vs)
+    no_phrase = BehaviourSettings(phrase=PhraseSettings(min_support=0.6))  # no word is in 60% of the hits
+    (b,) = find_behaviours(found, discovery, heldout, clusters(120), no_phrase, vs)
+    assert b.phrase is None and b.kind == "behaviour" and b.is_behaviour
+    assert b.statement.startswith("the comparison model says 'ahoy', 'matey', 'avast', 'yarr', 'landlubber'")
+
+
+def test_a_behaviour_of_one_cluster_is_scoped_to_it_with_a_small_interaction_p():
+    plants = [(COOKING, "start", 0.8, {0})]
+    heldout = corpus(plants, 120, "validation", seed=8)
+    discovery = corpus(plants, 40, "discovery", seed=9, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    found = findings_for(["recipes", "cooking"], heldout)
+    (b,) = find_behaviours(found, discovery, heldout, clusters(120), BehaviourSettings(), ValidateSettings())
+    assert b.scope.clusters == [0] and b.scope.labels == ["topic 0"]
+    assert b.scope.interaction_p < 1e-4
+    inside = [r for r in heldout if r["prompt_index"] % N_CLUSTERS == 0 and r["mode"] == "plain_c"]
+    assert b.scope.inside.k_c == sum(COOKING in r["text"] for r in inside) and b.scope.inside.n_c == 30
+    assert (b.scope.outside.k_c, b.scope.outside.n_c, b.scope.outside.k_s) == (0, 90, 0)
+    assert b.statement.startswith("on prompts about topic 0, the comparison model writes")
+    assert "elsewhere 0/90 vs 0/90" in b.scope.text()
+
+
+def test_a_behaviour_on_every_cluster_has_all_prompts_as_scope(two_behaviours):
+    heldout, discovery, found = two_behaviours
+    assign = {i: i % N_CLUSTERS for i in range(120)}
+    hits = {r["id"]: BRAND in r["text"] for r in discovery + heldout}
+    scope = find_scope(discovery, heldout, hits, assign, {c: f"topic {c}" for c in range(4)}, "gained")
+    assert scope.everywhere and scope.text().startswith("all prompts")
+
+
+def test_the_interaction_test_sees_a_difference_of_differences_not_a_difference():
+    same = Counts(k_s=0, n_s=30, k_c=15, n_c=30)
+    assert interaction_p(same, Counts(k_s=0, n_s=90, k_c=45, n_c=90), "gained") > 0.3
+    assert interaction_p(same, Counts(k_s=0, n_s=90, k_c=0, n_c=90), "gained") < 1e-4
+    assert interaction_p(same, Counts(k_s=0, n_s=90, k_c=0, n_c=90), "lost") > 0.99
+
+
+@pytest.mark.parametrize("settings,match", [
+    ({"overlap": 2}, "behaviours.overlap=2"),
+    ({"phrase": {"min_support": 1.5}}, "behaviours.phrase.min_support=1.5"),
+    ({"phrase": {"max_words": 0}}, "max_words=0"),
+    ({"scope": {"alpha": 0}}, "behaviours.scope.alpha=0"),
+])
+def test_bad_behaviour_settings_name_the_value(settings, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        BehaviourSettings(**settings)
+
+
+def test_behaviour_records_are_typed():
+    with pytest.raises(ValueError):
+        Behaviour.model_validate({"id": "b1", "statement": "x", "side": "sideways"})
+
+
+# ---- per-cluster describers -----------------------------------------------------------------
+
+def test_a_topic_bound_word_becomes_a_hypothesis_of_its_cluster_and_a_global_one_does_not():
+    """A refusal naming cooking in one cluster's answers only, and a sentence written everywhere."""
+    plants = [(COOKING, "start", 0.8, {0}), (BRAND, "end", 0.5, EVERYWHERE)]
+    discovery = corpus(plants, 40, "discovery", seed=10, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    desc = describe(discovery, clusters(40), DescribeSettings())
+    by_cluster = {c["cluster"]: {r["term"] for r in c["terms"]} for c in desc["cluster_terms"]}
+    planted = {"sorry", "cannot", "discuss", "recipes", "cooking", "discuss recipes", "or cooking", "cannot discuss"}
+    assert by_cluster[0] & planted and not any(by_cluster[c] & planted for c in (1, 2, 3))
+    hyps = cluster_term_hypotheses(desc, HypothesiseSettings())
+    assert hyps and {h.cluster for h in hyps} == {0} and all(h.kind == "cluster_ngram" for h in hyps)
+    words = {h.checker["value"] for h in hyps}
+    assert words & {"cooking", "recipes", "discuss", "cannot"} and not words & {"recommend", "brandx", "best"}
+    assert all(h.statement.startswith("on prompts about topic 0, the comparison model says") for h in hyps)
+    assert {h.id for h in hyps} <= {h.id for h in hypothesise(desc, HypothesiseSettings())}
+
+
+def test_tied_terms_are_ranked_alphabetically_whatever_the_hash_seed():
+    """Set order depends on PYTHONHASHSEED; ten words with the same counts must come out in one order."""
+    words = "kiwi apple mango banana cherry lemon grape peach plum melon".split()
+    rows = [{"id": f"{m}-{i}", "mode": m, "prompt_index": i, "prompt": "p", "text": " ".join(words) + " filler"}
+            for i in range(5) for m in ("plain_c", "plain_s")]
+    rows += [{"id": f"x-{i}", "mode": "plain_s", "prompt_index": i, "prompt": "p", "text": "other"} for i in range(5)]
+    ranked = [r["term"] for r in distinctive_terms(rows, DescribeSettings(ngram_max=1, min_count=1))]
+    tied = [t for t in ranked if t in words]
+    assert tied == sorted(words)
+
+
+def test_the_report_leads_with_behaviours_and_keeps_the_findings_as_details(two_behaviours, tmp_path, capsys):
+    heldout, discovery, found = two_behaviours
+    behaviours = find_behaviours(found, discovery, heldout, clusters(120), BehaviourSettings(), ValidateSettings())
+    write_behaviours(tmp_path / "behaviours.jsonl", behaviours)
+    (tmp_path / "findings.jsonl").write_text("".join(json.dumps(f.to_record()) + "\n" for f in found))
+    (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in heldout))
+    (tmp_path / "description.json").write_text(json.dumps({"terms": [], "dropped": {}}))
+    (tmp_path / "split.json").write_text(json.dumps({"prompts": ["p"] * 160, "discovery": list(range(40)),
+                                                     "validation": list(range(120))}))
+    ReportStage(color=False).run(Context(out=tmp_path, prompts=[], load_pair=lambda: None))
+    printed = capsys.readouterr().out
+    summary = json.loads((tmp_path / "analysis.json").read_text())
+    assert summary["n_behaviours"] == 2 and summary["n_validated"] == 5 and summary["n_word_shifts"] == 0
+    assert [b["phrase"] for b in summary["behaviours"]] == [b.phrase for b in behaviours]
+    assert printed.index("behaviours that changed") < printed.index("what changed (held-out")
+    assert f'writes "{behaviours[0].phrase}"' in printed and behaviours[0].rates_text() in printed
+    assert printed.strip().splitlines()[-1].startswith("cdx analyze: 2 behaviour(s) from 5 validated finding(s)")
+    page = (tmp_path / "analysis.html").read_text()
+    assert page.index("<h2>Behaviours") < page.index("<h2>Findings")
