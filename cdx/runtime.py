@@ -8,16 +8,16 @@ docs/benchmarks.md ("Shared machines"):
   many, and torch's default (the machine's cores) oversubscribes them;
 - a local launcher (`hydra/launcher=joblib`) runs several jobs at once, each of which would take
   every core;
-- other processes may already keep CPUs busy. An intra-op team of several threads then stalls at
-  every barrier whenever the scheduler parks one of its threads: a decode step runs hundreds of
-  tiny parallel regions, so a 2-thread job beside 2 CPU-bound processes took ~7x its idle time,
-  where one thread took ~4x.
+- other processes may keep CPUs busy. An intra-op team then waits at every barrier for a thread
+  the scheduler has parked, and a decode step runs hundreds of tiny parallel regions: with
+  libgomp's default wait (spin, then sleep) a 2-thread decode beside 2 CPU-bound processes took
+  2.4x to 37x its idle time. The cure is the passive wait (cdx/__init__.py), not fewer threads:
+  passive, 2 threads took 1.9x (a fair share is 2x) where 1 thread took 2.8x.
 
-`runtime.threads=auto` (the default) takes the CPUs this process may run on, divides them among
-the launcher's concurrent jobs, and leaves out the CPUs other processes keep busy when the run
-starts (sampled for 0.2 s). An integer fixes the count. The choice is made once,
-before any model loads, logged, and applies to every later forward of the run (two-model pairs
-run side by side on half of it, `cdx.decoding.streams`).
+`runtime.threads=auto` (the default) takes the CPUs this process may run on and divides them
+among the launcher's concurrent jobs. An integer fixes the count. The choice is made once, before
+any model loads, logged, and applies to every later forward of the run (two-model pairs run side
+by side on half of it, `cdx.decoding.streams`).
 """
 
 from __future__ import annotations
@@ -25,23 +25,16 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import psutil
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cdx.errors import CdxUserError
 
 log = logging.getLogger(__name__)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-BUSY_WINDOW_S = 0.2
-"""How long the start-up sample of other processes' CPU use lasts."""
-BUSY_SLACK = 0.5
-"""CPUs busy with others are rounded to the nearest whole CPU: daemons and a terminal (< 0.5 CPU)
-cost no thread, a competitor that keeps one CPU busy costs one."""
 
 
 class RuntimeSettings(BaseModel):
@@ -69,12 +62,10 @@ class ThreadBudget:
     cpus: float
     """CPUs this process may use: the affinity mask, capped by the cgroup quota."""
     jobs: int
-    busy: float
-    """CPUs kept busy by other processes when the run started (0 when not sampled)."""
 
     def describe(self) -> str:
         return (f"{self.threads} CPU thread{'s' * (self.threads != 1)} ({self.cpus:g} CPUs available, "
-                f"{self.jobs} concurrent job{'s' * (self.jobs != 1)}, {self.busy:.1f} CPUs busy with other processes)")
+                f"{self.jobs} concurrent job{'s' * (self.jobs != 1)})")
 
 
 # ---- what this process may use ----------------------------------------------------------------------
@@ -139,47 +130,22 @@ def available_cpus() -> float:
     return float(affinity_cpus()) if quota is None else min(float(affinity_cpus()), quota)
 
 
-def busy_cpus_of_others(window: float = BUSY_WINDOW_S) -> float:
-    """CPUs (of those this process may use) kept busy by other processes over `window` seconds.
-
-    Processes at a lower priority (nice > 0) count too: the scheduler still gives them slices, and
-    each slice can park one thread of an intra-op team that the others then wait for at a barrier
-    (a 2-thread decode beside niced test runs took 140 s where 1 thread took 9 s, docs/benchmarks.md).
-    """
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    me = psutil.Process()
-
-    def snapshot():
-        per_cpu = psutil.cpu_times(percpu=True)
-        chosen = [per_cpu[i] for i in cpus if i < len(per_cpu)] if cpus else per_cpu
-        busy = sum(t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) for t in chosen)
-        own = me.cpu_times()
-        return time.perf_counter(), busy, own.user + own.system
-
-    t0, busy0, own0 = snapshot()
-    time.sleep(window)
-    t1, busy1, own1 = snapshot()
-    return max(0.0, (busy1 - busy0) - (own1 - own0)) / max(t1 - t0, 1e-6)
-
-
 # ---- the choice ---------------------------------------------------------------------------------------
 
 
-def choose(settings: RuntimeSettings, jobs: int = 1, busy: float | None = None) -> ThreadBudget:
-    """The run's thread count: fixed, or (auto) this process's share of the CPUs left by others."""
+def choose(settings: RuntimeSettings, jobs: int = 1) -> ThreadBudget:
+    """The run's thread count: fixed, or (auto) this process's share of the CPUs it may use."""
     jobs = jobs if settings.jobs == "auto" else settings.jobs
     cpus = available_cpus()
-    if settings.threads != "auto":
-        return ThreadBudget(settings.threads, cpus, jobs, 0.0)
-    busy = busy_cpus_of_others() if busy is None else busy
-    return ThreadBudget(auto_threads(cpus, jobs, busy), cpus, jobs, busy)
+    threads = settings.threads if settings.threads != "auto" else auto_threads(cpus, jobs)
+    return ThreadBudget(threads, cpus, jobs)
 
 
-def auto_threads(cpus: float, jobs: int, busy: float) -> int:
-    """floor(cpus / jobs), less the CPUs others keep busy (rounded: under half a CPU costs nothing), >= 1."""
-    share = math.floor(cpus / max(jobs, 1) + 1e-9)
-    free = cpus - math.floor(busy + BUSY_SLACK)
-    return max(1, min(share, math.floor(free + 1e-9)))
+def auto_threads(cpus: float, jobs: int) -> int:
+    """floor(cpus / jobs), at least 1. Busy neighbours are not subtracted: with the passive OpenMP
+    wait (cdx/__init__.py) a 2-thread job beside 2 CPU-bound processes took 1.9x its idle time and a
+    1-thread job 2.8x; beside 2 niced ones, 1.1x and 1.8x (docs/benchmarks.md, "Shared machines")."""
+    return max(1, math.floor(cpus / max(jobs, 1) + 1e-9))
 
 
 def configure(block, jobs: int = 1) -> ThreadBudget:
