@@ -510,9 +510,8 @@ def check_knowledge(cfg: DictConfig, problems: Problems) -> None:
         return
     if task == "findings" and kb.get("enabled") is False:
         problems.append("task=findings reads the knowledge base, but knowledge.enabled=false; set knowledge.enabled=true")
-    path = kb.get("path")
-    if path is not None and _is_dir(path):
-        problems.append(f"knowledge.path={_repr(path)} is a folder: give the database file, e.g. {path}/knowledge.sqlite")
+    # knowledge.path itself (a folder, another program's file, unwritable) is checked by cdx.knowledge.check_path,
+    # only for the tasks that open it: one owner, one line per problem.
 
 
 WANDB_TARGETS = ("cdx.tracking.wandb_tracker.WandbTracker", "cdx.tracking.WandbTracker")

@@ -282,6 +282,7 @@ class AnalysisDescribeSchema(Strict):
     top_terms: int = Field(30, ge=1)
     n_clusters: int = Field(4, ge=1)
     min_cluster_size: int = Field(6, ge=1)
+    cluster_top_terms: int = Field(5, ge=1)
 
 
 class AnalysisHypothesiseSchema(Strict):
@@ -292,10 +293,38 @@ class AnalysisHypothesiseSchema(Strict):
     theme_similarity: float = Field(0.45, ge=-1, le=1)
     min_feature_diff: float = Field(0.1, ge=0, lt=1)
     min_cluster_diff: float = Field(0.3, ge=0, lt=1)
+    min_cluster_term_diff: float = Field(0.3, ge=0, lt=1)
+    cluster_max_p: float = Field(0.005, gt=0, le=1)
     max_hypotheses: int = Field(30, ge=1)
     use_assistant: bool = False
     assistant_examples: int = Field(6, ge=1)
     assistant_max_hypotheses: int = Field(5, ge=1)
+
+
+class PhraseSchema(Strict):
+    """analysis.validate.behaviours.phrase (cdx.analysis.phrases.PhraseSettings)."""
+
+    min_support: float = Field(0.3, ge=0, le=1)
+    min_count: int = Field(3, ge=1)
+    max_other_rate: float = Field(0.05, ge=0, le=1)
+    min_enrichment: float = Field(2.0, ge=0)
+    max_words: int = Field(24, ge=1)
+
+
+class ScopeSchema(Strict):
+    """analysis.validate.behaviours.scope (cdx.analysis.scope.ScopeSettings)."""
+
+    min_effect: float = Field(0.1, ge=0, lt=1)
+    share_of_best: float = Field(0.5, ge=0, le=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+
+
+class BehavioursSchema(Strict):
+    """analysis.validate.behaviours (cdx.analysis.behaviours.BehaviourSettings)."""
+
+    overlap: float = Field(0.5, gt=0, le=1)
+    phrase: PhraseSchema = Field(default_factory=PhraseSchema)
+    scope: ScopeSchema = Field(default_factory=ScopeSchema)
 
 
 class AnalysisValidateSchema(Strict):
@@ -307,6 +336,7 @@ class AnalysisValidateSchema(Strict):
     min_texts: int = Field(10, ge=1)
     n_evidence: int = Field(3, ge=0)
     judge: bool = False
+    behaviours: BehavioursSchema = Field(default_factory=BehavioursSchema)
     sampling: AnalysisSamplingSchema = Field(default_factory=AnalysisSamplingSchema)
 
 
@@ -473,9 +503,11 @@ class SummarizeTaskSchema(TaskSchema):
 
     @model_validator(mode="after")
     def _plot_columns(self) -> SummarizeTaskSchema:
-        bad = sorted({c for cols in self.plot.values() for c in cols if c not in self.columns})
+        bad = {name: [c for c in cols if c not in self.columns] for name, cols in self.plot.items()}
+        bad = {name: cols for name, cols in bad.items() if cols}
         if bad:
-            raise ValueError(f"task.plot draws {bad}, which are not table columns; use columns of task.columns "
+            drawn = "; ".join(f"task.plot.{name} draws {cols}" for name, cols in sorted(bad.items()))
+            raise ValueError(f"{drawn}, which are not table columns; use columns of task.columns "
                              f"({sorted(self.columns)})")
         return self
 
@@ -589,6 +621,7 @@ class OrganismTrainSchema(Strict):
     layers: list[int] | None = Field(None, min_length=2, max_length=2)
     max_answer_tokens: int = Field(32, ge=1)
     threads: int = Field(1, ge=1)
+    max_grad_norm: float | None = Field(None, gt=0)
 
 
 class OrganismVerifySchema(Strict):

@@ -122,7 +122,11 @@ def test_the_config_check_covers_every_task_that_uses_the_knowledge_base(tmp_pat
     over += ["organism=refuse_cooking"] if task == "benchmark" else []
     with pytest.raises(ConfigError, match="another program"):
         validate_config(compose(over, tmp_path / "out"))
-    assert validate_config(compose([*over, "knowledge.enabled=false"], tmp_path / "out2")) is not None
+    if task == "findings":  # it only reads the knowledge base: turning it off is refused, by name
+        with pytest.raises(ConfigError, match="task=findings reads the knowledge base, but knowledge.enabled=false"):
+            validate_config(compose([*over, "knowledge.enabled=false"], tmp_path / "out2"))
+    else:
+        assert validate_config(compose([*over, "knowledge.enabled=false"], tmp_path / "out2")) is not None
     assert validate_config(compose(["task=decode", "model=tiny_random", f"knowledge.path={path}"],
                                    tmp_path / "out3")) is not None  # decode never opens it
 
