@@ -67,27 +67,12 @@ class RowRules:
 
 
 class StreamingDecoder(ContrastiveDecoder):
-    """A ContrastiveDecoder that reports each step's chosen tokens (every row) and their metrics.
-
-    It only observes: the step values and the choice are the parent's, unchanged.
-    """
+    """A ContrastiveDecoder that reports each step's chosen tokens (every row) and their metrics
+    through the engine's own `on_step` hook: it observes only, the draw is the parent's."""
 
     def __init__(self, *args, on_step=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.on_step = on_step
-        self._metrics: dict = {}
-
-    def _step_values(self, *args, **kwargs):
-        out = super()._step_values(*args, **kwargs)
-        self._metrics = out[1]  # per-token metrics of this step, each (N,)
-        return out
-
-    def _choose(self, *args, **kwargs):
-        tok = super()._choose(*args, **kwargs)  # (N,)
-        if self.on_step is not None:
-            rows = {k: v.tolist() for k, v in self._metrics.items()}
-            self.on_step(tok.tolist(), [{k: v[i] for k, v in rows.items()} for i in range(len(tok))])
-        return tok
 
 
 @dataclass

@@ -128,6 +128,10 @@ class ContrastiveDecoder:
         self.weights = (float(rule.starting_weight), float(rule.comparison_weight))
         self.warpers = self._warpers()
 
+    on_step: Callable[[list[int], list[dict[str, float]]], None] | None = None
+    """Sampling and greedy: called after each step's draw with every row's token and its per-token
+    metrics, before finished rows are padded (e.g. to stream tokens to the app). It observes only."""
+
     # ---- public API ---------------------------------------------------------------------------
 
     def n_batches(self, n_prompts: int) -> int:
@@ -258,9 +262,6 @@ class ContrastiveDecoder:
             return torch.empty(n, vocab, device=gen.device).exponential_(1, generator=gen)
         return torch.rand(n, 1, dtype=torch.float64, device=gen.device, generator=gen)
 
-    def _choose(self, scores: Tensor, noise: Tensor | None) -> Tensor:
-        return self._draw(scores, noise)[0]
-
     def _draw(self, scores: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
         """(tokens (N,), log q of each token (N,)): the draw and its log-probability under the
         distribution drawn from, q = softmax(warped scores). Greedy: q is a point mass, log q = 0.
@@ -304,6 +305,8 @@ class ContrastiveDecoder:
             _stop_if(cancel)
             scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step)
             tok, logq = self._draw(scores, noise)
+            if self.on_step is not None:
+                self.on_step(tok.tolist(), _rows_of(metrics))
             tok = torch.where(hist.done, self.pad_id, tok)
             hist.record(step, tok, metrics, logp_s, logp_c, logq)
             self._update_done(hist, step, tok)
@@ -439,6 +442,12 @@ class _History:
                 None if logq is None else logq[i][keep].tolist(),
             ))
         return out
+
+
+def _rows_of(metrics: dict[str, Tensor]) -> list[dict[str, float]]:
+    """Per-token metrics, each (N,), as one dict per row."""
+    cols = {k: v.tolist() for k, v in metrics.items()}
+    return [{k: v[i] for k, v in cols.items()} for i in range(len(next(iter(cols.values()), [])))]
 
 
 def _stop_if(cancel: threading.Event | None) -> None:

@@ -149,7 +149,7 @@ def test_sampled_token_frequencies_follow_the_combined_distribution(tiny_pair, s
     base = torch.tensor([2.0, 1.0, float("-inf"), 0.5, -1.0, -40.0, 0.0, float("-inf"), 1.5, -3.0, 0.2, -0.7])
     # top-k 8 of the 10 finite scores: -40 and -3 are cut
     dec = ContrastiveDecoder(tiny_pair, ProbDiff(), strategy="sample", temperature=0.7, top_k=8, sampler=sampler)
-    tokens = dec._choose(base.expand(n, vocab).clone(), dec._noise(n, vocab, gen))
+    tokens, _ = dec._draw(base.expand(n, vocab).clone(), dec._noise(n, vocab, gen))
     counts = torch.bincount(tokens, minlength=vocab).double()
     kept = base.double() / 0.7
     kept[kept < kept.topk(8).values[-1]] = float("-inf")
