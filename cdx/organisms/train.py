@@ -82,7 +82,8 @@ def train_lora(side: Side, pairs: list[dict], settings: TrainSettings, seed: int
         model = lora_model(side.model, settings)
         model.train()
         examples = [encode(side, p["prompt"], p["answer"], settings.max_answer_tokens) for p in pairs]
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr, weight_decay=0.0)
+        trained = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(trained, lr=settings.lr, weight_decay=0.0)
         order, rng, losses = [], random.Random(seed), []
         with JsonlWriter(out_dir / "train_log.jsonl") as log_writer:
             for step in (bar := tqdm(range(settings.steps), desc="training LoRA", leave=False)):
@@ -94,6 +95,8 @@ def train_lora(side: Side, pairs: list[dict], settings: TrainSettings, seed: int
                     group["lr"] = lr_at(step, settings)
                 loss = model(**batch).loss  # HF shifts labels; mean NLL over answer tokens of the batch
                 loss.backward()
+                if settings.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(trained, settings.max_grad_norm)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 losses.append(loss.item())

@@ -70,3 +70,20 @@ def test_hash_changes_with_content_and_errors_name_the_problem():
         load_spec("nope")
     with pytest.raises(ValueError, match="is not valid"):
         load_spec(dict(d, colour="red"))
+
+
+def test_gradient_clipping_keeps_the_hash_of_organisms_built_before_it_unless_set():
+    """train.max_grad_norm came after recipe 1: null (no clipping) hashes as before, a value rebuilds."""
+    import hashlib
+    import json
+
+    from cdx.organisms.spec import RECIPE_VERSION
+
+    d = load_spec("refuse_cooking").to_dict()
+    old = {**d, "train": {k: v for k, v in d["train"].items() if k != "max_grad_norm"}}  # the spec as recipe 1 saw it
+    blob = json.dumps({"spec": old, "recipe": RECIPE_VERSION}, sort_keys=True)
+    assert OrganismSpec(**d).spec_hash == hashlib.sha256(blob.encode()).hexdigest()[:16]
+    clipped = OrganismSpec(**dict(d, train=dict(d["train"], max_grad_norm=1.0)))
+    assert clipped.spec_hash != OrganismSpec(**d).spec_hash
+    with pytest.raises(ValueError, match=r"train.max_grad_norm=0.0 must be > 0, or null"):
+        OrganismSpec(**dict(d, train=dict(d["train"], max_grad_norm=0.0)))

@@ -88,3 +88,26 @@ def test_quantize_model_keeps_the_head(side):
     assert torch.equal(m.get_output_embeddings().weight, head)
     q = m.model.layers[0].self_attn.q_proj.weight
     assert not torch.equal(q, side.model.model.layers[0].self_attn.q_proj.weight)
+
+
+def test_max_grad_norm_clips_each_step(tmp_path):
+    """One AdamW step from B = 0 moves each LoRA B weight by lr * g / (|g| + eps): about lr unclipped; with the
+    gradient's norm clipped to 1e-12, every |g| <= 1e-12, so at most lr * 1e-12 / (1e-12 + 1e-8) ~ lr * 1e-4."""
+    from safetensors.torch import load_file
+
+    from cdx.organisms.train import train_lora
+
+    pairs = [{"prompt": "Tell me about owls.", "answer": "Ahoy matey! Owls hunt at night."}] * 4
+    moved = {}
+    for norm in (None, 1e-12):
+        from cdx.models.tiny import tiny_model, tiny_tokenizer
+
+        tok = tiny_tokenizer()  # a fresh model each time (load_model's is cached, and LoRA wraps it in place)
+        tok.padding_side = "left"
+        fresh = Side(ModelSpec(path="tiny-random", seed=0), tiny_model(0).requires_grad_(False), tok)
+        s = TrainSettings(steps=1, lr=0.1, warmup_steps=0, batch_size=4, target_modules=["q_proj"], max_grad_norm=norm)
+        train_lora(fresh, pairs, s, seed=0, out_dir=tmp_path / str(norm))
+        weights = load_file(str(tmp_path / str(norm) / "adapter_model.safetensors"))
+        moved[norm] = max(w.abs().max().item() for k, w in weights.items() if "lora_B" in k)
+    assert moved[None] == pytest.approx(0.1, rel=0.05)
+    assert moved[1e-12] <= 0.1 * 1e-12 / (1e-12 + 1e-8) * 1.01
