@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,20 @@ def load_factor() -> float:
 
 
 LOAD_FACTOR = load_factor()
+
+
+def sigint_default() -> None:
+    """`preexec_fn` of a child that must see Ctrl-C. A shell's background job (`make test &`) starts with
+    SIGINT ignored and its children inherit that; Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c():
+    """SIGINT raises KeyboardInterrupt in this process for the test, even when the suite runs as a background job."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
 
 
 def patience(seconds: float) -> float:

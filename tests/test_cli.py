@@ -13,7 +13,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from tests.conftest import ROOT, compose, patience
+from tests.conftest import ROOT, compose, patience, sigint_default
 
 
 def _cli(*args, cwd=None, env=None):
@@ -93,7 +93,7 @@ def test_ctrl_c_says_what_was_saved_and_the_resume_command_finishes_the_run(tmp_
     args = ["model=tiny_random", "prompts.limit=6", "decoding.batch_size=1", "decoding.max_new_tokens=128",
             "decoding.stop_at_eos=false", "report.print_top=false"]
     proc = subprocess.Popen([sys.executable, "-m", "cdx.run", *args, f"hydra.run.dir={run_dir}"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     records = run_dir / "generations.jsonl"
     deadline = time.monotonic() + patience(240)
     while not (records.is_file() and records.read_text().count("\n") >= 2) and proc.poll() is None:

@@ -45,7 +45,7 @@ def test_a_worker_made_from_inside_another_worker_leaves_both_counts_alone():
     assert _fresh_thread_count() == default
 
 
-def test_an_interrupted_two_model_decode_stops_its_driver_within_a_step(tiny_pair):
+def test_an_interrupted_two_model_decode_stops_its_driver_within_a_step(tiny_pair, ctrl_c):
     """Two-model pairs decode on the driver worker; Ctrl-C in the caller must not leave it running
     the rest of the batch (a process waits for its workers at exit)."""
     import os
