@@ -53,6 +53,8 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check cdx tests
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy cdx
 
 clean:
 	rm -rf $(VENV) outputs

@@ -49,7 +49,7 @@ class RuntimeSettings(BaseModel):
     @field_validator("threads", "jobs")
     @classmethod
     def _at_least_one(cls, v: str | int) -> str | int:
-        if v != "auto" and v < 1:
+        if v != "auto" and (not isinstance(v, int) or v < 1):
             raise ValueError("must be 'auto' or an integer >= 1")
         return v
 
@@ -99,8 +99,8 @@ def cgroup_quota_cpus(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/
             if not base.is_dir():
                 base = root / "cpu"
             quotas += [_v1_quota(d) for d in _up_from(base, path)]
-    quotas = [q for q in quotas if q is not None]
-    return min(quotas) if quotas else None
+    known = [q for q in quotas if q is not None]
+    return min(known) if known else None
 
 
 def _up_from(root: Path, path: str) -> list[Path]:

@@ -278,6 +278,7 @@ class ContrastiveDecoder:
         top = scores.amax(-1, keepdim=True)  # (N, 1)
         if torch.isnan(top).any():
             raise FloatingPointError("the combined scores hold NaN (model logits overflowed?); try dtype=float32")
+        assert noise is not None  # _draw is called only when sampling
         noise = noise.to(scores.device)  # no-op unless device_map split the model
         # unnormalised weights are enough for both draws: skip softmax's normalising passes
         if self.sampler == "multinomial":
@@ -489,7 +490,7 @@ def _repeat(side: tuple[Tensor, Tensor], r: int) -> tuple[Tensor, Tensor]:
 
 
 def _eos_ids(pair) -> list[int]:
-    ids = set()
+    ids: set[int] = set()
     for side in (pair.starting, pair.comparison):
         for src in (side.tokenizer.eos_token_id, getattr(side.model.generation_config, "eos_token_id", None)):
             if src is None:

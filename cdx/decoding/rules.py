@@ -48,7 +48,8 @@ def log_weights(d: Tensor) -> Tensor:
     under it: weights below 1.01 x 1.2e-38 (float32; a share no draw can reach) count as 0.
     """
     tiny = torch.finfo(d.dtype).tiny
-    return torch.nn.functional.threshold_(d.clamp_min_(tiny).log_(), math.log(tiny) + 0.01, float("-inf"))
+    return torch.nn.functional.threshold_(  # type: ignore[attr-defined]  # in torch, missing from its stubs
+        d.clamp_min_(tiny).log_(), math.log(tiny) + 0.01, float("-inf"))
 
 
 Side = Literal["starting", "comparison", "both", "neither"]
@@ -182,11 +183,17 @@ class LogitDiff:
             self.starting_weight = 2.0 if self.starting_weight is None else float(self.starting_weight)
             self.comparison_weight = -1.0 if self.comparison_weight is None else float(self.comparison_weight)
 
+    def weights(self) -> tuple[float, float]:
+        """(w_s, w_c): both set once __post_init__ has run (from alpha, or the defaults 2 and -1)."""
+        assert self.starting_weight is not None and self.comparison_weight is not None
+        return self.starting_weight, self.comparison_weight
+
     def __call__(self, logp_s: Tensor, logp_c: Tensor, probs: tuple[Tensor, Tensor] | None = None) -> Tensor:
         plain = _plain(self, logp_s, logp_c)
         if plain is not None:
             return plain
-        scores = self.starting_weight * logp_s + self.comparison_weight * logp_c
+        w_s, w_c = self.weights()
+        scores = w_s * logp_s + w_c * logp_c
         if self.similarity_gating_intensity is not None:
             b = similarity_gate(logp_s, logp_c, self.similarity_gating_intensity)
             scores = (1 - b) * scores + b * logp_s
@@ -200,23 +207,25 @@ class LogitDiff:
 
     def direction(self) -> Side:
         """The amplified side: the positive weight against a negative (or zero) one."""
-        return _shown_side(self.starting_weight, self.comparison_weight)
+        return _shown_side(*self.weights())
 
     def describe(self) -> str:
         """One sentence for reports: which text this rule samples, and how."""
         side = self.plausibility_from
         if side == "auto":
-            side = "starting" if self.starting_weight >= self.comparison_weight else "comparison"
+            w_s, w_c = self.weights()
+            side = "starting" if w_s >= w_c else "comparison"
         plaus = (f"tokens with p >= {self.plausibility_beta:g} max p under {_MODEL[side]}"
                  if self.plausibility_beta > 0 else "no plausibility constraint")
-        return _describe(self.direction(), self.starting_weight, self.comparison_weight,
+        return _describe(self.direction(), *self.weights(),
                          f"LogitDiff: w_s log p_s + w_c log p_c, {plaus}", self.similarity_gating_intensity,
                          self.limit_to_starting_model_top_p)
 
     def _plausibility_reference(self, logp_s: Tensor, logp_c: Tensor) -> Tensor:
         side = self.plausibility_from
         if side == "auto":
-            side = "starting" if self.starting_weight >= self.comparison_weight else "comparison"
+            w_s, w_c = self.weights()
+            side = "starting" if w_s >= w_c else "comparison"
         return logp_s if side == "starting" else logp_c
 
 

@@ -83,7 +83,7 @@ class Stream:
     def reorder(self, index: Tensor) -> None:
         """Rows become rows[index] (beam search)."""
         index = index.to(self.device)
-        self.cache.reorder_cache(index)
+        self.cache.reorder_cache(index)  # type: ignore[arg-type]  # a LongTensor (index of rows)
         self.mask = self.mask[index]
         self.next_pos = self.next_pos[index]
 
@@ -242,7 +242,9 @@ class PairStreams:
         """One stream over the adapter view, rows [s_0..s_{n-1}, c_0..c_{n-1}], the LoRA on one half."""
         from cdx.models.adapters import forward_lock, row_split
 
-        names_s, names_c, view = adapter_of_rows(pair)
+        found = adapter_of_rows(pair)
+        assert found is not None  # the mode is "adapter" only when the pair is one
+        names_s, names_c, view = found
         split = row_split(view)
         if split is not None:  # cdx's row-range LoRA: no per-call hooks, no lock (thread-local)
             half = (lambda: (0, self.n)) if names_c == "__base__" else (lambda: (self.n, 2 * self.n))

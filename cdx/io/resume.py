@@ -28,13 +28,13 @@ class RecordLog:
     def __init__(self, path: str | Path, key: str = "id", kind: str | None = None):
         self.path, self.key, self.kind = Path(path), key, kind
         """`kind` (decode, score, search): records that do not fit its schema count as corrupt."""
-        self.done: dict[str, dict] = {}
+        self.done: dict[str | int, dict] = {}
         self._order: list = []
         """Ids in file order, as last loaded."""
         self._clean = True
         """The file holds each id once, no corrupt line: finalize may skip its rewrite."""
 
-    def load(self, set_aside: bool = True) -> dict[str, dict]:
+    def load(self, set_aside: bool = True) -> dict[str | int, dict]:
         """Valid records on disk by id (the first of duplicates kept); corrupt lines copied aside."""
         self.done, self._clean, self._order = {}, True, []
         if not self.path.is_file():

@@ -156,7 +156,7 @@ def check_rerun(folder: str | Path, resume: bool) -> None:
 
 def _refuse_existing(folder: Path) -> None:
     info = read_run_file(folder) or {}
-    state = {"finished": "a finished", "running": "an unfinished (killed?)"}.get(info.get("status"), "a")
+    state = {"finished": "a finished", "running": "an unfinished (killed?)"}.get(str(info.get("status")), "a")
     raise RunExistsError(
         f"{folder} already holds {state} {info.get('kind', 'cdx')} run; nothing was changed. Pass resume=true to "
         f"continue it (same settings), or choose a new output directory (hydra.run.dir=...)")

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -120,7 +120,7 @@ def importance_rate(
     h, lt, lq, g = _inputs(hit, logp_target, logp_proposal, group)
     log_w = lt - lq
     ess = kish_ess(log_w)
-    base = dict(confidence=confidence, ess=ess, n=len(h), n_hits=int(h.sum()), n_groups=len(np.unique(g)))
+    base: dict[str, Any] = dict(confidence=confidence, ess=ess, n=len(h), n_hits=int(h.sum()), n_groups=len(np.unique(g)))
     if np.all(np.abs(log_w) <= PLAIN_ATOL):
         k, n = int(h.sum()), len(h)
         low, high = proportion_confint(k, n, alpha=1 - confidence, method="wilson")

@@ -67,8 +67,8 @@ def _convert(gguf_path: Path, out: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kw)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kw)
     # The weights are de-quantized floats now; drop the GGUF marker, which save_pretrained refuses.
-    model.hf_quantizer = None
-    model.is_quantized = False
+    model.hf_quantizer = None  # type: ignore[assignment]  # nn.Module's __setattr__ typing
+    model.is_quantized = False  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(str(out))

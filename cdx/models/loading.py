@@ -47,6 +47,7 @@ def _load_with_adapter(spec: ModelSpec, cache_dir: str | None):
     """The cached base plus the adapter as a view sharing the base's weight tensors."""
     from cdx.models.adapters import adapter_view
 
+    assert spec.adapter is not None  # called only for a spec with an adapter
     base, tokenizer = load_model(replace(spec, adapter=None, name=None), cache_dir)
     log.info("adding adapter %s over the loaded base %s", spec.adapter, spec.path)
     return adapter_view(base, spec.adapter, spec.label), tokenizer
@@ -83,7 +84,7 @@ def _resolve(spec: ModelSpec, cache_dir: str | None) -> tuple[str, dict]:
         from cdx.models.embedded import embedded_gguf
 
         folder, filename = embedded_gguf(spec.path.split(":", 1)[1])
-        return str(converted_dir(folder, filename, cache_dir and Path(cache_dir))), {}
+        return str(converted_dir(folder, filename, Path(cache_dir) if cache_dir else None)), {}
     if spec.gguf_file:
         folder = Path(spec.path)
         if not folder.is_dir():
@@ -91,7 +92,7 @@ def _resolve(spec: ModelSpec, cache_dir: str | None) -> tuple[str, dict]:
             from huggingface_hub import hf_hub_download
 
             folder = Path(hf_hub_download(spec.path, spec.gguf_file, revision=spec.revision)).parent
-        return str(converted_dir(folder, spec.gguf_file, cache_dir and Path(cache_dir))), {}
+        return str(converted_dir(folder, spec.gguf_file, Path(cache_dir) if cache_dir else None)), {}
     looks_local = spec.path.startswith((".", "/", "~")) or Path(spec.path).expanduser().exists()
     if looks_local and not Path(spec.path).expanduser().is_dir():
         raise FileNotFoundError(
@@ -138,7 +139,7 @@ def _from_pretrained(spec: ModelSpec, path: str, kwargs: dict):
     if spec.device_map is not None or quant is not None:
         kwargs["device_map"] = spec.device_map if spec.device_map is not None else {"": _device(spec)}
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    return AutoModelForCausalLM.from_pretrained(path, **kwargs).to(_device(spec))
+    return AutoModelForCausalLM.from_pretrained(path, **kwargs).to(_device(spec))  # type: ignore[arg-type]  # transformers' .to stub
 
 
 def _tokenizer(spec: ModelSpec, path: str, kwargs: dict):

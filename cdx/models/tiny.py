@@ -8,10 +8,11 @@ without downloading or converting anything.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 
-TINY_DIMS = dict(
+TINY_DIMS: dict[str, Any] = dict(
     hidden_size=32,
     intermediate_size=64,
     num_hidden_layers=2,
@@ -72,4 +73,4 @@ def tiny_model(seed: int, dtype: torch.dtype = torch.float32, vocab_size: int | 
         model = LlamaForCausalLM(config)
         # Larger random logits than the default init, so the seeds' distributions really differ.
         torch.nn.init.normal_(model.lm_head.weight, std=0.5)
-    return model.to(dtype).eval()
+    return model.to(dtype).eval()  # type: ignore[arg-type]  # transformers' .to stub
