@@ -37,21 +37,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel
 
 from cdx.analysis.checkers import build_checker
 from cdx.analysis.describe import SIDE
 from cdx.analysis.features import DESCRIPTIONS, FUNCTION_WORDS
 from cdx.analysis.phrases import PhraseSettings, mine_phrase
+from cdx.analysis.sampling import AMPLIFIED, PLAIN, ModelRates, importance_rates
 from cdx.analysis.scope import Scope, ScopeSettings, find_scope
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
 from cdx.io import atomic_write_text
+from cdx.metrics.importance import RateEstimate, importance_rate
 
 log = logging.getLogger(__name__)
 
 WORD_SHIFT = "word-frequency shift"
 MODE = {"gained": "plain_c", "lost": "plain_s"}
+
+
+class DiscoveryRates(BaseModel):
+    """A behaviour's rate under each model on the discovery prompts, two ways side by side (issue 19).
+
+    `plain_*` count the plain samples (Wilson intervals); `amplified` weights the amplified samples by
+    p(x) / q(x) (cdx.metrics.importance: SNIS, ESS, bootstrap over prompts, refused when degenerate).
+    The behaviour was found on these texts, so both are descriptive, not a test: the test is the
+    behaviour's own, on held-out prompts.
+    """
+
+    plain_s: RateEstimate
+    """Under the starting model, from its plain samples."""
+    plain_c: RateEstimate
+    """Under the comparison model, from its plain samples."""
+    amplified: ModelRates | None = None
+    """Under each model, from the amplified samples; None when they carry no log q (see `note`)."""
+    note: str = ""
 
 
 class Behaviour(BaseModel):
@@ -85,6 +106,8 @@ class Behaviour(BaseModel):
     """Ids of its member findings (findings.jsonl), most significant first."""
     member_statements: list[str]
     evidence: list[dict] = []
+    discovery_rates: DiscoveryRates | None = None
+    """Its rates on the discovery prompts from plain and from amplified samples (None: no such samples)."""
 
     @property
     def is_behaviour(self) -> bool:
@@ -306,6 +329,34 @@ def find_behaviours(findings: Sequence[Finding], discovery: Sequence[dict], held
     out = [b.model_copy(update={"q": t.q, "validated": t.validated, "reason": t.reason}) for b, t in built]
     out.sort(key=lambda b: (not b.is_behaviour, not b.validated, b.q, -abs(b.effect)))
     return out
+
+
+def discovery_rates(checker, discovery: Sequence[dict], **kw) -> DiscoveryRates | None:
+    """`checker`'s rates on the raw discovery samples (not `clean_corpus`'s: a dropped repeat is a draw too).
+
+    `kw` goes to `importance_rate` (confidence, min_ess, n_resamples, seed).
+    """
+    plain = {}
+    for mode in PLAIN:
+        texts = [r for r in discovery if r["mode"] == mode]
+        if not texts:
+            return None
+        hit = np.array([bool(checker.check(r["text"])) for r in texts])
+        zero = np.zeros(len(texts))  # plain samples: q = p, every weight 1
+        plain[mode] = importance_rate(hit, zero, zero, np.array([r["prompt_index"] for r in texts]), **kw)
+    amplified, note = None, ""
+    if any(r["mode"] in AMPLIFIED for r in discovery):
+        try:
+            amplified = importance_rates(checker, discovery, AMPLIFIED, **kw)
+        except ValueError as e:  # samples drawn before log q was recorded
+            note = str(e)
+    return DiscoveryRates(plain_s=plain["plain_s"], plain_c=plain["plain_c"], amplified=amplified, note=note)
+
+
+def with_discovery_rates(behaviours: Sequence[Behaviour], discovery: Sequence[dict], judge=None) -> list[Behaviour]:
+    """The behaviours with `discovery_rates` set from the run's raw discovery samples."""
+    return [b.model_copy(update={"discovery_rates": discovery_rates(build_checker(b.checker, judge), discovery)})
+            for b in behaviours]
 
 
 def write_behaviours(path: Path, behaviours: Sequence[Behaviour]) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
-from cdx.analysis.behaviours import BehaviourSettings, find_behaviours, write_behaviours
+from cdx.analysis.behaviours import BehaviourSettings, find_behaviours, with_discovery_rates, write_behaviours
 from cdx.analysis.describe import DescribeSettings, clean_corpus, cluster_prompts, describe
 from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
 from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_decoder, sample_batch, split_prompts
@@ -172,9 +172,10 @@ class ValidateStage:
         findings.sort(key=lambda f: (not f.validated, f.q, -abs(f.effect)))
         atomic_write_text(ctx.out / "findings.jsonl",
                           "".join(json.dumps(f.to_record(), ensure_ascii=False) + "\n" for f in findings))
-        discovery, _ = clean_corpus(read_records(ctx.out / "discovery.jsonl"))
-        write_behaviours(ctx.out / "behaviours.jsonl",
-                         find_behaviours(findings, discovery, samples, clusters, self.behaviours, self.settings, judge))
+        raw = read_records(ctx.out / "discovery.jsonl")
+        discovery, _ = clean_corpus(raw)
+        behaviours = find_behaviours(findings, discovery, samples, clusters, self.behaviours, self.settings, judge)
+        write_behaviours(ctx.out / "behaviours.jsonl", with_discovery_rates(behaviours, raw, judge))
         ctx.state["judge"] = {"calls": judge.calls, "unparsed": judge.unparsed} if judge else None
 
 

@@ -122,9 +122,28 @@ def print_behaviours(behaviours: Sequence[Behaviour], top_n: int, console: Conso
                       f"q={b.q:.2g}; {b.scope.text()}; {len(b.members)} finding(s)")
         for ev in b.evidence[:1] if b.is_behaviour else []:
             console.print(f"    e.g. [{ev['model']}] {ev['prompt'][:60]!r} -> {ev['text'][:160]!r}")
+        if b.validated and b.discovery_rates is not None:
+            console.print(f"    {discovery_rates_text(b.discovery_rates)}")
     if any(b.validated and not b.is_behaviour for b in behaviours):
         console.print("  ~ word-frequency shift: validated word rates with no distinctive phrase, not a behaviour")
     console.print("  the findings below are the behaviours' details (behaviours.jsonl lists each one's members)")
+
+
+def _rate(e) -> str:
+    """One RateEstimate: rate [low, high], or why it was refused."""
+    if e.rate is None:
+        return f"refused (ESS {e.ess:.0f} of {e.n})"
+    return f"{e.rate:.3f} [{e.low:.3f}, {e.high:.3f}]" + (f" ESS {e.ess:.0f}" if e.method == "snis" else "")
+
+
+def discovery_rates_text(d) -> str:
+    """The behaviour's rates on the discovery prompts: plain counts beside importance-weighted amplified samples."""
+    plain = (f"on discovery prompts, plain {d.plain_c.n_hits}/{d.plain_c.n} vs {d.plain_s.n_hits}/{d.plain_s.n} "
+             f"(comparison {_rate(d.plain_c)}, starting {_rate(d.plain_s)})")
+    if d.amplified is None:
+        return plain
+    a = d.amplified
+    return f"{plain}; from amplified samples, weighted: comparison {_rate(a.comparison)}, starting {_rate(a.starting)}"
 
 
 def print_findings(findings: list[Finding], top_n: int, console: Console) -> None:

@@ -308,3 +308,44 @@ def test_the_report_leads_with_behaviours_and_keeps_the_findings_as_details(two_
     assert printed.strip().splitlines()[-1].startswith("cdx analyze: 2 behaviour(s) from 5 validated finding(s)")
     page = (tmp_path / "analysis.html").read_text()
     assert page.index("<h2>Behaviours") < page.index("<h2>Findings")
+
+
+def test_discovery_rates_set_plain_counts_beside_importance_weighted_amplified_rates():
+    """Plain samples give k/n (Wilson); amplified ones the self-normalised estimate sum w h / sum w with
+    w = p(x) / q(x), computed here by hand from the recorded log-probs."""
+    import numpy as np
+    from statsmodels.stats.proportion import proportion_confint
+
+    from cdx.analysis.behaviours import discovery_rates
+    from cdx.analysis.checkers import build_checker
+
+    rng = np.random.default_rng(0)
+    recs = []
+    for i in range(60):
+        for mode in ("plain_s", "plain_c", "amp_c"):
+            for j in range(3):
+                hit = rng.random() < {"plain_s": 0.1, "plain_c": 0.3, "amp_c": 0.6}[mode]
+                lp_c = rng.normal(-20, 1)
+                lp_s = lp_c + rng.normal(0, 0.3)  # close models: weights towards p_s not degenerate
+                lq = {"plain_s": lp_s, "plain_c": lp_c, "amp_c": lp_c + rng.normal(0, 0.5)}[mode]
+                recs.append({"id": f"d-{i}-{mode}-{j}", "mode": mode, "prompt_index": i,
+                             "text": f"{BRAND if hit else 'plain'} words",
+                             "text_logp": {"logp_s": lp_s, "logp_c": lp_c, "logp_q": lq}})
+    check = build_checker({"type": "string", "value": "BrandX", "case": False, "word": True})
+    got = discovery_rates(check, recs, n_resamples=200)
+    for mode, est in (("plain_s", got.plain_s), ("plain_c", got.plain_c)):
+        hits = [BRAND in r["text"] for r in recs if r["mode"] == mode]
+        low, high = proportion_confint(sum(hits), len(hits), method="wilson")
+        assert (est.method, est.rate) == ("wilson", sum(hits) / len(hits))
+        assert (est.low, est.high) == pytest.approx((low, high), rel=1e-12)
+    amp = [r for r in recs if r["mode"] == "amp_c"]
+    h = np.array([BRAND in r["text"] for r in amp])
+    for side, key in (("comparison", "logp_c"), ("starting", "logp_s")):
+        w = np.exp([r["text_logp"][key] - r["text_logp"]["logp_q"] for r in amp])
+        est = getattr(got.amplified, side)
+        assert est.method == "snis" and est.rate == pytest.approx(float(w @ h / w.sum()), rel=1e-9)
+        assert est.low <= est.rate <= est.high and est.n == len(amp)
+    old = [{k: v for k, v in r.items() if k != "text_logp"} for r in recs]  # drawn before log q was recorded
+    got_old = discovery_rates(check, old)
+    assert got_old.amplified is None and "no log q" in got_old.note and got_old.plain_c.rate == got.plain_c.rate
+    assert discovery_rates(check, [r for r in recs if r["mode"] == "amp_c"]) is None  # no plain samples
