@@ -17,11 +17,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from cdx.analysis.behaviours import Behaviour, read_behaviours
+from cdx.analysis.behaviours import Behaviour, DiscoveryRates, read_behaviours
 from cdx.analysis.pipeline import Context, load_findings
 from cdx.analysis.stats import minimum_detectable_effect
 from cdx.analysis.types import Finding
 from cdx.io import atomic_write_json, atomic_write_text, read_records
+from cdx.metrics.importance import RateEstimate
 
 
 class ReportStage:
@@ -129,14 +130,14 @@ def print_behaviours(behaviours: Sequence[Behaviour], top_n: int, console: Conso
     console.print("  the findings below are the behaviours' details (behaviours.jsonl lists each one's members)")
 
 
-def _rate(e) -> str:
+def _rate(e: RateEstimate) -> str:
     """One RateEstimate: rate [low, high], or why it was refused."""
     if e.rate is None:
         return f"refused (ESS {e.ess:.0f} of {e.n})"
     return f"{e.rate:.3f} [{e.low:.3f}, {e.high:.3f}]" + (f" ESS {e.ess:.0f}" if e.method == "snis" else "")
 
 
-def discovery_rates_text(d) -> str:
+def discovery_rates_text(d: DiscoveryRates) -> str:
     """The behaviour's rates on the discovery prompts: plain counts beside importance-weighted amplified samples."""
     plain = (f"on discovery prompts, plain {d.plain_c.n_hits}/{d.plain_c.n} vs {d.plain_s.n_hits}/{d.plain_s.n} "
              f"(comparison {_rate(d.plain_c)}, starting {_rate(d.plain_s)})")
