@@ -16,10 +16,10 @@ from typing import Any
 from cdx.resources import conf_dir
 
 RECIPE_VERSION = "1"
-# Train options added after recipe 1, with the value that trains exactly as before: at that value they are
-# left out of the hash, so organisms already built stay cached (set otherwise, they change it: rebuilt).
-HASH_NEUTRAL_TRAIN = {"max_grad_norm": None}
 """Bump when the data, training or modification code changes what a spec builds."""
+HASH_NEUTRAL_TRAIN = {"max_grad_norm": None}
+"""Train options added after recipe 1, at the value that trains exactly as before: at that value they are
+left out of the hash, so organisms already built stay cached (set otherwise, they change it: rebuilt)."""
 METHODS = ("lora", "zero_adapter", "quantize", "system_prompt", "interpolate", "copy")
 CONF_DIR = conf_dir() / "organism"
 
