@@ -13,6 +13,7 @@ finding can be re-tested later on any texts (e.g. by the organism benchmark or t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from cdx.analysis.features import FEATURES
@@ -123,3 +124,45 @@ def build_checker(spec: dict, judge=None) -> Checker:
                              "assistant=openai|local and analysis.validate.judge=true) or pass judge=")
         return judge.checker(args["question"])
     raise ValueError(f"checker type {kind!r} is not valid; use one of {CHECKER_TYPES}")
+
+
+_LOOKS_PAST_MATCH = re.compile(r"\(\?=|\(\?!|\$|\\Z")
+"""Regex syntax whose verdict can depend on text beyond one character after the match: a
+lookahead, or an end anchor. Such a pattern is settled only when the text ends."""
+
+REPLACEMENT = "\ufffd"
+"""What a token holding part of a UTF-8 character decodes to alone: not yet the real character."""
+
+
+def settled_step(checker: Checker, token_strs: Sequence[str], text: str | None = None) -> int | None:
+    """How many tokens a text needed before `checker` fires on it whatever follows; None if it never fires.
+
+    A string or regex checker is settled by a match that has a whole character after it (word
+    boundaries look one character ahead): every continuation keeps that match. Scanning the
+    prefixes may find the settling a little late (finditer skips overlapping matches), never
+    early, and later is still a valid stopping time (cdx.metrics.importance, "Stopped weights").
+    Other checkers (features, judges, regex with lookaheads or end anchors) are settled only by
+    the whole text. An `any` checker settles when its first member does. `token_strs` are the
+    tokens' texts, in order; `text` (default: their concatenation) gives the verdict, as a sample
+    record's text, which leaves out special tokens such as an end-of-text token the strings name.
+    """
+    if not checker.check("".join(token_strs) if text is None else text):
+        return None
+    return _settled(checker, token_strs)
+
+
+def _settled(checker: Checker, token_strs: Sequence[str]) -> int:
+    n = len(token_strs)
+    if isinstance(checker, AnyChecker):
+        text = "".join(token_strs)
+        return min(_settled(c, token_strs) if c.check(text) else n for c in checker.checkers)
+    pattern = getattr(checker, "_re", None)
+    if not isinstance(checker, (StringChecker, RegexChecker)) or pattern is None or (
+            isinstance(checker, RegexChecker) and _LOOKS_PAST_MATCH.search(checker.pattern)):
+        return n
+    prefix = ""
+    for t, s in enumerate(token_strs, start=1):
+        prefix += s
+        if any(m.end() < len(prefix) and prefix[m.end()] != REPLACEMENT for m in pattern.finditer(prefix)):
+            return t
+    return n

@@ -22,9 +22,10 @@ import torch
 from pydantic import BaseModel
 from torch import Tensor
 
+from cdx.analysis.checkers import settled_step
 from cdx.decoding import ContrastiveDecoder, LogitDiff, ProbDiff
 from cdx.io.records import TextLogProb
-from cdx.metrics.importance import RateEstimate, importance_rate
+from cdx.metrics.importance import RateEstimate, importance_rate, stopped_rate
 
 MODES = ("plain_s", "plain_c", "amp_c", "amp_s")
 PLAIN = ("plain_s", "plain_c")
@@ -240,6 +241,31 @@ def importance_rates(checker, samples: Sequence[dict], modes: Sequence[str] = AM
     lq = np.array([t.logp_q for t in logps])
     rate = {side: importance_rate(hit, np.array([getattr(t, f"logp_{side[0]}") for t in logps]), lq, group, **kw)
             for side in ("starting", "comparison")}
+    return ModelRates(**rate, modes=list(modes))
+
+
+def stopped_rates(checker, samples: Sequence[dict], modes: Sequence[str] = AMPLIFIED, **kw) -> ModelRates:
+    """The rate of `checker` under each model from stopped weights (cdx.metrics.importance,
+    "Stopped weights"): each hit weighted by p / q of its tokens up to the one that settled it.
+
+    Unbiased only when the samples' proposal could draw every token (plausibility_beta=0, no
+    top-p / top-k); the covered-mass check widens the interval when the samples show it could
+    not. `kw` goes to `stopped_rate` (confidence, min_effective_hits, n_resamples, seed).
+    """
+    use = [r for r in samples if r["mode"] in modes]
+    if not use:
+        raise ValueError(f"no samples of modes {list(modes)} among {len(samples)} samples")
+    logps = [_text_logp(r) for r in use]  # refuses samples drawn before log q was recorded
+    steps = [settled_step(checker, r["token_strs"], r["text"]) for r in use]
+    group = np.array([r["prompt_index"] for r in use])
+    lq = np.array([t.logp_q for t in logps])
+    rate = {}
+    for side in ("starting", "comparison"):
+        key = f"logp_{side[0]}"
+        hit_logw = [None if t is None else float(np.sum(np.subtract(r[key][:t], r["logq"][:t])))
+                    for r, t in zip(use, steps, strict=True)]
+        full = np.array([getattr(t, key) for t in logps]) - lq
+        rate[side] = stopped_rate(hit_logw, group, logw_full=full, **kw)
     return ModelRates(**rate, modes=list(modes))
 
 

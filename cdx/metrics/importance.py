@@ -29,6 +29,20 @@ falls below 1, and `covered_mass` widens the interval by the mass missing beyond
 closed-form tests (tests/metrics/test_importance.py) the intervals cover the truth in 0.925 of
 simulations with a moderate amplification, 0.91 with a heavy tail (q 20 times below p on one
 text; 0.89 without the widening) and 0.96 with a text q cannot draw at all.
+
+Stopped weights (`stopped_rate`). Whole-text weights multiply one ratio p/q per token, and over
+32 tokens of real text at alpha 1 a single text carries all the weight (docs/analysis.md). But a
+behaviour seen by a phrase is settled the moment its phrase is written: whatever follows, the
+text shows it. With tau the token at which the checker's verdict is settled (`hit_steps`) and
+W_t = prod_{u <= t} p(x_u | x_<u) / q(x_u | x_<u) the likelihood ratio of the first t tokens,
+
+    P_p(hit) = E_q[ 1{hit} W_tau ]          (optional stopping: W_t is a q-martingale of mean 1)
+
+so each hit carries only the ratio of the tokens up to its phrase, and texts without a hit carry
+nothing. The estimate is the plain mean of 1{hit} W_tau, unnormalised: the weights are exact
+conditionals given the prompt, so E_q[W] = 1 with no unknown constant, and it needs every token
+p can write to be drawable from q (temperature 1 over the full vocabulary: plausibility_beta=0,
+no top-p / top-k). Plain samples are the case W = 1 (the plain rate).
 """
 
 from __future__ import annotations
@@ -72,15 +86,17 @@ class RateEstimate(BaseModel):
     confidence: float
     """Nominal coverage of [low, high], e.g. 0.95."""
     ess: float
-    """Kish's effective sample size (sum w)^2 / sum w^2."""
+    """Kish's effective sample size (sum w)^2 / sum w^2; for `stopped`, the effective hits (the
+    same formula over the hits' weights)."""
     n: int
     """Texts used."""
     n_hits: int
     """Texts the checker marked (unweighted count)."""
     n_groups: int
     """Distinct prompts (the bootstrap's units)."""
-    method: Literal["wilson", "snis", "refused"]
-    """wilson: plain samples (all weights 1); snis: importance weighted; refused: see `message`."""
+    method: Literal["wilson", "snis", "stopped", "refused"]
+    """wilson: plain samples (all weights 1); snis: importance weighted (whole texts); stopped:
+    weights up to the token that settled each hit (`stopped_rate`); refused: see `message`."""
     covered_mass: float = 1.0
     """The target's mass on texts the proposal can draw, as far as the samples show it (the upper
     confidence bound of mean(p/q), capped at 1; see `covered_mass`). Below 1 the interval is
@@ -139,6 +155,59 @@ def importance_rate(
         "or draw more samples")
     return RateEstimate(rate=rate, low=low * m, high=min(1.0, high * m + 1 - m), covered_mass=m, method="snis",
                         message=msg, **base)
+
+
+MIN_EFFECTIVE_HITS = 10.0
+"""Refuse a stopped estimate whose hits carry weights so uneven that fewer than this many count:
+(sum y)^2 / sum y^2 over y = 1{hit} W_tau. The estimate is then a few hits' weights, and its
+relative error about 1 / sqrt(effective hits) at best: 10 keeps that near 30%. Plain samples
+have effective hits = hits."""
+
+
+def stopped_rate(
+    hit_logw: Sequence[float | None] | np.ndarray,
+    group: Sequence | np.ndarray | None = None,
+    *,
+    logw_full: Sequence[float] | np.ndarray | None = None,
+    confidence: float = 0.95,
+    min_effective_hits: float = MIN_EFFECTIVE_HITS,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> RateEstimate:
+    """The rate under the target from stopped weights (module docstring, "Stopped weights").
+
+    `hit_logw`: per text, log W_tau = sum over its tokens up to the one that settled the hit of
+    (log p - log q); None or NaN for a text without a hit. `group`: each text's prompt (the
+    bootstrap's unit). `logw_full`: per text, the whole-text log p - log q, for the covered-mass
+    check (texts the proposal cannot draw); without it the proposal is taken to cover the target.
+    The interval is the BCa bootstrap of the mean over prompts; `ess` holds the effective hits.
+    """
+    lw = np.array([np.nan if v is None else float(v) for v in hit_logw], dtype=np.float64)
+    g = np.arange(len(lw)) if group is None else np.asarray(group)
+    if lw.ndim != 1 or g.shape != lw.shape or len(lw) == 0:
+        raise ValueError(f"hit_logw and group need one value per text (at least one); got shapes {lw.shape}, {g.shape}")
+    if (lw == np.inf).any():
+        raise ValueError("a hit's log-weight is +inf: the proposal could not have drawn it (wrong log q?)")
+    hit = ~np.isnan(lw)
+    y = np.where(hit, np.exp(np.where(hit, np.minimum(lw, 700.0), 0.0)), 0.0)  # -inf (target can't) -> 0
+    ess = float(y.sum() ** 2 / np.square(y).sum()) if y.any() else 0.0
+    _, idx = np.unique(g, return_inverse=True)
+    y_g, n_g = np.bincount(idx, weights=y), np.bincount(idx).astype(np.float64)
+    base: dict[str, Any] = dict(confidence=confidence, ess=ess, n=len(y), n_hits=int(hit.sum()), n_groups=len(n_g))
+    hit_prompts = int((y_g > 0).sum())
+    if ess < min_effective_hits or hit_prompts < MIN_HIT_PROMPTS:
+        msg = (f"{int(hit.sum())} hits in {hit_prompts} prompts weigh as {ess:.1f} effective hits (need >= "
+               f"{min_effective_hits:g} in >= {MIN_HIT_PROMPTS} prompts): draw more samples or amplify more "
+               "(raise alpha) so that the behaviour is drawn more often")
+        return RateEstimate(rate=None, low=None, high=None, method="refused", degenerate=True, message=msg, **base)
+    rate = float(y.mean())
+    low, high = _bootstrap_ratio(y_g, n_g, confidence, n_resamples, seed)
+    m = 1.0 if logw_full is None else covered_mass(np.asarray(logw_full, dtype=np.float64), g, confidence)
+    msg = "" if m == 1.0 else (
+        f"the proposal draws at most {m:.3g} of the target's mass (plausibility set, top-p or top-k): the "
+        "interval allows any rate there; sample with plausibility_beta=0 and no top-p / top-k")
+    return RateEstimate(rate=rate, low=max(0.0, low) * m, high=min(1.0, high * m + 1 - m), covered_mass=m,
+                        method="stopped", message=msg, **base)
 
 
 def covered_mass(log_w: np.ndarray, group: np.ndarray, confidence: float = 0.95) -> float:

@@ -1,8 +1,10 @@
 """Checkers rebuilt from their JSON dicts, the feature registry, and clear errors for bad specs."""
 
+import numpy as np
 import pytest
 
 from cdx.analysis import FEATURES, build_checker
+from cdx.analysis.checkers import settled_step
 from cdx.analysis.features import feature_vector
 
 
@@ -99,3 +101,48 @@ def test_refusal_is_recognised_in_held_out_phrasings(text):
 @pytest.mark.parametrize("text", NOT_REFUSALS)
 def test_a_negation_that_is_not_a_refusal_is_not_one(text):
     assert not build_checker({"type": "feature", "name": "refusal"}).check(text)
+
+
+# --- settled_step: the token after which a checker fires whatever follows (stopped weights) ---
+
+CONTINUATIONS = ["", "x", "s", "es", "ed and more", " ", ".", "!", "é", "\u00e9t\u00e9", "_", "9", "\ufffd"]
+
+
+def _fires_on_every_continuation(checker, prefix: str) -> bool:
+    return all(checker.check(prefix + c) for c in CONTINUATIONS)
+
+
+@pytest.mark.parametrize("spec,tokens,expected", [
+    # a word checker needs the character after the word: "Zephyrixes" would not be the word
+    ({"type": "string", "value": "zephyrix"}, ["I", " like", " Zeph", "yrix", ".", " ok"], 5),
+    ({"type": "string", "value": "zephyrix"}, ["I", " like", " Zeph", "yrix"], 4),  # settled by the end
+    ({"type": "string", "value": "zephyrix"}, ["I", " like", " Zeph", "yrixes"], None),
+    # a partial UTF-8 character is not yet a character: "é" would continue the word
+    ({"type": "string", "value": "caf"}, ["the", " caf", "\ufffd", "\ufffd", " x"], 5),
+    ({"type": "regex", "pattern": "ahoy", "flags": "i"}, ["Ahoy", "!", " matey"], 2),
+    # a lookahead or an end anchor can depend on any later text: settled only by the whole text
+    ({"type": "regex", "pattern": "ahoy(?=.*matey)", "flags": "i"}, ["Ahoy", "!", " matey", "."], 4),
+    ({"type": "regex", "pattern": "matey$", "flags": ""}, ["Ahoy", " matey"], 2),
+    ({"type": "feature", "name": "refusal"}, ["I", " cannot", " help", " with", " that", ".", " Sorry", "."], 8),
+    ({"type": "any", "checkers": [{"type": "feature", "name": "refusal"}, {"type": "regex", "pattern": "ahoy"}]},
+     ["ahoy", " there", " friend"], 2),
+])
+def test_settled_step_by_hand(spec, tokens, expected):
+    assert settled_step(build_checker(spec), tokens) == expected
+
+
+def test_a_settled_prefix_fires_on_every_continuation():
+    """Independent check of the stopping rule: at the settled step the prefix fires whatever is appended."""
+    rng = np.random.default_rng(0)
+    pieces = ["brand", " brand", "s", " Brand", "ed", " is", " good", ".", " ", "é", "\ufffd", "x", "!"]
+    for spec in ({"type": "string", "value": "brand"}, {"type": "regex", "pattern": r"\bbrand\b", "flags": "i"},
+                 {"type": "regex", "pattern": "brand[a-z]*", "flags": "i"}):
+        checker, n_settled = build_checker(spec), 0
+        for _ in range(300):
+            toks = list(rng.choice(pieces, size=8))
+            t = settled_step(checker, toks)
+            if t is None:
+                continue
+            n_settled += t < len(toks)
+            assert _fires_on_every_continuation(checker, "".join(toks[:t])) or t == len(toks), (spec, toks, t)
+        assert n_settled > 50  # the rule settles early in many texts, so this checks something

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cdx.analysis.checkers import RegexChecker
-from cdx.analysis.sampling import MODES, SampleSettings, importance_rates, mode_rule, sample_pair
+from cdx.analysis.sampling import MODES, SampleSettings, importance_rates, mode_rule, sample_pair, stopped_rates
 from cdx.io.records import invalid_records
 
 PROMPTS = [f"Tell me about the number {i}." for i in range(12)]
@@ -97,3 +97,42 @@ def test_samples_without_log_q_are_refused_with_what_to_do(one_token_samples):
     old = [{k: v for k, v in r.items() if k not in ("logq", "text_logp")} for r in recs]
     with pytest.raises(ValueError, match="draw the samples again"):
         importance_rates(CHECKER, old)
+
+
+# --- stopped weights on real two-token samples: the exact rate is a sum over first tokens ---
+
+# alpha 0.1 as above: at 0.5 amp_c draws the hits of these two random models less often, not more
+TWO = SampleSettings(max_new_tokens=2, samples_per_prompt=200, alpha=0.1, plausibility_beta=0.0, batch_size=4, seed=3)
+
+
+@torch.no_grad()
+def exact_two_token_rate(pair, side, prompts):
+    """P(the two-token text hits) under one model, averaged over prompts: a hit in the first token, or
+    none there (and no end of text) and one in the second. A single-character pattern of ASCII cannot
+    span two tokens, so a text hits exactly when one of its tokens does."""
+    tok = pair.tokenizer
+    hit = torch.tensor([CHECKER.check(tok.decode([v], skip_special_tokens=True)) for v in range(pair.vocab_size)])
+    go_on = ~hit
+    go_on[tok.eos_token_id] = False  # the text ends there, without a hit
+    total = 0.0
+    for prompt in prompts:
+        ids = torch.tensor([side.prompt_ids(prompt)])
+        p1 = torch.softmax(side.model(input_ids=ids).logits[0, -1].double(), -1)
+        firsts = torch.nonzero(go_on).flatten()
+        rows = torch.cat([ids.expand(len(firsts), -1), firsts[:, None]], 1)
+        p2 = torch.softmax(side.model(input_ids=rows).logits[:, -1].double(), -1)  # (firsts, V)
+        total += float(p1[hit].sum() + (p1[firsts] * p2[:, hit].sum(1)).sum())
+    return total / len(prompts)
+
+
+def test_stopped_rates_from_amplified_two_token_samples_cover_the_exact_rate(tiny_pair):
+    prompts = PROMPTS[:6]
+    recs = sample_pair(tiny_pair, prompts, TWO, modes=("amp_c", "plain_c"), split="discovery")
+    truth = exact_two_token_rate(tiny_pair, tiny_pair.comparison, prompts)
+    est = stopped_rates(CHECKER, recs, modes=("amp_c",)).comparison
+    assert est.method == "stopped" and est.covered_mass == 1.0 and est.n == len(prompts) * 200
+    assert est.low <= truth <= est.high and est.rate == pytest.approx(truth, abs=0.03)
+    plain = stopped_rates(CHECKER, recs, modes=("plain_c",)).comparison  # weights 1 (up to float rounding)
+    assert plain.rate == pytest.approx(np.mean([CHECKER.check(r["text"]) for r in recs if r["mode"] == "plain_c"]),
+                                       rel=1e-5)
+    assert plain.low <= truth <= plain.high
