@@ -27,6 +27,8 @@ def load_factor() -> float:
 
 
 LOAD_FACTOR = load_factor()
+BASE_TIMEOUT: float | None = None
+"""setup.cfg's per-test limit (900 s) before scaling: each test's own limit is scaled by the load when it starts."""
 
 
 def sigint_default() -> None:
@@ -51,8 +53,20 @@ def patience(seconds: float) -> float:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     # pytest-timeout's per-test limit (setup.cfg: 900 s on an idle machine) scales with the load too
+    global BASE_TIMEOUT
     if getattr(config.option, "timeout", None):
-        config.option.timeout = float(config.option.timeout) * LOAD_FACTOR
+        BASE_TIMEOUT = float(config.option.timeout)
+        config.option.timeout = BASE_TIMEOUT * LOAD_FACTOR
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item):
+    """Each test's limit scaled by the load when it starts, not only the session's: a suite started as its
+    neighbours start (the load average lags by a minute) would otherwise keep the idle limit throughout.
+    Runs before pytest-timeout reads the limit; a test's own timeout marker is left alone."""
+    if BASE_TIMEOUT and item.get_closest_marker("timeout") is None:
+        item.add_marker(pytest.mark.timeout(BASE_TIMEOUT * max(LOAD_FACTOR, load_factor())))
+    yield
 
 
 def pytest_report_header(config):

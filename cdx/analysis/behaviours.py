@@ -44,7 +44,7 @@ from cdx.analysis.checkers import build_checker
 from cdx.analysis.describe import SIDE
 from cdx.analysis.features import DESCRIPTIONS, FUNCTION_WORDS
 from cdx.analysis.phrases import PhraseSettings, mine_phrase
-from cdx.analysis.sampling import AMPLIFIED, PLAIN, ModelRates, importance_rates
+from cdx.analysis.sampling import AMPLIFIED, PLAIN, ModelRates, importance_rates, stopped_rates
 from cdx.analysis.scope import Scope, ScopeSettings, find_scope
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
@@ -72,6 +72,9 @@ class DiscoveryRates(BaseModel):
     """Under the comparison model, from its plain samples."""
     amplified: ModelRates | None = None
     """Under each model, from the amplified samples; None when they carry no log q (see `note`)."""
+    stopped: ModelRates | None = None
+    """The same samples with stopped weights: each hit weighted by p / q of its tokens up to the one
+    that settled it (cdx.metrics.importance, "Stopped weights"); None when `amplified` is."""
     note: str = ""
 
 
@@ -344,13 +347,17 @@ def discovery_rates(checker, discovery: Sequence[dict], **kw) -> DiscoveryRates 
         hit = np.array([bool(checker.check(r["text"])) for r in texts])
         zero = np.zeros(len(texts))  # plain samples: q = p, every weight 1
         plain[mode] = importance_rate(hit, zero, zero, np.array([r["prompt_index"] for r in texts]), **kw)
-    amplified, note = None, ""
+    amplified = stopped = None
+    note = ""
     if any(r["mode"] in AMPLIFIED for r in discovery):
         try:
             amplified = importance_rates(checker, discovery, AMPLIFIED, **kw)
+            stopped = stopped_rates(checker, discovery, AMPLIFIED,
+                                    **{k: v for k, v in kw.items() if k in ("confidence", "n_resamples", "seed")})
         except ValueError as e:  # samples drawn before log q was recorded
             note = str(e)
-    return DiscoveryRates(plain_s=plain["plain_s"], plain_c=plain["plain_c"], amplified=amplified, note=note)
+    return DiscoveryRates(plain_s=plain["plain_s"], plain_c=plain["plain_c"], amplified=amplified, stopped=stopped,
+                          note=note)
 
 
 def with_discovery_rates(behaviours: Sequence[Behaviour], discovery: Sequence[dict], judge=None) -> list[Behaviour]:

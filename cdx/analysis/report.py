@@ -133,8 +133,10 @@ def print_behaviours(behaviours: Sequence[Behaviour], top_n: int, console: Conso
 def _rate(e: RateEstimate) -> str:
     """One RateEstimate: rate [low, high], or why it was refused."""
     if e.rate is None:
-        return f"refused (ESS {e.ess:.0f} of {e.n})"
-    return f"{e.rate:.3f} [{e.low:.3f}, {e.high:.3f}]" + (f" ESS {e.ess:.0f}" if e.method == "snis" else "")
+        return (f"refused ({e.ess:.0f} effective hits of {e.n_hits})" if e.method == "refused" and e.n_hits and
+                "effective hits" in e.message else f"refused (ESS {e.ess:.0f} of {e.n})")
+    size = {"snis": f" ESS {e.ess:.0f}", "stopped": f" {e.ess:.0f} effective hits"}.get(e.method, "")
+    return f"{e.rate:.3f} [{e.low:.3f}, {e.high:.3f}]{size}"
 
 
 def discovery_rates_text(d: DiscoveryRates) -> str:
@@ -144,7 +146,10 @@ def discovery_rates_text(d: DiscoveryRates) -> str:
     if d.amplified is None:
         return plain
     a = d.amplified
-    return f"{plain}; from amplified samples, weighted: comparison {_rate(a.comparison)}, starting {_rate(a.starting)}"
+    text = f"{plain}; from amplified samples, weighted: comparison {_rate(a.comparison)}, starting {_rate(a.starting)}"
+    if d.stopped is not None:
+        text += f"; stopped weights: comparison {_rate(d.stopped.comparison)}, starting {_rate(d.stopped.starting)}"
+    return text
 
 
 def print_findings(findings: list[Finding], top_n: int, console: Console) -> None:

@@ -328,8 +328,11 @@ def test_discovery_rates_set_plain_counts_beside_importance_weighted_amplified_r
                 lp_c = rng.normal(-20, 1)
                 lp_s = lp_c + rng.normal(0, 0.3)  # close models: weights towards p_s not degenerate
                 lq = {"plain_s": lp_s, "plain_c": lp_c, "amp_c": lp_c + rng.normal(0, 0.5)}[mode]
-                recs.append({"id": f"d-{i}-{mode}-{j}", "mode": mode, "prompt_index": i,
-                             "text": f"{BRAND if hit else 'plain'} words",
+                toks = [BRAND if hit else "plain", " words", " more"]
+                frac = rng.dirichlet(np.ones(3))  # each token's share of the text's log-probs, as in real texts
+                per = {k: list(v * frac) for k, v in (("logp_s", lp_s), ("logp_c", lp_c), ("logq", lq))}
+                recs.append({"id": f"d-{i}-{mode}-{j}", "mode": mode, "prompt_index": i, "text": "".join(toks),
+                             "token_strs": toks, **per,
                              "text_logp": {"logp_s": lp_s, "logp_c": lp_c, "logp_q": lq}})
     check = build_checker({"type": "string", "value": "BrandX", "case": False, "word": True})
     got = discovery_rates(check, recs, n_resamples=200)
@@ -345,7 +348,14 @@ def test_discovery_rates_set_plain_counts_beside_importance_weighted_amplified_r
         est = getattr(got.amplified, side)
         assert est.method == "snis" and est.rate == pytest.approx(float(w @ h / w.sum()), rel=1e-9)
         assert est.low <= est.rate <= est.high and est.n == len(amp)
+        # stopped: the first token (the brand sentence, text after "BrandX" inside it) settles a hit, so the
+        # other two tokens never count
+        y = np.array([np.exp(r[key][0] - r["logq"][0]) if BRAND in r["text"] else 0.0 for r in amp])
+        st = getattr(got.stopped, side)
+        assert st.method == "stopped" and st.rate == pytest.approx(float(y.mean()), rel=1e-9)
+        assert st.ess == pytest.approx(float(y.sum() ** 2 / (y ** 2).sum()), rel=1e-9) and st.low <= st.rate <= st.high
     old = [{k: v for k, v in r.items() if k != "text_logp"} for r in recs]  # drawn before log q was recorded
     got_old = discovery_rates(check, old)
-    assert got_old.amplified is None and "no log q" in got_old.note and got_old.plain_c.rate == got.plain_c.rate
+    assert got_old.amplified is None and got_old.stopped is None and "no log q" in got_old.note
+    assert got_old.plain_c.rate == got.plain_c.rate
     assert discovery_rates(check, [r for r in recs if r["mode"] == "amp_c"]) is None  # no plain samples
