@@ -23,14 +23,18 @@ from pydantic import BaseModel
 from torch import Tensor
 
 from cdx.analysis.checkers import settled_step
-from cdx.decoding import ContrastiveDecoder, LogitDiff, ProbDiff
+from cdx.decoding import ContrastiveDecoder, LogitDiff, ProbDiff, Tilt
 from cdx.io.records import TextLogProb
 from cdx.metrics.importance import RateEstimate, importance_rate, stopped_rate
 
 MODES = ("plain_s", "plain_c", "amp_c", "amp_s")
 PLAIN = ("plain_s", "plain_c")
-MODEL_OF = {"plain_s": "starting", "plain_c": "comparison", "amp_c": "comparison+", "amp_s": "starting+"}
+MODEL_OF = {"plain_s": "starting", "plain_c": "comparison", "amp_c": "comparison+", "amp_s": "starting+",
+            "tilt_c": "comparison~", "tilt_s": "starting~"}
 AMPLIFIED = ("amp_c", "amp_s")
+TILTED = ("tilt_c", "tilt_s")
+"""Modes for measuring one behaviour's rate (not discovery): a model's own text tilted towards the
+tokens its phrase starts with (`cdx.decoding.Tilt`; SampleSettings.tilt_tokens)."""
 
 
 @dataclass
@@ -45,6 +49,10 @@ class SampleSettings:
     alpha: float = 1.0
     """Amplification strength of amp_c / amp_s: weights (1 + alpha, -alpha)."""
     plausibility_beta: float = 0.1
+    tilt_tokens: list[int] | None = None
+    """Token ids the tilt_c / tilt_s modes favour (`cdx.decoding.phrase_tokens` of a behaviour's phrase)."""
+    tilt_bonus: float = 3.0
+    """Log-odds added to `tilt_tokens` in the tilt modes."""
     batch_size: int = 8
     """Prompts per decoder batch (rows = batch_size * modes * samples_per_prompt)."""
     seed: int = 0
@@ -78,7 +86,11 @@ def mode_rule(mode: str, s: SampleSettings):
     if mode in ("amp_c", "amp_s"):
         side = "comparison" if mode == "amp_c" else "starting"
         return LogitDiff(alpha=s.alpha, amplified=side, plausibility_beta=s.plausibility_beta)
-    raise ValueError(f"sampling mode {mode!r} is not valid; use one of {MODES}")
+    if mode in TILTED:
+        if not s.tilt_tokens:
+            raise ValueError(f"sampling mode {mode!r} needs tilt_tokens (the ids the behaviour's phrase starts with)")
+        return Tilt(tokens=s.tilt_tokens, bonus=s.tilt_bonus, side="comparison" if mode == "tilt_c" else "starting")
+    raise ValueError(f"sampling mode {mode!r} is not valid; use one of {MODES + TILTED}")
 
 
 class RowwiseRule:

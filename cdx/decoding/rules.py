@@ -250,3 +250,72 @@ def _plain(rule, logp_s: Tensor, logp_c: Tensor) -> Tensor | None:
 def direction_of(rule) -> dict:
     """What a rule's texts show, for summaries and reports: {"shows": side, "description": sentence}."""
     return {"shows": rule.direction(), "description": rule.describe()}
+
+
+@dataclass
+class Tilt:
+    """Sample one model with a logit bonus on a few tokens: q(v) proportional to p(v) exp(bonus [v in tokens]).
+
+    Exponential tilting towards a behaviour, for measuring its rate (docs/analysis.md, "Tilted
+    proposals"): with `tokens` the ones a behaviour's phrase can start with, the phrase is written
+    far more often, and every other choice keeps the model's own odds, so the likelihood ratio of
+    a text's first t tokens is prod Z_u exp(-bonus [x_u in tokens]) with Z_u = 1 + (e^bonus - 1)
+    p(tokens | x_<u): near 1 wherever the model gives those tokens little mass. Amplification
+    (LogitDiff) instead reweights every token by the two models' ratio, and over a long text
+    those ratios multiply into weights too uneven to use. Full support: every token stays drawable.
+    """
+
+    tokens: list[int]
+    bonus: float = 3.0
+    side: str = "comparison"
+
+    def __post_init__(self) -> None:
+        if self.side not in ("starting", "comparison"):
+            raise ValueError(f"side={self.side!r} is not valid; use starting or comparison")
+        if not self.tokens:
+            raise ValueError("Tilt needs at least one token id to tilt towards (tokens=[...])")
+        if not math.isfinite(self.bonus):
+            raise ValueError(f"bonus={self.bonus} must be a finite number (log-odds added to the tokens)")
+        self.tokens = sorted({int(t) for t in self.tokens})
+        self._index: Tensor | None = None
+
+    def __call__(self, logp_s: Tensor, logp_c: Tensor, probs: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        base = logp_c if self.side == "comparison" else logp_s  # (B, V)
+        if self._index is None or self._index.device != base.device:
+            if max(self.tokens) >= base.shape[-1] or min(self.tokens) < 0:
+                raise ValueError(f"Tilt token ids {self.tokens} are outside the vocabulary (size {base.shape[-1]})")
+            self._index = torch.tensor(self.tokens, device=base.device)
+        out = base.clone()
+        out[:, self._index] += self.bonus
+        return out
+
+    @property
+    def starting_weight(self) -> float:
+        """The side sampled, as weights (1, 0) or (0, 1): what the decoder's weighted_kl metric reads."""
+        return 1.0 if self.side == "starting" else 0.0
+
+    @property
+    def comparison_weight(self) -> float:
+        return 1.0 - self.starting_weight
+
+    def direction(self) -> Side:
+        return self.side  # type: ignore[return-value]  # checked in __post_init__
+
+    def describe(self) -> str:
+        return (f"ordinary text of {_MODEL[self.side]} tilted towards {len(self.tokens)} token(s) "
+                f"(Tilt: log p + {self.bonus:g} on tokens {self.tokens[:8]}{'...' if len(self.tokens) > 8 else ''})")
+
+
+def phrase_tokens(tokenizer, phrase: str) -> list[int]:
+    """The ids a phrase can start with: the first token of it as written, lower-case and capitalised,
+    each with and without a leading space (tokenizers give a word after a space its own token)."""
+    words = {phrase, phrase.lower(), phrase[:1].upper() + phrase[1:]}
+    ids = set()
+    for w in words:
+        for text in (w, " " + w):
+            enc = tokenizer.encode(text, add_special_tokens=False)
+            if enc:
+                ids.add(int(enc[0]))
+    if not ids:
+        raise ValueError(f"phrase {phrase!r} has no tokens to tilt towards")
+    return sorted(ids)

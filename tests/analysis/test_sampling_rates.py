@@ -2,6 +2,8 @@
 samples by importance weighting (issue 19). One-token texts make the exact rate computable: a sum
 over the 320-token vocabulary of the model's next-token probabilities."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -125,14 +127,49 @@ def exact_two_token_rate(pair, side, prompts):
     return total / len(prompts)
 
 
-def test_stopped_rates_from_amplified_two_token_samples_cover_the_exact_rate(tiny_pair):
+def hit_token_ids(pair) -> list[int]:
+    return [v for v in range(pair.vocab_size) if CHECKER.check(pair.tokenizer.decode([v], skip_special_tokens=True))]
+
+
+@pytest.mark.parametrize("mode", ["amp_c", "tilt_c"])
+def test_stopped_rates_from_two_token_samples_cover_the_exact_rate(tiny_pair, mode):
+    """amp_c: the models' ratio on every token; tilt_c: p_c with 3 nats on the tokens that hit, so the
+    behaviour is drawn about 5x as often and every other token keeps p_c's odds."""
     prompts = PROMPTS[:6]
-    recs = sample_pair(tiny_pair, prompts, TWO, modes=("amp_c", "plain_c"), split="discovery")
+    s = dataclasses.replace(TWO, tilt_tokens=hit_token_ids(tiny_pair), tilt_bonus=3.0)
+    recs = sample_pair(tiny_pair, prompts, s, modes=(mode, "plain_c"), split="discovery")
     truth = exact_two_token_rate(tiny_pair, tiny_pair.comparison, prompts)
-    est = stopped_rates(CHECKER, recs, modes=("amp_c",)).comparison
+    est = stopped_rates(CHECKER, recs, modes=(mode,)).comparison
     assert est.method == "stopped" and est.covered_mass == 1.0 and est.n == len(prompts) * 200
     assert est.low <= truth <= est.high and est.rate == pytest.approx(truth, abs=0.03)
     plain = stopped_rates(CHECKER, recs, modes=("plain_c",)).comparison  # weights 1 (up to float rounding)
     assert plain.rate == pytest.approx(np.mean([CHECKER.check(r["text"]) for r in recs if r["mode"] == "plain_c"]),
                                        rel=1e-5)
     assert plain.low <= truth <= plain.high
+    if mode == "tilt_c":
+        drawn = np.mean([CHECKER.check(r["text"]) for r in recs if r["mode"] == mode])
+        assert drawn > 3 * truth  # tilted: the behaviour is drawn far more often
+        assert est.high - est.low < 0.8 * (plain.high - plain.low)  # and more precisely (0.64x the width, measured)
+
+
+def test_tilt_samples_record_log_q_of_the_tilted_distribution(tiny_pair):
+    """log q of one-token tilt_c samples against log_softmax(log p_c + bonus on the tilted tokens), by hand."""
+    tokens = hit_token_ids(tiny_pair)[:5]
+    s = SampleSettings(max_new_tokens=1, samples_per_prompt=30, tilt_tokens=tokens, tilt_bonus=2.5, batch_size=4)
+    recs = sample_pair(tiny_pair, PROMPTS[:4], s, modes=("tilt_c",), split="discovery")
+    mass_p, mass_q = [], []
+    for r in recs:
+        with torch.no_grad():
+            side = tiny_pair.comparison
+            lp = torch.log_softmax(side.model(input_ids=torch.tensor([side.prompt_ids(r["prompt"])])).logits[0, -1]
+                                   .double(), -1)
+        mass_p.append(float(lp[tokens].exp().sum()))
+        lp[tokens] += 2.5
+        lq = torch.log_softmax(lp, -1)
+        mass_q.append(float(lq[tokens].exp().sum()))
+        assert r["logq"] == pytest.approx([float(lq[r["token_ids"][0]])], abs=1e-4)
+    assert np.mean(mass_q) > 5 * np.mean(mass_p)  # e^2.5 = 12x the odds of the tilted tokens
+    drawn = np.mean([r["token_ids"][0] in tokens for r in recs])
+    assert drawn == pytest.approx(np.mean(mass_q), abs=4 * np.sqrt(np.mean(mass_q) / len(recs)))
+    with pytest.raises(ValueError, match="needs tilt_tokens"):
+        sample_pair(tiny_pair, PROMPTS[:4], SampleSettings(max_new_tokens=1), modes=("tilt_c",))
