@@ -308,12 +308,16 @@ class Tilt:
 
 def phrase_tokens(tokenizer, phrase: str) -> list[int]:
     """The ids a phrase can start with: the first token of it as written, lower-case and capitalised,
-    each with and without a leading space (tokenizers give a word after a space its own token)."""
+    each with and without a leading space (tokenizers give a word after a space its own token); a
+    token that is only whitespace is never one of them."""
     words = {phrase, phrase.lower(), phrase[:1].upper() + phrase[1:]}
     ids = set()
     for w in words:
         for text in (w, " " + w):
             enc = tokenizer.encode(text, add_special_tokens=False)
+            # a tokenizer that writes the space as its own token: tilting it would tilt every word
+            while enc and not tokenizer.decode([enc[0]]).strip():
+                enc = enc[1:]
             if enc:
                 ids.add(int(enc[0]))
     if not ids:

@@ -173,3 +173,56 @@ def test_describe_names_the_options_that_shape_the_text():
     assert "gating 3" in d and "top-p 0.9 nucleus" in d
     assert "no plausibility constraint" in LogitDiff(plausibility_beta=0.0).describe()
     assert direction_of(ProbDiff(-1, 1)) == {"shows": "comparison", "description": ProbDiff(-1, 1).describe()}
+
+
+# --- Tilt: one model's own odds with a bonus on a few tokens (measuring a behaviour's rate) ---
+
+def test_tilt_is_the_model_reweighted_by_e_to_the_bonus_on_its_tokens():
+    from cdx.decoding import Tilt
+
+    g = torch.Generator().manual_seed(0)
+    logp_s, logp_c = (torch.log_softmax(torch.randn(3, 11, generator=g), -1) for _ in range(2))
+    rule = Tilt(tokens=[4, 2, 4], bonus=1.5)
+    before = logp_c.clone()
+    q = torch.softmax(rule(logp_s, logp_c), -1)
+    assert logp_c.equal(before)  # the input is not modified in place
+    w = logp_c.exp().clone()
+    w[:, [2, 4]] *= math.exp(1.5)  # by hand: p_c(v) e^{b [v in S]} / Z
+    assert torch.allclose(q, w / w.sum(-1, keepdim=True), atol=1e-6)
+    assert rule.tokens == [2, 4] and rule.direction() == "comparison"
+    assert (rule.starting_weight, rule.comparison_weight) == (0, 1)
+    on_s = torch.softmax(Tilt(tokens=[0], bonus=0.0, side="starting")(logp_s, logp_c), -1)
+    assert torch.allclose(on_s, logp_s.exp(), atol=1e-6)  # bonus 0: the starting model itself
+    assert "tilted towards 2 token(s)" in rule.describe()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"tokens": []}, "at least one token"),
+    ({"tokens": [1], "side": "both"}, "side='both' is not valid"),
+    ({"tokens": [1], "bonus": float("inf")}, "finite"),
+])
+def test_tilt_refuses_bad_settings(kwargs, match):
+    from cdx.decoding import Tilt
+
+    with pytest.raises(ValueError, match=match):
+        Tilt(**kwargs)
+
+
+def test_tilt_refuses_token_ids_outside_the_vocabulary():
+    from cdx.decoding import Tilt
+
+    lp = torch.log_softmax(torch.zeros(1, 5), -1)
+    with pytest.raises(ValueError, match=r"outside the vocabulary \(size 5\)"):
+        Tilt(tokens=[7])(lp, lp)
+
+
+def test_phrase_tokens_are_the_first_word_pieces_of_its_spellings_never_a_bare_space(tiny_pair):
+    from cdx.decoding import phrase_tokens
+
+    tok = tiny_pair.tokenizer
+    ids = phrase_tokens(tok, "Zyx")
+    firsts = set()
+    for text in ("Zyx", " Zyx", "zyx", " zyx"):
+        enc = [t for t in tok.encode(text, add_special_tokens=False)]
+        firsts.add(next(t for t in enc if tok.decode([t]).strip()))  # by hand: the first non-space piece
+    assert set(ids) == firsts and all(tok.decode([i]).strip() for i in ids)
