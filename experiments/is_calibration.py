@@ -127,7 +127,8 @@ def main() -> None:
     prompts = sample_prompts("general", "heldout", a.prompts, seed=0)
     lines = [f"Testbed tiny_brand, {len(prompts)} held-out general prompts, {a.tokens} new tokens, alpha {a.alpha:g}, "
              f"plausibility_beta 0, tilt bonus {a.bonus:g} on the first tokens of {a.phrase!r}; {a.seeds} replicates of "
-             f"{a.per_prompt} amp_c + {a.per_prompt} tilt_c + {a.per_prompt} plain_c texts per prompt; reference {a.reference} plain texts per prompt.", "",
+             f"{a.per_prompt} amp_c + {a.per_prompt} tilt_c + {a.per_prompt} plain_c texts per prompt; "
+             f"reference {a.reference} plain texts per prompt.", "",
              "| lambda | reference rate | estimate | reported | coverage | rel. RMSE | median CI width / rate | "
              "median ESS | efficiency vs plain (MSE ratio) |", "|---|---|---|---|---|---|---|---|---|"]
     extra = []
