@@ -210,6 +210,58 @@ def stopped_rate(
                         method="stopped", message=msg, **base)
 
 
+class RateDifference(BaseModel):
+    """A test of rate under the comparison model = rate under the starting model, from stopped weights."""
+
+    diff: float
+    """Estimated rate_c - rate_s (mean over prompts of the per-prompt difference of stopped means)."""
+    low: float
+    high: float
+    """The t interval of `diff` at `confidence`, over prompts."""
+    p: float
+    """Two-sided p-value of the paired t-test over prompts (H0: equal rates)."""
+    confidence: float
+    n_prompts: int
+    """Prompts with texts on both sides: the test's units."""
+
+
+def stopped_rate_difference(
+    hit_logw_c: Sequence[float | None], group_c: Sequence | np.ndarray,
+    hit_logw_s: Sequence[float | None], group_s: Sequence | np.ndarray,
+    *, confidence: float = 0.95,
+) -> RateDifference:
+    """Whether a behaviour's rate differs between the two models, from stopped weights of each
+    side's own samples (e.g. tilt_c texts weighted towards p_c, tilt_s texts towards p_s).
+
+    Per prompt, the mean of 1{hit} W_tau on each side is an unbiased estimate of that prompt's rate
+    under each model; their difference is tested by a paired t-test over prompts (the texts of one
+    prompt are not independent; prompts are). Its level under the null is checked by simulation in
+    tests/metrics/test_importance_stopped.py.
+    """
+    from scipy.stats import ttest_1samp
+
+    def per_prompt(hit_logw, group) -> dict:
+        lw = np.array([np.nan if v is None else float(v) for v in hit_logw], dtype=np.float64)
+        y = np.where(np.isnan(lw), 0.0, np.exp(np.minimum(np.nan_to_num(lw, nan=-np.inf), 700.0)))
+        g = np.asarray(group)
+        if g.shape != y.shape:
+            raise ValueError(f"hit_logw and group need one value per text; got {y.shape} and {g.shape}")
+        return {k: float(y[g == k].mean()) for k in np.unique(g)}
+
+    c, s_ = per_prompt(hit_logw_c, group_c), per_prompt(hit_logw_s, group_s)
+    both = sorted(set(c) & set(s_), key=str)
+    if len(both) < 2:
+        raise ValueError(f"{len(both)} prompt(s) have texts on both sides: the paired test needs at least 2")
+    d = np.array([c[k] - s_[k] for k in both])
+    if np.all(d == d[0]):  # no spread (e.g. no hits anywhere): the t-test is undefined
+        return RateDifference(diff=float(d[0]), low=float(d[0]), high=float(d[0]), p=1.0 if d[0] == 0 else 0.0,
+                              confidence=confidence, n_prompts=len(both))
+    res = ttest_1samp(d, 0.0)
+    ci = res.confidence_interval(confidence)
+    return RateDifference(diff=float(d.mean()), low=float(ci.low), high=float(ci.high), p=float(res.pvalue),
+                          confidence=confidence, n_prompts=len(both))
+
+
 def covered_mass(log_w: np.ndarray, group: np.ndarray, confidence: float = 0.95) -> float:
     """An upper confidence bound of p(support of q), capped at 1: mean(w) + z se, w = p/q unnormalised.
 
