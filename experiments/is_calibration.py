@@ -1,6 +1,6 @@
 """Rates from amplified samples, calibrated against the truth (issue 19; docs/analysis.md).
 
-Testbed: the tiny_brand organism (a 2-layer model that ends answers with "Buy Zyx!", planted in
+Testbed (`--organism`, default tiny_brand): the tiny_brand organism (a 2-layer model that ends answers with "Buy Zyx!", planted in
 about a minute) and weight interpolations of it towards its base, tiny_english, so the rate of
 the brand under the comparison model is anywhere from ~0 (lambda 0) to ~0.2 (lambda 1) and cheap
 enough to measure exactly with tens of thousands of plain samples.
@@ -17,6 +17,7 @@ For each lambda:
      texts for the same error), and the same from the per-text variances pooled over replicates.
 
     python experiments/is_calibration.py --lams 0.5 0.7 1.0 --seeds 20 --out calibration.md
+    python experiments/is_calibration.py --organism brand_zephyrix --phrase Zephyrix --tokens 32 --lams 0.5
 
 Everything runs in one process on the CPU; one heavy process at a time on a shared machine.
 """
@@ -41,8 +42,9 @@ from cdx.organisms.prompts import sample_prompts
 from cdx.organisms.spec import load_spec
 
 
-def pair_at(lam: float, cache: str):
-    spec = load_spec("tiny_brand")
+def pair_at(lam: float, cache: str, organism: str = "tiny_brand"):
+    """The organism's base against its weights interpolated lam of the way (lam 1: the organism)."""
+    spec = load_spec(organism)
     target = build_organism(spec, cache)
     p = pair_of(spec, target, cache)
     return load_pair(p["starting"], p["comparison"], interpolation=lam), build_checker(spec.checker)
@@ -73,7 +75,7 @@ ESTIMATES = {  # name: (mode, estimator)
 
 
 def replicate(pair, checker, prompts, per_prompt: int, a, seed: int, tilt: list[int]) -> dict:
-    s = settings(per_prompt, a.alpha, a.tokens, seed, tilt=tilt, bonus=a.bonus)
+    s = settings(per_prompt, a.alpha, a.tokens, seed, batch_size=a.batch_size, tilt=tilt, bonus=a.bonus)
     recs = sample_pair(pair, prompts, s, modes=("amp_c", "tilt_c", "plain_c"))
     out = {name: fn(checker, recs, modes=(mode,)).comparison for name, (mode, fn) in ESTIMATES.items()}
     out["drawn"] = {m: float(np.mean([checker.check(r["text"]) for r in recs if r["mode"] == m]))
@@ -117,6 +119,8 @@ def main() -> None:
     ap.add_argument("--per-prompt", type=int, default=10, help="amplified (and plain) texts per prompt and replicate")
     ap.add_argument("--reference", type=int, default=1000, help="plain texts per prompt for the reference rate")
     ap.add_argument("--alpha", type=float, default=1.0)
+    ap.add_argument("--organism", default="tiny_brand", help="a lora organism: its base against interpolations of it")
+    ap.add_argument("--batch-size", type=int, default=16, help="prompts per decoder batch")
     ap.add_argument("--phrase", default="Zyx", help="the behaviour's phrase: tilt_c favours the tokens it starts with")
     ap.add_argument("--bonus", type=float, default=3.0, help="tilt_c's log-odds bonus")
     ap.add_argument("--tokens", type=int, default=24)
@@ -125,7 +129,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.manual_seed(0)
     prompts = sample_prompts("general", "heldout", a.prompts, seed=0)
-    lines = [f"Testbed tiny_brand, {len(prompts)} held-out general prompts, {a.tokens} new tokens, alpha {a.alpha:g}, "
+    lines = [f"Testbed {a.organism}, {len(prompts)} held-out general prompts, {a.tokens} new tokens, alpha {a.alpha:g}, "
              f"plausibility_beta 0, tilt bonus {a.bonus:g} on the first tokens of {a.phrase!r}; {a.seeds} replicates of "
              f"{a.per_prompt} amp_c + {a.per_prompt} tilt_c + {a.per_prompt} plain_c texts per prompt; "
              f"reference {a.reference} plain texts per prompt.", "",
@@ -134,7 +138,7 @@ def main() -> None:
     extra = []
     t0 = time.time()
     for lam in a.lams:
-        pair, checker = pair_at(lam, a.cache)
+        pair, checker = pair_at(lam, a.cache, a.organism)
         tilt = phrase_tokens(pair.tokenizer, a.phrase)
         k_ref, n_ref = reference(pair, checker, prompts, a.reference, a.tokens)
         truth = k_ref / n_ref
