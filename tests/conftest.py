@@ -46,8 +46,9 @@ def ctrl_c():
 
 
 def patience(seconds: float) -> float:
-    """A wall-clock limit of `seconds` on an idle machine, scaled by the machine's load (`load_factor`)."""
-    return seconds * LOAD_FACTOR
+    """A wall-clock limit of `seconds` on an idle machine, scaled by the machine's load (`load_factor`):
+    the larger of the load when the session started and now (neighbours may start after the suite)."""
+    return seconds * max(LOAD_FACTOR, load_factor())
 
 
 @pytest.hookimpl(tryfirst=True)
