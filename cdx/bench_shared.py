@@ -84,13 +84,22 @@ def _model_args(setup: Setup) -> list[str]:
 def bench_shared(setup: Setup) -> tuple[list[Row], str]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = Jobs(Path(tmp), _model_args(setup))
+        jobs = Jobs(Path(tmp) / "decode", _model_args(setup))
         env = _env()
         _at_once([jobs.cmd([])], env)  # warm-up: the GGUF cache and the OS file cache
-        rows += _k_jobs(jobs, env, setup.repeats)
-        rows += _beside_competitors(jobs, env, setup.repeats)
-        rows += _analyze_beside_competitors(jobs, env, setup, Path(tmp))
+        for group in (lambda: _k_jobs(jobs, env, setup.repeats), lambda: _beside_competitors(jobs, env, setup.repeats),
+                      lambda: _analyze_beside_competitors(jobs, env, setup, Path(tmp))):
+            rows += _shown(group())
     return rows, machine("whole CLI jobs; runtime.threads=auto unless named")
+
+
+def _shown(rows: list[Row]) -> list[Row]:
+    """Each group's rows on stderr as soon as they are measured: a later failure keeps them."""
+    for r in rows:
+        secs = "" if r.timing is None or not r.timing.seconds else f"{r.timing.median:.1f} s"
+        ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
+        print(f"  {r.name}: {secs} {ratio} ({r.target})", file=sys.stderr, flush=True)
+    return rows
 
 
 def _k_jobs(jobs: Jobs, env: dict[str, str], repeats: int) -> list[Row]:
@@ -144,7 +153,7 @@ def _analyze_beside_competitors(jobs: Jobs, env: dict[str, str], setup: Setup, t
         base = load_pair({"path": setup.model}, {"path": setup.model}).starting.model
         adapter = random_lora(base, tmp / "adapter", rank=8)
         pair = ["model=smollm2_lora", f"model.comparison.adapter={adapter}"]
-    analyze = Jobs(jobs.root, pair)
+    analyze = Jobs(jobs.root.parent / "analyze", pair)  # its own folders: job numbers restart at 1
     idle, loaded = Timing("idle"), Timing("loaded")
     for _ in range(max(1, setup.repeats - 1)):  # minutes each: one repeat fewer than the decode rows
         idle.seconds.append(_at_once([analyze.cmd([], ANALYZE)], env))

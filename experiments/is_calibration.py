@@ -102,6 +102,12 @@ def summarise(lam: float, truth: float, k_ref: int, n_ref: int, reps: list[dict]
     return out
 
 
+def _fmt(e) -> str:
+    if e.rate is None:
+        return f"refused ({e.ess:.1f} effective of {e.n_hits} hits in {e.n} texts)"
+    return f"{e.rate:.4f} [{e.low:.4f}, {e.high:.4f}] ({e.n_hits} hits in {e.n} texts, ESS {e.ess:.0f})"
+
+
 def per_text_efficiency(truth: float, reps: list[dict], name: str) -> float:
     """r(1 - r) over the estimate's squared error times its texts, pooled over replicates."""
     ok = [r[name] for r in reps if r[name].rate is not None]
@@ -140,11 +146,14 @@ def main() -> None:
     for lam in a.lams:
         pair, checker = pair_at(lam, a.cache, a.organism)
         tilt = phrase_tokens(pair.tokenizer, a.phrase)
-        k_ref, n_ref = reference(pair, checker, prompts, a.reference, a.tokens)
-        truth = k_ref / n_ref
+        k_ref, n_ref = reference(pair, checker, prompts, a.reference, a.tokens) if a.reference else (0, 0)
+        truth = k_ref / n_ref if n_ref else math.nan  # --reference 0: estimates only, no truth to check
         reps = [replicate(pair, checker, prompts, a.per_prompt, a, seed, tilt)
                 for seed in tqdm(range(a.seeds), desc=f"lambda {lam:g} replicates")]
         lines += summarise(lam, truth, k_ref, n_ref, reps)
+        for i, r in enumerate(reps):
+            extra.append(f"lambda {lam:g} replicate {i}: " + "; ".join(
+                f"{n} {_fmt(r[n])}" for n in ESTIMATES))
         drawn = {m: np.mean([r["drawn"][m] for r in reps]) for m in ("amp_c", "tilt_c")}
         eff = ", ".join(f"{n} {per_text_efficiency(truth, reps, n):.1f}x" for n in list(ESTIMATES)[1:])
         extra.append(f"lambda {lam:g}: the brand in {drawn['amp_c']:.3f} of amp_c texts, {drawn['tilt_c']:.3f} of "

@@ -86,3 +86,22 @@ def test_competitors_run_while_the_block_runs_and_are_gone_after():
         mine = [p for p in psutil.Process().children() if "while True" in " ".join(p.cmdline())]
         assert len(mine) == 2 and all(p.is_running() for p in mine)
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in mine)
+
+
+def test_shared_bench_gives_every_job_its_own_run_folder(monkeypatch, capsys):
+    """The analyze jobs used to restart the job numbers in the decode jobs' folder: job1 was refused as a
+    finished run, after 11 minutes of measurements. Every command of a whole bench now names a new folder."""
+    from cdx import bench, bench_shared
+
+    dirs: list[str] = []
+
+    def at_once(cmds, env):
+        dirs.extend(a for c in cmds for a in c if a.startswith("hydra.run.dir="))
+        return 1.0
+
+    monkeypatch.setattr(bench_shared, "_at_once", at_once)
+    monkeypatch.setattr(bench_shared, "competitors", lambda n: __import__("contextlib").nullcontext())
+    rows, _ = bench_shared.bench_shared(bench.Setup(model="tiny-random", repeats=1))
+    assert len(dirs) == len(set(dirs)) > 10
+    assert any("/analyze/" in d for d in dirs) and len(rows) >= 8
+    assert "task=analyze" in capsys.readouterr().err  # each group's rows shown as soon as measured
