@@ -244,13 +244,8 @@ def importance_rates(checker, samples: Sequence[dict], modes: Sequence[str] = AM
     `kw` goes to `importance_rate` (confidence, min_ess, n_resamples, seed). Samples recorded
     before log q was (no `text_logp`) cannot be weighted: a ValueError says to draw them again.
     """
-    use = [r for r in samples if r["mode"] in modes]
-    if not use:
-        raise ValueError(f"no samples of modes {list(modes)} among {len(samples)} samples")
-    logps = [_text_logp(r) for r in use]
+    use, logps, group, lq = _weighted_samples(samples, modes)
     hit = np.array([bool(checker.check(r["text"])) for r in use])
-    group = np.array([r["prompt_index"] for r in use])
-    lq = np.array([t.logp_q for t in logps])
     rate = {side: importance_rate(hit, np.array([getattr(t, f"logp_{side[0]}") for t in logps]), lq, group, **kw)
             for side in ("starting", "comparison")}
     return ModelRates(**rate, modes=list(modes))
@@ -264,13 +259,8 @@ def stopped_rates(checker, samples: Sequence[dict], modes: Sequence[str] = AMPLI
     top-p / top-k); the covered-mass check widens the interval when the samples show it could
     not. `kw` goes to `stopped_rate` (confidence, min_effective_hits, n_resamples, seed).
     """
-    use = [r for r in samples if r["mode"] in modes]
-    if not use:
-        raise ValueError(f"no samples of modes {list(modes)} among {len(samples)} samples")
-    logps = [_text_logp(r) for r in use]  # refuses samples drawn before log q was recorded
+    use, logps, group, lq = _weighted_samples(samples, modes)
     steps = [settled_step(checker, r["token_strs"], r["text"]) for r in use]
-    group = np.array([r["prompt_index"] for r in use])
-    lq = np.array([t.logp_q for t in logps])
     rate = {}
     for side in ("starting", "comparison"):
         key = f"logp_{side[0]}"
@@ -279,6 +269,16 @@ def stopped_rates(checker, samples: Sequence[dict], modes: Sequence[str] = AMPLI
         full = np.array([getattr(t, key) for t in logps]) - lq
         rate[side] = stopped_rate(hit_logw, group, logw_full=full, **kw)
     return ModelRates(**rate, modes=list(modes))
+
+
+def _weighted_samples(samples: Sequence[dict], modes: Sequence[str]):
+    """(the samples of `modes`, their TextLogProb, prompt index and log q per text); refuses samples
+    drawn before log q was recorded."""
+    use = [r for r in samples if r["mode"] in modes]
+    if not use:
+        raise ValueError(f"no samples of modes {list(modes)} among {len(samples)} samples")
+    logps = [_text_logp(r) for r in use]
+    return use, logps, np.array([r["prompt_index"] for r in use]), np.array([t.logp_q for t in logps])
 
 
 def _text_logp(record: dict) -> TextLogProb:

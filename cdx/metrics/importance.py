@@ -182,14 +182,10 @@ def stopped_rate(
     check (texts the proposal cannot draw); without it the proposal is taken to cover the target.
     The interval is the BCa bootstrap of the mean over prompts; `ess` holds the effective hits.
     """
-    lw = np.array([np.nan if v is None else float(v) for v in hit_logw], dtype=np.float64)
-    g = np.arange(len(lw)) if group is None else np.asarray(group)
-    if lw.ndim != 1 or g.shape != lw.shape or len(lw) == 0:
-        raise ValueError(f"hit_logw and group need one value per text (at least one); got shapes {lw.shape}, {g.shape}")
-    if (lw == np.inf).any():
-        raise ValueError("a hit's log-weight is +inf: the proposal could not have drawn it (wrong log q?)")
-    hit = ~np.isnan(lw)
-    y = np.where(hit, np.exp(np.where(hit, np.minimum(lw, 700.0), 0.0)), 0.0)  # -inf (target can't) -> 0
+    hit, y = _stopped_values(hit_logw)
+    g = np.arange(len(y)) if group is None else np.asarray(group)
+    if y.ndim != 1 or g.shape != y.shape or len(y) == 0:
+        raise ValueError(f"hit_logw and group need one value per text (at least one); got shapes {y.shape}, {g.shape}")
     ess = float(y.sum() ** 2 / np.square(y).sum()) if y.any() else 0.0
     _, idx = np.unique(g, return_inverse=True)
     y_g, n_g = np.bincount(idx, weights=y), np.bincount(idx).astype(np.float64)
@@ -208,6 +204,16 @@ def stopped_rate(
         "interval allows any rate there; sample with plausibility_beta=0 and no top-p / top-k")
     return RateEstimate(rate=rate, low=max(0.0, low) * m, high=min(1.0, high * m + 1 - m), covered_mass=m,
                         method="stopped", message=msg, **base)
+
+
+def _stopped_values(hit_logw: Sequence[float | None] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(hit, y): per text whether it hit, and y = 1{hit} W_tau (0 without a hit, or where the target
+    cannot write the hit: log W = -inf). A None or NaN log-weight is a text without a hit."""
+    lw = np.array([np.nan if v is None else float(v) for v in hit_logw], dtype=np.float64)
+    if (lw == np.inf).any():
+        raise ValueError("a hit's log-weight is +inf: the proposal could not have drawn it (wrong log q?)")
+    hit = ~np.isnan(lw)
+    return hit, np.where(hit, np.exp(np.where(hit, np.minimum(lw, 700.0), 0.0)), 0.0)
 
 
 class RateDifference(BaseModel):
@@ -241,8 +247,7 @@ def stopped_rate_difference(
     from scipy.stats import ttest_1samp
 
     def per_prompt(hit_logw, group) -> dict:
-        lw = np.array([np.nan if v is None else float(v) for v in hit_logw], dtype=np.float64)
-        y = np.where(np.isnan(lw), 0.0, np.exp(np.minimum(np.nan_to_num(lw, nan=-np.inf), 700.0)))
+        _, y = _stopped_values(hit_logw)
         g = np.asarray(group)
         if g.shape != y.shape:
             raise ValueError(f"hit_logw and group need one value per text; got {y.shape} and {g.shape}")
