@@ -398,9 +398,9 @@ def _analysis_generation(cfg):
     a = cfg.analysis
     prompts = list(dict.fromkeys(instantiate(cfg.prompts).load()))
     disc, val = split_prompts(prompts, float(a.sample.discovery_fraction), int(cfg.seed))
-    keys = set(SampleSettings.__dataclass_fields__)
-    s_disc = SampleSettings(**{k: v for k, v in a.sample.items() if k in keys})
-    s_val = SampleSettings(**{k: v for k, v in a.validate.sampling.items() if k in keys})
+    keys = set(SampleSettings.model_fields)
+    s_disc = SampleSettings.of(**{k: v for k, v in a.sample.items() if k in keys})
+    s_val = SampleSettings.of(**{k: v for k, v in a.validate.sampling.items() if k in keys})
 
     def go():
         pair = instantiate(cfg.model)  # from the process's model cache after the first call

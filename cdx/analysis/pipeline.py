@@ -9,7 +9,6 @@ the ones the uninterrupted run would have drawn).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -72,7 +71,7 @@ class SampleStage:
     def __init__(self, discovery_fraction: float = 0.25, modes: tuple[str, ...] = MODES, **sampling):
         self.discovery_fraction = discovery_fraction
         self.modes = tuple(modes)
-        self.sampling = SampleSettings(**sampling)
+        self.sampling = SampleSettings.of(**sampling)
 
     def run(self, ctx: Context) -> None:
         disc, val = split_prompts(ctx.prompts, self.discovery_fraction, ctx.seed)
@@ -89,7 +88,7 @@ def draw(ctx: Context, split: str, ids: list[int], modes: tuple[str, ...], s: Sa
     with the file of the uninterrupted run. Batch b is seeded by (seed, b), so its draws depend on
     the batch it belongs to, never on how many batches this process made before.
     """
-    s = dataclasses.replace(s, seed=s.seed + (0 if split == "discovery" else 1))
+    s = s.but(seed=s.seed + (0 if split == "discovery" else 1))
     decoder = make_decoder(ctx.pair, s, modes)
     prompts = [ctx.prompts[i] for i in ids]
     batches = [batch_ids(decoder, ids, b, modes, split) for b in range(decoder.n_batches(len(prompts)))]
@@ -152,7 +151,7 @@ class ValidateStage:
     def __init__(self, judge: bool = False, sampling: dict | None = None, behaviours: dict | None = None,
                  **settings):
         self.judge = judge
-        self.settings = ValidateSettings(sampling=SampleSettings(**(sampling or {})), **settings)
+        self.settings = ValidateSettings(sampling=SampleSettings.of(**(sampling or {})), **settings)
         self.behaviours = BehaviourSettings(**(behaviours or {}))
 
     def run(self, ctx: Context) -> None:

@@ -15,7 +15,6 @@ Modes (what the text is drawn from):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,6 +24,7 @@ from torch import Tensor
 from cdx.analysis.checkers import settled_step
 from cdx.decoding import ContrastiveDecoder, LogitDiff, ProbDiff, Tilt
 from cdx.io.records import TextLogProb
+from cdx.io.settings import SampleSettings
 from cdx.metrics.importance import RateEstimate, importance_rate, stopped_rate
 
 MODES = ("plain_s", "plain_c", "amp_c", "amp_s")
@@ -35,34 +35,6 @@ AMPLIFIED = ("amp_c", "amp_s")
 TILTED = ("tilt_c", "tilt_s")
 """Modes for measuring one behaviour's rate (not discovery): a model's own text tilted towards the
 tokens its phrase starts with (`cdx.decoding.Tilt`; SampleSettings.tilt_tokens)."""
-
-
-@dataclass
-class SampleSettings:
-    """How samples are drawn (shared by discovery and validation)."""
-
-    samples_per_prompt: int = 1
-    """Samples per prompt and mode."""
-    max_new_tokens: int = 48
-    temperature: float = 1.0
-    top_p: float | None = None
-    alpha: float = 1.0
-    """Amplification strength of amp_c / amp_s: weights (1 + alpha, -alpha)."""
-    plausibility_beta: float = 0.1
-    tilt_tokens: list[int] | None = None
-    """Token ids the tilt_c / tilt_s modes favour (`cdx.decoding.phrase_tokens` of a behaviour's phrase)."""
-    tilt_bonus: float = 3.0
-    """Log-odds added to `tilt_tokens` in the tilt modes."""
-    batch_size: int = 8
-    """Prompts per decoder batch (rows = batch_size * modes * samples_per_prompt)."""
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.samples_per_prompt < 1 or self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ValueError(f"samples_per_prompt={self.samples_per_prompt}, max_new_tokens={self.max_new_tokens} "
-                             f"and batch_size={self.batch_size} must all be >= 1")
-        if self.alpha <= 0:
-            raise ValueError(f"alpha={self.alpha} must be > 0 (alpha=0 is plain sampling, already a mode)")
 
 
 def split_prompts(prompts: Sequence[str], discovery_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -89,7 +61,7 @@ def mode_rule(mode: str, s: SampleSettings):
     if mode in TILTED:
         if not s.tilt_tokens:
             raise ValueError(f"sampling mode {mode!r} needs tilt_tokens (the ids the behaviour's phrase starts with)")
-        return Tilt(tokens=s.tilt_tokens, bonus=s.tilt_bonus, side="comparison" if mode == "tilt_c" else "starting")
+        return Tilt(tokens=list(s.tilt_tokens), bonus=s.tilt_bonus, side="comparison" if mode == "tilt_c" else "starting")
     raise ValueError(f"sampling mode {mode!r} is not valid; use one of {MODES + TILTED}")
 
 
@@ -145,12 +117,9 @@ def sample_pair(
 
 
 def make_decoder(pair, settings: SampleSettings, modes: Sequence[str]) -> ContrastiveDecoder:
-    s = settings
-    per = len(modes) * s.samples_per_prompt
-    rule = RowwiseRule([mode_rule(m, s) for m in modes], per)
-    return ContrastiveDecoder(pair, rule, strategy="sample", temperature=s.temperature, top_p=s.top_p,
-                              generations_per_prefix=per, max_new_tokens=s.max_new_tokens,
-                              batch_size=s.batch_size, seed=s.seed)
+    per = len(modes) * settings.samples_per_prompt
+    rule = RowwiseRule([mode_rule(m, settings) for m in modes], per)
+    return ContrastiveDecoder(pair, rule, settings.decoding(per))
 
 
 def iter_samples(
@@ -180,16 +149,16 @@ def sample_batch(decoder: ContrastiveDecoder, prompts: Sequence[str], ids: Seque
     The same batch always draws the same samples, so a resumed run remakes a lost record exactly by
     remaking its batch (with the same batch_size: it is part of the run identity).
     """
-    start = b * decoder.batch_size
-    gens = decoder.generate_batch(list(prompts[start: start + decoder.batch_size]), first_index=start, batch_number=b)
+    start = b * decoder.settings.batch_size
+    gens = decoder.generate_batch(list(prompts[start: start + decoder.settings.batch_size]), first_index=start, batch_number=b)
     return [sample_record(g, decoder.pair.tokenizer, modes, ids, split) for g in gens]
 
 
 def batch_ids(decoder: ContrastiveDecoder, ids: Sequence[int], b: int, modes: Sequence[str], split: str) -> list[str]:
     """The record ids batch `b` makes, in the order the decoder yields them (prompt, then sample index)."""
-    start = b * decoder.batch_size
-    return [sample_id(split, pid, modes, j) for pid in ids[start: start + decoder.batch_size]
-            for j in range(decoder.generations_per_prefix)]
+    start = b * decoder.settings.batch_size
+    return [sample_id(split, pid, modes, j) for pid in ids[start: start + decoder.settings.batch_size]
+            for j in range(decoder.settings.generations_per_prefix)]
 
 
 def sample_id(split: str, prompt_index: int, modes: Sequence[str], sample_index: int) -> str:
@@ -221,6 +190,7 @@ def sample_record(gen, tokenizer, modes: Sequence[str], ids: Sequence[int], spli
         "n_tokens": n,
         "finish_reason": gen.finish_reason,
         **gen.logprob_fields(),  # logq, text_logp: the sample's importance weight towards either model
+        **gen.top_next_fields(tokenizer),  # both models' top-k next tokens (record_top_k)
     }
 
 

@@ -47,7 +47,7 @@ class ValidateSettings:
         if self.test not in TESTS:
             raise ValueError(f"test={self.test!r} is not valid; use one of {TESTS}")
         if isinstance(self.sampling, Mapping):
-            self.sampling = SampleSettings(**self.sampling)
+            self.sampling = SampleSettings.of(**self.sampling)
 
 
 def validate(

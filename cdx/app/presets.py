@@ -19,9 +19,10 @@ _LOCK = threading.Lock()
 
 
 def presets(group: str) -> list[str]:
-    """Option names of a config group (conf/<group>/*.yaml), e.g. presets('model')."""
+    """Option names of a config group (conf/<group>/*.yaml), e.g. presets('model'); decoding/base.yaml is
+    what the decoding presets extend, not an option."""
     folder = CONF_DIR / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    return sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "base") if folder.is_dir() else []
 
 
 def default_choice(group: str) -> str | None:

@@ -170,11 +170,9 @@ def check_decoding(cfg: DictConfig, problems: Problems) -> None:
     if dec is None or dec.get("_target_") not in ("cdx.decoding.ContrastiveDecoder",
                                                  "cdx.decoding.engine.ContrastiveDecoder"):
         return
-    from cdx.decoding import ContrastiveDecoder
-
-    check_keys(ContrastiveDecoder, dec, "decoding", problems)
     dec = {**dec, **_search_overrides(cfg)}
-    check_schema(S.DecodingSchema, {k: v for k, v in dec.items() if k not in ("rule", "pair")}, "decoding", problems)
+    options = {k: v for k, v in dec.items() if k not in ("rule", "pair", "adapter_batch", *HYDRA_KEYS)}
+    check_schema(S.DecodingSchema, options, "decoding", problems, what="ContrastiveDecoder")
     if dec.get("strategy") == "greedy" and dec.get("temperature", 1.0) != 1.0:
         problems.warnings.append(f"decoding.temperature={dec['temperature']} does nothing with strategy=greedy")
     rule = dec.get("rule")

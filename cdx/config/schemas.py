@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cdx.io.settings import DecodeSettings, SampleSettings
+
 Probability = float  # in [0, 1]
 
 
@@ -69,51 +71,8 @@ class LogitDiffSchema(_Rule):
         return self
 
 
-class DecodingSchema(Schema):
-    """cdx.decoding.ContrastiveDecoder's options (conf/decoding/*.yaml)."""
-
-    strategy: Literal["sample", "greedy", "beam"] = "sample"
-    temperature: float = Field(1.0, gt=0)
-    top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=1)
-    num_beams: int = Field(1, ge=1)
-    generations_per_prefix: int = Field(1, ge=1)
-    max_new_tokens: int = Field(32, ge=1)
-    min_new_tokens: int = Field(0, ge=0)
-    stop_strings: list[str] = Field(default_factory=list)
-    stop_at_eos: bool = True
-    batch_size: int = Field(8, ge=1)
-    seed: int = Field(0, ge=0)
-    include_prefix_in_divergences: bool = False
-    parallel: Literal["auto", True, False] = "auto"
-    sampler: Literal["inverse_cdf", "multinomial"] = "inverse_cdf"
-
-    @field_validator("stop_strings")
-    @classmethod
-    def _no_empty_stop(cls, v: list[str]) -> list[str]:
-        if any(s == "" for s in v):
-            raise ValueError("an empty stop string matches at once and ends every text after one token; remove ''")
-        return v
-
-    @model_validator(mode="after")
-    def _combinations(self) -> DecodingSchema:
-        if self.num_beams > 1 and self.strategy != "beam":
-            raise ValueError(
-                f"num_beams={self.num_beams} does nothing with strategy={self.strategy}: set strategy=beam "
-                "(decoding=beam), or num_beams=1"
-            )
-        if self.strategy == "beam" and self.num_beams < 2:
-            raise ValueError("strategy=beam with num_beams=1 is greedy decoding: set num_beams >= 2 or strategy=greedy")
-        if self.strategy == "beam" and self.generations_per_prefix > self.num_beams:
-            raise ValueError(f"generations_per_prefix={self.generations_per_prefix} exceeds num_beams={self.num_beams}: "
-                             "beam search returns at most num_beams continuations per prompt")
-        if self.strategy != "sample" and (self.top_p is not None or self.top_k is not None):
-            raise ValueError(f"top_p/top_k do nothing with strategy={self.strategy} (no sampling): set them to null, "
-                             "or strategy=sample")
-        if self.min_new_tokens > self.max_new_tokens:
-            raise ValueError(f"min_new_tokens={self.min_new_tokens} exceeds max_new_tokens={self.max_new_tokens}: "
-                             "set min_new_tokens <= max_new_tokens")
-        return self
+DecodingSchema = DecodeSettings
+"""cdx.decoding.ContrastiveDecoder's options (conf/decoding/*.yaml): the decoder's own record."""
 
 
 class ModelSideSchema(Schema):
@@ -238,20 +197,11 @@ SIDE_OF_MODE = {"plain_s": "starting", "amp_s": "starting", "plain_c": "comparis
 """Whose text each sampling mode draws (cdx.analysis.describe.SIDE): discovery contrasts the two sides."""
 
 
-class AnalysisSamplingSchema(Strict):
-    """cdx.analysis.sampling.SampleSettings: how samples are drawn (discovery and validation)."""
-
-    samples_per_prompt: int = Field(1, ge=1)
-    max_new_tokens: int = Field(48, ge=1)
-    temperature: float = Field(1.0, gt=0)
-    top_p: float | None = Field(None, gt=0, le=1)
-    alpha: float = Field(1.0, gt=0)
-    plausibility_beta: float = Field(0.1, ge=0, le=1)
-    batch_size: int = Field(8, ge=1)
-    seed: int = SEED
+AnalysisSamplingSchema = SampleSettings
+"""cdx.analysis.sampling.SampleSettings: how samples are drawn (discovery and validation)."""
 
 
-class AnalysisSampleSchema(AnalysisSamplingSchema):
+class AnalysisSampleSchema(SampleSettings):
     """analysis.sample (cdx.analysis.pipeline.SampleStage)."""
 
     discovery_fraction: float = Field(0.25, gt=0, lt=1)

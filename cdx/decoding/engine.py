@@ -17,18 +17,17 @@ import torch
 from torch import Tensor
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
+from cdx.decoding.rules import Rule
 from cdx.decoding.streams import PairStreams, side_worker
 from cdx.io.records import TextLogProb
+from cdx.io.settings import DecodeSettings
 from cdx.metrics.divergence import METRICS, token_metrics
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("sample", "greedy", "beam")
-SAMPLERS = ("inverse_cdf", "multinomial")
-"""How a sampled token is drawn: `inverse_cdf` (one uniform per row; the default) or `multinomial`
-(V exponentials per row, as `torch.multinomial` draws them: the same tokens as HF `generate`)."""
 _LOG2_E = 1.0 / math.log(2.0)
 TOKEN_KEYS = (*METRICS, "logp_s", "logp_c")
+TOP_KEYS = ("ids_s", "logp_s", "ids_c", "logp_c")
 
 
 @dataclass
@@ -51,6 +50,9 @@ class Generation:
     from (the rule's scores after the fallback, the min_new_tokens EOS mask, temperature, top-k
     and top-p, normalised). 0 for every greedy token (greedy draws from a point mass); None for
     beam search (its texts are not samples of any distribution)."""
+    top_next: dict[str, list[list]] | None = None
+    """With `record_top_k` = k > 0: per generated token, each model's k most likely next tokens at
+    that step, best first: `ids_s`, `logp_s`, `ids_c`, `logp_c`, each one list of k per token."""
 
     def text_logp(self) -> TextLogProb:
         """The whole text's log p_s, log p_c and log q (sums over its tokens), for importance weights.
@@ -65,6 +67,19 @@ class Generation:
         q, out_q = total(self.logq) if self.logq is not None else (None, 0)
         return TextLogProb(logp_s=s, logp_c=c, logp_q=q, outside_p_s=out_s, outside_p_c=out_c, outside_q=out_q)
 
+    def top_next_fields(self, tokenizer) -> dict:
+        """The record field `top_next`: per token, {"s": [[token, log p_s], ...], "c": [...]}, best
+        first (the app shows them on click); none unless decoded with `record_top_k` > 0."""
+        if not self.top_next:
+            return {}
+        t = self.top_next
+
+        def side(ids: list[int], lps: list[float]) -> list[list]:
+            return [[tokenizer.decode([i]), lp] for i, lp in zip(ids, lps)]
+
+        return {"top_next": [{"s": side(a, b), "c": side(c, d)}
+                             for a, b, c, d in zip(t["ids_s"], t["logp_s"], t["ids_c"], t["logp_c"])]}
+
     def logprob_fields(self) -> dict:
         """The record fields `logq` and `text_logp` (generations.jsonl, analysis samples); none for a
         given text that was only scored (no beam score, no log q: it was never decoded)."""
@@ -76,50 +91,12 @@ class Generation:
 class ContrastiveDecoder:
     """Sample, greedy-decode or beam-search from `rule(p_s, p_c)` over a model pair."""
 
-    def __init__(
-        self,
-        pair,
-        rule,
-        strategy: str = "sample",
-        temperature: float = 1.0,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        num_beams: int = 1,
-        generations_per_prefix: int = 1,
-        max_new_tokens: int = 32,
-        min_new_tokens: int = 0,
-        stop_strings: Sequence[str] = (),
-        stop_at_eos: bool = True,
-        batch_size: int = 8,
-        seed: int = 0,
-        include_prefix_in_divergences: bool = False,
-        parallel: bool | str = "auto",
-        adapter_batch: bool | None = None,
-        sampler: str = "inverse_cdf",
-    ):
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy={strategy!r} is not valid; use one of {STRATEGIES}")
-        if strategy == "beam" and generations_per_prefix > num_beams:
-            raise ValueError(
-                f"generations_per_prefix={generations_per_prefix} exceeds num_beams={num_beams}: "
-                "beam search returns at most num_beams continuations per prompt"
-            )
-        if temperature <= 0 and strategy == "sample":
-            raise ValueError(f"temperature={temperature} must be > 0 for sampling; use strategy=greedy instead")
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler={sampler!r} is not valid; use one of {SAMPLERS}")
-        if parallel not in ("auto", True, False):
-            raise ValueError(f"parallel={parallel!r} is not valid; use auto, true or false")
-        if batch_size < 1 or max_new_tokens < 1:
-            raise ValueError(f"batch_size={batch_size} and max_new_tokens={max_new_tokens} must both be >= 1")
-        self.pair, self.rule, self.strategy = pair, rule, strategy
-        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
-        self.num_beams, self.generations_per_prefix = num_beams, generations_per_prefix
-        self.max_new_tokens, self.min_new_tokens = max_new_tokens, min_new_tokens
-        self.stop_strings, self.stop_at_eos = list(stop_strings or ()), stop_at_eos
-        self.batch_size, self.seed = batch_size, seed
-        self.include_prefix_in_divergences = include_prefix_in_divergences
-        self.parallel, self.sampler = parallel, sampler
+    def __init__(self, pair, rule: Rule, settings: DecodeSettings | None = None, *,
+                 adapter_batch: bool | None = None, **options):
+        """`settings`, or its fields as keywords (as Hydra passes conf/decoding/*.yaml), or both (the
+        keywords override): checked once, by `DecodeSettings`."""
+        self.settings = (settings or DecodeSettings()).but(**options) if options else settings or DecodeSettings()
+        self.pair, self.rule = pair, rule
         # base vs base + adapter: one batch with per-row adapters (None/True) or two passes (False)
         self.adapter_batch = adapter_batch
         tok = pair.tokenizer
@@ -135,7 +112,7 @@ class ContrastiveDecoder:
     # ---- public API ---------------------------------------------------------------------------
 
     def n_batches(self, n_prompts: int) -> int:
-        return -(-n_prompts // self.batch_size)
+        return -(-n_prompts // self.settings.batch_size)
 
     def generate(
         self, prompts: Sequence[str], skip_batches: int = 0, seed: int | None = None
@@ -145,14 +122,14 @@ class ContrastiveDecoder:
         `seed` overrides the decoder's seed for this call (e.g. one seed per search cycle).
         """
         for b in range(skip_batches, self.n_batches(len(prompts))):
-            start = b * self.batch_size
-            yield self.generate_batch(prompts[start: start + self.batch_size], first_index=start, batch_number=b,
-                                      seed=seed)
+            start = b * self.settings.batch_size
+            yield self.generate_batch(prompts[start: start + self.settings.batch_size], first_index=start,
+                                      batch_number=b, seed=seed)
 
     def generate_batch(
         self, prompts: Sequence[str], first_index: int = 0, batch_number: int = 0, seed: int | None = None
     ) -> list[Generation]:
-        streams = PairStreams(self.pair, parallel=self.parallel, adapter_batch=self.adapter_batch)
+        streams = PairStreams(self.pair, parallel=self.settings.parallel, adapter_batch=self.adapter_batch)
         if streams.parallel:
             # Two models side by side on the side workers: the caller's per-step work (the rule, the
             # draw) runs while the workers compute the metrics, so it takes one thread, on a worker
@@ -173,20 +150,20 @@ class ContrastiveDecoder:
         rows_s = [self.pair.starting.prompt_ids(p) for p in prompts]
         rows_c = [self.pair.comparison.prompt_ids(p) for p in prompts]
         # One generator per batch, seeded from (seed, batch): reruns and resumed runs reproduce.
-        seed = self.seed if seed is None else seed
+        seed = self.settings.seed if seed is None else seed
         # On the starting model's device: sampling noise is drawn where the scores are (no copy of
         # (N, V) weights to the host per step on a GPU). On the CPU the tokens equal HF generate's.
         gen = torch.Generator(device=streams.s.device).manual_seed(seed * 1_000_003 + batch_number)
-        raw = (self._beam(streams, rows_s, rows_c, cancel) if self.strategy == "beam"
+        raw = (self._beam(streams, rows_s, rows_c, cancel) if self.settings.strategy == "beam"
                else self._sample(streams, rows_s, rows_c, gen, cancel))
         out = []
-        per = self.num_beams if self.strategy == "beam" else self.generations_per_prefix
-        for row, (ids, toks, reason, score, logq) in enumerate(raw):
+        per = self.settings.num_beams if self.settings.strategy == "beam" else self.settings.generations_per_prefix
+        for row, (ids, toks, reason, score, logq, top) in enumerate(raw):
             i, j = divmod(row, per)
-            if j >= self.generations_per_prefix:
+            if j >= self.settings.generations_per_prefix:
                 continue
-            out.append(Generation(first_index + i, j, prompts[i], ids, toks, reason, score, logq=logq))
-        if self.include_prefix_in_divergences:
+            out.append(Generation(first_index + i, j, prompts[i], ids, toks, reason, score, logq=logq, top_next=top))
+        if self.settings.include_prefix_in_divergences:
             self._add_prefix_divergences(out, rows_s, rows_c)
         return out
 
@@ -207,7 +184,7 @@ class ContrastiveDecoder:
         dead = scores.amax(-1) == float("-inf")
         if dead.any():  # a rule left no token (e.g. an empty mask intersection): use p_s there
             scores = torch.where(dead[:, None], logp_s, scores)
-        if step < self.min_new_tokens and self.eos_ids:
+        if step < self.settings.min_new_tokens and self.eos_ids:
             # out of place: a plain rule returns logp_s itself, which the metrics are still reading
             scores = scores.index_fill(-1, torch.tensor(self.eos_ids, device=scores.device), float("-inf"))
         return scores, metrics(), logp_s, logp_c
@@ -238,12 +215,12 @@ class ContrastiveDecoder:
 
     def _warpers(self):
         ws = []
-        if self.temperature != 1.0:
-            ws.append(TemperatureLogitsWarper(self.temperature))
-        if self.top_k:
-            ws.append(TopKLogitsWarper(int(self.top_k)))
-        if self.top_p is not None and self.top_p < 1.0:
-            ws.append(TopPLogitsWarper(float(self.top_p)))
+        if self.settings.temperature != 1.0:
+            ws.append(TemperatureLogitsWarper(self.settings.temperature))
+        if self.settings.top_k:
+            ws.append(TopKLogitsWarper(int(self.settings.top_k)))
+        if self.settings.top_p is not None and self.settings.top_p < 1.0:
+            ws.append(TopPLogitsWarper(float(self.settings.top_p)))
         return ws
 
     def _noise(self, n: int, vocab: int, gen: torch.Generator) -> Tensor | None:
@@ -256,9 +233,9 @@ class ContrastiveDecoder:
         for 8 rows of a 49k vocabulary on a CPU core against 0.35 ms for the whole inverse-CDF draw.
         Drawing it apart lets it run while the models run.
         """
-        if self.strategy != "sample":
+        if self.settings.strategy != "sample":
             return None
-        if self.sampler == "multinomial":
+        if self.settings.sampler == "multinomial":
             return torch.empty(n, vocab, device=gen.device).exponential_(1, generator=gen)
         return torch.rand(n, 1, dtype=torch.float64, device=gen.device, generator=gen)
 
@@ -270,7 +247,7 @@ class ContrastiveDecoder:
         (inverse-CDF: the float64 CDF's last entry; multinomial: one sum of its weights), so it
         costs a gather per row, not a softmax over the vocabulary.
         """
-        if self.strategy == "greedy":
+        if self.settings.strategy == "greedy":
             tok = scores.argmax(-1)
             return tok, torch.zeros(tok.shape, device=tok.device)
         for w in self.warpers:
@@ -281,7 +258,7 @@ class ContrastiveDecoder:
         assert noise is not None  # _draw is called only when sampling
         noise = noise.to(scores.device)  # no-op unless device_map split the model
         # unnormalised weights are enough for both draws: skip softmax's normalising passes
-        if self.sampler == "multinomial":
+        if self.settings.sampler == "multinomial":
             weights = (scores - top).exp_()  # exp as HF's softmax takes it: same tokens
             tok = (weights / noise).argmax(-1)
             total = weights.sum(-1, keepdim=True).double()  # float32 sum: ~1e-7 relative error in log q
@@ -296,13 +273,13 @@ class ContrastiveDecoder:
 
     def _sample(self, streams: PairStreams, rows_s, rows_c, gen, cancel: threading.Event | None = None):
         side_s, side_c = streams.prefill(rows_s, rows_c, then=_log_probs)
-        r = self.generations_per_prefix
+        r = self.settings.generations_per_prefix
         streams.repeat(r)
         side_s, side_c = _repeat(side_s, r), _repeat(side_c, r)
         n, vocab = side_s[0].shape
-        hist = _History(n, self.max_new_tokens, side_s[0].device)
+        hist = _History(n, self.settings.max_new_tokens, side_s[0].device, self.settings.record_top_k)
         noise = self._noise(n, vocab, gen)
-        for step in range(self.max_new_tokens):
+        for step in range(self.settings.max_new_tokens):
             _stop_if(cancel)
             scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step)
             tok, logq = self._draw(scores, noise)
@@ -311,7 +288,7 @@ class ContrastiveDecoder:
             tok = torch.where(hist.done, self.pad_id, tok)
             hist.record(step, tok, metrics, logp_s, logp_c, logq)
             self._update_done(hist, step, tok)
-            if hist.done.all() or step == self.max_new_tokens - 1:  # no forward for a token never drawn
+            if hist.done.all() or step == self.settings.max_new_tokens - 1:  # no forward for a token never drawn
                 break
             pending = streams.step_async(tok, then=_log_probs)
             noise = self._noise(n, vocab, gen)  # while the models take the step
@@ -320,32 +297,32 @@ class ContrastiveDecoder:
 
     def _update_done(self, hist: _History, step: int, tok: Tensor) -> None:
         alive = ~hist.done
-        if self.stop_at_eos and self.eos_ids:
+        if self.settings.stop_at_eos and self.eos_ids:
             eos = torch.isin(tok, torch.tensor(self.eos_ids, device=tok.device)) & alive
             hist.finish(eos, "eos")
-        if self.stop_strings:
+        if self.settings.stop_strings:
             tokenizer = self.pair.tokenizer
             for i in torch.nonzero(~hist.done).flatten().tolist():
                 tail = tokenizer.decode(hist.tokens[i, max(0, step - 15): step + 1])
-                if any(s in tail for s in self.stop_strings):
+                if any(s in tail for s in self.settings.stop_strings):
                     hist.finish_row(i, "stop")
 
     # ---- beam search --------------------------------------------------------------------------
 
     def _beam(self, streams: PairStreams, rows_s, rows_c, cancel: threading.Event | None = None):
         """Beam search over log q, q = softmax(rule scores / temperature); both caches reordered."""
-        k, b = self.num_beams, len(rows_s)
+        k, b = self.settings.num_beams, len(rows_s)
         side_s, side_c = streams.prefill(rows_s, rows_c, then=_log_probs)
         streams.repeat(k)
         side_s, side_c = _repeat(side_s, k), _repeat(side_c, k)
         device = side_s[0].device
         beam_scores = torch.zeros(b, k, device=device)
         beam_scores[:, 1:] = float("-inf")  # all beams start equal: let only the first expand
-        hist = _History(b * k, self.max_new_tokens, device)
-        for step in range(self.max_new_tokens):
+        hist = _History(b * k, self.settings.max_new_tokens, device, self.settings.record_top_k)
+        for step in range(self.settings.max_new_tokens):
             _stop_if(cancel)
             scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step)
-            logq = torch.log_softmax(scores / self.temperature, dim=-1)
+            logq = torch.log_softmax(scores / self.settings.temperature, dim=-1)
             # finished beams only extend with padding, at no cost, so their score stays fixed
             logq = torch.where(hist.done[:, None], float("-inf"), logq)
             logq[hist.done, self.pad_id] = 0.0
@@ -358,7 +335,7 @@ class ContrastiveDecoder:
             hist.record(step, tok, {m: v[src] for m, v in metrics.items()}, logp_s[src], logp_c[src])
             beam_scores = top
             self._update_done(hist, step, tok)
-            if hist.done.all() or step == self.max_new_tokens - 1:
+            if hist.done.all() or step == self.settings.max_new_tokens - 1:
                 break
             streams.reorder(src)
             side_s, side_c = streams.step(tok, then=_log_probs)
@@ -390,8 +367,11 @@ class ContrastiveDecoder:
 class _History:
     """Per-row record of chosen tokens and their per-token values, as (N, L) tensors."""
 
-    def __init__(self, n: int, length: int, device):
+    def __init__(self, n: int, length: int, device, top_k: int = 0):
         self.tokens = torch.zeros(n, length, dtype=torch.long, device=device)
+        # (N, L, k) each: both models' k most likely next tokens at every step (record_top_k)
+        self.top = {k: torch.zeros(n, length, top_k, dtype=torch.long if k.startswith("ids") else torch.float32,
+                                   device=device) for k in TOP_KEYS} if top_k else {}
         self.logq: Tensor | None = None  # (N, L) log q of each drawn token; stays None for beam search
         self.values = {k: torch.zeros(n, length, device=device) for k in TOKEN_KEYS}
         self.alive = torch.zeros(n, length, dtype=torch.bool, device=device)
@@ -411,6 +391,11 @@ class _History:
             self.values[k][:, step] = v
         self.values["logp_s"][:, step] = logp_s.gather(-1, tok[:, None]).squeeze(-1)
         self.values["logp_c"][:, step] = logp_c.gather(-1, tok[:, None]).squeeze(-1)
+        if self.top:
+            k = self.top["ids_s"].shape[-1]
+            for side, logp in (("s", logp_s), ("c", logp_c)):
+                lp, ids = logp.topk(k, dim=-1)  # (N, k), best first
+                self.top[f"ids_{side}"][:, step], self.top[f"logp_{side}"][:, step] = ids, lp
         self.length = step + 1
 
     def finish(self, rows: Tensor, reason: str) -> None:
@@ -426,12 +411,14 @@ class _History:
         if self.logq is not None:
             self.logq = self.logq[src]
         self.values = {k: v[src] for k, v in self.values.items()}
+        self.top = {k: v[src] for k, v in self.top.items()}
         self.reason = [self.reason[i] for i in src.tolist()]
 
     def rows(self, scores: Tensor | None):
         tokens, alive = self.tokens[:, : self.length].cpu(), self.alive[:, : self.length].cpu()
         values = {k: v[:, : self.length].cpu() for k, v in self.values.items()}
         logq = None if self.logq is None else self.logq[:, : self.length].cpu()
+        top = {k: v[:, : self.length].cpu() for k, v in self.top.items()}
         out = []
         for i in range(tokens.shape[0]):
             keep = alive[i]
@@ -441,6 +428,7 @@ class _History:
                 self.reason[i],
                 None if scores is None else float(scores[i]),
                 None if logq is None else logq[i][keep].tolist(),
+                {k: v[i][keep].tolist() for k, v in top.items()} or None,
             ))
         return out
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -55,6 +55,20 @@ def log_weights(d: Tensor) -> Tensor:
 Side = Literal["starting", "comparison", "both", "neither"]
 """Which model's behaviour a rule's text shows: one side against the other, both (no contrast), or
 neither (no positive weight: a degenerate rule)."""
+
+
+@runtime_checkable
+class Rule(Protocol):
+    """What `ContrastiveDecoder` needs of a combination rule (ProbDiff, LogitDiff, Tilt, the
+    analysis's RowwiseRule, the app's RowRules): scores from both sides' log-probs, and the two
+    weights the `weighted_kl` metric reads ((1, -1) makes it KL(p_s || p_c))."""
+
+    starting_weight: float
+    comparison_weight: float
+
+    def __call__(self, logp_s: Tensor, logp_c: Tensor, probs: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """(B, V) log-probs of each side (and their exponentials) -> (B, V) scores, -inf = excluded."""
+        ...
 
 _MODEL = {"starting": "the starting model", "comparison": "the comparison model"}
 _OTHER = {"starting": "comparison", "comparison": "starting"}

@@ -31,6 +31,14 @@ class TextLogProb(BaseModel):
     """Tokens with q = 0 (only by rounding: the sampler never draws a weight-0 token)."""
 
 
+class TopNext(BaseModel):
+    """At one generated token: each model's most likely next tokens at that step, best first, as
+    [token string, log-prob] pairs (`cdx.decoding.Generation.top_next_fields`)."""
+
+    s: list[tuple[str, float]]
+    c: list[tuple[str, float]]
+
+
 def _one_per_token(value: list | None, info) -> list | None:
     ids = info.data.get("token_ids")
     if value is not None and ids is not None and len(value) != len(ids):
@@ -62,8 +70,10 @@ class TextRecord(BaseModel):
     for beam search; absent in runs before issue 19). See `TextLogProb.logp_q`."""
     text_logp: TextLogProb | None = None
     """Whole-text log p_s, log p_c, log q (decode only; absent in runs before issue 19)."""
+    top_next: list[TopNext] | None = None
+    """Per token, both models' most likely next tokens at that step (decoding.record_top_k > 0)."""
 
-    _logq_aligned = field_validator("logq")(_one_per_token)
+    _logq_aligned = field_validator("logq", "top_next")(_one_per_token)
 
     @field_validator("tokens")
     @classmethod
@@ -112,8 +122,10 @@ class SampleRecord(BaseModel):
     """Per token, log q under the mode's sampling distribution (absent in samples before issue 19)."""
     text_logp: TextLogProb | None = None
     """Whole-text log p_s, log p_c, log q: the importance weight of this sample towards either model."""
+    top_next: list[TopNext] | None = None
+    """Per token, both models' most likely next tokens at that step (record_top_k > 0)."""
 
-    _logq_aligned = field_validator("logq")(_one_per_token)
+    _logq_aligned = field_validator("logq", "top_next")(_one_per_token)
 
     @field_validator("logp_s", "logp_c", "n_tokens")
     @classmethod

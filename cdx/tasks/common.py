@@ -139,6 +139,7 @@ def to_record(gen, tokenizer, meta: dict, stop_strings=()) -> dict:
         rec["prefix_tokens"] = gen.prefix_tokens
         rec["metrics_with_prefix"] = text_metrics(both)
     rec.update(gen.logprob_fields())  # log q and whole-text log-probs for importance weights (issue 19)
+    rec.update(gen.top_next_fields(tokenizer))  # both models' top-k next tokens (decoding.record_top_k)
     rec.update(meta)
     return rec
 

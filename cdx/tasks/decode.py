@@ -43,8 +43,8 @@ def run(cfg: DictConfig) -> dict:
             tracked(cfg, "decode") as tracker:
         pair = instantiate(cfg.model)
         decoder = instantiate(cfg.decoding, pair=pair)
-        check_prompt_lengths(pair, prompts, decoder.max_new_tokens)
-        meta = {"models": pair.describe(), "decoding": _decoding_id(cfg, decoder), "seed": decoder.seed}
+        check_prompt_lengths(pair, prompts, decoder.settings.max_new_tokens)
+        meta = {"models": pair.describe(), "decoding": _decoding_id(cfg, decoder), "seed": decoder.settings.seed}
         records = generate_missing(decoder, prompts, out / "generations.jsonl", meta)
         summary = finish_run(cfg, out, records, pair.describe(), tracker, "generations", rule=decoder.rule)
         rundir.finish(n_records=len(records))
@@ -60,7 +60,7 @@ def generate_missing(decoder, prompts: list[str], path: Path, meta: dict) -> lis
     """
     records = RecordLog(path, kind="decode")
     done = records.load()
-    per, bs = decoder.generations_per_prefix, decoder.batch_size
+    per, bs = decoder.settings.generations_per_prefix, decoder.settings.batch_size
     expected = [record_id(i, j) for i in range(len(prompts)) for j in range(per)]
     n_batches = decoder.n_batches(len(prompts))
     todo = [b for b in range(n_batches)
@@ -69,7 +69,7 @@ def generate_missing(decoder, prompts: list[str], path: Path, meta: dict) -> lis
     if done:
         log.info("resuming %s: %d of %d records on disk, %d of %d batches to run", path, len(done), len(expected),
                  len(todo), n_batches)
-    tokenizer, stops = decoder.pair.tokenizer, decoder.stop_strings
+    tokenizer, stops = decoder.pair.tokenizer, decoder.settings.stop_strings
     with records.writer() as writer:
         for b in tqdm(todo, total=n_batches, initial=n_batches - len(todo), desc="contrastive decoding", unit="batch"):
             start = b * bs

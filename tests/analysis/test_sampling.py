@@ -59,4 +59,4 @@ def test_bad_mode_and_settings_are_named(tiny_pair):
     with pytest.raises(ValueError, match="mode 'loud'"):
         sample_pair(tiny_pair, PROMPTS, modes=("loud",))
     with pytest.raises(ValueError, match="alpha=0"):
-        SampleSettings(alpha=0)
+        SampleSettings.of(alpha=0)

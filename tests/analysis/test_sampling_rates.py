@@ -2,7 +2,6 @@
 samples by importance weighting (issue 19). One-token texts make the exact rate computable: a sum
 over the 320-token vocabulary of the model's next-token probabilities."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -136,7 +135,7 @@ def test_stopped_rates_from_two_token_samples_cover_the_exact_rate(tiny_pair, mo
     """amp_c: the models' ratio on every token; tilt_c: p_c with 3 nats on the tokens that hit, so the
     behaviour is drawn about 5x as often and every other token keeps p_c's odds."""
     prompts = PROMPTS[:6]
-    s = dataclasses.replace(TWO, tilt_tokens=hit_token_ids(tiny_pair), tilt_bonus=3.0)
+    s = TWO.but(tilt_tokens=hit_token_ids(tiny_pair), tilt_bonus=3.0)
     recs = sample_pair(tiny_pair, prompts, s, modes=(mode, "plain_c"), split="discovery")
     truth = exact_two_token_rate(tiny_pair, tiny_pair.comparison, prompts)
     est = stopped_rates(CHECKER, recs, modes=(mode,)).comparison

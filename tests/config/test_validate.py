@@ -45,7 +45,8 @@ def refused(cfg, pattern: str) -> str:
 
 
 def _names(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    """The group's options; decoding/base.yaml is what presets extend, not an option (it has no rule)."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if p.stem != "base")
 
 
 # ---- every shipped config validates -----------------------------------------------------------------

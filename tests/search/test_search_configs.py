@@ -78,11 +78,11 @@ def test_decoder_overrides_and_nulls(tiny_pair):
     cfg = compose(["task=search", "model=tiny_random"])
     s = SearchSettings.from_dict(OmegaConf.to_container(cfg.search, resolve=True))
     dec = instantiate(cfg.decoding, pair=tiny_pair, **_decoder_overrides(s))
-    assert (dec.generations_per_prefix, dec.max_new_tokens) == (2, 24)
+    assert (dec.settings.generations_per_prefix, dec.settings.max_new_tokens) == (2, 24)
     cfg = compose(["task=search", "search.generations_per_prefix=null", "search.max_new_tokens=null"])
     s = SearchSettings.from_dict(OmegaConf.to_container(cfg.search, resolve=True))
     dec = instantiate(cfg.decoding, pair=tiny_pair, **_decoder_overrides(s))
-    assert (dec.generations_per_prefix, dec.max_new_tokens) == (cfg.decoding.generations_per_prefix,
+    assert (dec.settings.generations_per_prefix, dec.settings.max_new_tokens) == (cfg.decoding.generations_per_prefix,
                                                                 cfg.decoding.max_new_tokens)
 
 

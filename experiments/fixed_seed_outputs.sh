@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Fixed-seed outputs of decode (two presets), analyze and the smoke benchmark on the tiny pair, and a
+# sha256 of every record file they wrote: run it before and after a refactor that must not change
+# behaviour, from the same folder, and diff the two listings (issue 20).
+#   experiments/fixed_seed_outputs.sh /tmp/fixed > before.txt   # on the old commit
+#   experiments/fixed_seed_outputs.sh /tmp/fixed > after.txt    # on the new one; diff before.txt after.txt
+# The same OUT path both times: summaries name their folder. Files listing the resolved config
+# (summary.json, run.json, analysis.json) are hashed without it, as a new option adds a key there.
+set -euo pipefail
+OUT=${1:?usage: fixed_seed_outputs.sh OUT}
+PY=${PYTHON:-python}
+[[ $PY == */* && $PY != /* ]] && PY="$PWD/$PY"  # the script changes folder below
+rm -rf "$OUT"; mkdir -p "$OUT"
+common=(model=tiny_random logger=none report.print_top=false)
+{
+  $PY -m cdx.run "${common[@]}" seed=3 prompts.limit=6 hydra.run.dir="$OUT/decode_amplify"
+  $PY -m cdx.run "${common[@]}" seed=3 prompts.limit=4 decoding=beam hydra.run.dir="$OUT/decode_beam"
+  $PY -m cdx.run "${common[@]}" task=analyze seed=5 hydra.run.dir="$OUT/analyze"
+  $PY -m cdx.run suite=smoke logger=none hydra.sweep.dir="$OUT/smoke"
+} > "$OUT/log.txt" 2>&1
+cd "$OUT"
+# Records (generations, samples, hypotheses, findings, behaviours): their raw bytes. Summaries and the
+# benchmark's table: without the keys that hold the resolved config or a timing, which differ run to run.
+normalised='
+import hashlib, json, sys
+DROP = {"decoding", "config", "settings", "analysis_s", "generation_s", "cost_ratio", "timings_s",
+        "cpu_min", "wall_min", "analysis_cpu_min"}
+def clean(x):
+    if isinstance(x, dict):
+        return {k: clean(v) for k, v in x.items() if k not in DROP}
+    return [clean(v) for v in x] if isinstance(x, list) else x
+path = sys.argv[1]
+text = open(path).read()
+docs = [json.loads(line) for line in text.splitlines() if line.strip()] if path.endswith(".jsonl") else [json.loads(text)]
+print(hashlib.sha256(json.dumps([clean(d) for d in docs], sort_keys=True).encode()).hexdigest())
+'
+find . -name '*.jsonl' -o -name 'summary.json' -o -name 'analysis.json' | sort | while read -r f; do
+  case $f in
+    *.json|*/benchmark.jsonl) h=$($PY -c "$normalised" "$f") ;;
+    *) h=$(sha256sum "$f" | cut -c1-64) ;;
+  esac
+  echo "$h  $f"
+done
