@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import platform
 import re
@@ -471,6 +472,28 @@ def bench_shared(setup: Setup) -> tuple[list[Row], str]:
     return shared(setup)
 
 
+def bench_topk(setup: Setup) -> tuple[list[Row], str]:
+    """decoding.record_top_k: decoding plus the records' top_next field, against the same without it."""
+    _, two = _pairs(setup)
+    prompts, n, tok = setup.prompts(), setup.tokens, two.tokenizer
+    sizes: dict[int, float] = {}
+
+    def run(k: int):
+        dec = ContrastiveDecoder(two, ProbDiff(1, -1), max_new_tokens=n, min_new_tokens=n, batch_size=len(prompts),
+                                 stop_at_eos=False, record_top_k=k)
+
+        def go():
+            fields = [g.top_next_fields(tok) for g in dec.generate_batch(prompts)]  # as the records hold them
+            sizes[k] = sum(len(json.dumps(f)) for f in fields) / (len(fields) * n)
+        return go
+
+    t = _measure({f"k{k}": run(k) for k in (0, 5, 20)}, setup.repeats)
+    rows = [Row(f"two-model decoding, record_top_k=0 (batch {setup.batch}, {n} tokens)", t["k0"], 1.0, "reference")]
+    rows += [Row(f"record_top_k={k}: decoding + the records' top_next ({sizes[k]:.0f} bytes a token on disk)",
+                 t[f"k{k}"], ratio(t[f"k{k}"], t["k0"]), "(cost; info)") for k in (5, 20)]
+    return rows, machine(parallel_mode(two))
+
+
 SECTIONS = {
     "score": (bench_score, "Teacher-forced scoring"),
     "decode": (bench_decode, "Decoding: cdx against its floor, HF generate and the thread scaling"),
@@ -478,6 +501,7 @@ SECTIONS = {
     "uncached": (bench_uncached, "Cached vs uncached decoding"),
     "analyze": (bench_analyze, "task=analyze against its generation"),
     "shared": (bench_shared, "Shared machines: concurrent jobs and CPU-bound neighbours"),
+    "topk": (bench_topk, "Recording both models' top-k next tokens (decoding.record_top_k)"),
 }
 ALL = ("score", "decode", "adapter", "analyze", "uncached")
 

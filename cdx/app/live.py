@@ -66,6 +66,10 @@ class RowRules:
         return torch.cat(out)  # (N, V)
 
 
+TOP_K = 5
+"""Both models' top tokens kept at every step of a side-by-side text (shown when a token is clicked)."""
+
+
 class StreamingDecoder(ContrastiveDecoder):
     """A ContrastiveDecoder that reports each step's chosen tokens (every row) and their metrics
     through the engine's own `on_step` hook: it observes only, the draw is the parent's."""
@@ -86,6 +90,8 @@ class Stream:
     metrics: dict = field(default_factory=dict)
     ended: bool = False
     """The model drew an end-of-sequence token: later steps of the batch are padding, not shown."""
+    top_next: list[dict] | None = None
+    """Once done: per token, both models' top tokens at that step (`Generation.top_next_fields`)."""
 
     def add(self, text: str, values: dict[str, float]) -> None:
         self.token_strs.append(text)
@@ -93,7 +99,8 @@ class Stream:
             self.tokens.setdefault(k, []).append(v)
 
     def as_record(self, prompt: str) -> dict:
-        return {"id": "", "prompt": prompt, "token_strs": self.token_strs, "tokens": self.tokens}
+        rec = {"id": "", "prompt": prompt, "token_strs": self.token_strs, "tokens": self.tokens}
+        return {**rec, "top_next": self.top_next} if self.top_next else rec
 
 
 @dataclass
@@ -161,7 +168,8 @@ class LiveRun:
         decoder = StreamingDecoder(pair, RowRules(tuple(rules[s] for s in SIDES), k),
                                    strategy="greedy" if self.req.greedy else "sample",
                                    temperature=self.req.temperature, max_new_tokens=self.req.max_new_tokens,
-                                   generations_per_prefix=k, batch_size=len(SIDES), seed=self.req.seed)
+                                   generations_per_prefix=k, batch_size=len(SIDES), seed=self.req.seed,
+                                   record_top_k=TOP_K)
 
         def on_step(token_ids: list[int], values: list[dict]) -> None:
             if self._stop.is_set():
@@ -189,6 +197,7 @@ class LiveRun:
             stream.token_strs = [tok.decode([t]) for t in gen.token_ids]
             stream.tokens, stream.finish_reason, stream.done = tokens, gen.finish_reason, True
             stream.metrics = metrics
+            stream.top_next = gen.top_next_fields(tok).get("top_next")
 
 
 def score_text(pair_overrides: tuple[str, ...], prompt: str, text: str) -> Stream:

@@ -87,6 +87,25 @@ def token_plot(record: dict, metrics: list[str]):
     return fig
 
 
+def top_next_table(record: dict, position: int) -> pd.DataFrame | None:
+    """Both models' most likely tokens at one position of a record decoded with record_top_k > 0,
+    best first, the drawn token marked; None when the record has none."""
+    top = record.get("top_next") or []
+    if not 0 <= position < len(top):
+        return None
+    drawn = record.get("token_strs", [])[position] if position < len(record.get("token_strs", [])) else None
+    s, c = top[position].get("s", []), top[position].get("c", [])
+    rows = []
+    for rank in range(max(len(s), len(c))):
+        row: dict = {"rank": rank + 1}
+        for side, alts in (("starting", s), ("comparison", c)):
+            tok, lp = alts[rank] if rank < len(alts) else (None, None)
+            row[f"{side} token"] = None if tok is None else repr(tok) + (" (drawn)" if tok == drawn else "")
+            row[f"{side} log p"] = lp
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def histogram(table: pd.DataFrame, metric: str):
     fig = px.histogram(table, x=metric, nbins=min(60, max(5, len(table) // 5)))
     fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), title=f"{metric} over texts")

@@ -10,7 +10,7 @@ direction its texts show (`summary["direction"]`) and lists identical samples on
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +31,17 @@ class TokenCell:
     value: float
     rgb: tuple[int, int, int]
     hover: str = ""
+    alternatives: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    """Each model's most likely next tokens at this step, best first, as (side label, ((token, log p),
+    ...)): shown when the token is clicked (a record decoded with record_top_k > 0)."""
+
+
+def alternatives_of(entry: Mapping | None) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
+    """One `top_next` entry of a record ({"s": [[token, log p], ...], "c": [...]}) as TokenCell.alternatives."""
+    if not entry:
+        return ()
+    return tuple((label, tuple((str(t), float(lp)) for t, lp in entry.get(side, [])))
+                 for side, label in (("s", "starting"), ("c", "comparison")))
 
 
 LLR = "llr_cs"
@@ -101,7 +112,11 @@ def token_cells(tokens: Sequence[str], values: Sequence[float], scale: float, me
 def _record_cells(record: Mapping, metric: str, scale: float) -> list[TokenCell]:
     tokens = record.get("tokens", {})
     logps = (tokens["logp_s"], tokens["logp_c"]) if "logp_s" in tokens and "logp_c" in tokens else None
-    return token_cells(record.get("token_strs", []), token_values(record, metric), scale, metric, logps)
+    cells = token_cells(record.get("token_strs", []), token_values(record, metric), scale, metric, logps)
+    top = record.get("top_next") or []
+    if len(top) == len(record.get("token_strs", [])):  # one entry per token, or none shown
+        cells = [replace(c, alternatives=alternatives_of(e)) for c, e in zip(cells, top)]
+    return cells
 
 
 def colour_bar_html(metric: str, scale: float) -> str:
@@ -118,8 +133,10 @@ def colour_bar_html(metric: str, scale: float) -> str:
 
 @lru_cache(maxsize=1)
 def _env() -> Environment:
-    return Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
-                       undefined=StrictUndefined, keep_trailing_newline=False)
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
+                      undefined=StrictUndefined, keep_trailing_newline=False)
+    env.filters["shown"] = repr  # a token as Python shows it: quotes, and visible spaces and newlines
+    return env
 
 
 def render_tokens_html(tokens: Sequence[str], values: Sequence[float], scale: float, metric: str = "value",

@@ -221,3 +221,31 @@ def test_every_page_and_a_decode_in_a_real_browser(server, browser, tmp_path):
     assert {p.name for p in shots.glob("app-*.png")} >= {
         "app-what-changed.png", "app-paired.png", "app-explorer-plots.png", "app-explorer.png", "app-findings.png",
         "app-sweeps.png", "app-search.png", "app-side-by-side.png", "app-compare.png"}
+
+
+def test_a_clicked_token_shows_both_models_top_tokens(server, browser, tmp_path):
+    """A real decode with decoding.record_top_k=3, in the app's explorer and in its report.html: the
+    alternatives box of a token is hidden until the token is clicked, then lists both models' top 3."""
+    from selenium.webdriver.common.by import By
+
+    from cdx.run import run
+    from tests.conftest import compose
+
+    base, runs = server
+    out = Path(runs["text"]).parents[1] / "2026-01-02" / "10-00-00"
+    run(compose(["model=tiny_random", "prompts.limit=2", "decoding.max_new_tokens=6", "decoding.record_top_k=3",
+                 "report.print_top=false"], out))
+    for url in (f"{base}/explorer?run={out}", (out / "report.html").as_uri()):
+        browser.get(url)
+        if url.startswith("http"):
+            wait_text(browser, "decode run · 4 texts")
+            settle(browser)
+        tok = browser.find_elements(By.CSS_SELECTOR, ".cdx-tok[tabindex]")[0]
+        box = tok.find_element(By.CSS_SELECTOR, ".cdx-alt")
+        assert not box.is_displayed()
+        tok.click()
+        assert box.is_displayed(), url
+        assert "starting model, top 3 here" in box.text and "comparison model, top 3 here" in box.text
+        assert len(box.text.splitlines()) == 2 + 2 * 3  # two headings, three tokens each
+        if url.startswith("http"):
+            shot(browser, shots_dir(tmp_path) / "app-explorer-top-tokens.png")

@@ -116,3 +116,36 @@ def test_corrupt_lines_are_left_out_with_a_warning(app_root):
     assert not at.exception and not at.error
     assert "decode run · 6 texts" in at.caption[0].value
     assert [w.value for w in at.warning] == ["2 line(s) of the records file are not valid records and are left out."]
+
+
+def test_both_models_top_tokens_at_a_chosen_position(app_root):
+    """A real decode with decoding.record_top_k=3: the explorer lists both models' top tokens at the
+    position chosen (a click on the per-token plot sets the same list), as the record holds them."""
+    from cdx.run import run
+    from tests.conftest import compose
+
+    out = app_root / "outputs" / "2026-01-02" / "10-00-00"
+    run(compose(["model=tiny_random", "prompts.limit=2", "decoding.max_new_tokens=5", "decoding.record_top_k=3",
+                 "report.print_top=false"], out))
+    at = explorer(out)
+    assert not at.exception and not at.error
+    rec = next(r for r in load_text_run(out).records if r["id"] == at.selectbox(key="ex_plot_id").value)
+    cards = [m.value for m in at.markdown if "<div class='cdx-text'" in m.value]
+    assert cards and all("tabindex='0'" in c and "cdx-alt" in c for c in cards)  # a click shows alternatives
+    at.selectbox(key="ex_alt_pos").set_value(2).run()
+    (table,) = [d.value for d in at.dataframe if "rank" in d.value.columns]
+    assert list(table["rank"]) == [1, 2, 3]
+    for side, key in (("starting", "s"), ("comparison", "c")):
+        assert [lp for lp in table[f"{side} log p"]] == pytest.approx([lp for _, lp in rec["top_next"][2][key]])
+        names = [t.removesuffix(" (drawn)") for t in table[f"{side} token"]]
+        assert names == [repr(tok) for tok, _ in rec["top_next"][2][key]]
+        drawn = [t for t in table[f"{side} token"] if t.endswith(" (drawn)")]
+        assert drawn == ([repr(rec["token_strs"][2]) + " (drawn)"]
+                         if rec["token_strs"][2] in [tok for tok, _ in rec["top_next"][2][key]] else [])
+
+
+def test_a_run_without_top_tokens_says_how_to_get_them(app_root):
+    run = write_text_run(app_root / "outputs" / "2026-01-03" / "10-00-00", 3)
+    at = explorer(run)
+    assert not at.exception and any("decoding.record_top_k" in c.value for c in at.caption)
+    assert not [s for s in at.selectbox if s.key == "ex_alt_pos"]

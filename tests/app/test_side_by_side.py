@@ -68,7 +68,7 @@ def test_one_decode_call_for_all_columns_and_samples(monkeypatch):
     real = ContrastiveDecoder.generate_batch
 
     def spy(self, prompts, *a, **k):
-        calls.append((len(prompts), self.generations_per_prefix))
+        calls.append((len(prompts), self.settings.generations_per_prefix))
         return real(self, prompts, *a, **k)
 
     monkeypatch.setattr(ContrastiveDecoder, "generate_batch", spy)
@@ -115,7 +115,9 @@ def test_page_streams_and_reports_a_bad_adapter(app_root, tmp_path):
     captions = [c.value for c in at.caption]
     assert sum(" tokens · mean KL(s‖c) " in c for c in captions) == 9  # 3 columns x 3 samples
     assert sum(c.startswith("3 samples · ended by the model ") for c in captions) == 3  # a rates line per side
-    assert sum("cdx-tok" in m.value and "<style>" not in m.value for m in at.markdown) == 9
+    texts = [m.value for m in at.markdown if "class='cdx-tok'" in m.value]
+    assert len(texts) == 9
+    assert all("tabindex='0'" in t and "top 5 here" in t for t in texts)  # a click shows both models' top 5
     assert any("cdx-colour-bar" in m.value for m in at.markdown)
     at.text_input(key="sbs_adapter").set_value(str(tmp_path / "not-an-adapter"))
     at.button(key="sbs_go").click().run()

@@ -105,3 +105,12 @@ def test_shared_bench_gives_every_job_its_own_run_folder(monkeypatch, capsys):
     assert len(dirs) == len(set(dirs)) > 10
     assert any("/analyze/" in d for d in dirs) and len(rows) >= 8
     assert "task=analyze" in capsys.readouterr().err  # each group's rows shown as soon as measured
+
+
+def test_topk_bench_times_both_sizes_against_none_and_measures_the_bytes(capsys):
+    bench.main(["topk", "--model", "tiny-random", "--repeats", "1", "--tokens", "3", "--batch", "2"])
+    text = capsys.readouterr().out
+    sizes = {int(k): int(b) for k, b in re.findall(r"record_top_k=(\d+): decoding \+ the records' top_next "
+                                                   r"\((\d+) bytes a token on disk\) \|.*\| \d+\.\d\dx \|", text)}
+    assert set(sizes) == {5, 20} and 0 < sizes[5] < sizes[20]  # more alternatives, more bytes
+    assert "record_top_k=0" in text and "bench topk: 1 table(s) printed" in text

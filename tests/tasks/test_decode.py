@@ -88,3 +88,32 @@ def test_decode_says_what_changed_in_words_first(tmp_path, capsys):
     assert summary["what_changed"] == quick_summary(recs, "tiny-random(seed=1)")
     out = capsys.readouterr().out.splitlines()
     assert out[: len(summary["what_changed"])] == summary["what_changed"]
+
+
+def test_record_top_k_reaches_the_records_and_the_report(tmp_path):
+    """decoding.record_top_k=3: every token of every record carries both models' top 3 at its step, best
+    first, the drawn token among them with its own log-prob when it ranks; the report makes them clickable."""
+    from cdx.io.records import TextRecord
+
+    run(compose([*FAST, "prompts.limit=2", "decoding.record_top_k=3"], tmp_path))
+    recs = read_records(tmp_path / "generations.jsonl")
+    assert recs
+    ranked = 0
+    for r in recs:
+        TextRecord.model_validate(r)  # one top_next entry per token, checked by the record schema
+        assert len(r["top_next"]) == len(r["token_ids"])
+        for t, entry in enumerate(r["top_next"]):
+            for side in ("s", "c"):
+                lps = [lp for _, lp in entry[side]]
+                assert len(lps) == 3 and lps == sorted(lps, reverse=True)
+                drawn = r["tokens"][f"logp_{side}"][t]
+                assert drawn <= lps[0] + 1e-5  # nothing beats the top token
+                if r["token_strs"][t] in [tok for tok, _ in entry[side]]:
+                    ranked += 1
+                    assert min(abs(lp - drawn) for tok, lp in entry[side] if tok == r["token_strs"][t]) < 1e-4
+    assert ranked > 0
+    html = (tmp_path / "report.html").read_text()
+    assert "tabindex='0'" in html and "class='cdx-alt'" in html
+    plain = tmp_path / "plain"
+    run(compose([*FAST, "prompts.limit=2"], plain))
+    assert all("top_next" not in r for r in read_records(plain / "generations.jsonl"))  # off by default

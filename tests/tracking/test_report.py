@@ -135,3 +135,20 @@ def test_summary_line_names_the_direction_the_interval_and_the_ratio():
     assert f"ppl comparison/starting on these texts {s['ppl_ratio_c_over_s']:.3f}" in line
     assert math.isfinite(kl["ci95_low"]) and line.endswith("-> /out")
     assert summary_line({"n_tokens": 0}, "scores", 2, "/o") == "cdx scores: 2 texts, no tokens scored -> /o"
+
+
+def test_clicked_tokens_show_both_models_alternatives_escaped_and_in_order():
+    rec = _record(0, ["Arr", "<b>"], [0.5, 0.2], [-6.0, -3.0], [-1.0, -0.5])
+    rec["top_next"] = [{"s": [["Hello", -0.1], ["Arr", -6.0]], "c": [["Arr", -1.0], ["Ahoy", -1.5]]},
+                       {"s": [["<b>", -3.0], ["x", -4.0]], "c": [["<b>", -0.5], ["y", -2.0]]}]
+    html = render_text_html(rec, "llr_cs", 1.0)
+    assert html.count("tabindex='0'") == 2 and html.count("class='cdx-alt'") == 2
+    assert ".cdx-tok:focus .cdx-alt{display:block" in html  # shown on click (focus), hidden otherwise
+    first = html[html.index("class='cdx-alt'"): html.index("</span>", html.index("class='cdx-alt'"))]
+    assert first.index("starting model") < first.index("&#39;Hello&#39; -0.10") < first.index("&#39;Arr&#39; -6.00") \
+        < first.index("comparison model") < first.index("&#39;Arr&#39; -1.00") < first.index("&#39;Ahoy&#39; -1.50")
+    assert "&#39;&lt;b&gt;&#39; -3.00" in html and "<b>'<b>" not in html  # a token is never markup
+    rec["top_next"] = rec["top_next"][:1]  # not one entry per token: none shown rather than misaligned
+    assert "tabindex" not in render_text_html(rec, "llr_cs", 1.0)
+    rec.pop("top_next")
+    assert "cdx-alt" not in render_text_html(rec, "llr_cs", 1.0)

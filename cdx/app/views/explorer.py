@@ -96,7 +96,27 @@ def _cards(run: TextRun, rows: pd.DataFrame, sort_by: str, metric: str | None) -
     if chosen is not None and metric:
         rec = run.records[rows.index[ids.index(chosen)]]
         shown = [m for m in ("kl_sc", "kl_cs", "js") if m in rec.get("tokens", {})] or [metric]
-        st.plotly_chart(render.token_plot(rec, shown), key="ex_token_plot")
+        if not rec.get("top_next"):
+            st.plotly_chart(render.token_plot(rec, shown), key="ex_token_plot")
+            st.caption("Decode with decoding.record_top_k=5 to see both models' most likely tokens at each position.")
+            return
+        event = st.plotly_chart(render.token_plot(rec, shown), key="ex_token_plot", on_select="rerun",
+                                selection_mode="points")
+        _alternatives(rec, event)
+
+
+def _alternatives(rec: dict, event) -> None:
+    """Both models' top tokens at the position clicked in the plot (or chosen in the list)."""
+    points = event.selection.points if event is not None and event.selection else []
+    n = len(rec.get("token_strs", []))
+    if points and 0 <= int(points[0]["x"]) < n:
+        st.session_state["ex_alt_pos"] = int(points[0]["x"])
+    toks = rec.get("token_strs", [])
+    pos = st.selectbox("Both models' top tokens at position (click a point, or a token above)", range(n),
+                       format_func=lambda i: f"{i}: {toks[i]!r}", key="ex_alt_pos")
+    table = render.top_next_table(rec, int(pos or 0))
+    if table is not None:
+        st.dataframe(table, hide_index=True, width="stretch")
 
 
 def distributions_tab(run: TextRun) -> None:
