@@ -11,6 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cdx.io import read_records
+from cdx.io.records import FindingRecord
+
+ROW_FIELDS = ("id", "statement", "direction", "rate_s", "rate_c", "effect", "effect_lo", "effect_hi", "q", "validated")
+"""A row's finding columns, in order (the sweep table's CSV keeps them so)."""
 
 
 def is_analysis_dir(job_dir: str | Path) -> bool:
@@ -25,11 +29,11 @@ def finding_rows(jobs: Sequence[tuple[dict, str | Path]]) -> list[dict]:
         job = Path(job)
         if not is_analysis_dir(job):
             continue
-        for f in read_records(job / "findings.jsonl"):
-            rows.append({**swept, "job": job.name, "id": f["id"], "statement": f["statement"],
-                         "direction": f["direction"], "rate_s": f["rate_s"], "rate_c": f["rate_c"],
-                         "effect": f["effect"], "effect_lo": f["effect_ci"][0], "effect_hi": f["effect_ci"][1],
-                         "q": f["q"], "validated": f["validated"]})
+        for raw in read_records(job / "findings.jsonl"):
+            f = FindingRecord.model_validate(raw)
+            lo, hi = f.effect_ci or (None, None)
+            d = {**f.model_dump(include=set(ROW_FIELDS)), "effect_lo": lo, "effect_hi": hi}
+            rows.append({**swept, "job": job.name, **{k: d[k] for k in ROW_FIELDS}})
     return rows
 
 

@@ -6,6 +6,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 
+from cdx.io.records import FindingRecord
+
 DIRECTIONS = ("gained", "lost")
 
 
@@ -75,24 +77,13 @@ class Finding:
     """Mean per-token log p_c - log p_s of texts showing it vs same-model controls, with a p-value."""
 
     def to_record(self) -> dict:
-        """The findings.jsonl record (the schema other tools read)."""
-        h = self.hypothesis
-        return {
-            "id": h.id, "statement": h.statement, "kind": h.kind, "direction": h.direction,
-            "cluster": h.cluster, "cluster_label": h.cluster_label, "checker": h.checker,
-            "n_s": self.n_s, "k_s": self.k_s, "n_c": self.n_c, "k_c": self.k_c,
-            "rate_s": self.rate_s, "rate_c": self.rate_c,
-            "rate_s_ci": list(self.rate_s_ci), "rate_c_ci": list(self.rate_c_ci),
-            "effect": self.effect, "effect_ci": list(self.effect_ci), "p": self.p, "q": self.q,
-            "validated": self.validated, "reason": self.reason, "evidence": self.evidence,
-            "likelihood": self.likelihood, "discovery": h.discovery,
-        }
+        """The findings.jsonl record: `FindingRecord` (cdx.io.records) of the hypothesis and the test."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "hypothesis"}
+        return FindingRecord(**asdict(self.hypothesis), **own).model_dump()
 
     @classmethod
-    def from_record(cls, r: dict) -> Finding:
-        h = Hypothesis(statement=r["statement"], checker=r["checker"], direction=r["direction"], kind=r["kind"],
-                       cluster=r.get("cluster"), cluster_label=r.get("cluster_label"),
-                       discovery=r.get("discovery") or {}, id=r["id"])
-        return cls(h, r["n_s"], r["k_s"], r["n_c"], r["k_c"], r["rate_s"], r["rate_c"], tuple(r["rate_s_ci"]),
-                   tuple(r["rate_c_ci"]), r["effect"], tuple(r["effect_ci"]), r["p"], r["q"], r["validated"],
-                   r.get("reason", ""), r.get("evidence", []), r.get("likelihood", {}))
+    def from_record(cls, r: dict | FindingRecord) -> Finding:
+        """A finding from its record, checked by `FindingRecord` (a ValueError names a bad field)."""
+        rec = r if isinstance(r, FindingRecord) else FindingRecord.model_validate(r)
+        h = Hypothesis(**{f.name: getattr(rec, f.name) for f in fields(Hypothesis)})
+        return cls(h, **{f.name: getattr(rec, f.name) for f in fields(cls) if f.name != "hypothesis"})

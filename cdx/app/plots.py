@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cdx.app.runs import WordShift
+from cdx.io.records import FindingRecord
 
 FAVOURED, AVOIDED, NEUTRAL = "#2166ac", "#b2182b", "#888888"  # ColorBrewer RdBu ends: colour-blind safe
 LAYOUT = dict(margin=dict(l=10, r=40, t=50, b=10), template="plotly_white", modebar_orientation="v",
@@ -38,19 +39,22 @@ def words_chart(shifts: Sequence[WordShift], comparison: str = "comparison") -> 
     return fig
 
 
-def forest_plot(findings: Sequence[dict], mde: float | None = None) -> go.Figure:
+def forest_plot(findings: Sequence[FindingRecord], mde: float | None = None) -> go.Figure:
     """Effect (rate_c − rate_s) with its 95% CI per finding; ±MDE dashed (the smallest detectable effect)."""
-    rows = list(findings)[::-1]  # plotly draws the first row at the bottom: the best finding goes on top
-    effect = np.array([f["effect"] for f in rows], dtype=float)
-    lo = np.array([f["effect_ci"][0] for f in rows], dtype=float)
-    hi = np.array([f["effect_ci"][1] for f in rows], dtype=float)
+    # plotly draws the first row at the bottom: the best finding goes on top; a finding without an
+    # effect or CI (an older or untestable record) has no point to draw
+    drawn = [(f, f.effect, f.effect_ci) for f in findings if f.effect is not None and f.effect_ci is not None][::-1]
+    rows = [f for f, _, _ in drawn]
+    effect = np.array([e for _, e, _ in drawn], dtype=float)
+    lo = np.array([ci[0] for _, _, ci in drawn], dtype=float)
+    hi = np.array([ci[1] for _, _, ci in drawn], dtype=float)
     fig = go.Figure(go.Scatter(
-        x=effect.tolist(), y=[_short(f["statement"]) for f in rows], mode="markers",  # lists: readable JSON
-        text=[f["statement"] for f in rows],
+        x=effect.tolist(), y=[_short(f.statement) for f in rows], mode="markers",  # lists: readable JSON
+        text=[f.statement for f in rows],
         error_x=dict(type="data", symmetric=False, array=(hi - effect).tolist(), arrayminus=(effect - lo).tolist()),
-        marker=dict(size=10, symbol=["diamond" if f.get("validated") else "circle-open" for f in rows],
-                    color=[FAVOURED if f.get("validated") else NEUTRAL for f in rows]),
-        customdata=[[a, b, f.get("q")] for a, b, f in zip(lo.tolist(), hi.tolist(), rows)],
+        marker=dict(size=10, symbol=["diamond" if f.validated else "circle-open" for f in rows],
+                    color=[FAVOURED if f.validated else NEUTRAL for f in rows]),
+        customdata=[[a, b, f.q] for a, b, f in zip(lo.tolist(), hi.tolist(), rows)],
         hovertemplate="%{text}<br>effect %{x:+.2f} [%{customdata[0]:.2f}, %{customdata[1]:.2f}], q %{customdata[2]:.2g}"
                       "<extra></extra>"))
     fig.add_vline(x=0, line_color="#444")

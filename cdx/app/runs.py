@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
 from cdx.analysis.checkers import AnyChecker, Checker, build_checker
 from cdx.analysis.quick import word_deltas
 from cdx.io import KIND_FILES, NotARunError, read_run, scan_records
 from cdx.io import run_kind as io_run_kind
+from cdx.io.records import FindingRecord
 
 RECORD_FILES = {"decode": "generations.jsonl", "score": "scores.jsonl"}
 PAGE_OF_KIND = {"decode": "Run explorer", "score": "Run explorer", "analyze": "Findings",
@@ -227,42 +228,13 @@ class PairedSample(BaseModel):
     id_c: str
 
 
-class FindingRow(BaseModel):
-    """The fields of a findings.jsonl record the pages rely on (cdx.io does not check findings' schema).
-
-    A record without an id or a statement, or with a field of the wrong type, is left out and counted.
-    Numbers may be null (shown blank); every other field of the record is kept as it is.
-    """
-
-    model_config = ConfigDict(extra="allow")
-    id: str
-    statement: str
-    validated: bool = False
-    reason: str | None = ""
-    effect: float | None = None
-    effect_ci: tuple[float, float] | None = None
-    q: float | None = None
-    p: float | None = None
-    rate_s: float | None = None
-    rate_c: float | None = None
-    rate_s_ci: tuple[float, float] | None = None
-    rate_c_ci: tuple[float, float] | None = None
-    cluster: int | None = None
-    checker: dict | None = None
-    evidence: list[dict] = []
-
-    @field_validator("id", mode="before")
-    @classmethod
-    def _id_text(cls, v):
-        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # findings of older runs: int ids
-
-
-def checked_findings(records: list[dict]) -> tuple[list[dict], int]:
-    """(the records that fit FindingRow, as dicts with every field present; how many did not)."""
+def checked_findings(records: list[dict]) -> tuple[list[FindingRecord], int]:
+    """(the records that fit `FindingRecord`, the findings.jsonl schema; how many did not: a record without
+    an id or a statement, or with a field of the wrong type, is left out and counted)."""
     good = []
     for r in records:
         try:
-            good.append(FindingRow.model_validate(r).model_dump(mode="json"))
+            good.append(FindingRecord.model_validate(r))
         except ValidationError:
             continue
     return good, len(records) - len(good)
@@ -272,7 +244,7 @@ class AnalysisRun(BaseModel):
     """An analysis run as the app shows it: findings (best first), its summary and paired samples."""
 
     path: Path
-    findings: list[dict]
+    findings: list[FindingRecord]
     """findings.jsonl records, validated first, then by q, then by |effect| (see `rank_findings`)."""
     analysis: dict
     samples: list[dict]
@@ -281,9 +253,9 @@ class AnalysisRun(BaseModel):
     n_corrupt: int = 0
 
 
-def rank_findings(findings: list[dict]) -> list[dict]:
+def rank_findings(findings: list[FindingRecord]) -> list[FindingRecord]:
     """Validated first, then by q (smallest first), then by |effect| (largest first)."""
-    return sorted(findings, key=lambda f: (not f.get("validated"), _num(f.get("q"), 1.0), -abs(_num(f.get("effect"), 0.0))))
+    return sorted(findings, key=lambda f: (not f.validated, _num(f.q, 1.0), -abs(_num(f.effect, 0.0))))
 
 
 def _num(v, default: float) -> float:
@@ -341,12 +313,12 @@ def word_shifts(records: list[dict], top: int = 10, min_count: int = 2) -> list[
 
 # ---- which held-out texts show a finding, and where ----------------------------------------------
 
-def finding_checkers(findings: list[dict]) -> dict[str, Checker]:
+def finding_checkers(findings: list[FindingRecord]) -> dict[str, Checker]:
     """finding id -> its checker, rebuilt from findings.jsonl; judge checkers (they need an assistant) are left out."""
     out = {}
     for f in findings:
         try:
-            out[f["id"]] = build_checker(f["checker"])
+            out[f.id] = build_checker(f.checker or {})
         except (ValueError, KeyError, TypeError):
             continue  # a judge checker, or a spec this version cannot build: shown untagged
     return out

@@ -1,4 +1,4 @@
-"""Typed run records: what one line of generations.jsonl / scores.jsonl / bank.jsonl holds.
+"""Typed run records: what one line of generations.jsonl / scores.jsonl / bank.jsonl / findings.jsonl holds.
 
 Records stay plain dicts on disk and in memory (readers and trackers take dicts); these pydantic
 models state the schema, and `invalid_records` checks records against it, so a reader can tell
@@ -8,7 +8,9 @@ in optional fields such as `beam_score` or `prefix_tokens`).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
 
 
 class TextLogProb(BaseModel):
@@ -155,3 +157,61 @@ def invalid_records(kind: str, records: list[dict]) -> list[tuple[int, str]]:
             first = e.errors()[0]
             out.append((i, f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"))
     return out
+
+
+Interval = Annotated[tuple[float, float], PlainSerializer(list, return_type=list)]
+"""(low, high), written as a JSON list."""
+
+
+class FindingRecord(BaseModel):
+    """One tested hypothesis (findings.jsonl): the statement, where it came from, both models' rates on
+    held-out texts with Wilson CIs, the effect rate_c - rate_s with its Newcombe CI, p, BH q, and the
+    verdict. The one statement of the record's fields: the analysis writes `model_dump()` of it
+    (`cdx.analysis.Finding.to_record`, fields in this order) and every reader validates with it.
+
+    Numbers may be null (a record of an older run, or an untestable hypothesis); other keys a
+    record holds are kept (extra fields are allowed, so an older reader can read a newer file).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    statement: str
+    kind: str = "given"
+    """Where the hypothesis came from: ngram, feature, cluster_feature, assistant, agent or given."""
+    direction: Literal["gained", "lost"] = "gained"
+    cluster: int | None = None
+    """The prompt cluster the test is restricted to (None: all prompts)."""
+    cluster_label: str | None = None
+    checker: dict | None = None
+    """`cdx.analysis.build_checker`'s JSON: decides, per text, whether it shows the behaviour."""
+    n_s: int | None = None
+    k_s: int | None = None
+    n_c: int | None = None
+    k_c: int | None = None
+    rate_s: float | None = None
+    rate_c: float | None = None
+    rate_s_ci: Interval | None = None
+    rate_c_ci: Interval | None = None
+    effect: float | None = None
+    effect_ci: Interval | None = None
+    p: float | None = None
+    q: float | None = None
+    validated: bool = False
+    reason: str | None = ""
+    """Why it is not validated (empty when it is)."""
+    evidence: list[dict] = Field(default_factory=list)
+    """Held-out texts that show it: {id, model, prompt, text}."""
+    likelihood: dict = Field(default_factory=dict)
+    discovery: dict = Field(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, v):
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # findings of older runs: int ids
+
+    @field_validator("evidence", "likelihood", "discovery", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v, info):
+        return ([] if info.field_name == "evidence" else {}) if v is None else v
+

@@ -12,6 +12,7 @@ import streamlit as st
 from cdx.app.paired import CSS, highlight_html, pair_rows
 from cdx.app.runs import AnalysisRun, Checker, finding_checkers, load_analysis, match_spans, slice_rates
 from cdx.app.state import guard, pick_run
+from cdx.io.records import FindingRecord
 
 FIRST = ("finding", "effect", "effect_ci", "q", "rate_s", "rate_c", "k_s/n_s", "k_c/n_c", "validated")
 REST = ("kind", "direction", "cluster", "p", "id")
@@ -27,56 +28,56 @@ def _n(v, spec: str) -> str:
     return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
 
 
-def phrase(f: dict) -> str:
+def phrase(f: FindingRecord) -> str:
     """The statement as what it is: a finding when validated, else an untested or unsupported hypothesis."""
-    statement = str(f.get("statement", ""))
-    if f.get("validated"):
+    statement = f.statement
+    if f.validated:
         return statement
-    reason = str(f.get("reason") or "")
+    reason = f.reason or ""
     if reason.startswith(UNTESTED):
         return f"Untested hypothesis: {statement} ({reason})"
     return f"Unsupported hypothesis: {statement} ({reason or 'not validated'})"
 
 
-def findings_table(findings: list[dict]) -> pd.DataFrame:
+def findings_table(findings: list[FindingRecord]) -> pd.DataFrame:
     """One row per finding (in the order given): statement, effect [CI] and q first."""
     rows = []
     for f in findings:
-        row = {"finding": phrase(f), "effect": f.get("effect"), "effect_ci": _ci(f.get("effect_ci")), "q": f.get("q"),
-               "rate_s": f.get("rate_s"), "rate_c": f.get("rate_c"), "k_s/n_s": f"{f.get('k_s')}/{f.get('n_s')}",
-               "k_c/n_c": f"{f.get('k_c')}/{f.get('n_c')}", "validated": bool(f.get("validated"))}
-        rows.append(row | {k: f.get(k) for k in REST})
+        row = {"finding": phrase(f), "effect": f.effect, "effect_ci": _ci(f.effect_ci), "q": f.q,
+               "rate_s": f.rate_s, "rate_c": f.rate_c, "k_s/n_s": f"{f.k_s}/{f.n_s}",
+               "k_c/n_c": f"{f.k_c}/{f.n_c}", "validated": bool(f.validated)}
+        rows.append(row | {k: getattr(f, k) for k in REST})
     return pd.DataFrame(rows, columns=[*FIRST, *REST])
 
 
-def finding_detail(f: dict, run: AnalysisRun, checker: Checker | None) -> None:
-    st.markdown(f"rate starting {_n(f.get('rate_s'), '.3f')} {_ci(f.get('rate_s_ci'))} · "
-                f"rate comparison {_n(f.get('rate_c'), '.3f')} {_ci(f.get('rate_c_ci'))} · "
-                f"effect {_n(f.get('effect'), '+.3f')} {_ci(f.get('effect_ci'))} · "
-                f"p {_n(f.get('p'), '.2g')} · q {_n(f.get('q'), '.2g')}")
+def finding_detail(f: FindingRecord, run: AnalysisRun, checker: Checker | None) -> None:
+    st.markdown(f"rate starting {_n(f.rate_s, '.3f')} {_ci(f.rate_s_ci)} · "
+                f"rate comparison {_n(f.rate_c, '.3f')} {_ci(f.rate_c_ci)} · "
+                f"effect {_n(f.effect, '+.3f')} {_ci(f.effect_ci)} · "
+                f"p {_n(f.p, '.2g')} · q {_n(f.q, '.2g')}")
     if checker is not None and run.pairs:
         behind_counts(f, run, checker)
     else:  # a judge checker (needs an assistant), or a run without its held-out samples: the stored evidence
         st.caption("The evidence texts the analysis kept (the held-out samples are not re-checked here).")
         evidence_texts(f, checker)
-    st.json({"checker": f.get("checker"), "discovery": f.get("discovery"), "likelihood": f.get("likelihood")},
+    st.json({"checker": f.checker, "discovery": f.discovery, "likelihood": f.likelihood},
             expanded=False)
 
 
-def behind_counts(f: dict, run: AnalysisRun, checker: Checker) -> None:
+def behind_counts(f: FindingRecord, run: AnalysisRun, checker: Checker) -> None:
     """The held-out texts that show the finding, on both sides, with the matched words marked."""
-    pairs = [p for p in run.pairs if f.get("cluster") is None or p.cluster_id == f["cluster"]]  # its test's prompts
+    pairs = [p for p in run.pairs if f.cluster is None or p.cluster_id == f.cluster]  # its test's prompts
     n, k_s, k_c = slice_rates(pairs, checker)
     st.markdown(f"**Texts behind the counts** (held-out pairs: starting {k_s}/{n}, comparison {k_c}/{n})")
     shown = [p for p in pairs if checker.check(p.text_s) or checker.check(p.text_c)]
-    pair_rows(shown[:6], {f["id"]: checker}, {f["id"]: f["statement"]}, {f["id"]} if f.get("validated") else set())
+    pair_rows(shown[:6], {f.id: checker}, {f.id: f.statement}, {f.id} if f.validated else set())
     if len(shown) > 6:
         st.caption(f"{len(shown) - 6} more on the Paired samples page.")
 
 
-def evidence_texts(f: dict, checker: Checker | None) -> None:
+def evidence_texts(f: FindingRecord, checker: Checker | None) -> None:
     st.markdown(CSS, unsafe_allow_html=True)
-    for ev in f.get("evidence") or []:
+    for ev in f.evidence or []:
         text = str(ev.get("text", ""))
         spans = match_spans(checker, text) if checker is not None else []
         st.markdown(f"<small>{html.escape(str(ev.get('model')))} · {html.escape(str(ev.get('id')))} · "
@@ -98,8 +99,8 @@ def run_section() -> None:
     if run.n_corrupt:
         st.warning(f"{run.n_corrupt} line(s) of findings.jsonl are not valid findings and are left out.")
     only = st.toggle("Validated only", value=False, key="fd_validated")
-    shown = [f for f in findings if f.get("validated")] if only else findings
-    st.caption(f"{len(shown)} of {len(findings)} hypotheses · {sum(bool(f.get('validated')) for f in findings)} validated")
+    shown = [f for f in findings if f.validated] if only else findings
+    st.caption(f"{len(shown)} of {len(findings)} hypotheses · {sum(bool(f.validated) for f in findings)} validated")
     links(run)
     if not shown:
         return
@@ -112,10 +113,10 @@ def run_section() -> None:
                        key="fd_csv", icon=":material/download:")
     checkers = finding_checkers(shown)
     for f in shown:
-        icon = ":material/verified:" if f.get("validated") else ":material/help_outline:"
-        with st.expander(f"{phrase(f)} · effect {_n(f.get('effect'), '+.2f')} · q {_n(f.get('q'), '.2g')}",
+        icon = ":material/verified:" if f.validated else ":material/help_outline:"
+        with st.expander(f"{phrase(f)} · effect {_n(f.effect, '+.2f')} · q {_n(f.q, '.2g')}",
                          icon=icon):
-            finding_detail(f, run, checkers.get(f["id"]))
+            finding_detail(f, run, checkers.get(f.id))
 
 
 def links(run: AnalysisRun) -> None:
@@ -174,13 +175,13 @@ def knowledge_section() -> None:
         fid = st.selectbox("Finding", list(table["id"]), key="kb_finding",
                            format_func=lambda i: f"#{i} {table.set_index('id').loc[i, 'statement']}")
         if fid is not None:
-            f = kb.finding(int(fid))
+            row = kb.finding(int(fid))
             st.markdown("**History**")
-            st.dataframe(pd.DataFrame(f.get("history", [])), width="stretch", hide_index=True)
+            st.dataframe(pd.DataFrame(row.get("history", [])), width="stretch", hide_index=True)
             st.markdown("**Validations**")
-            st.dataframe(pd.DataFrame(f.get("validations", [])), width="stretch", hide_index=True)
+            st.dataframe(pd.DataFrame(row.get("validations", [])), width="stretch", hide_index=True)
             st.markdown("**Evidence**")
-            for ev in f.get("evidence", []):
+            for ev in row.get("evidence", []):
                 evidence_card(ev)
     finally:
         kb.close()

@@ -26,6 +26,7 @@ from cdx.app.runs import (
     word_shifts,
 )
 from cdx.app.state import guard, known_runs, pick_run, text_run
+from cdx.io.records import FindingRecord
 
 KINDS = ("analyze", "decode", "score")
 
@@ -44,7 +45,7 @@ def headline(run: AnalysisRun) -> str:
     a = run.analysis
     pair = a.get("pair") or {}
     who = f"**{pair.get('comparison', 'comparison')}** vs **{pair.get('starting', 'starting')}**" if pair else ""
-    n_val, n_hyp = a.get("n_validated", sum(bool(f.get("validated")) for f in run.findings)), len(run.findings)
+    n_val, n_hyp = a.get("n_validated", sum(bool(f.validated) for f in run.findings)), len(run.findings)
     if n_val:
         return f"{who}: {n_val} validated finding(s) of {n_hyp} hypotheses tested on held-out prompts."
     mde = a.get("mde_80")
@@ -54,8 +55,8 @@ def headline(run: AnalysisRun) -> str:
 
 def telling_pairs(run: AnalysisRun, n: int = 3) -> list[PairedSample]:
     """Pairs where a validated finding shows in one text and not the other first, then the rest in order."""
-    validated = [f["id"] for f in run.findings if f.get("validated")]
-    checkers = finding_checkers([f for f in run.findings if f["id"] in validated])
+    validated = [f.id for f in run.findings if f.validated]
+    checkers = finding_checkers([f for f in run.findings if f.id in validated])
     def differs(p: PairedSample) -> bool:
         return any(c.check(p.text_s) != c.check(p.text_c) for c in checkers.values())
     return sorted(run.pairs, key=lambda p: not differs(p))[:n]
@@ -82,8 +83,8 @@ def analysis_view(path: Path) -> None:
         st.info("This run has no held-out samples (validation.jsonl) to pair.")
         return
     tested = finding_checkers(run.findings)
-    labels = {f["id"]: f["statement"] for f in run.findings}
-    pair_rows(telling_pairs(run), tested, labels, {f["id"] for f in run.findings if f.get("validated")})
+    labels = {f.id: f.statement for f in run.findings}
+    pair_rows(telling_pairs(run), tested, labels, {f.id for f in run.findings if f.validated})
     st.markdown(f"[Every pair, by cluster and finding]({link('paired-samples', run.path)}) · "
                 f"[Findings table]({link('findings', run.path)})")
     report_button(run.path / "analysis.html")
@@ -91,8 +92,8 @@ def analysis_view(path: Path) -> None:
 
 def forest_section(run: AnalysisRun) -> None:
     mde = run.analysis.get("mde_80")
-    drawable = [f for f in run.findings if f.get("effect") is not None and isinstance(f.get("effect_ci"), list)]
-    validated = [f for f in drawable if f.get("validated")]
+    drawable = [f for f in run.findings if f.effect is not None and f.effect_ci is not None]
+    validated = [f for f in drawable if f.validated]
     if validated:
         plots.show(plots.forest_plot(validated, mde), "ov_forest", _findings_frame(validated))
         return
@@ -145,9 +146,10 @@ def _frame(shifts) -> pd.DataFrame:
     return pd.DataFrame([s.model_dump() for s in shifts])
 
 
-def _findings_frame(findings: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame([{k: f.get(k) for k in ("id", "statement", "effect", "q", "validated")} |
-                         {"effect_ci_low": f["effect_ci"][0], "effect_ci_high": f["effect_ci"][1]} for f in findings])
+def _findings_frame(findings: list[FindingRecord]) -> pd.DataFrame:
+    return pd.DataFrame([f.model_dump(include={"id", "statement", "effect", "q", "validated"}) |
+                         {"effect_ci_low": ci[0], "effect_ci_high": ci[1]}
+                         for f in findings for ci in [f.effect_ci or (float("nan"), float("nan"))]])
 
 
 def page() -> None:

@@ -51,10 +51,10 @@ def page() -> None:
                 "the analysis stopped before validation, or was made before it kept them.")
         return
     checkers = finding_checkers(run.findings)
-    labels = {f["id"]: f["statement"] for f in run.findings}  # tags carry their own ✔ (paired.text_card)
-    shown_as = {fid: ("✔ " if fid in {f["id"] for f in run.findings if f.get("validated")} else "") + s
+    labels = {f.id: f.statement for f in run.findings}  # tags carry their own ✔ (paired.text_card)
+    shown_as = {fid: ("✔ " if fid in {f.id for f in run.findings if f.validated} else "") + s
                 for fid, s in labels.items()}
-    validated = {f["id"] for f in run.findings if f.get("validated")}
+    validated = {f.id for f in run.findings if f.validated}
     c1, c2 = st.columns(2)
     clusters = sorted({p.cluster for p in run.pairs if p.cluster})
     cluster = c1.selectbox("Prompt cluster", [ALL, *clusters], key="pv_cluster")
