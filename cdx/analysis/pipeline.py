@@ -25,7 +25,7 @@ from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
 from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_decoder, sample_batch, split_prompts
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
-from cdx.io import RecordLog, atomic_write_json, atomic_write_text, read_records
+from cdx.io import RecordLog, atomic_write_json, read_records, write_records
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,7 @@ class HypothesiseStage:
         desc = json.loads((ctx.out / "description.json").read_text())
         samples = read_records(ctx.out / "discovery.jsonl") if self.settings.use_assistant else []
         hyps = hypothesise(desc, self.settings, ctx.embedder, ctx.assistant, samples, ctx.seed)
-        atomic_write_text(ctx.out / "hypotheses.jsonl",
-                          "".join(json.dumps(h.to_dict(), ensure_ascii=False) + "\n" for h in hyps))
+        write_records(ctx.out / "hypotheses.jsonl", (h.to_dict() for h in hyps))
 
 
 # ---- stage 4: validate -----------------------------------------------------------------------
@@ -169,8 +168,8 @@ class ValidateStage:
                     for h in tqdm(hyps, desc="validating", unit="hypothesis")] if hyps else []
         apply_fdr(findings, self.settings)
         findings.sort(key=lambda f: (not f.validated, f.q, -abs(f.effect)))
-        atomic_write_text(ctx.out / "findings.jsonl",
-                          "".join(json.dumps(f.to_record(), ensure_ascii=False) + "\n" for f in findings))
+        # cdx.io's writer: a text holding U+2028 or U+0085 stays on its line (a line splitter would cut it)
+        write_records(ctx.out / "findings.jsonl", (f.to_record() for f in findings))
         raw = read_records(ctx.out / "discovery.jsonl")
         discovery, _ = clean_corpus(raw)
         behaviours = find_behaviours(findings, discovery, samples, clusters, self.behaviours, self.settings, judge)

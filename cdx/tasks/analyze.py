@@ -14,7 +14,15 @@ from omegaconf import DictConfig, OmegaConf
 from cdx.analysis.pipeline import Context
 from cdx.io import open_run
 from cdx.knowledge import KnowledgeBaseError, record_analysis
-from cdx.tasks.common import output_dir, resolved_config, resume_command, run_identity, seed_everything, tracked
+from cdx.tasks.common import (
+    build_assistant,
+    output_dir,
+    resolved_config,
+    resume_command,
+    run_identity,
+    seed_everything,
+    tracked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,4 @@ def _assistant(cfg: DictConfig):
     a = cfg.analysis
     if not (a.hypothesise.get("use_assistant") or a.validate.get("judge")) or not cfg.get("assistant"):
         return None
-    from cdx.tasks.search import build_assistant
-
     return build_assistant(cfg.assistant)

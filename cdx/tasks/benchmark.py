@@ -33,7 +33,7 @@ from cdx.organisms import build_organism, load_spec, load_truth
 from cdx.organisms.aggregate import JUDGE_METRICS, METRICS, display_rows, table_rows
 from cdx.organisms.judge import RubricJudge, RubricSettings
 from cdx.organisms.scoring import MatchRule, score_run
-from cdx.tasks.common import output_dir, run_meta, tracked
+from cdx.tasks.common import build_assistant, output_dir, run_meta, tracked
 
 log = logging.getLogger(__name__)
 RECORD = "benchmark_record.json"
@@ -86,8 +86,6 @@ def rubric_judge(cfg: DictConfig) -> RubricJudge | None:
     if cfg.get("assistant") is None:
         raise CdxUserError("task.judge=true grades findings with the run's assistant, and none is configured: "
                          "add assistant=openai (or assistant=local), or set task.judge=false")
-    from cdx.tasks.search import build_assistant
-
     settings = RubricSettings(**OmegaConf.to_container(cfg.task.get("rubric") or {}, resolve=True))
     return RubricJudge(build_assistant(cfg.assistant), settings)
 

@@ -12,6 +12,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from cdx.assistant import Assistant, CachedAssistant
 from cdx.io import strip_execution_only, texts_digest
 
 log = logging.getLogger(__name__)
@@ -154,3 +155,13 @@ def flat_metrics(summary: dict) -> dict:
     for k in ("n_texts", "n_tokens", "top1_agreement", "ppl_s", "ppl_c", "ppl_ratio_c_over_s"):
         out[k] = summary[k]
     return out
+
+
+def build_assistant(spec: DictConfig) -> Assistant:
+    """The `_target_` of conf/assistant, wrapped in the on-disk cache unless `cache.enabled` is false."""
+    d = OmegaConf.to_container(spec, resolve=True)
+    cache = d.pop("cache", None) or {}
+    inner = instantiate(d)
+    if not cache.get("enabled", False):
+        return inner
+    return CachedAssistant(inner, cache_dir=cache.get("dir"), enabled=True)

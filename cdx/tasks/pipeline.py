@@ -42,7 +42,16 @@ from cdx.knowledge import (
     record_hypothesis,
     register_pair,
 )
-from cdx.tasks.common import git_commit, output_dir, resolved_config, resume_command, run_meta, seed_everything, tracked
+from cdx.tasks.common import (
+    build_assistant,
+    git_commit,
+    output_dir,
+    resolved_config,
+    resume_command,
+    run_meta,
+    seed_everything,
+    tracked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -265,8 +274,6 @@ class Pipeline:
             a = self.cfg.agent
             assistant = None
             if int(a.assistant_prompts) > 0:
-                from cdx.tasks.search import build_assistant
-
                 assistant = build_assistant(self.cfg.assistant)
             designer = PromptDesigner(assistant, n_assistant=int(a.assistant_prompts), seed=int(self.cfg.seed),
                                       on_prompt=self.log_prompt, on_assistant_call=self._count_assistant_call,

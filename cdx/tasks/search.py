@@ -14,13 +14,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from cdx.assistant import Assistant, CachedAssistant
 from cdx.decoding.rules import direction_of
 from cdx.io import atomic_write_json, open_run, read_records, texts_digest
 from cdx.search import BankStore, DivergenceFinder, PromptScorer, SearchSettings, load_instructions
 from cdx.search.instructions import Instructions
 from cdx.search.report import print_tables, summary
-from cdx.tasks.common import output_dir, run_identity, seed_everything, tracked
+from cdx.tasks.common import build_assistant, output_dir, run_identity, seed_everything, tracked
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +58,6 @@ def run(cfg: DictConfig) -> dict:
           f"{result['failed_cycles']} failed); mean {settings.metric}: seeds {result['seed_divergence_mean']:.4f}, "
           f"top {settings.top_n} {result['top_divergence_mean']:.4f} -> {out}")
     return result
-
-
-def build_assistant(spec: DictConfig) -> Assistant:
-    """The `_target_` of conf/assistant, wrapped in the on-disk cache unless `cache.enabled` is false."""
-    d = OmegaConf.to_container(spec, resolve=True)
-    cache = d.pop("cache", None) or {}
-    inner = instantiate(d)
-    if not cache.get("enabled", False):
-        return inner
-    return CachedAssistant(inner, cache_dir=cache.get("dir"), enabled=True)
 
 
 def load_seeds(cfg: DictConfig, settings: SearchSettings, instructions: Instructions) -> list[str]:

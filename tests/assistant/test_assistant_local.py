@@ -7,7 +7,7 @@ import torch
 
 from cdx.assistant import LocalAssistant
 from cdx.models import ModelSpec, load_model
-from cdx.tasks.search import build_assistant
+from cdx.tasks.common import build_assistant
 from tests.conftest import compose
 
 MSG = [{"role": "system", "content": "You write prompts."}, {"role": "user", "content": "Write one."}]

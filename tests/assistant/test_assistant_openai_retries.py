@@ -15,7 +15,7 @@ from cdx.assistant import AssistantAuthError, AssistantError, OpenAIAssistant
 from cdx.io import read_records
 from cdx.run import run
 from cdx.search import SearchFailed
-from cdx.tasks.search import build_assistant
+from cdx.tasks.common import build_assistant
 from tests.conftest import compose, patience
 
 MSG = [{"role": "user", "content": "Write prompts."}]

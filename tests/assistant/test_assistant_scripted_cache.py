@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cdx.assistant import Assistant, AssistantError, CachedAssistant, ScriptedAssistant
-from cdx.tasks.search import build_assistant
+from cdx.tasks.common import build_assistant
 from tests.conftest import compose
 
 MSG = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
