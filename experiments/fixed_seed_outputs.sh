@@ -5,7 +5,8 @@
 #   experiments/fixed_seed_outputs.sh /tmp/fixed > before.txt   # on the old commit
 #   experiments/fixed_seed_outputs.sh /tmp/fixed > after.txt    # on the new one; diff before.txt after.txt
 # The same OUT path both times: summaries name their folder. Files listing the resolved config
-# (summary.json, run.json, analysis.json) are hashed without it, as a new option adds a key there.
+# (summary.json, run.json, analysis.json) are hashed without it, as a new option adds a key there;
+# the pipeline's state.json without its wall time, events.jsonl (times) not at all.
 set -euo pipefail
 OUT=${1:?usage: fixed_seed_outputs.sh OUT}
 PY=${PYTHON:-python}
@@ -17,6 +18,17 @@ common=(model=tiny_random logger=none report.print_top=false)
   $PY -m cdx.run "${common[@]}" seed=3 prompts.limit=4 decoding=beam hydra.run.dir="$OUT/decode_beam"
   $PY -m cdx.run "${common[@]}" task=analyze seed=5 hydra.run.dir="$OUT/analyze"
   $PY -m cdx.run suite=smoke logger=none hydra.sweep.dir="$OUT/smoke"
+  # the pipeline with the tests' toy analysis (two open hypotheses, so the agent decides twice)
+  PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" $PY -c "
+import runpy, sys
+from tests.agent import pipeline_toys
+from tests.agent.test_pipeline_resume import ANALYZED
+pipeline_toys.ANALYZED = ANALYZED
+sys.argv = ['cdx.run', 'model=tiny_random', 'task=pipeline', 'task.iterations=1', 'task.search.enabled=false',
+            'task.analyze_task.task._target_=tests.agent.pipeline_toys.toy_analyze', 'agent.sampler.max_new_tokens=4',
+            'agent.sampler.batch_size=4', 'agent.settings.topics=[cooking,travel,weather,mathematics]',
+            'report.color=false', 'knowledge.path=$OUT/pipeline.sqlite', 'hydra.run.dir=$OUT/pipeline']
+runpy.run_module('cdx.run', run_name='__main__')"
 } > "$OUT/log.txt" 2>&1
 cd "$OUT"
 # Records (generations, samples, hypotheses, findings, behaviours): their raw bytes. Summaries and the
@@ -24,7 +36,7 @@ cd "$OUT"
 normalised='
 import hashlib, json, sys
 DROP = {"decoding", "config", "settings", "analysis_s", "generation_s", "cost_ratio", "timings_s",
-        "cpu_min", "wall_min", "analysis_cpu_min"}
+        "cpu_min", "wall_min", "analysis_cpu_min", "wall_s", "used_wall_s"}
 def clean(x):
     if isinstance(x, dict):
         return {k: clean(v) for k, v in x.items() if k not in DROP}
@@ -34,7 +46,7 @@ text = open(path).read()
 docs = [json.loads(line) for line in text.splitlines() if line.strip()] if path.endswith(".jsonl") else [json.loads(text)]
 print(hashlib.sha256(json.dumps([clean(d) for d in docs], sort_keys=True).encode()).hexdigest())
 '
-find . -name '*.jsonl' -o -name 'summary.json' -o -name 'analysis.json' | sort | while read -r f; do
+find . \( -name '*.jsonl' -a ! -name events.jsonl \) -o -name 'summary.json' -o -name 'analysis.json' -o -name 'state.json' | sort | while read -r f; do
   case $f in
     *.json|*/benchmark.jsonl) h=$($PY -c "$normalised" "$f") ;;
     *) h=$(sha256sum "$f" | cut -c1-64) ;;

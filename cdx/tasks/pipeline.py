@@ -26,9 +26,11 @@ import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from cdx.agent import ExperimentAgent, PromptDesigner, RecordedSampler
@@ -62,6 +64,41 @@ EXPLAINED = ("validated", "replicated", "refined_into")
 """Statuses whose hypotheses an analysis does not hand to the agent again."""
 
 
+class Used(BaseModel):
+    """What the pipeline has spent, over all its sessions (a resume adds to it); budgets are checked on it."""
+
+    wall_s: float | int = 0.0
+    tokens: int | float = 0
+    assistant_calls: int = 0
+
+
+class PipelineState(BaseModel):
+    """The pipeline's checkpoint (state.json is its model_dump, rewritten after every stage and decision)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    version: Literal[1] = 1
+    iteration: int = 0
+    done: list[str] = []
+    """Stages finished in this iteration."""
+    pair_id: int | None = None
+    run_id: int | None = None
+    fingerprint: str | None = None
+    used: Used = Field(default_factory=Used)
+    known: list[dict] = []
+    """The pair's known findings in the knowledge base (`_slim` rows), re-tested by stage replicate."""
+    explained_keys: list[str] = []
+    replicated: list[int] = []
+    """Known findings this run has re-tested (once each)."""
+    open: list[dict] = []
+    """This iteration's hypotheses for the experiment agent (`_slim_record` rows with their hypothesis_id)."""
+    decided: dict[str, str] = {}
+    """hypothesis id -> the agent's action (or the status found in the knowledge base after a kill)."""
+    iterations: dict[str, dict] = {}
+    """Per iteration: its counts (logged to the tracker at its end)."""
+    stop_reason: str | None = None
+
+
 def run(cfg: DictConfig) -> dict:
     out = output_dir(cfg)
     seed_everything(cfg.seed)
@@ -89,7 +126,7 @@ class Pipeline:
     def __init__(self, cfg: DictConfig, out: Path, kb: KnowledgeBase, tracker, resumed: bool):
         self.cfg, self.t, self.out, self.kb, self.tracker = cfg, cfg.task, out, kb, tracker
         self.state_path = out / "state.json"
-        self.state = _load_state(self.state_path) if resumed and self.state_path.is_file() else _new_state()
+        self.state = _load_state(self.state_path) if resumed and self.state_path.is_file() else PipelineState()
         self.events = JsonlWriter(out / "events.jsonl")
         # every designed prompt once, by id: a hypothesis designed again after a kill logs nothing twice
         self.prompt_log = RecordLog(out / "prompts.jsonl")
@@ -101,9 +138,9 @@ class Pipeline:
         self._pair = None
         self._agent = None
         self._started = time.monotonic()
-        self._wall_before = self.state["used"]["wall_s"]
+        self._wall_before = self.state.used.wall_s
         if resumed:
-            self.event("pipeline", "resume", outputs={"iteration": self.state["iteration"], "done": self.state["done"]})
+            self.event("pipeline", "resume", outputs={"iteration": self.state.iteration, "done": self.state.done})
 
     # -- loop ---------------------------------------------------------------------------------
 
@@ -112,83 +149,84 @@ class Pipeline:
         stages = {"knowledge": self.stage_knowledge, "replicate": self.stage_replicate, "search": self.stage_search,
                   "analyze": self.stage_analyze, "experiments": self.stage_experiments}
         bar = tqdm(total=int(self.t.iterations) * len(STAGES), desc="pipeline", unit="stage",
-                   initial=self.state["iteration"] * len(STAGES) + len(self.state["done"]))
-        while self.state["iteration"] < int(self.t.iterations) and not self.state["stop_reason"]:
+                   initial=self.state.iteration * len(STAGES) + len(self.state.done))
+        while self.state.iteration < int(self.t.iterations) and not self.state.stop_reason:
             for name in STAGES:
-                if name in self.state["done"]:
+                if name in self.state.done:
                     continue
                 over = self.over_budget()
                 if over:
-                    self.state["stop_reason"] = over
+                    self.state.stop_reason = over
                     self.event(name, "budget", reason=over)
                     break
-                bar.set_postfix_str(f"iteration {self.state['iteration']} {name}")
+                bar.set_postfix_str(f"iteration {self.state.iteration} {name}")
                 self.run_stage(name, stages[name])
                 bar.update(1)
             else:
                 self.end_iteration()
         bar.close()
-        self.state["stop_reason"] = self.state["stop_reason"] or f"{self.t.iterations} iteration(s) done"
+        self.state.stop_reason = self.state.stop_reason or f"{self.t.iterations} iteration(s) done"
         self._update_wall()
         self.save()
         return self.finish()
 
     def run_stage(self, name: str, fn) -> None:
-        i = self.state["iteration"]
+        i = self.state.iteration
         t0, tokens0 = time.monotonic(), self._tokens()
         self.event(name, "start")
         outputs = fn(i)
         spent = self._tokens() - tokens0 + outputs.pop("_tokens", 0)
-        self.state["used"]["tokens"] += spent
+        self.state.used.tokens += spent
         self._update_wall()
-        self.state["done"].append(name)
+        self.state.done.append(name)
         self.event(name, "end", outputs=outputs, seconds=time.monotonic() - t0, tokens=spent)
         self.save()
 
     def end_iteration(self) -> None:
-        i = self.state["iteration"]
-        it = self.state["iterations"].setdefault(str(i), {})
+        i = self.state.iteration
+        it = self.state.iterations.setdefault(str(i), {})
         step = {"iteration": i, **{k: v for k, v in it.items() if isinstance(v, int | float)},
-                **{f"used/{k}": v for k, v in self.state["used"].items()}}
+                **{f"used/{k}": v for k, v in self.state.used.model_dump().items()}}
         self.tracker.log_step(step, i)
         self.event("iteration", "end", outputs=step)
-        self.state["iteration"] += 1
-        self.state["done"] = []
+        self.state.iteration += 1
+        self.state.done = []
         self.save()
 
     def _update_wall(self) -> None:
         """Wall time of this session added to that of the sessions before a resume."""
-        self.state["used"]["wall_s"] = self._wall_before + time.monotonic() - self._started
+        self.state.used.wall_s = self._wall_before + time.monotonic() - self._started
 
     def over_budget(self) -> str | None:
-        b, used = self.t.budget, self.state["used"]
+        b = self.t.budget
         self._update_wall()
         for key, name in (("wall_s", "wall time (s)"), ("tokens", "tokens"), ("assistant_calls", "assistant calls")):
-            if b.get(key) is not None and used[key] >= b[key]:
-                return f"budget spent: {name} {used[key]:.0f} >= {b[key]}"
+            spent = getattr(self.state.used, key)
+            if b.get(key) is not None and spent >= b[key]:
+                return f"budget spent: {name} {spent:.0f} >= {b[key]}"
         return None
 
     # -- stages -------------------------------------------------------------------------------
 
     def stage_knowledge(self, i: int) -> dict:
-        known = self.kb.findings(pair_id=self.state["pair_id"], status=list(KNOWN))
-        explained = self.kb.findings(pair_id=self.state["pair_id"], status=list(EXPLAINED))
-        self.state["known"] = [_slim(f) for f in known]
-        self.state["explained_keys"] = sorted({self.kb.hypothesis(f["hypothesis_id"])["key"] for f in explained})
+        known = self.kb.findings(pair_id=self.state.pair_id, status=list(KNOWN))
+        explained = self.kb.findings(pair_id=self.state.pair_id, status=list(EXPLAINED))
+        self.state.known = [_slim(f) for f in known]
+        self.state.explained_keys = sorted({self.kb.hypothesis(f["hypothesis_id"])["key"] for f in explained})
         self.iteration_stats(i)["known"] = len(known)
         return {"known": [f"#{f['id']} {f['statement']} ({f['status']})" for f in known],
-                "n_explained": len(self.state["explained_keys"])}
+                "n_explained": len(self.state.explained_keys)}
 
     def stage_replicate(self, i: int) -> dict:
         if not self.t.replicate:
             return {"skipped": "task.replicate=false"}
         results = []
-        for f in self.state["known"]:
-            if f["id"] in self.state["replicated"] or self._touched_by_this_run(f["id"]):
+        for f in self.state.known:
+            if f["id"] in self.state.replicated or self._touched_by_this_run(f["id"]):
                 continue  # found or already re-tested by this pipeline run (also: done just before a kill)
             self._designing = ("replicate", f["statement"])
             res = self.agent.replicate(f, salt=1000 + i)
-            self.state["replicated"].append(f["id"])
+            self.state.replicated.append(f["id"])
             self.event("replicate", "decision", outputs=res, reason=res["reason"])
             self.save()
             results.append(res)
@@ -207,7 +245,7 @@ class Pipeline:
             sub.search.instructions = str(self.steered_instructions(folder.parent))
         result = get_method(sub.task._target_)(sub)
         calls = _search_calls(folder)
-        self.state["used"]["assistant_calls"] += calls
+        self.state.used.assistant_calls += calls
         gens = sub.search.generations_per_prefix or 1
         return {"bank_size": result["bank_size"], "n_added": result["n_added"], "assistant_calls": calls,
                 "top_divergence_mean": result["top_divergence_mean"], "dir": str(folder),
@@ -238,26 +276,26 @@ class Pipeline:
 
     def stage_experiments(self, i: int) -> dict:
         actions = []
-        for h in self.state["open"]:
+        for h in self.state.open:
             hid = str(h["hypothesis_id"])
-            if hid in self.state["decided"]:
+            if hid in self.state.decided:
                 continue
             status = self.kb.hypothesis(h["hypothesis_id"])["status"]
             if status != "open":  # decided and committed just before a kill: do not decide twice
-                self.state["decided"][hid] = status
+                self.state.decided[hid] = status
                 self.event("experiments", "recovered", outputs={"hypothesis": h["statement"], "status": status},
                            reason="the knowledge base already holds this decision")
                 continue
             self._designing = ("experiments", h["statement"])
             d = self.agent.step(h, salt=i)
-            self.state["decided"][hid] = d["action"]
+            self.state.decided[hid] = d["action"]
             self.event("experiments", "decision", reason=d["reason"], outputs=_decision_summary(d))
             self.save()
             actions.append(d["action"])
         stats = self.iteration_stats(i)
         for a in ("confirm", "narrow", "split", "reject", "inconclusive"):
             stats[a] = actions.count(a)
-        self.state["open"] = []
+        self.state.open = []
         return {"decisions": actions}
 
     # -- pieces ---------------------------------------------------------------------------------
@@ -282,8 +320,8 @@ class Pipeline:
             sampler = instantiate(a.sampler, **({"pair": self.pair} if "pair" in list(a.sampler.keys()) else {}))
             # its prompts and texts on disk, resumed by id: a resumed run experiments on the same draws
             sampler = RecordedSampler(sampler, self.out)
-            self._agent = ExperimentAgent(sampler, designer, instantiate(a.settings), self.kb, self.state["pair_id"],
-                                          self.state["run_id"])
+            self._agent = ExperimentAgent(sampler, designer, instantiate(a.settings), self.kb, self.state.pair_id,
+                                          self.state.run_id)
         return self._agent
 
     def subconfig(self, task_cfg: DictConfig, folder: Path) -> DictConfig:
@@ -304,7 +342,7 @@ class Pipeline:
         from cdx.search import load_instructions
 
         base = load_instructions(str(self.cfg.search.instructions))
-        known = [f["statement"] for f in self.state["known"]]
+        known = [f["statement"] for f in self.state.known]
         data = base.model_dump(exclude_none=True)
         if known:
             note = ("\n\nAlready known differences (look for other ones): " + "; ".join(known)).replace("{", "{{").replace("}", "}}")
@@ -334,18 +372,18 @@ class Pipeline:
 
     def record_hypotheses(self, records: list[dict], folder: Path) -> tuple[list[dict], list[str]]:
         """New hypotheses into the knowledge base (once, even across a resume); returns (open ones, known ones)."""
-        explained = set(self.state["explained_keys"])
+        explained = set(self.state.explained_keys)
         new = [r for r in records if hypothesis_key(r) not in explained]
         known = [r["statement"] for r in records if hypothesis_key(r) in explained]
         with self.kb.transaction():
             already = self.kb.conn.execute("SELECT id FROM runs WHERE run_dir=?", (str(folder),)).fetchone()
-            run_id = already[0] if already else self.kb.add_run("pipeline-analyze", self.state["pair_id"], None, None,
+            run_id = already[0] if already else self.kb.add_run("pipeline-analyze", self.state.pair_id, None, None,
                                                                git_commit(), folder)
             ids = [self._record_one(r, run_id, folder, bool(already)) for r in new]
         take = [r for r in new if r.get("validated") or self.t.experiment_unvalidated]
         take.sort(key=lambda r: -abs(r.get("effect") or 0.0))
         opened = [{**_slim_record(r), "hypothesis_id": hid} for r, hid in zip(new, ids) if r in take][: int(self.t.max_hypotheses)]
-        self.state["open"] = opened
+        self.state.open = opened
         for s in known:
             self.event("analyze", "known", outputs={"hypothesis": s},
                        reason="matches a finding already in the knowledge base: replicated, not rediscovered")
@@ -353,28 +391,28 @@ class Pipeline:
 
     def _record_one(self, r: dict, run_id: int, folder: Path, already: bool) -> int:
         if already:  # recorded before a kill: only look the id up
-            return self.kb.upsert_hypothesis(self.state["pair_id"], hypothesis_key(r), r["statement"])
-        return record_hypothesis(self.kb, self.state["pair_id"], r, run_id, "discovery", folder)["hypothesis_id"]
+            return self.kb.upsert_hypothesis(self.state.pair_id, hypothesis_key(r), r["statement"])
+        return record_hypothesis(self.kb, self.state.pair_id, r, run_id, "discovery", folder)["hypothesis_id"]
 
     def _register(self) -> None:
-        if self.state["pair_id"] is not None:
+        if self.state.pair_id is not None:
             return
         model = _plain(self.cfg.model)
-        self.state["pair_id"] = register_pair(self.kb, model)
-        self.state["fingerprint"] = pair_fingerprint(model)[0]
+        self.state.pair_id = register_pair(self.kb, model)
+        self.state.fingerprint = pair_fingerprint(model)[0]
         meta = run_meta(self.cfg, "pipeline")
-        self.state["run_id"] = self.kb.add_run("pipeline", self.state["pair_id"], " ".join(meta.get("overrides") or []),
+        self.state.run_id = self.kb.add_run("pipeline", self.state.pair_id, " ".join(meta.get("overrides") or []),
                                                resolved_config(self.cfg), meta["git_commit"], self.out)
         self.save()
 
     def _touched_by_this_run(self, finding_id: int) -> bool:
-        return any(h["run_id"] == self.state["run_id"] for h in self.kb.finding(finding_id)["history"])
+        return any(h["run_id"] == self.state.run_id for h in self.kb.finding(finding_id)["history"])
 
     # -- logs, state, summary -----------------------------------------------------------------------
 
     def event(self, stage: str, event: str, inputs: dict | None = None, outputs: dict | None = None,
               reason: str | None = None, seconds: float | None = None, tokens: int | None = None) -> None:
-        rec = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "iteration": self.state["iteration"],
+        rec = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "iteration": self.state.iteration,
                "stage": stage, "event": event}
         for k, v in (("inputs", inputs), ("outputs", outputs), ("reason", reason), ("seconds", seconds), ("tokens", tokens)):
             if v is not None:
@@ -388,7 +426,7 @@ class Pipeline:
         same order; their ids are on disk already and nothing is written twice.
         """
         stage, statement = self._designing
-        scope = (self.state["iteration"], stage, statement)
+        scope = (self.state.iteration, stage, statement)
         n = self._n_designed[scope] = self._n_designed.get(scope, -1) + 1
         digest = hashlib.sha256(str(statement).encode()).hexdigest()[:10]
         rid = f"i{scope[0]}-{stage}-{digest}-{n:05d}"
@@ -396,30 +434,30 @@ class Pipeline:
             self._prompt_writer.write([{"id": rid, "iteration": scope[0], "hypothesis": statement, **rec}])
 
     def _count_assistant_call(self) -> None:
-        self.state["used"]["assistant_calls"] += 1
+        self.state.used.assistant_calls += 1
 
     def _tokens(self) -> int:
         return self._agent.sampler.n_tokens if self._agent is not None else 0
 
     def iteration_stats(self, i: int) -> dict:
-        return self.state["iterations"].setdefault(str(i), {})
+        return self.state.iterations.setdefault(str(i), {})
 
     def save(self) -> None:
-        atomic_write_json(self.state_path, self.state)
+        atomic_write_json(self.state_path, self.state.model_dump())
 
     def finish(self) -> dict:
         touched = self.kb.conn.execute("SELECT DISTINCT finding_id FROM finding_history WHERE run_id IN "
                                        "(SELECT id FROM runs WHERE id=? OR run_dir LIKE ?)",
-                                       (self.state["run_id"], f"{self.out}/%")).fetchall()
+                                       (self.state.run_id, f"{self.out}/%")).fetchall()
         findings = [self.kb.finding(r[0]) for r in touched]
-        result = {"iterations": self.state["iteration"], "stop_reason": self.state["stop_reason"],
-                  **{f"used_{k}": v for k, v in self.state["used"].items()},
+        result = {"iterations": self.state.iteration, "stop_reason": self.state.stop_reason,
+                  **{f"used_{k}": v for k, v in self.state.used.model_dump().items()},
                   "n_findings_touched": len(findings),
                   "n_new_findings": sum(f["history"][0]["run_id"] in self._run_ids() for f in findings),
-                  "n_replicated": sum(any(h["status"] == "replicated" and h["run_id"] == self.state["run_id"]
+                  "n_replicated": sum(any(h["status"] == "replicated" and h["run_id"] == self.state.run_id
                                           for h in f["history"]) for f in findings),
                   "n_refined": sum(f["status"] == "refined_into" for f in findings),
-                  "database": str(self.kb.path), "pair_id": self.state["pair_id"], "run_id": self.state["run_id"]}
+                  "database": str(self.kb.path), "pair_id": self.state.pair_id, "run_id": self.state.run_id}
         atomic_write_json(self.out / "summary.json", {**result, "findings": [_history_line(f) for f in findings]})
         self.tracker.log_summary(result)
         self.tracker.log_files([str(self.out / f) for f in ("events.jsonl", "prompts.jsonl", "state.json", "summary.json")],
@@ -430,7 +468,7 @@ class Pipeline:
 
     def _run_ids(self) -> set[int]:
         rows = self.kb.conn.execute("SELECT id FROM runs WHERE id=? OR run_dir LIKE ?",
-                                    (self.state["run_id"], f"{self.out}/%")).fetchall()
+                                    (self.state.run_id, f"{self.out}/%")).fetchall()
         return {r[0] for r in rows}
 
     def closing_note(self, result: dict) -> str:
@@ -443,19 +481,13 @@ class Pipeline:
         return "\n".join(lines)
 
 
-def _new_state() -> dict:
-    return {"version": 1, "iteration": 0, "done": [], "pair_id": None, "run_id": None, "fingerprint": None,
-            "used": {"wall_s": 0.0, "tokens": 0, "assistant_calls": 0}, "known": [], "explained_keys": [],
-            "replicated": [], "open": [], "decided": {}, "iterations": {}, "stop_reason": None}
-
-
-def _load_state(path: Path) -> dict:
+def _load_state(path: Path) -> PipelineState:
     import json
 
     state = json.loads(path.read_text(encoding="utf-8"))
     if state.get("version") != 1:
         raise ValueError(f"{path} is a pipeline checkpoint of version {state.get('version')}; this cdx reads version 1")
-    return state
+    return PipelineState.model_validate(state)
 
 
 def _check_options(t: DictConfig) -> None:
