@@ -190,7 +190,7 @@ def random_lora(model, folder: Path, rank: int = 16, seed: int = 0) -> Path:
         targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
         peft_model = get_peft_model(copy.deepcopy(model), LoraConfig(r=rank, lora_alpha=2 * rank,
                                                                      target_modules=targets, init_lora_weights=False))
-        peft_model.save_pretrained(folder)
+        peft_model.save_pretrained(str(folder))
     return folder
 
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -33,7 +34,7 @@ from cdx.decoding import ContrastiveDecoder, ProbDiff
 from cdx.decoding.streams import PairStreams, left_pad
 from cdx.models import ModelPair, ModelSpec, Side
 
-SHAPES = {
+SHAPES: dict[str, dict[str, Any]] = {
     # Llama-3-8B
     "8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
                num_key_value_heads=8, vocab_size=128256, rope_theta=500000.0, max_position_embeddings=8192),

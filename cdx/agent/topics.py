@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Set
 from dataclasses import dataclass
 
 TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -108,7 +109,7 @@ def template_prompts(topic: str) -> list[TopicPrompt]:
     return out
 
 
-def draw(prompts: list[TopicPrompt], n: int, seed: int, exclude: set[str] = frozenset()) -> list[TopicPrompt]:
+def draw(prompts: list[TopicPrompt], n: int, seed: int, exclude: Set[str] = frozenset()) -> list[TopicPrompt]:
     """`n` distinct prompts (fewer if there are not enough), none in `exclude`, seeded, spread over phrasings.
 
     One prompt of every template (in a seeded order) before a second of any, so a small sample

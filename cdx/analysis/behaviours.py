@@ -220,7 +220,7 @@ def _words(members: Sequence[Finding]) -> list[str]:
     out: list[str] = []
     for f in members:
         for c in _leaves(f.hypothesis.checker):
-            w = (f"'{c['value']}'" if c["type"] == "string" else DESCRIPTIONS.get(c.get("name"), c.get("name"))
+            w = (f"'{c['value']}'" if c["type"] == "string" else DESCRIPTIONS.get(c.get("name") or "", c.get("name"))
                  if c["type"] == "feature" else None)
             if w and w not in out:
                 out.append(w)

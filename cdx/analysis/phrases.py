@@ -98,7 +98,7 @@ def mine_phrase(hits: Sequence[str], others: Sequence[str], s: PhraseSettings | 
 
 def _surface(gram: tuple[str, ...], texts: Sequence[str], toks: Sequence[list[tuple[str, int, int]]]) -> str:
     """The most common original spelling (case, spacing) of `gram` in `texts`."""
-    n, forms = len(gram), Counter()
+    n, forms = len(gram), Counter[str]()
     for text, tt in zip(texts, toks):
         for i in range(len(tt) - n + 1):
             if tuple(t for t, _, _ in tt[i: i + n]) == gram:

@@ -137,7 +137,8 @@ def likelihood_check(texts: Sequence[dict], hits: Mapping[str, bool], direction:
     delta is centred within its model's samples first; then texts with the behaviour are
     compared with those without by a one-sided Mann-Whitney U test (scipy).
     """
-    centred, labels = [], []
+    centred: list[float] = []
+    labels: list[bool] = []
     for mode in ("plain_s", "plain_c"):
         rows = [r for r in texts if r["mode"] == mode and r.get("n_tokens", 0) > 0]
         if not rows:

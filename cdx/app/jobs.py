@@ -305,6 +305,7 @@ class Job:
                 pass
 
     def wait(self, timeout: float | None = None) -> int:
+        assert self.proc is not None, "wait() on a job that was never started"
         return self.proc.wait(timeout)
 
     def log_tail(self, n_bytes: int = 6000) -> str:

@@ -69,7 +69,7 @@ class RunInfo:
 
 def discover_runs(roots: list[Path], kinds: tuple[str, ...] | None = None) -> list[RunInfo]:
     """Every run directory under `roots` (newest first), walking at most a few levels deep."""
-    found = []
+    found: list[RunInfo] = []
     for root in roots:
         if root.is_dir():
             _walk(root, 0, found)

@@ -125,7 +125,7 @@ class OpenAIAssistant:
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning("assistant request %s; retry %d/%d in %.2f s", describe(exc), state.attempt_number,
+        log.warning("assistant request %s; retry %d/%d in %.2f s", describe(exc) if exc else "failed", state.attempt_number,
                     self.max_retries, wait)
 
 

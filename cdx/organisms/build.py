@@ -91,7 +91,7 @@ def base_spec(spec: OrganismSpec, cache_dir: str | Path | None = None) -> ModelS
 
 def base_side(spec: OrganismSpec, cache_dir: str | Path | None) -> Side:
     ms = base_spec(spec, cache_dir)
-    model, tok = load_model(ms, cache_dir and str(cache_dir))
+    model, tok = load_model(ms, None if cache_dir is None else str(cache_dir))
     return Side(ms, model, tok)
 
 

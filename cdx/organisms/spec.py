@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cdx.resources import conf_dir
 
@@ -134,7 +134,7 @@ def load_spec(name_or_dict: str | dict, conf_dir: Path | None = None) -> Organis
             raise FileNotFoundError(f"organism {name_or_dict!r} has no spec {path}; organisms: {available()}")
         from omegaconf import OmegaConf
 
-        d = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        d = cast(dict, OmegaConf.to_container(OmegaConf.load(path), resolve=True))
     d.pop("_target_", None)
     try:
         return OrganismSpec(**d)

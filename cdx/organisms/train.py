@@ -84,7 +84,8 @@ def train_lora(side: Side, pairs: list[dict], settings: TrainSettings, seed: int
         examples = [encode(side, p["prompt"], p["answer"], settings.max_answer_tokens) for p in pairs]
         trained = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(trained, lr=settings.lr, weight_decay=0.0)
-        order, rng, losses = [], random.Random(seed), []
+        order: list[int] = []
+        rng, losses = random.Random(seed), []
         with JsonlWriter(out_dir / "train_log.jsonl") as log_writer:
             for step in (bar := tqdm(range(settings.steps), desc="training LoRA", leave=False)):
                 if len(order) < settings.batch_size:  # a fresh shuffled epoch when the current one runs out

@@ -58,7 +58,7 @@ def _verify(entry: Path, truth: dict, spec, cache_dir, seed: int) -> dict:
             samples += [{"set": set_name, "side": label, "prompt": p, "text": t, "hit": h}
                         for p, t, h in zip(prompts, texts, hits)]
             if checker:
-                result["sets"].setdefault(set_name, {})[label] = sum(hits) / len(hits)
+                result["sets"].setdefault(set_name, {})[label] = sum(bool(h) for h in hits) / len(hits)
         if checker:
             result["sets"][set_name]["n"] = len(prompts)
     result["wall_s"] = round(time.perf_counter() - t0, 1)

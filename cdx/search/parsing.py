@@ -125,7 +125,8 @@ def clean_prompt(text: str) -> str:
     for _ in range(3):  # markers can nest: '1. **Prompt 2:** "(divergence 3.1) ..."'
         before = t
         t = _unbracket(t.strip().strip("*_`").strip())
-        t = (_ITEM.match(t) or _LABEL.match(t) or re.match(r"(.*)", t, re.S)).group(1)
+        m = _ITEM.match(t) or _LABEL.match(t)
+        t = m.group(1) if m else t  # (.*) with re.S matched the whole text
         t = _VALUE.sub("", t)
         t = t.strip().rstrip(",").strip()
         if len(t) >= 2 and t[0] in "\"'\u201c" and t[-1] in "\"'\u201d":

@@ -7,6 +7,7 @@ output folder, pair, prompts, assistant and tracker. Returns analysis.json's num
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -48,7 +49,7 @@ def _record_in_knowledge_base(cfg: DictConfig, out) -> None:
     if not cfg.get("knowledge"):
         return
     try:
-        rec = record_analysis(out, kb=OmegaConf.to_container(cfg.knowledge, resolve=True),
+        rec = record_analysis(out, kb=cast(dict, OmegaConf.to_container(cfg.knowledge, resolve=True)),
                               model=OmegaConf.to_container(cfg.model, resolve=True), config=resolved_config(cfg))
     except KnowledgeBaseError as e:  # locked, full, read-only: the run stays unfinished, so resume records it
         raise type(e)(f"{e}. The analysis itself is saved in {out}; record it with: {resume_command(cfg)}") from e

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from typing import cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,7 +27,7 @@ def run(cfg: DictConfig) -> dict:
         from cdx.organisms import available
 
         raise ValueError(f"task=plant needs organism=<name>; organisms: {available()}")
-    spec = load_spec(OmegaConf.to_container(cfg.organism, resolve=True))
+    spec = load_spec(cast(dict, OmegaConf.to_container(cfg.organism, resolve=True)))
     out = output_dir(cfg)
     cache_dir = cfg.task.get("cache_dir")
     with tracked(cfg, "plant") as tracker:

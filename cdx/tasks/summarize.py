@@ -115,6 +115,7 @@ class WriteJobError(Callback):
             return
         err = job_return._return_value  # the exception; `.return_value` would re-raise it
         err = getattr(err, "cause", err)  # cdx.tasks.callbacks.SweepJobFailed: record the job's own error
+        assert job_return.hydra_cfg is not None  # Hydra sets it on every job it ran
         folder = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
         if isinstance(err, RunDirError):
             # to the console only: the job's log belongs to the run it refused (GuardRunDir restores it)

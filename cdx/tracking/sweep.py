@@ -177,7 +177,7 @@ def plot_axis(table: SweepTable, x: str | None = None) -> tuple[str | None, list
     else:
         numeric = [k for k in table.swept if all(isinstance(r[k], int | float) and not isinstance(r[k], bool)
                                                  for r in table.rows if r["status"] == STATUS_OK)]
-        x = (numeric or table.swept or [None])[0]
+        x = (numeric or table.swept or [None])[0]  # type: ignore[list-item]  # None: no swept key at all
     return x, [k for k in table.swept if k != x]
 
 

@@ -74,8 +74,11 @@ class WandbTracker:
             Path(where).mkdir(parents=True, exist_ok=True)
         full = {**config, "git_commit": meta.get("git_commit"),
                 "hydra": {k: meta.get(k) for k in ("choices", "overrides", "job_num", "sweep_dir")}}
+        # $WANDB_MODE read now, at each run's start: W&B's process-wide settings keep the mode of the
+        # first run of a process, so a later run (a sweep job in-process, the tests) could go online
+        mode = self.init_args["mode"] or os.environ.get("WANDB_MODE")
         self.run = wandb.init(
-            **{**self.init_args, "dir": where}, config=full, group=self.group or sweep_group(meta, config),
+            **{**self.init_args, "dir": where, "mode": mode}, config=full, group=self.group or sweep_group(meta, config),
             job_type=self.job_type or self.task, name=self.name or job_name(meta),
             tags=self.tags + choice_tags(meta), reinit="create_new",
         )
