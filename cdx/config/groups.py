@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from cdx.config import schemas as S
-from cdx.config.validate import (
+from cdx.config.checks import (
     HYDRA_KEYS,
     PROMPT_SOURCES,
     Problems,
