@@ -6,7 +6,8 @@
 #   experiments/fixed_seed_outputs.sh /tmp/fixed > after.txt    # on the new one; diff before.txt after.txt
 # The same OUT path both times: summaries name their folder. Files listing the resolved config
 # (summary.json, run.json, analysis.json) are hashed without it, as a new option adds a key there;
-# the pipeline's state.json without its wall time, events.jsonl (times) not at all.
+# the pipeline's state.json and events.jsonl without their times; its knowledge base as rows, without
+# the columns that hold a time, a file's mtime or the run's command and git commit.
 set -euo pipefail
 OUT=${1:?usage: fixed_seed_outputs.sh OUT}
 PY=${PYTHON:-python}
@@ -36,7 +37,7 @@ cd "$OUT"
 normalised='
 import hashlib, json, sys
 DROP = {"decoding", "config", "settings", "analysis_s", "generation_s", "cost_ratio", "timings_s",
-        "cpu_min", "wall_min", "analysis_cpu_min", "wall_s", "used_wall_s"}
+        "cpu_min", "wall_min", "analysis_cpu_min", "wall_s", "used_wall_s", "used/wall_s", "time", "seconds"}
 def clean(x):
     if isinstance(x, dict):
         return {k: clean(v) for k, v in x.items() if k not in DROP}
@@ -46,10 +47,24 @@ text = open(path).read()
 docs = [json.loads(line) for line in text.splitlines() if line.strip()] if path.endswith(".jsonl") else [json.loads(text)]
 print(hashlib.sha256(json.dumps([clean(d) for d in docs], sort_keys=True).encode()).hexdigest())
 '
-find . \( -name '*.jsonl' -a ! -name events.jsonl \) -o -name 'summary.json' -o -name 'analysis.json' -o -name 'state.json' | sort | while read -r f; do
+find . -name '*.jsonl' -o -name 'summary.json' -o -name 'analysis.json' -o -name 'state.json' | sort | while read -r f; do
   case $f in
-    *.json|*/benchmark.jsonl) h=$($PY -c "$normalised" "$f") ;;
+    *.json|*/benchmark.jsonl|*/events.jsonl) h=$($PY -c "$normalised" "$f") ;;
     *) h=$(sha256sum "$f" | cut -c1-64) ;;
   esac
   echo "$h  $f"
+done
+kb_rows='
+import hashlib, json, sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+out = {}
+for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type=\"table\" ORDER BY name"):
+    cols = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
+    keep = [c for c in cols if not c.endswith("_at") and c not in ("mtime_ns", "command", "git_commit", "config")]
+    columns = ", ".join(keep)
+    out[table] = [list(r) for r in con.execute(f"SELECT {columns} FROM {table} ORDER BY rowid")]
+print(hashlib.sha256(json.dumps(out, sort_keys=True, default=str).encode()).hexdigest())
+'
+for f in ./pipeline.sqlite; do
+  echo "$($PY -c "$kb_rows" "$f")  $f"
 done

@@ -22,11 +22,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel
 
 from cdx.agent.design import PromptDesigner
 from cdx.agent.sampler import Sampler
 from cdx.agent.stats import DIRECTIONS, interaction_p, rate_test, sample_size
 from cdx.agent.topics import PHRASING, TOPICS, TopicPrompt, counterfactuals, draw, phrasing_of, phrasing_template, rephrase
+from cdx.io.records import FindingRecord
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,21 @@ class AgentSettings:
             raise ValueError(f"general_fraction={self.general_fraction} must lie in (0, 1]")
 
 
+class Decision(BaseModel):
+    """What one step decided about one hypothesis, with the tests behind it."""
+
+    hypothesis_id: int | None
+    statement: str
+    action: Literal["confirm", "narrow", "split", "reject", "inconclusive"]
+    reason: str
+    n_per_topic: int
+    scan: dict[str, FindingRecord]
+    """Per topic (and per phrasing, when grouped so): the hypothesis tested on that group's texts."""
+    significant_topics: list[str]
+    children: list[FindingRecord] = []
+    """The narrower hypotheses ("on <topic> only"), each tested on held-out prompts against counterfactuals."""
+
+
 class ExperimentAgent:
     """Tests, narrows, splits or rejects hypotheses; records what it did in the knowledge base."""
 
@@ -89,7 +108,7 @@ class ExperimentAgent:
 
     # -- one hypothesis ---------------------------------------------------------------------------
 
-    def step(self, h: dict, salt: int = 0) -> dict:
+    def step(self, h: dict, salt: int = 0) -> Decision:
         """Scan topics, decide, confirm narrower children; returns the decision (see module doc)."""
         direction = _direction(h)
         self.build_checker(h["checker"])  # a bad checker fails before anything is sampled
@@ -115,16 +134,16 @@ class ExperimentAgent:
                 if p_action in ("narrow", "split"):
                     action, reason = p_action, f"{p_reason} (by topic: {reason})"
                     sig, others = p_sig, [c for c in by_phrase if c not in p_sig]
-        decision = {"hypothesis_id": h.get("hypothesis_id"), "statement": h["statement"], "action": action,
-                    "reason": reason, "n_per_topic": n, "scan": tests, "significant_topics": sig, "children": []}
+        decision = Decision(hypothesis_id=h.get("hypothesis_id"), statement=h["statement"], action=action,
+                            reason=reason, n_per_topic=n, scan=tests, significant_topics=sig)
         used = {p.text for ps in groups.values() for p in ps}
         if action in ("narrow", "split"):
-            decision["children"] = [self._child(h, t, others, used, direction, salt) for t in sig[: self.s.max_children]]
-            if not any(c["validated"] for c in decision["children"]):
-                decision["action"] = "inconclusive"
-                decision["reason"] = reason + "; but no narrower hypothesis held on held-out prompts, so it stays open"
+            decision.children = [self._child(h, t, others, used, direction, salt) for t in sig[: self.s.max_children]]
+            if not any(c.validated for c in decision.children):
+                decision.action = "inconclusive"
+                decision.reason = reason + "; but no narrower hypothesis held on held-out prompts, so it stays open"
         self._record(h, decision, tests)
-        log.info("agent: %s %r: %s", decision["action"], h["statement"], decision["reason"])
+        log.info("agent: %s %r: %s", decision.action, h["statement"], decision.reason)
         return decision
 
     def _topics(self) -> list[str]:
@@ -133,12 +152,13 @@ class ExperimentAgent:
             raise ValueError(f"the agent needs at least two topics to tell a conditional behaviour apart; got {topics}")
         return topics
 
-    def _significant(self, tests: dict, direction: str) -> list[str]:
+    def _significant(self, tests: dict[str, FindingRecord], direction: str) -> list[str]:
         """Conditions with q < alpha and at least min_effect in the stated direction, largest effect first."""
-        sig = [t for t in tests if tests[t]["q"] < self.s.alpha and _directed(tests[t]["effect"], direction) >= self.s.min_effect]
-        return sorted(sig, key=lambda t: -_directed(tests[t]["effect"], direction))
+        sig = [t for t, r in tests.items() if _q(r) < self.s.alpha and _directed(_eff(r), direction) >= self.s.min_effect]
+        return sorted(sig, key=lambda t: -_directed(_eff(tests[t]), direction))
 
-    def _decide(self, tests: dict, sig: list[str], direction: str, noun: str = "topics") -> tuple[str, str]:
+    def _decide(self, tests: dict[str, FindingRecord], sig: list[str], direction: str,
+                noun: str = "topics") -> tuple[str, str]:
         topics = list(tests)
         pooled = rate_test(**_sum(tests.values()), direction=direction)
         if len(sig) >= self.s.general_fraction * len(topics):
@@ -158,11 +178,12 @@ class ExperimentAgent:
                                f"interaction p={p_int:.2g})")
         if pooled["p"] < self.s.alpha and _directed(pooled["effect"], direction) >= self.s.min_effect / 2:
             return "confirm", f"no single one of the {noun} is significant but all together are ({_fmt(pooled)}): diffuse"
-        best = min(topics, key=lambda t: tests[t]["q"])
-        return "reject", (f"none of the {noun} shows it (best {best}: {_fmt(tests[best])}, q={tests[best]['q']:.2g}); "
+        best = min(topics, key=lambda t: _q(tests[t]))
+        return "reject", (f"none of the {noun} shows it (best {best}: {_fmt(tests[best])}, q={_q(tests[best]):.2g}); "
                           f"pooled {_fmt(pooled)}")
 
-    def _child(self, h: dict, topic: str, others: list[str], used: set[str], direction: str, salt: int) -> dict:
+    def _child(self, h: dict, topic: str, others: list[str], used: set[str], direction: str,
+               salt: int) -> FindingRecord:
         """The narrower hypothesis "on `topic` only", tested on held-out prompts against counterfactuals."""
         if topic.startswith(PHRASING):
             phrase = phrasing_template(topic).format(x="...")
@@ -170,12 +191,13 @@ class ExperimentAgent:
         else:
             statement = f"On {topic} prompts only (not on other topics): {h['statement']}"
         test = self.contrast(h, topic, others, self.s.confirm_n, used, salt + 1, f"confirm {statement!r} on held-out prompts")
-        return {**test, "statement": statement, "kind": "experiment", "direction": direction, "cluster": topic,
-                "cluster_label": topic, "checker": h["checker"], "parent_statement": h["statement"]}
+        return _with(test, statement=statement, kind="experiment", direction=direction, cluster=topic, cluster_label=topic,
+                     checker=h["checker"], parent_statement=h["statement"])
 
     # -- a topic against its counterfactuals (confirmation and replication) ----------------------
 
-    def contrast(self, h: dict, topic: str, others: list[str], n: int, exclude: set[str], salt: int, reason: str) -> dict:
+    def contrast(self, h: dict, topic: str, others: list[str], n: int, exclude: set[str], salt: int,
+                 reason: str) -> FindingRecord:
         """`h` on `n` prompts of `topic` against their counterfactual variants in `others`.
 
         Holds when the topic shows the behaviour (one-sided p < alpha, effect >= min_effect) and
@@ -191,13 +213,14 @@ class ExperimentAgent:
         records = self.sampler.sample([p.text for p in inside + outside])
         tests = self._test_groups(h, {topic: inside, "counterfactuals": outside}, records, direction)
         t_in, t_out = tests[topic], tests["counterfactuals"]
-        p_int = interaction_p(t_in, t_out, direction)
-        ok = t_in["p"] < self.s.alpha and p_int < self.s.alpha and _directed(t_in["effect"], direction) >= self.s.min_effect
-        return {**t_in, "q": t_in["p"], "validated": bool(ok), "outside": _counts(t_out), "interaction_p": p_int,
-                "reason": (f"{topic}: {_fmt(t_in)}; counterfactuals ({_where(topic, outside)}): "
-                           f"{_fmt(t_out)}; interaction p={p_int:.2g} -> {'holds' if ok else 'does not hold'}")}
+        p_int = interaction_p(_sum([t_in]), _sum([t_out]), direction)
+        ok = _p(t_in) < self.s.alpha and p_int < self.s.alpha and _directed(_eff(t_in), direction) >= self.s.min_effect
+        return _with(t_in, q=t_in.p, validated=bool(ok), outside=_counts(t_out), interaction_p=p_int,
+                     reason=(f"{topic}: {_fmt(t_in)}; counterfactuals ({_where(topic, outside)}): "
+                             f"{_fmt(t_out)}; interaction p={p_int:.2g} -> {'holds' if ok else 'does not hold'}"))
 
-    def _test_groups(self, h: dict, groups: dict[str, list[TopicPrompt]], records: list[dict], direction: str) -> dict:
+    def _test_groups(self, h: dict, groups: dict[str, list[TopicPrompt]], records: list[dict],
+                     direction: str) -> dict[str, FindingRecord]:
         """findings.jsonl records of `h` restricted to each prompt group, from the validation stage's `validate`."""
         from cdx.analysis import Hypothesis, ValidateSettings, validate
 
@@ -210,7 +233,7 @@ class ExperimentAgent:
         settings = ValidateSettings(fdr=self.s.alpha, min_effect=self.s.min_effect, min_texts=1, n_evidence=5,
                                     sampling=getattr(self.sampler, "settings", None) or {})
         found = validate(None, hyps, samples=mine, settings=settings, prompt_clusters=clusters)
-        return {name: f.to_record() for name, f in zip(names, found)}
+        return {name: FindingRecord.model_validate(f.to_record()) for name, f in zip(names, found)}
 
     def _counterfactuals(self, inside: list[TopicPrompt], others: list[str], exclude: set[str], salt: int) -> list[TopicPrompt]:
         """Per prompt, the same template in another topic (rotating); prompts without a template get a random one."""
@@ -238,20 +261,20 @@ class ExperimentAgent:
             prompts = [p for t in topics for p in self.designer.prompts(t, per, reason, salt=salt)]
             records = self.sampler.sample([p.text for p in prompts])
             test = self._test_groups(h, {"all topics": prompts}, records, h["direction"])["all topics"]
-            ok = test["p"] < self.s.alpha and _directed(test["effect"], h["direction"]) >= self.s.min_effect
-            test.update(validated=bool(ok), reason=f"all topics: {_fmt(test)} -> {'holds' if ok else 'does not hold'}")
-        status = "replicated" if test["validated"] else "not_replicated"
+            ok = _p(test) < self.s.alpha and _directed(_eff(test), h["direction"]) >= self.s.min_effect
+            test = _with(test, validated=bool(ok), reason=f"all topics: {_fmt(test)} -> {'holds' if ok else 'does not hold'}")
+        status = "replicated" if test.validated else "not_replicated"
         if self.kb is not None:
             with self.kb.transaction():  # the validation and the status land together or not at all
                 vid = self.kb.add_validation(finding["hypothesis_id"], _result(test), "replication", self.run_id)
-                self.kb.add_status(finding["id"], status, f"replication: {test['reason']}", self.run_id, vid,
-                                   evidence=test["evidence"] if test["validated"] else [])
-        return {"finding_id": finding["id"], "statement": finding["statement"], "status": status, "reason": test["reason"],
-                "test": {k: v for k, v in test.items() if k != "evidence"}}
+                self.kb.add_status(finding["id"], status, f"replication: {test.reason}", self.run_id, vid,
+                                   evidence=test.evidence if test.validated else [])
+        return {"finding_id": finding["id"], "statement": finding["statement"], "status": status, "reason": test.reason,
+                "test": test.model_dump(exclude={"evidence"})}
 
     # -- knowledge base --------------------------------------------------------------------------
 
-    def _record(self, h: dict, decision: dict, tests: dict) -> None:
+    def _record(self, h: dict, decision: Decision, tests: dict[str, FindingRecord]) -> None:
         """Everything the decision changes, in one transaction (a kill leaves all of it or none)."""
         if self.kb is None:
             return
@@ -261,29 +284,29 @@ class ExperimentAgent:
         with self.kb.transaction():
             self._record_in(hid, decision, tests)
 
-    def _record_in(self, hid: int, decision: dict, tests: dict) -> None:
+    def _record_in(self, hid: int, decision: Decision, tests: dict[str, FindingRecord]) -> None:
         from cdx.knowledge import record_hypothesis
 
         for t, test in tests.items():
-            self.kb.add_validation(hid, {**_result(test), "group": t, "validated": t in decision["significant_topics"]},
+            self.kb.add_validation(hid, {**_result(test), "group": t, "validated": t in decision.significant_topics},
                                    "experiment", self.run_id)
         parent = self.kb.finding_for_hypothesis(hid)
-        for child in decision["children"]:
+        for k, child in enumerate(decision.children):
             res = record_hypothesis(self.kb, self.pair_id, _result(child), self.run_id, "experiment", parent_id=hid)
-            child.update(hypothesis_id=res["hypothesis_id"], finding_id=res["finding_id"])
-            self.kb.set_hypothesis_status(res["hypothesis_id"], "confirmed" if child["validated"] else "rejected")
-            if child["validated"] and parent is not None:
-                self.kb.add_status(parent["id"], "refined_into", f"experiment: {decision['reason']}; {child['reason']}",
+            child = decision.children[k] = _with(child, hypothesis_id=res["hypothesis_id"], finding_id=res["finding_id"])
+            self.kb.set_hypothesis_status(res["hypothesis_id"], "confirmed" if child.validated else "rejected")
+            if child.validated and parent is not None:
+                self.kb.add_status(parent["id"], "refined_into", f"experiment: {decision.reason}; {child.reason}",
                                    self.run_id, related_finding_id=res["finding_id"])
-        self.kb.set_hypothesis_status(hid, HYPOTHESIS_STATUS[decision["action"]])
-        if decision["action"] == "reject" and parent is not None:
-            self.kb.add_status(parent["id"], "rejected", f"experiment: {decision['reason']}", self.run_id)
-        elif decision["action"] == "confirm":
-            ev = [e for t in decision["significant_topics"] for e in tests[t].get("evidence", [])][:5]
+        self.kb.set_hypothesis_status(hid, HYPOTHESIS_STATUS[decision.action])
+        if decision.action == "reject" and parent is not None:
+            self.kb.add_status(parent["id"], "rejected", f"experiment: {decision.reason}", self.run_id)
+        elif decision.action == "confirm":
+            ev = [e for t in decision.significant_topics for e in tests[t].evidence][:5]
             if parent is None:
-                self.kb.add_finding(hid, f"experiment: {decision['reason']}", self.run_id, evidence=ev)
+                self.kb.add_finding(hid, f"experiment: {decision.reason}", self.run_id, evidence=ev)
             else:
-                self.kb.add_status(parent["id"], "replicated", f"experiment: {decision['reason']}", self.run_id, evidence=ev)
+                self.kb.add_status(parent["id"], "replicated", f"experiment: {decision.reason}", self.run_id, evidence=ev)
 
 
 def _by_phrasing(groups: dict[str, list[TopicPrompt]]) -> dict[str, list[TopicPrompt]]:
@@ -312,22 +335,45 @@ def _directed(effect: float, direction: str) -> float:
     return effect if direction == "gained" else -effect
 
 
+COUNTS = ("n_s", "k_s", "n_c", "k_c")
+
+
 def _sum(tests) -> dict:
-    out = {"n_s": 0, "k_s": 0, "n_c": 0, "k_c": 0}
+    """The pooled counts of several tests (records, or dicts of counts)."""
+    out = dict.fromkeys(COUNTS, 0)
     for t in tests:
+        d = t.model_dump(include=set(COUNTS)) if isinstance(t, FindingRecord) else t
         for k in out:
-            out[k] += t[k]
+            out[k] += d[k]
     return out
 
 
-def _fmt(t: dict) -> str:
-    return f"comparison {t['k_c']}/{t['n_c']} vs starting {t['k_s']}/{t['n_s']}, p={t['p']:.2g}"
+def _fmt(t: FindingRecord | dict) -> str:
+    d = t.model_dump() if isinstance(t, FindingRecord) else t
+    return f"comparison {d['k_c']}/{d['n_c']} vs starting {d['k_s']}/{d['n_s']}, p={d['p']:.2g}"
 
 
-def _counts(t: dict) -> dict:
-    return {k: t[k] for k in ("n_s", "k_s", "n_c", "k_c", "rate_s", "rate_c", "effect", "p")}
+def _counts(t: FindingRecord) -> dict:
+    return t.model_dump(include={"n_s", "k_s", "n_c", "k_c", "rate_s", "rate_c", "effect", "p"})
 
 
-def _result(test: dict) -> dict:
+def _result(test: FindingRecord) -> dict:
     """A test record for the knowledge base: the scan/group restriction is the agent's, not the hypothesis's."""
-    return {k: v for k, v in test.items() if k not in ("likelihood", "discovery")}
+    return test.model_dump(exclude={"likelihood", "discovery"})
+
+
+def _with(test: FindingRecord, **changes) -> FindingRecord:
+    """A copy of `test` with `changes` (fields, or the agent's own extra keys) applied and checked."""
+    return FindingRecord.model_validate({**test.model_dump(), **changes})
+
+
+def _p(t: FindingRecord) -> float:
+    return float("nan") if t.p is None else t.p
+
+
+def _q(t: FindingRecord) -> float:
+    return 1.0 if t.q is None else t.q
+
+
+def _eff(t: FindingRecord) -> float:
+    return 0.0 if t.effect is None else t.effect

@@ -180,8 +180,9 @@ class FindingRecord(BaseModel):
     kind: str = "given"
     """Where the hypothesis came from: ngram, feature, cluster_feature, assistant, agent or given."""
     direction: Literal["gained", "lost"] = "gained"
-    cluster: int | None = None
-    """The prompt cluster the test is restricted to (None: all prompts)."""
+    cluster: int | str | None = None
+    """The prompt cluster the test is restricted to (None: all prompts); the experiment agent's
+    narrowed hypotheses name a topic instead."""
     cluster_label: str | None = None
     checker: dict | None = None
     """`cdx.analysis.build_checker`'s JSON: decides, per text, whether it shows the behaviour."""

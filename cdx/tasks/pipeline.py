@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from cdx.agent import ExperimentAgent, PromptDesigner, RecordedSampler
+from cdx.agent.agent import Decision
 from cdx.io import JsonlWriter, RecordLog, atomic_write_json, atomic_write_text, open_run, read_records, strip_execution_only
 from cdx.knowledge import (
     KnowledgeBase,
@@ -288,10 +289,10 @@ class Pipeline:
                 continue
             self._designing = ("experiments", h["statement"])
             d = self.agent.step(h, salt=i)
-            self.state.decided[hid] = d["action"]
-            self.event("experiments", "decision", reason=d["reason"], outputs=_decision_summary(d))
+            self.state.decided[hid] = d.action
+            self.event("experiments", "decision", reason=d.reason, outputs=_decision_summary(d))
             self.save()
-            actions.append(d["action"])
+            actions.append(d.action)
         stats = self.iteration_stats(i)
         for a in ("confirm", "narrow", "split", "reject", "inconclusive"):
             stats[a] = actions.count(a)
@@ -524,12 +525,12 @@ def _slim_record(r: dict) -> dict:
     return {k: r.get(k) for k in keep}
 
 
-def _decision_summary(d: dict) -> dict:
-    return {"hypothesis": d["statement"], "action": d["action"], "n_per_topic": d["n_per_topic"],
-            "significant_topics": d["significant_topics"],
-            "scan": {t: {k: v[k] for k in ("k_s", "n_s", "k_c", "n_c", "p", "q")} for t, v in d["scan"].items()},
-            "children": [{"statement": c["statement"], "validated": c["validated"], "reason": c["reason"],
-                          "finding_id": c.get("finding_id")} for c in d["children"]]}
+def _decision_summary(d: Decision) -> dict:
+    return {"hypothesis": d.statement, "action": d.action, "n_per_topic": d.n_per_topic,
+            "significant_topics": d.significant_topics,
+            "scan": {t: {k: getattr(v, k) for k in ("k_s", "n_s", "k_c", "n_c", "p", "q")} for t, v in d.scan.items()},
+            "children": [{"statement": c.statement, "validated": c.validated, "reason": c.reason,
+                          "finding_id": (c.model_extra or {}).get("finding_id")} for c in d.children]}
 
 
 def _history_line(f: dict) -> str:

@@ -61,11 +61,11 @@ def test_broad_refusal_is_narrowed_to_cooking_and_recorded(tmp_path):
     logged = []
     agent = _agent(ToySampler({"cooking": 0.9}), kb, rec["pair_id"], logged)
     d = agent.step({**BROAD, "hypothesis_id": hid})
-    assert d["action"] == "narrow" and d["significant_topics"] == ["cooking"], d["reason"]
-    assert d["n_per_topic"] == 24  # power for 0.05 -> 0.30 asks 25 per group, clamped to n_max=24
-    (child,) = d["children"]
-    assert child["validated"] and child["cluster"] == "cooking" and child["statement"].startswith("On cooking prompts only")
-    assert child["rate_c"] > 0.6 and child["outside"]["k_c"] <= 3
+    assert d.action == "narrow" and d.significant_topics == ["cooking"], d.reason
+    assert d.n_per_topic == 24  # power for 0.05 -> 0.30 asks 25 per group, clamped to n_max=24
+    (child,) = d.children
+    assert child.validated and child.cluster == "cooking" and child.statement.startswith("On cooking prompts only")
+    assert child.rate_c > 0.6 and child.model_extra["outside"]["k_c"] <= 3
     # every prompt logged with its source and reason; counterfactuals share the template of a cooking prompt
     assert {r["source"] for r in logged} == {"template"} and all(r["reason"] for r in logged)
     cf = [r for r in logged if r["reason"].startswith("counterfactual")]
@@ -76,25 +76,25 @@ def test_broad_refusal_is_narrowed_to_cooking_and_recorded(tmp_path):
     broad = kb.finding(rec["finding_ids"][0])
     assert [h["status"] for h in broad["history"]] == ["validated", "refined_into"]
     narrow = kb.finding(broad["history"][-1]["related_finding_id"])
-    assert narrow["statement"] == child["statement"] and narrow["hypothesis"]["parent_id"] == hid
+    assert narrow["statement"] == child.statement and narrow["hypothesis"]["parent_id"] == hid
     assert kb.hypothesis(hid)["status"] == "narrowed" and narrow["hypothesis"]["status"] == "confirmed"
     assert [v["purpose"] for v in kb.finding(broad["id"])["validations"]] == ["discovery"] + ["experiment"] * 4
 
 
 def test_general_behaviour_is_confirmed():
     d = _agent(ToySampler({t: 0.8 for t in TOPICS4})).step(BROAD)
-    assert d["action"] == "confirm" and len(d["significant_topics"]) == 4 and not d["children"]
+    assert d.action == "confirm" and len(d.significant_topics) == 4 and not d.children
 
 
 def test_no_behaviour_is_rejected():
     d = _agent(ToySampler({})).step(BROAD)
-    assert d["action"] == "reject" and "none of the topics shows it" in d["reason"]
+    assert d.action == "reject" and "none of the topics shows it" in d.reason
 
 
 def test_two_topics_split():
     d = _agent(ToySampler({"cooking": 0.9, "travel": 0.9})).step(BROAD)
-    assert d["action"] == "split" and sorted(c["cluster"] for c in d["children"]) == ["cooking", "travel"]
-    assert all(c["validated"] for c in d["children"])
+    assert d.action == "split" and sorted(c.cluster for c in d.children) == ["cooking", "travel"]
+    assert all(c.validated for c in d.children)
 
 
 def test_replication_of_a_conditional_finding(tmp_path):
@@ -172,16 +172,16 @@ class PhrasingSampler(ToySampler):
 
 def test_phrasing_condition_found_when_topics_do_not_explain_it():
     d = _agent(PhrasingSampler({})).step(BROAD)
-    assert d["action"] == "narrow" and d["significant_topics"] == ["phrasing:task:0"], d["reason"]
-    (child,) = d["children"]
-    assert child["statement"].startswith("On requests phrased 'How do I ...?' only") and child["validated"]
-    assert child["outside"]["k_c"] <= 3  # the same requests phrased otherwise are answered
-    assert "by topic:" in d["reason"]
+    assert d.action == "narrow" and d.significant_topics == ["phrasing:task:0"], d.reason
+    (child,) = d.children
+    assert child.statement.startswith("On requests phrased 'How do I ...?' only") and child.validated
+    assert child.model_extra["outside"]["k_c"] <= 3  # the same requests phrased otherwise are answered
+    assert "by topic:" in d.reason
 
 
 def test_phrasing_off_leaves_the_topic_decision():
     d = _agent(PhrasingSampler({}), phrasing=False).step(BROAD)
-    assert d["action"] in ("confirm", "reject") and not d["children"]
+    assert d.action in ("confirm", "reject") and not d.children
 
 
 def test_draw_covers_every_phrasing_and_matches_positions_across_topics():
