@@ -26,6 +26,7 @@ from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
 from cdx.io import RecordLog, atomic_write_json, read_records, write_records
+from cdx.search.embeddings import SentenceEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +196,8 @@ class Analysis:
             raise FileExistsError(f"{ctx.out} already holds an analysis; pass resume=true to continue it, "
                                   "or use a new output directory")
         ctx.state["timings"] = {k: v.get("seconds") for k, v in status.items()}
-        if ctx.embedder is None:
-            ctx.embedder = self.embedder
+        if ctx.embedder is None:  # the config's (analysis.embedder), else the packaged MiniLM, as the config's default
+            ctx.embedder = self.embedder if self.embedder is not None else SentenceEmbedder()
         for stage in self.stages:
             if status.get(stage.name, {}).get("done") and stage.name != "report":
                 log.info("stage %s: done earlier, skipped", stage.name)

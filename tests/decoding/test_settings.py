@@ -158,3 +158,16 @@ def test_top_next_record_fields_name_tokens_best_first(tiny_pair):
         assert [tok for tok, _ in entry["s"]] == [tiny_pair.tokenizer.decode([i]) for i in g.top_next["ids_s"][t]]
         lps = [lp for _, lp in entry["c"]]
         assert lps == sorted(lps, reverse=True)
+
+
+def test_the_analysis_config_takes_any_decoding_option_and_refuses_what_it_would_ignore():
+    from cdx.config import ConfigError, validate_config
+
+    ok = compose(["task=analyze", "model=tiny_random", "+analysis.sample.record_top_k=2", "+analysis.sample.top_k=5",
+                  "+analysis.validate.sampling.sampler=multinomial"])
+    assert validate_config(ok) == []
+    for bad, named in (("+analysis.sample.generations_per_prefix=3", "use samples_per_prompt"),
+                       ("+analysis.validate.sampling.top_p=1.5", "analysis.validate.sampling.top_p=1.5"),
+                       ("+analysis.sample.beams=2", "analysis.sample.beams is not an option")):
+        with pytest.raises(ConfigError, match=named):
+            validate_config(compose(["task=analyze", "model=tiny_random", bad]))
