@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
-from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers.generation.logits_process import (
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from cdx.decoding.rules import Rule
 from cdx.decoding.streams import PairStreams, side_worker
@@ -104,6 +109,8 @@ class ContrastiveDecoder:
         self.pad_id = tok.pad_token_id
         self.weights = (float(rule.starting_weight), float(rule.comparison_weight))
         self.warpers = self._warpers()
+        penalty = self.settings.repetition_penalty
+        self.repetition = RepetitionPenaltyLogitsProcessor(penalty) if penalty != 1.0 else None
 
     on_step: Callable[[list[int], list[dict[str, float]]], None] | None = None
     """Sampling and greedy: called after each step's draw with every row's token and its per-token
@@ -170,10 +177,11 @@ class ContrastiveDecoder:
     # ---- one step of maths shared by all strategies -------------------------------------------
 
     def _step_values(self, streams: PairStreams, side_s: tuple[Tensor, Tensor], side_c: tuple[Tensor, Tensor],
-                     step: int):
+                     step: int, generated: Tensor):
         """(scores (N, V), per-token metrics dict of (N,), logp_s, logp_c) for one step.
 
-        `side_s`, `side_c` are each side's (log p, p), both (N, V), from `_log_probs`.
+        `side_s`, `side_c` are each side's (log p, p), both (N, V), from `_log_probs`; `generated`
+        (N, step) the tokens each row drew so far (for the repetition penalty).
         """
         (logp_s, p_s), (logp_c, p_c) = side_s, side_c
         if logp_c.device != logp_s.device:
@@ -184,6 +192,8 @@ class ContrastiveDecoder:
         dead = scores.amax(-1) == float("-inf")
         if dead.any():  # a rule left no token (e.g. an empty mask intersection): use p_s there
             scores = torch.where(dead[:, None], logp_s, scores)
+        if self.repetition is not None and step > 0:  # out of place (scatter): scores may be logp_s itself
+            scores = self.repetition(generated, scores)
         if step < self.settings.min_new_tokens and self.eos_ids:
             # out of place: a plain rule returns logp_s itself, which the metrics are still reading
             scores = scores.index_fill(-1, torch.tensor(self.eos_ids, device=scores.device), float("-inf"))
@@ -281,7 +291,7 @@ class ContrastiveDecoder:
         noise = self._noise(n, vocab, gen)
         for step in range(self.settings.max_new_tokens):
             _stop_if(cancel)
-            scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step)
+            scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step, hist.tokens[:, :step])
             tok, logq = self._draw(scores, noise)
             if self.on_step is not None:
                 self.on_step(tok.tolist(), _rows_of(metrics))
@@ -321,7 +331,7 @@ class ContrastiveDecoder:
         hist = _History(b * k, self.settings.max_new_tokens, device, self.settings.record_top_k)
         for step in range(self.settings.max_new_tokens):
             _stop_if(cancel)
-            scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step)
+            scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step, hist.tokens[:, :step])
             logq = torch.log_softmax(scores / self.settings.temperature, dim=-1)
             # finished beams only extend with padding, at no cost, so their score stays fixed
             logq = torch.where(hist.done[:, None], float("-inf"), logq)

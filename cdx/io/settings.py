@@ -61,6 +61,11 @@ class DecodeSettings(BaseModel):
     parallel: Literal["auto", True, False] = "auto"
     """Two models on the CPU: run both side by side on half the threads each."""
     sampler: Literal["inverse_cdf", "multinomial"] = "inverse_cdf"
+    repetition_penalty: float = Field(1.0, gt=0)
+    """Penalise tokens this text already generated, on the combined scores before temperature (as HF's
+    `RepetitionPenaltyLogitsProcessor`: a score x becomes x / penalty if x > 0, else x * penalty);
+    1.0 = off, > 1 repeats less. The prompt is not counted: the two models' prompts may differ.
+    log q of each drawn token includes it (q is the distribution drawn from)."""
     record_top_k: int = Field(0, ge=0, le=MAX_RECORD_TOP_K)
     """Store each model's k most likely next tokens at every generated token (the app shows them on
     click); 0 = none. Costs one top-k per model and step, and k ids and log-probs per token on disk."""

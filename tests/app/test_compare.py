@@ -174,6 +174,20 @@ def test_out_of_range_numbers_disable_start_and_are_never_replaced(app_root, key
     assert flag in shlex.split(at.code[0].value)  # the shown command has the value typed, not an older one
 
 
+def test_a_decoding_option_typed_as_an_override_is_checked_like_the_form_fields(app_root):
+    """Any field of DecodeSettings (here repetition_penalty, added in one place) reaches the form's
+    command and its check: a bad value is named beside the form and Start is disabled."""
+    at = compare(model="tiny_random")
+    at.text_input(key="cmp_extra").set_value("decoding.repetition_penalty=0").run()
+    assert not at.exception
+    assert any("decoding.repetition_penalty=0 is not valid: must be > 0" in e for e in _errors(at)), \
+        _errors(at)
+    assert at.button(key="cmp_start").disabled
+    at.text_input(key="cmp_extra").set_value("decoding.repetition_penalty=1.3").run()
+    assert _errors(at) == [] and not at.button(key="cmp_start").disabled
+    assert "decoding.repetition_penalty=1.3" in shlex.split(at.code[0].value)
+
+
 def test_a_missing_prompt_file_is_flagged_before_launch(app_root):
     at = compare(model="tiny_random")
     at.text_input(key="cmp_extra").set_value(f"prompts=file prompts.path={app_root}/nope.txt").run()

@@ -388,3 +388,32 @@ def test_plain_rule_with_min_new_tokens_keeps_the_metrics_exact(tiny_pair, paral
     for g, s in zip(gens, scored):
         for k in ("kl_sc", "kl_cs", "js", "logp_s"):
             assert g.tokens[k] == pytest.approx(s[k], rel=1e-4, abs=1e-5), k
+
+
+@pytest.mark.parametrize("rule", [ProbDiff(1, 0), LogitDiff(alpha=1.0)])
+def test_repetition_penalty_equals_a_naive_loop_over_the_generated_tokens(tiny_pair, rule):
+    """decoding.repetition_penalty: each step, every token this text already generated has its
+    combined score x divided by the penalty if x > 0, multiplied if not (HF's rule, written out by
+    hand here); the prompt is not counted. Greedy, so the tokens are the argmax of exactly that."""
+    penalty, n, prompt = 4.0, 16, "Hello there"
+    dec = ContrastiveDecoder(tiny_pair, rule, strategy="greedy", max_new_tokens=n, batch_size=1,
+                             stop_at_eos=False, repetition_penalty=penalty)
+    ours = _all(dec, [prompt])[0].token_ids
+    s = torch.tensor([tiny_pair.starting.prompt_ids(prompt)])
+    c = torch.tensor([tiny_pair.comparison.prompt_ids(prompt)])
+    ref: list[int] = []
+    changed = 0  # steps where the penalty changed the argmax: the test must exercise it
+    with torch.no_grad():
+        for _ in range(n):
+            lp_s = torch.log_softmax(tiny_pair.starting.model(input_ids=s).logits[0, -1].float(), -1)
+            lp_c = torch.log_softmax(tiny_pair.comparison.model(input_ids=c).logits[0, -1].float(), -1)
+            x = rule(lp_s[None], lp_c[None])[0].tolist()
+            unpenalised = max(range(len(x)), key=x.__getitem__)
+            for t in set(ref):
+                x[t] = x[t] / penalty if x[t] > 0 else x[t] * penalty
+            tok = max(range(len(x)), key=x.__getitem__)
+            changed += tok != unpenalised
+            ref.append(tok)
+            s, c = torch.cat([s, torch.tensor([[tok]])], 1), torch.cat([c, torch.tensor([[tok]])], 1)
+    assert ours == ref
+    assert changed >= 1

@@ -35,7 +35,8 @@ def _warp(scores: torch.Tensor, temperature: float, top_k: int | None, top_p: fl
 
 
 @torch.no_grad()
-def naive_logq(pair, rule, prompt, tokens, temperature=1.0, top_k=None, top_p=None) -> list[float]:
+def naive_logq(pair, rule, prompt, tokens, temperature=1.0, top_k=None, top_p=None,
+               repetition_penalty=1.0) -> list[float]:
     """log q of each token of `tokens`: both models re-run over the whole sequence at every step."""
     s = torch.tensor([pair.starting.prompt_ids(prompt)])
     c = torch.tensor([pair.comparison.prompt_ids(prompt)])
@@ -46,6 +47,9 @@ def naive_logq(pair, rule, prompt, tokens, temperature=1.0, top_k=None, top_p=No
         scores = rule(lp_s[None], lp_c[None])[0]
         if scores.max() == float("-inf"):  # the decoder's fallback for a rule that leaves no token
             scores = lp_s
+        for t in set(tokens[: len(out)]):  # the repetition penalty, on the tokens generated so far
+            scores = scores.clone()
+            scores[t] = scores[t] / repetition_penalty if scores[t] > 0 else scores[t] * repetition_penalty
         out.append(float(torch.log_softmax(_warp(scores, temperature, top_k, top_p), -1)[tok]))
         s = torch.cat([s, torch.tensor([[tok]])], 1)
         c = torch.cat([c, torch.tensor([[tok]])], 1)
@@ -59,6 +63,7 @@ CASES = {
                                                dict(temperature=0.7, top_k=20)),
     "probdiff_top_p_multinomial": (ProbDiff(1, -1), dict(temperature=1.3, top_p=0.8, sampler="multinomial")),
     "logitdiff_top_p_gating": (LogitDiff(alpha=2.0, similarity_gating_intensity=3.0), dict(top_p=0.9)),
+    "probdiff_repetition_penalty_top_k": (ProbDiff(1, -1), dict(repetition_penalty=1.5, top_k=30)),
 }
 
 
@@ -69,7 +74,7 @@ def test_recorded_logq_equals_a_naive_recomputation_of_the_sampling_distribution
                              generations_per_prefix=2, stop_at_eos=False, **kw)
     gens = _all(dec, PROMPTS)
     assert len(gens) == 2 * len(PROMPTS)
-    warp = {k: kw[k] for k in ("temperature", "top_k", "top_p") if k in kw}
+    warp = {k: kw[k] for k in ("temperature", "top_k", "top_p", "repetition_penalty") if k in kw}
     for g in gens:
         ref = naive_logq(tiny_pair, rule, g.prompt, g.token_ids, **warp)
         assert g.logq == pytest.approx(ref, abs=1e-4)

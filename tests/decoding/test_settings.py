@@ -164,10 +164,11 @@ def test_the_analysis_config_takes_any_decoding_option_and_refuses_what_it_would
     from cdx.config import ConfigError, validate_config
 
     ok = compose(["task=analyze", "model=tiny_random", "+analysis.sample.record_top_k=2", "+analysis.sample.top_k=5",
-                  "+analysis.validate.sampling.sampler=multinomial"])
+                  "+analysis.validate.sampling.sampler=multinomial", "+analysis.sample.repetition_penalty=1.3"])
     assert validate_config(ok) == []
     for bad, named in (("+analysis.sample.generations_per_prefix=3", "use samples_per_prompt"),
                        ("+analysis.validate.sampling.top_p=1.5", "analysis.validate.sampling.top_p=1.5"),
+                       ("+analysis.sample.repetition_penalty=0", "analysis.sample.repetition_penalty=0"),
                        ("+analysis.sample.beams=2", "analysis.sample.beams is not an option")):
         with pytest.raises(ConfigError, match=named):
             validate_config(compose(["task=analyze", "model=tiny_random", bad]))
