@@ -28,13 +28,15 @@ from pydantic import BaseModel
 
 from cdx.agent.design import PromptDesigner
 from cdx.agent.sampler import Sampler
-from cdx.agent.stats import DIRECTIONS, interaction_p, rate_test, sample_size
+from cdx.agent.stats import DIRECTIONS, Counted, Counts, interaction_p, pooled_test, sample_size
 from cdx.agent.topics import PHRASING, TOPICS, TopicPrompt, counterfactuals, draw, phrasing_of, phrasing_template, rephrase
-from cdx.io.records import FindingRecord
+from cdx.io.records import FindingRecord, KnownFinding, OpenHypothesis
 
 log = logging.getLogger(__name__)
 
 ACTIONS = ("confirm", "narrow", "split", "reject", "inconclusive")
+OMIT = frozenset({"likelihood", "discovery"})
+"""Fields of a test record the knowledge base's validation details leave out (the group's test has none of its own)."""
 HYPOTHESIS_STATUS = {"confirm": "confirmed", "narrow": "narrowed", "split": "split", "reject": "rejected",
                      "inconclusive": "open"}
 
@@ -93,6 +95,17 @@ class Decision(BaseModel):
     """The narrower hypotheses ("on <topic> only"), each tested on held-out prompts against counterfactuals."""
 
 
+class Replication(BaseModel):
+    """What a brief re-test of a known finding found (stage replicate's event)."""
+
+    finding_id: int
+    statement: str
+    status: Literal["replicated", "not_replicated"]
+    reason: str
+    test: dict
+    """The test record (`FindingRecord` fields, evidence left out)."""
+
+
 class ExperimentAgent:
     """Tests, narrows, splits or rejects hypotheses; records what it did in the knowledge base."""
 
@@ -108,13 +121,17 @@ class ExperimentAgent:
 
     # -- one hypothesis ---------------------------------------------------------------------------
 
-    def step(self, h: dict, salt: int = 0) -> Decision:
-        """Scan topics, decide, confirm narrower children; returns the decision (see module doc)."""
+    def step(self, hypothesis: OpenHypothesis | FindingRecord | dict, salt: int = 0) -> Decision:
+        """Scan topics, decide, confirm narrower children; returns the decision (see module doc).
+
+        `hypothesis`: an `OpenHypothesis` (a findings record with its knowledge-base id); a findings
+        record or its dict is read as one."""
+        h = _open_hypothesis(hypothesis)
         direction = _direction(h)
-        self.build_checker(h["checker"])  # a bad checker fails before anything is sampled
-        n = sample_size(h.get("rate_s") or 0.0, h.get("rate_c") or 0.0, self.s.alpha, self.s.power, self.s.n_min, self.s.n_max)
+        self.build_checker(h.checker)  # a bad checker fails before anything is sampled
+        n = sample_size(h.rate_s or 0.0, h.rate_c or 0.0, self.s.alpha, self.s.power, self.s.n_min, self.s.n_max)
         topics = self._topics()
-        groups = {t: self.designer.prompts(t, n, f"scan: does {h['statement']!r} hold on {t} prompts? "
+        groups = {t: self.designer.prompts(t, n, f"scan: does {h.statement!r} hold on {t} prompts? "
                                               f"({n} per topic from power {self.s.power} for the effect seen so far)", salt=salt)
                   for t in topics}
         records = self.sampler.sample([p.text for ps in groups.values() for p in ps])
@@ -134,7 +151,7 @@ class ExperimentAgent:
                 if p_action in ("narrow", "split"):
                     action, reason = p_action, f"{p_reason} (by topic: {reason})"
                     sig, others = p_sig, [c for c in by_phrase if c not in p_sig]
-        decision = Decision(hypothesis_id=h.get("hypothesis_id"), statement=h["statement"], action=action,
+        decision = Decision(hypothesis_id=h.hypothesis_id, statement=h.statement, action=action,
                             reason=reason, n_per_topic=n, scan=tests, significant_topics=sig)
         used = {p.text for ps in groups.values() for p in ps}
         if action in ("narrow", "split"):
@@ -143,7 +160,7 @@ class ExperimentAgent:
                 decision.action = "inconclusive"
                 decision.reason = reason + "; but no narrower hypothesis held on held-out prompts, so it stays open"
         self._record(h, decision, tests)
-        log.info("agent: %s %r: %s", decision.action, h["statement"], decision.reason)
+        log.info("agent: %s %r: %s", decision.action, h.statement, decision.reason)
         return decision
 
     def _topics(self) -> list[str]:
@@ -160,43 +177,43 @@ class ExperimentAgent:
     def _decide(self, tests: dict[str, FindingRecord], sig: list[str], direction: str,
                 noun: str = "topics") -> tuple[str, str]:
         topics = list(tests)
-        pooled = rate_test(**_sum(tests.values()), direction=direction)
+        pooled = pooled_test(Counts.of(tests.values()), direction)
         if len(sig) >= self.s.general_fraction * len(topics):
             return "confirm", f"holds on {len(sig)} of {len(topics)} {noun} ({_fmt(pooled)} pooled): general"
         if sig:
-            inside = _sum(tests[t] for t in sig)
-            outside = _sum(tests[t] for t in topics if t not in sig)
+            inside = Counts.of(tests[t] for t in sig)
+            outside = Counts.of(tests[t] for t in topics if t not in sig)
             p_int = interaction_p(inside, outside, direction)
-            rest = rate_test(**outside, direction=direction)
+            rest = pooled_test(outside, direction)
             where = ", ".join(f"{t} ({_fmt(tests[t])})" for t in sig)
-            if p_int < self.s.alpha and _directed(rest["effect"], direction) < self.s.min_effect:
+            if p_int < self.s.alpha and _directed(rest.effect, direction) < self.s.min_effect:
                 # larger on these, and below min_effect on the rest: the statement "not on other ..." is true
                 action = "narrow" if len(sig) == 1 else "split"
                 return action, (f"only on {where}; other {noun} {_fmt(rest)}; the effect is larger on "
                                 f"{'/'.join(sig)} than elsewhere (interaction p={p_int:.2g})")
             return "confirm", (f"significant on {where}, and present elsewhere too ({_fmt(rest)} on the other {noun}, "
                                f"interaction p={p_int:.2g})")
-        if pooled["p"] < self.s.alpha and _directed(pooled["effect"], direction) >= self.s.min_effect / 2:
+        if pooled.p < self.s.alpha and _directed(pooled.effect, direction) >= self.s.min_effect / 2:
             return "confirm", f"no single one of the {noun} is significant but all together are ({_fmt(pooled)}): diffuse"
         best = min(topics, key=lambda t: _q(tests[t]))
         return "reject", (f"none of the {noun} shows it (best {best}: {_fmt(tests[best])}, q={_q(tests[best]):.2g}); "
                           f"pooled {_fmt(pooled)}")
 
-    def _child(self, h: dict, topic: str, others: list[str], used: set[str], direction: str,
+    def _child(self, h: OpenHypothesis, topic: str, others: list[str], used: set[str], direction: str,
                salt: int) -> FindingRecord:
         """The narrower hypothesis "on `topic` only", tested on held-out prompts against counterfactuals."""
         if topic.startswith(PHRASING):
             phrase = phrasing_template(topic).format(x="...")
-            statement = f"On requests phrased {phrase!r} only (not other phrasings): {h['statement']}"
+            statement = f"On requests phrased {phrase!r} only (not other phrasings): {h.statement}"
         else:
-            statement = f"On {topic} prompts only (not on other topics): {h['statement']}"
+            statement = f"On {topic} prompts only (not on other topics): {h.statement}"
         test = self.contrast(h, topic, others, self.s.confirm_n, used, salt + 1, f"confirm {statement!r} on held-out prompts")
         return _with(test, statement=statement, kind="experiment", direction=direction, cluster=topic, cluster_label=topic,
-                     checker=h["checker"], parent_statement=h["statement"])
+                     checker=h.checker, parent_statement=h.statement)
 
     # -- a topic against its counterfactuals (confirmation and replication) ----------------------
 
-    def contrast(self, h: dict, topic: str, others: list[str], n: int, exclude: set[str], salt: int,
+    def contrast(self, h: OpenHypothesis | KnownFinding, topic: str, others: list[str], n: int, exclude: set[str], salt: int,
                  reason: str) -> FindingRecord:
         """`h` on `n` prompts of `topic` against their counterfactual variants in `others`.
 
@@ -213,13 +230,13 @@ class ExperimentAgent:
         records = self.sampler.sample([p.text for p in inside + outside])
         tests = self._test_groups(h, {topic: inside, "counterfactuals": outside}, records, direction)
         t_in, t_out = tests[topic], tests["counterfactuals"]
-        p_int = interaction_p(_sum([t_in]), _sum([t_out]), direction)
+        p_int = interaction_p(t_in, t_out, direction)
         ok = _p(t_in) < self.s.alpha and p_int < self.s.alpha and _directed(_eff(t_in), direction) >= self.s.min_effect
         return _with(t_in, q=t_in.p, validated=bool(ok), outside=_counts(t_out), interaction_p=p_int,
                      reason=(f"{topic}: {_fmt(t_in)}; counterfactuals ({_where(topic, outside)}): "
                              f"{_fmt(t_out)}; interaction p={p_int:.2g} -> {'holds' if ok else 'does not hold'}"))
 
-    def _test_groups(self, h: dict, groups: dict[str, list[TopicPrompt]], records: list[dict],
+    def _test_groups(self, h: OpenHypothesis | KnownFinding, groups: dict[str, list[TopicPrompt]], records: list[dict],
                      direction: str) -> dict[str, FindingRecord]:
         """findings.jsonl records of `h` restricted to each prompt group, from the validation stage's `validate`."""
         from cdx.analysis import Hypothesis, ValidateSettings, validate
@@ -228,7 +245,7 @@ class ExperimentAgent:
         group_of = {p.text: i for i, name in enumerate(names) for p in groups[name]}
         mine = [r for r in records if r["prompt"] in group_of]
         clusters = {r["prompt_index"]: group_of[r["prompt"]] for r in mine}
-        hyps = [Hypothesis(f"{h['statement']} [{name}]", h["checker"], direction, kind="experiment", cluster=i,
+        hyps = [Hypothesis(f"{h.statement} [{name}]", h.checker or {}, direction, kind="experiment", cluster=i,
                            cluster_label=name) for i, name in enumerate(names)]
         settings = ValidateSettings(fdr=self.s.alpha, min_effect=self.s.min_effect, min_texts=1, n_evidence=5,
                                     sampling=getattr(self.sampler, "settings", None) or {})
@@ -248,39 +265,40 @@ class ExperimentAgent:
 
     # -- replication of a known finding ----------------------------------------------------------
 
-    def replicate(self, finding: dict, salt: int = 0) -> dict:
+    def replicate(self, finding: KnownFinding, salt: int = 0) -> Replication:
         """A brief re-test of a known finding (a row of KnowledgeBase.findings); records replicated/not_replicated."""
-        h = {**finding, "direction": finding.get("direction") or "gained"}
-        self.build_checker(h["checker"])
-        topics, topic = self._topics(), finding.get("cluster")
-        reason = f"replicate finding {finding['id']} {finding['statement']!r}"
+        h = finding
+        direction = _direction(h)
+        self.build_checker(h.checker)
+        topics, topic = self._topics(), finding.cluster
+        reason = f"replicate finding {finding.id} {finding.statement!r}"
         if topic and (topic in self.designer.topics() or topic.startswith(PHRASING)):
             test = self.contrast(h, topic, [t for t in topics if t != topic], self.s.replication_n, set(), salt, reason)
         else:
             per = max(1, self.s.replication_n // len(topics))
             prompts = [p for t in topics for p in self.designer.prompts(t, per, reason, salt=salt)]
             records = self.sampler.sample([p.text for p in prompts])
-            test = self._test_groups(h, {"all topics": prompts}, records, h["direction"])["all topics"]
-            ok = _p(test) < self.s.alpha and _directed(_eff(test), h["direction"]) >= self.s.min_effect
+            test = self._test_groups(h, {"all topics": prompts}, records, direction)["all topics"]
+            ok = _p(test) < self.s.alpha and _directed(_eff(test), direction) >= self.s.min_effect
             test = _with(test, validated=bool(ok), reason=f"all topics: {_fmt(test)} -> {'holds' if ok else 'does not hold'}")
         status = "replicated" if test.validated else "not_replicated"
         if self.kb is not None:
             with self.kb.transaction():  # the validation and the status land together or not at all
-                vid = self.kb.add_validation(finding["hypothesis_id"], _result(test), "replication", self.run_id)
-                self.kb.add_status(finding["id"], status, f"replication: {test.reason}", self.run_id, vid,
+                vid = self.kb.add_validation(finding.hypothesis_id, test, "replication", self.run_id, OMIT)
+                self.kb.add_status(finding.id, status, f"replication: {test.reason}", self.run_id, vid,
                                    evidence=test.evidence if test.validated else [])
-        return {"finding_id": finding["id"], "statement": finding["statement"], "status": status, "reason": test.reason,
-                "test": test.model_dump(exclude={"evidence"})}
+        return Replication(finding_id=finding.id, statement=finding.statement, status=status, reason=test.reason or "",
+                           test=test.model_dump(exclude={"evidence"}))
 
     # -- knowledge base --------------------------------------------------------------------------
 
-    def _record(self, h: dict, decision: Decision, tests: dict[str, FindingRecord]) -> None:
+    def _record(self, h: OpenHypothesis, decision: Decision, tests: dict[str, FindingRecord]) -> None:
         """Everything the decision changes, in one transaction (a kill leaves all of it or none)."""
         if self.kb is None:
             return
-        hid = h.get("hypothesis_id")
+        hid = h.hypothesis_id
         if hid is None:
-            raise ValueError(f"hypothesis {h['statement']!r} has no hypothesis_id: record it in the knowledge base first")
+            raise ValueError(f"hypothesis {h.statement!r} has no hypothesis_id: record it in the knowledge base first")
         with self.kb.transaction():
             self._record_in(hid, decision, tests)
 
@@ -288,25 +306,27 @@ class ExperimentAgent:
         from cdx.knowledge import record_hypothesis
 
         for t, test in tests.items():
-            self.kb.add_validation(hid, {**_result(test), "group": t, "validated": t in decision.significant_topics},
-                                   "experiment", self.run_id)
-        parent = self.kb.finding_for_hypothesis(hid)
+            self.kb.add_validation(hid, _with(test, group=t, validated=t in decision.significant_topics),
+                                   "experiment", self.run_id, OMIT)
+        known = self.kb.finding_status(hid)
+        parent = None if known is None else known[0]  # the finding this hypothesis already is, if any
         for k, child in enumerate(decision.children):
-            res = record_hypothesis(self.kb, self.pair_id, _result(child), self.run_id, "experiment", parent_id=hid)
-            child = decision.children[k] = _with(child, hypothesis_id=res["hypothesis_id"], finding_id=res["finding_id"])
-            self.kb.set_hypothesis_status(res["hypothesis_id"], "confirmed" if child.validated else "rejected")
+            assert self.pair_id is not None  # checked in __init__ when a knowledge base is given
+            res = record_hypothesis(self.kb, self.pair_id, child, self.run_id, "experiment", parent_id=hid, omit=OMIT)
+            child = decision.children[k] = _with(child, hypothesis_id=res.hypothesis_id, finding_id=res.finding_id)
+            self.kb.set_hypothesis_status(res.hypothesis_id, "confirmed" if child.validated else "rejected")
             if child.validated and parent is not None:
-                self.kb.add_status(parent["id"], "refined_into", f"experiment: {decision.reason}; {child.reason}",
-                                   self.run_id, related_finding_id=res["finding_id"])
+                self.kb.add_status(parent, "refined_into", f"experiment: {decision.reason}; {child.reason}",
+                                   self.run_id, related_finding_id=res.finding_id)
         self.kb.set_hypothesis_status(hid, HYPOTHESIS_STATUS[decision.action])
         if decision.action == "reject" and parent is not None:
-            self.kb.add_status(parent["id"], "rejected", f"experiment: {decision.reason}", self.run_id)
+            self.kb.add_status(parent, "rejected", f"experiment: {decision.reason}", self.run_id)
         elif decision.action == "confirm":
             ev = [e for t in decision.significant_topics for e in tests[t].evidence][:5]
             if parent is None:
                 self.kb.add_finding(hid, f"experiment: {decision.reason}", self.run_id, evidence=ev)
             else:
-                self.kb.add_status(parent["id"], "replicated", f"experiment: {decision.reason}", self.run_id, evidence=ev)
+                self.kb.add_status(parent, "replicated", f"experiment: {decision.reason}", self.run_id, evidence=ev)
 
 
 def _by_phrasing(groups: dict[str, list[TopicPrompt]]) -> dict[str, list[TopicPrompt]]:
@@ -324,42 +344,32 @@ def _where(condition: str, outside: list[TopicPrompt]) -> str:
     return "same templates on " + "/".join(sorted({p.topic for p in outside}))
 
 
-def _direction(h: dict) -> str:
-    d = h.get("direction") or "gained"
+def _open_hypothesis(h: OpenHypothesis | FindingRecord | dict) -> OpenHypothesis:
+    """The agent's input as its record: a findings record (or its dict) keeps its fields, ids and numbers."""
+    if isinstance(h, OpenHypothesis):
+        return h
+    data = h.model_dump() if isinstance(h, FindingRecord) else dict(h)
+    d = data.get("direction") or "gained"
     if d not in DIRECTIONS:
-        raise ValueError(f"hypothesis {h.get('statement')!r} has direction {d!r}; use one of {DIRECTIONS}")
-    return d
+        raise ValueError(f"hypothesis {data.get('statement')!r} has direction {d!r}; use one of {DIRECTIONS}")
+    return OpenHypothesis.model_validate(data)
+
+
+def _direction(h: OpenHypothesis | KnownFinding) -> str:
+    return h.direction or "gained"
 
 
 def _directed(effect: float, direction: str) -> float:
     return effect if direction == "gained" else -effect
 
 
-COUNTS = ("n_s", "k_s", "n_c", "k_c")
-
-
-def _sum(tests) -> dict:
-    """The pooled counts of several tests (records, or dicts of counts)."""
-    out = dict.fromkeys(COUNTS, 0)
-    for t in tests:
-        d = t.model_dump(include=set(COUNTS)) if isinstance(t, FindingRecord) else t
-        for k in out:
-            out[k] += d[k]
-    return out
-
-
-def _fmt(t: FindingRecord | dict) -> str:
-    d = t.model_dump() if isinstance(t, FindingRecord) else t
-    return f"comparison {d['k_c']}/{d['n_c']} vs starting {d['k_s']}/{d['n_s']}, p={d['p']:.2g}"
+def _fmt(t: Counted) -> str:
+    p = getattr(t, "p", None)
+    return f"comparison {t.k_c}/{t.n_c} vs starting {t.k_s}/{t.n_s}, p={float('nan') if p is None else p:.2g}"
 
 
 def _counts(t: FindingRecord) -> dict:
     return t.model_dump(include={"n_s", "k_s", "n_c", "k_c", "rate_s", "rate_c", "effect", "p"})
-
-
-def _result(test: FindingRecord) -> dict:
-    """A test record for the knowledge base: the scan/group restriction is the agent's, not the hypothesis's."""
-    return test.model_dump(exclude={"likelihood", "discovery"})
 
 
 def _with(test: FindingRecord, **changes) -> FindingRecord:

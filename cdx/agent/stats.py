@@ -10,7 +10,9 @@ hypothesis: `gained` means the comparison model shows it more, `lost` less.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy import stats
@@ -18,6 +20,7 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 
 from cdx.analysis import stats as analysis_stats
+from cdx.analysis.stats import RateTest
 
 DIRECTIONS = ("gained", "lost")
 
@@ -39,14 +42,44 @@ def sample_size(rate_s: float, rate_c: float, alpha: float = 0.05, power: float 
     return int(min(n_max, max(n_min, math.ceil(n))))
 
 
-def rate_test(k_s: int, n_s: int, k_c: int, n_c: int, direction: str = "gained", alpha: float = 0.05) -> dict:
-    """The validation stage's test (cdx.analysis.stats: Wilson CIs, Newcombe effect CI, one-sided Fisher p) as a dict."""
+class Counted(Protocol):
+    """Anything holding both models' counts: `Counts`, a `RateTest`, a `FindingRecord`."""
+
+    k_s: int | None
+    n_s: int | None
+    k_c: int | None
+    n_c: int | None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Texts showing the behaviour (k) of all texts (n), per model; added up over prompt groups."""
+
+    k_s: int = 0
+    n_s: int = 0
+    k_c: int = 0
+    n_c: int = 0
+
+    @classmethod
+    def of(cls, tests: Iterable[Counted]) -> Counts:
+        """The pooled counts of several tests."""
+        out = cls()
+        for t in tests:
+            out = cls(out.k_s + (t.k_s or 0), out.n_s + (t.n_s or 0), out.k_c + (t.k_c or 0), out.n_c + (t.n_c or 0))
+        return out
+
+
+def rate_test(k_s: int, n_s: int, k_c: int, n_c: int, direction: str = "gained", alpha: float = 0.05) -> RateTest:
+    """The validation stage's test (cdx.analysis.stats: Wilson CIs, Newcombe effect CI, one-sided Fisher p)."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction {direction!r} is not valid; use one of {DIRECTIONS}")
     if min(n_s, n_c) < 1 or not (0 <= k_s <= n_s and 0 <= k_c <= n_c):
         raise ValueError(f"counts must satisfy 0 <= k <= n, n >= 1; got k_s={k_s}, n_s={n_s}, k_c={k_c}, n_c={n_c}")
-    r = asdict(analysis_stats.rate_test(k_s, n_s, k_c, n_c, direction, test="fisher", alpha=alpha))
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in r.items()}
+    return analysis_stats.rate_test(k_s, n_s, k_c, n_c, direction, test="fisher", alpha=alpha)
+
+
+def pooled_test(counts: Counts, direction: str = "gained", alpha: float = 0.05) -> RateTest:
+    return rate_test(counts.k_s, counts.n_s, counts.k_c, counts.n_c, direction, alpha)
 
 
 def bh(pvalues: list[float]) -> list[float]:
@@ -54,15 +87,16 @@ def bh(pvalues: list[float]) -> list[float]:
     return [float(q) for q in analysis_stats.benjamini_hochberg(pvalues)]
 
 
-def interaction_p(inside: dict, outside: dict, direction: str = "gained") -> float:
+def interaction_p(inside: Counted, outside: Counted, direction: str = "gained") -> float:
     """One-sided p that the effect inside a group exceeds the effect outside it (difference of differences).
 
     A Wald z-test on Agresti-Caffo adjusted rates (add one success and one failure per cell), so
     zero counts do not give zero variance.
     """
-    def eff_var(r: dict) -> tuple[float, float]:
-        ps, pc = (r["k_s"] + 1) / (r["n_s"] + 2), (r["k_c"] + 1) / (r["n_c"] + 2)
-        return pc - ps, ps * (1 - ps) / (r["n_s"] + 2) + pc * (1 - pc) / (r["n_c"] + 2)
+    def eff_var(r: Counted) -> tuple[float, float]:
+        k_s, n_s, k_c, n_c = r.k_s or 0, r.n_s or 0, r.k_c or 0, r.n_c or 0
+        ps, pc = (k_s + 1) / (n_s + 2), (k_c + 1) / (n_c + 2)
+        return pc - ps, ps * (1 - ps) / (n_s + 2) + pc * (1 - pc) / (n_c + 2)
 
     (e_in, v_in), (e_out, v_out) = eff_var(inside), eff_var(outside)
     z = (e_in - e_out) / np.sqrt(v_in + v_out)

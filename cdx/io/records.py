@@ -8,6 +8,7 @@ in optional fields such as `beam_score` or `prefix_tokens`).
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
@@ -216,3 +217,188 @@ class FindingRecord(BaseModel):
     def _none_is_empty(cls, v, info):
         return ([] if info.field_name == "evidence" else {}) if v is None else v
 
+
+
+# ---- the knowledge base's rows and the experiment agent's inputs --------------------------------
+
+
+def _json_field(v):
+    """A JSON column (the checker) as stored in SQLite: text, parsed here; '' and NULL are None."""
+    if isinstance(v, str):
+        return json.loads(v) if v else None
+    return v
+
+
+class KnownFinding(BaseModel):
+    """A finding of the knowledge base with the claim it makes: what the pipeline re-tests (stage
+    replicate) and keeps in its checkpoint (`PipelineState.known`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    hypothesis_id: int
+    statement: str
+    status: str
+    kind: str | None = None
+    direction: Literal["gained", "lost"] | None = None
+    cluster: str | None = None
+    """The topic or prompt cluster the claim is restricted to (None: all prompts)."""
+    checker: dict | None = None
+
+    _checker = field_validator("checker", mode="before")(_json_field)
+
+
+class KBFinding(KnownFinding):
+    """One row of `KnowledgeBase.findings`: the finding, its claim, its pair and how many status changes it had."""
+
+    created_at: str
+    updated_at: str
+    pair_id: int
+    fingerprint: str
+    pair: str
+    """The pair's label ("starting vs comparison")."""
+    n_history: int = 0
+
+
+class KBHypothesis(BaseModel):
+    """One row of the knowledge base's hypotheses table."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    pair_id: int
+    key: str
+    statement: str
+    kind: str | None = None
+    direction: str | None = None
+    cluster: str | None = None
+    checker: dict | None = None
+    status: str = "open"
+    parent_id: int | None = None
+    run_id: int | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    _checker = field_validator("checker", mode="before")(_json_field)
+
+
+class KBPair(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    fingerprint: str
+    label: str
+
+
+class KBHistoryEntry(BaseModel):
+    """One status change of a finding, with the run that made it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    finding_id: int
+    status: str
+    reason: str
+    run_id: int | None = None
+    validation_id: int | None = None
+    related_finding_id: int | None = None
+    """refined_into: the narrower finding."""
+    created_at: str = ""
+    run_kind: str | None = None
+    run_dir: str | None = None
+
+
+class KBValidation(BaseModel):
+    """One test of a hypothesis (discovery, experiment or replication) as the knowledge base holds it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    hypothesis_id: int
+    run_id: int | None = None
+    purpose: str
+    n_s: int | None = None
+    k_s: int | None = None
+    n_c: int | None = None
+    k_c: int | None = None
+    rate_s: float | None = None
+    rate_c: float | None = None
+    rate_s_ci_low: float | None = None
+    rate_s_ci_high: float | None = None
+    rate_c_ci_low: float | None = None
+    rate_c_ci_high: float | None = None
+    effect: float | None = None
+    effect_ci_low: float | None = None
+    effect_ci_high: float | None = None
+    p: float | None = None
+    q: float | None = None
+    validated: bool = False
+    details: str | None = None
+    """JSON: anything else the test reported."""
+    created_at: str = ""
+
+
+class KBEvidence(BaseModel):
+    """A text that shows a finding, with where its record lives."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    finding_id: int
+    validation_id: int | None = None
+    run_dir: str | None = None
+    record_id: str | None = None
+    model: str | None = None
+    prompt: str | None = None
+    text: str | None = None
+
+
+class KBFindingDetail(BaseModel):
+    """`KnowledgeBase.finding`: one finding with its hypothesis, pair, status history (oldest first),
+    validations and evidence."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    hypothesis_id: int
+    pair_id: int
+    statement: str
+    status: str
+    created_at: str = ""
+    updated_at: str = ""
+    hypothesis: KBHypothesis | None = None
+    pair: KBPair | None = None
+    history: list[KBHistoryEntry] = []
+    validations: list[KBValidation] = []
+    evidence: list[KBEvidence] = []
+
+
+class OpenHypothesis(BaseModel):
+    """A hypothesis handed to the experiment agent: the claim and its discovery numbers (a
+    findings.jsonl record's, `FindingRecord`) with its knowledge-base id. `PipelineState.open` holds these."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = None
+    statement: str
+    kind: str | None = None
+    direction: Literal["gained", "lost"] | None = None
+    cluster: int | str | None = None
+    cluster_label: str | None = None
+    checker: dict | None = None
+    n_s: int | None = None
+    k_s: int | None = None
+    n_c: int | None = None
+    k_c: int | None = None
+    rate_s: float | None = None
+    rate_c: float | None = None
+    effect: float | None = None
+    p: float | None = None
+    q: float | None = None
+    validated: bool | None = None
+    hypothesis_id: int | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, v):
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cdx.errors import CdxUserError
+from cdx.io.records import FindingRecord, KBEvidence, KBFinding, KBFindingDetail, KBHistoryEntry, KBHypothesis, KBPair, KBValidation
 from cdx.knowledge._check import check_path, connect_read_only
 from cdx.knowledge._errors import LOCKED, KnowledgeBaseBusy, KnowledgeBaseError, UnknownFinding, environment_cause
 from cdx.knowledge._schema import FINDING_STATUSES, HYPOTHESIS_STATUSES, SCHEMA_VERSION, current_version, migrate
@@ -227,15 +228,17 @@ class KnowledgeBase:
         with self.transaction() as c:
             c.execute("UPDATE hypotheses SET status=?, updated_at=? WHERE id=?", (status, now(), hypothesis_id))
 
-    def add_validation(self, hypothesis_id: int, result: dict, purpose: str, run_id: int | None = None) -> int:
-        """One statistical test of a hypothesis (`result` in the findings.jsonl shape: counts, rates, CIs, p, q)."""
+    def add_validation(self, hypothesis_id: int, result: FindingRecord, purpose: str, run_id: int | None = None,
+                       omit: frozenset[str] = frozenset()) -> int:
+        """One statistical test of a hypothesis: its counts, rates, CIs, p, q and verdict in columns; the
+        rest of the record (statement, checker, reason, ...; not `omit`) as JSON in `details`."""
         _check(purpose, PURPOSES, "validation purpose")
-        ci = {k: _pair(result.get(k)) for k in ("rate_s_ci", "rate_c_ci", "effect_ci")}
-        details = {k: v for k, v in result.items() if k not in (*VALIDATION_FIELDS, *ci, "validated", "evidence")}
-        row = (hypothesis_id, run_id, purpose, *(result.get(k) for k in VALIDATION_FIELDS[:4]),
-               result.get("rate_s"), result.get("rate_c"), *ci["rate_s_ci"], *ci["rate_c_ci"], result.get("effect"),
-               *ci["effect_ci"], result.get("p"), result.get("q"), int(bool(result.get("validated"))),
-               json.dumps(details, default=str), now())
+        r = result
+        ci = [_pair(x) for x in (r.rate_s_ci, r.rate_c_ci, r.effect_ci)]
+        columns = {*VALIDATION_FIELDS, "rate_s_ci", "rate_c_ci", "effect_ci", "validated", "evidence"}
+        details = r.model_dump(exclude=columns | set(omit))
+        row = (hypothesis_id, run_id, purpose, r.n_s, r.k_s, r.n_c, r.k_c, r.rate_s, r.rate_c, *ci[0], *ci[1],
+               r.effect, *ci[2], r.p, r.q, int(r.validated), json.dumps(details, default=str), now())
         with self.transaction() as c:
             cur = c.execute(f"INSERT INTO validations (hypothesis_id, run_id, purpose, n_s, k_s, n_c, k_c, rate_s, rate_c, "
                             f"rate_s_ci_low, rate_s_ci_high, rate_c_ci_low, rate_c_ci_high, effect, effect_ci_low, "
@@ -291,14 +294,12 @@ class KnowledgeBase:
     def pair(self, fingerprint: str) -> dict | None:
         return self._one("SELECT * FROM pairs WHERE fingerprint=?", (fingerprint,))
 
-    def hypothesis(self, hypothesis_id: int) -> dict | None:
+    def hypothesis(self, hypothesis_id: int) -> KBHypothesis | None:
         h = self._one("SELECT * FROM hypotheses WHERE id=?", (hypothesis_id,))
-        if h and h["checker"]:
-            h["checker"] = json.loads(h["checker"])
-        return h
+        return None if h is None else KBHypothesis.model_validate(h)
 
     def findings(self, pair: str | int | None = None, status: str | list[str] | None = None,
-                 text: str | None = None, limit: int | None = None, pair_id: int | None = None) -> list[dict]:
+                 text: str | None = None, limit: int | None = None, pair_id: int | None = None) -> list[KBFinding]:
         """Findings, newest first. `pair`: id, fingerprint (or a prefix of it) or a substring of its label;
         `pair_id`: exactly that pair (for programs)."""
         where, args = [], []
@@ -323,28 +324,30 @@ class KnowledgeBase:
                "FROM findings f JOIN hypotheses h ON h.id=f.hypothesis_id JOIN pairs p ON p.id=f.pair_id"
                + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY f.id DESC"
                + (f" LIMIT {int(limit)}" if limit else ""))
-        rows = self._all(sql, tuple(args))
-        for r in rows:
-            r["checker"] = json.loads(r["checker"]) if r["checker"] else None
-        return rows
+        return [KBFinding.model_validate(r) for r in self._all(sql, tuple(args))]
 
-    def finding(self, finding_id: int) -> dict:
+    def finding(self, finding_id: int) -> KBFindingDetail:
         """One finding with its hypothesis, status history (oldest first), validations and evidence."""
         f = self._one("SELECT * FROM findings WHERE id=?", (finding_id,))
         if f is None:
             n = self.conn.execute("SELECT COUNT(*) FROM findings").fetchone()[0]
             raise UnknownFinding(f"no finding with id {finding_id} in {self.path} ({n} findings; list them with "
                                  "task=findings)")
-        f["hypothesis"] = self.hypothesis(f["hypothesis_id"])
-        f["pair"] = self._one("SELECT id, fingerprint, label FROM pairs WHERE id=?", (f["pair_id"],))
-        f["history"] = self._all("SELECT h.*, r.kind AS run_kind, r.run_dir FROM finding_history h "
-                                 "LEFT JOIN runs r ON r.id=h.run_id WHERE finding_id=? ORDER BY h.id", (finding_id,))
-        f["validations"] = self._all("SELECT * FROM validations WHERE hypothesis_id=? ORDER BY id", (f["hypothesis_id"],))
-        f["evidence"] = self._all("SELECT * FROM evidence WHERE finding_id=? ORDER BY id", (finding_id,))
-        return f
+        hid = f["hypothesis_id"]
+        pair = self._one("SELECT id, fingerprint, label FROM pairs WHERE id=?", (f["pair_id"],))
+        history = self._all("SELECT h.*, r.kind AS run_kind, r.run_dir FROM finding_history h "
+                            "LEFT JOIN runs r ON r.id=h.run_id WHERE finding_id=? ORDER BY h.id", (finding_id,))
+        validations = self._all("SELECT * FROM validations WHERE hypothesis_id=? ORDER BY id", (hid,))
+        evidence = self._all("SELECT * FROM evidence WHERE finding_id=? ORDER BY id", (finding_id,))
+        return KBFindingDetail(**f, hypothesis=self.hypothesis(hid), pair=None if pair is None else KBPair(**pair),
+                               history=[KBHistoryEntry(**h) for h in history],
+                               validations=[KBValidation(**v) for v in validations],
+                               evidence=[KBEvidence(**e) for e in evidence])
 
-    def finding_for_hypothesis(self, hypothesis_id: int) -> dict | None:
-        return self._one("SELECT * FROM findings WHERE hypothesis_id=?", (hypothesis_id,))
+    def finding_status(self, hypothesis_id: int) -> tuple[int, str] | None:
+        """(id, status) of the finding a hypothesis became, or None while it is none."""
+        row = self.conn.execute("SELECT id, status FROM findings WHERE hypothesis_id=?", (hypothesis_id,)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
 
     def counts(self) -> dict:
         """Rows per table (for summaries and the concurrency test)."""

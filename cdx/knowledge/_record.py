@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from cdx.errors import CdxUserError
+from cdx.io.records import FindingRecord, KnownFinding, OpenHypothesis
 from cdx.io.rundir import read_run_file
 from cdx.knowledge._db import KnowledgeBase
 from cdx.knowledge._fingerprint import FileHasher, pair_fingerprint, pair_label
@@ -20,17 +21,35 @@ from cdx.knowledge._fingerprint import FileHasher, pair_fingerprint, pair_label
 log = logging.getLogger(__name__)
 
 
-def hypothesis_key(record: dict) -> str:
+Claim = FindingRecord | OpenHypothesis | KnownFinding
+"""What names a hypothesis's claim: a findings record, a hypothesis handed to the agent, a known finding."""
+
+
+def hypothesis_key(record: Claim) -> str:
     """Two hypotheses are the same claim when kind, direction, checker and cluster agree (wording may differ)."""
-    claim = {k: record.get(k) for k in ("kind", "direction", "checker")}
-    claim["cluster"] = cluster_name(record)
+    claim = {"kind": record.kind, "direction": record.direction, "checker": record.checker,
+             "cluster": cluster_name(record)}
     return hashlib.sha256(json.dumps(claim, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def cluster_name(record: dict) -> str | None:
+def cluster_name(record: Claim) -> str | None:
     """The prompt condition of a hypothesis: its cluster's label (stable across runs) or else its cluster id."""
-    c = record.get("cluster_label") or record.get("cluster")
+    c = getattr(record, "cluster_label", None) or record.cluster
     return None if c is None else str(c)
+
+
+def finding_record(record: FindingRecord | Mapping) -> FindingRecord:
+    """A findings.jsonl record as the typed record (checked: a statement and a checker are required)."""
+    if isinstance(record, FindingRecord):
+        return record
+    missing = [k for k in ("statement", "checker") if k not in record]
+    if missing:
+        raise CdxUserError(f"hypothesis record {record.get('id', '?')} lacks {missing}; keys: {sorted(record)}")
+    try:
+        return FindingRecord.model_validate(dict(record))
+    except ValidationError as e:
+        raise CdxUserError(f"hypothesis record {record.get('id', '?')} is not a findings record: "
+                           f"{e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
 
 
 def register_pair(kb: KnowledgeBase, model_cfg: Any) -> int:
@@ -39,34 +58,41 @@ def register_pair(kb: KnowledgeBase, model_cfg: Any) -> int:
     return kb.upsert_pair(fp, pair_label(model_cfg), ident)
 
 
-def record_hypothesis(kb: KnowledgeBase, pair_id: int, record: dict, run_id: int | None, purpose: str,
-                      run_dir: str | Path | None = None, parent_id: int | None = None) -> dict:
+class HypothesisRecorded(BaseModel):
+    """What `record_hypothesis` did: the rows it wrote and the finding's change (None: unchanged)."""
+
+    hypothesis_id: int
+    validation_id: int
+    finding_id: int | None = None
+    change: Literal["validated", "replicated", "not_replicated"] | None = None
+
+
+def record_hypothesis(kb: KnowledgeBase, pair_id: int, record: FindingRecord | Mapping, run_id: int | None,
+                      purpose: str, run_dir: str | Path | None = None, parent_id: int | None = None,
+                      omit: frozenset[str] = frozenset()) -> HypothesisRecorded:
     """One tested hypothesis (a findings.jsonl record): its row, the validation, and the finding's new status.
 
     A validated hypothesis becomes a finding; one that was already a finding gets `replicated` (or
     `not_replicated` when this test did not validate it), unless it was refined into a narrower
-    finding (the validation is kept, the status stays). Returns ids and what changed.
+    finding (the validation is kept, the status stays). `omit`: record fields kept out of the
+    validation's details.
     """
-    missing = [k for k in ("statement", "checker") if k not in record]
-    if missing:
-        raise CdxUserError(f"hypothesis record {record.get('id', '?')} lacks {missing}; keys: {sorted(record)}")
-    hid = kb.upsert_hypothesis(pair_id, hypothesis_key(record), record["statement"], record.get("kind"),
-                               record.get("direction"), cluster_name(record), record["checker"], parent_id, run_id)
-    vid = kb.add_validation(hid, record, purpose, run_id)
-    known = kb.finding_for_hypothesis(hid)
-    validated, evidence = bool(record.get("validated")), record.get("evidence") or []
-    why = _why(record, purpose)
-    if known is None and validated:
-        fid, change = kb.add_finding(hid, why, run_id, vid, evidence, run_dir), "validated"
-    elif known is not None and known["status"] == "refined_into":
+    r = finding_record(record)
+    hid = kb.upsert_hypothesis(pair_id, hypothesis_key(r), r.statement, r.kind, r.direction, cluster_name(r),
+                               r.checker, parent_id, run_id)
+    vid = kb.add_validation(hid, r, purpose, run_id, omit)
+    known = kb.finding_status(hid)
+    why = _why(r, purpose)
+    out = HypothesisRecorded(hypothesis_id=hid, validation_id=vid)
+    if known is None and r.validated:
+        out.finding_id, out.change = kb.add_finding(hid, why, run_id, vid, r.evidence, run_dir), "validated"
+    elif known is not None and known[1] == "refined_into":
         # The broad pattern is still seen, which its narrower finding explains: keep the refinement as the status.
-        fid, change = known["id"], None
+        out.finding_id = known[0]
     elif known is not None:
-        fid, change = known["id"], "replicated" if validated else "not_replicated"
-        kb.add_status(fid, change, why, run_id, vid, evidence=evidence if validated else [], run_dir=run_dir)
-    else:
-        fid, change = None, None
-    return {"hypothesis_id": hid, "validation_id": vid, "finding_id": fid, "change": change}
+        out.finding_id, out.change = known[0], "replicated" if r.validated else "not_replicated"
+        kb.add_status(known[0], out.change, why, run_id, vid, evidence=r.evidence if r.validated else [], run_dir=run_dir)
+    return out
 
 
 class Recorded(BaseModel):
@@ -94,7 +120,7 @@ class Recorded(BaseModel):
 class _Analysis:
     """An analysis to record: its tested hypotheses and where they come from."""
 
-    records: list[dict]
+    records: list[FindingRecord]
     model: Any
     run_dir: Path | None
     config: dict | None
@@ -102,7 +128,8 @@ class _Analysis:
     key: str | None
 
 
-def record_analysis(run_dir_or_findings: str | Path | list[dict], kb: KnowledgeBase | Mapping | str | Path | None = None,
+def record_analysis(run_dir_or_findings: str | Path | Sequence[Mapping | FindingRecord],
+                    kb: KnowledgeBase | Mapping | str | Path | None = None,
                     model: Any = None, run_dir: str | Path | None = None, kind: str = "analyze",
                     command: str | None = None, config: dict | None = None, git_commit: str | None = None
                     ) -> Recorded | None:
@@ -163,10 +190,10 @@ def _record(kb: KnowledgeBase, a: _Analysis, kind: str, git_commit: str | None) 
         run_id = kb.add_run(kind, pair_id, a.command, a.config, git_commit, a.run_dir, record_key=a.key)
         changes = [record_hypothesis(kb, pair_id, r, run_id, "discovery", a.run_dir) for r in a.records]
     out = Recorded(pair_id=pair_id, run_id=run_id, n_hypotheses=len(changes),
-                   n_findings_new=sum(c["change"] == "validated" for c in changes),
-                   n_replicated=sum(c["change"] == "replicated" for c in changes),
-                   n_not_replicated=sum(c["change"] == "not_replicated" for c in changes),
-                   finding_ids=sorted({c["finding_id"] for c in changes if c["finding_id"] is not None}))
+                   n_findings_new=sum(c.change == "validated" for c in changes),
+                   n_replicated=sum(c.change == "replicated" for c in changes),
+                   n_not_replicated=sum(c.change == "not_replicated" for c in changes),
+                   finding_ids=sorted({c.finding_id for c in changes if c.finding_id is not None}))
     log.debug("knowledge base: %s", out)  # the caller (task=analyze, the pipeline) reports it in words
     return out
 
@@ -179,10 +206,10 @@ def _load(src, run_dir, model, config, command) -> _Analysis:
             raise CdxUserError(f"{run_dir} has no findings.jsonl: give an analysis run folder (task=analyze)")
         from cdx.io import read_records
 
-        records = read_records(path)
+        records = [finding_record(r) for r in read_records(path)]
         config, model, command = _hydra_files(run_dir, config, model, command)
     else:
-        records = list(src)
+        records = [finding_record(r) for r in src]
     if model is None:
         raise CdxUserError("record_analysis needs the pair: pass model=cfg.model (the run folder has no "
                            ".hydra/config.yaml)")
@@ -206,10 +233,10 @@ def _hydra_files(run_dir: Path, config, model, command):
     return config, model, command
 
 
-def _why(r: dict, purpose: str) -> str:
-    rates = f"{r.get('k_s')}/{r.get('n_s')} vs {r.get('k_c')}/{r.get('n_c')}"
-    stats = f"effect={_f(r.get('effect'))} p={_f(r.get('p'))} q={_f(r.get('q'))}"
-    verdict = "validated" if r.get("validated") else "not validated"
+def _why(r: FindingRecord, purpose: str) -> str:
+    rates = f"{r.k_s}/{r.n_s} vs {r.k_c}/{r.n_c}"
+    stats = f"effect={_f(r.effect)} p={_f(r.p)} q={_f(r.q)}"
+    verdict = "validated" if r.validated else "not validated"
     return f"{purpose}: {verdict} ({rates}, {stats})"
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from cdx.errors import CdxUserError
 from cdx.io import atomic_write_json, atomic_write_text
+from cdx.io.records import KBFinding, KBFindingDetail
 from cdx.knowledge import KnowledgeBase, open_knowledge, pair_fingerprint
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ def run(cfg: DictConfig) -> dict:
         if show is not None:
             finding = kb.finding(show)
             print_finding(finding, console)
-            result = {"n_findings": 1, "finding_id": finding["id"], "status": finding["status"]}
-            rows = [finding]
+            result = {"n_findings": 1, "finding_id": finding.id, "status": finding.status}
+            rows: list[KBFinding] | list[KBFindingDetail] = [finding]
         else:
             rows = kb.findings(_pair_query(cfg, kb), _statuses(t.get("status")), t.get("text"), t.get("limit"))
             print_table(rows, console)
@@ -80,46 +81,47 @@ def _export_path(cfg: DictConfig) -> Path:
     return Path(cfg.output_dir) / f"findings.{cfg.task.export}"
 
 
-def export(kb: KnowledgeBase, rows: list[dict], fmt: str, path: Path) -> Path:
+def export(kb: KnowledgeBase, rows: list[KBFinding] | list[KBFindingDetail], fmt: str, path: Path) -> Path:
     """CSV: one row per finding. JSON: every finding in full (hypothesis, history, validations, evidence)."""
     if fmt == "json":
-        atomic_write_json(path, [kb.finding(r["id"]) for r in rows])
+        atomic_write_json(path, [kb.finding(r.id).model_dump() for r in rows])
     else:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows({k: r.get(k) for k in CSV_COLUMNS} for r in rows)
+        writer.writerows({k: getattr(r, k, None) for k in CSV_COLUMNS} for r in rows)
         atomic_write_text(path, buf.getvalue())
     return path
 
 
-def print_table(rows: list[dict], console: Console) -> None:
+def print_table(rows: list[KBFinding], console: Console) -> None:
     table = Table(title=f"{len(rows)} finding(s)", show_lines=False)
     for col in ("id", "status", "statement", "cluster", "pair", "updated"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(str(r["id"]), r["status"], r["statement"], str(r["cluster"] or ""), r["pair"], r["updated_at"][:19])
+        table.add_row(str(r.id), r.status, r.statement, str(r.cluster or ""), r.pair, r.updated_at[:19])
     console.print(table)
 
 
-def print_finding(f: dict, console: Console) -> None:
-    h = f["hypothesis"]
-    console.print(f"[bold]finding {f['id']}[/bold] ({f['status']}): {f['statement']}")
-    console.print(f"pair {f['pair']['label']} ({f['pair']['fingerprint'][:12]}); kind={h['kind']} "
-                  f"direction={h['direction']} cluster={h['cluster']} checker={json.dumps(h['checker'])}")
+def print_finding(f: KBFindingDetail, console: Console) -> None:
+    h, pair = f.hypothesis, f.pair
+    console.print(f"[bold]finding {f.id}[/bold] ({f.status}): {f.statement}")
+    if pair is not None and h is not None:
+        console.print(f"pair {pair.label} ({pair.fingerprint[:12]}); kind={h.kind} "
+                      f"direction={h.direction} cluster={h.cluster} checker={json.dumps(h.checker)}")
     console.print("[bold]history[/bold]")
-    for e in f["history"]:
-        to = f" -> finding {e['related_finding_id']}" if e["related_finding_id"] else ""
-        console.print(f"  {e['created_at'][:19]}  {e['status']}{to}: {e['reason']}"
-                      + (f"  [{e['run_kind']} run {e['run_dir']}]" if e.get("run_kind") else ""))
+    for e in f.history:
+        to = f" -> finding {e.related_finding_id}" if e.related_finding_id else ""
+        console.print(f"  {e.created_at[:19]}  {e.status}{to}: {e.reason}"
+                      + (f"  [{e.run_kind} run {e.run_dir}]" if e.run_kind else ""))
     console.print("[bold]validations[/bold]")
-    for v in f["validations"]:
-        console.print(f"  #{v['id']} {v['purpose']}: starting {v['k_s']}/{v['n_s']} vs comparison {v['k_c']}/{v['n_c']}, "
-                      f"effect {_f(v['effect'])} [{_f(v['effect_ci_low'])}, {_f(v['effect_ci_high'])}], p={_f(v['p'])} "
-                      f"q={_f(v['q'])} -> {'validated' if v['validated'] else 'not validated'}")
-    console.print(f"[bold]evidence[/bold] ({len(f['evidence'])})")
-    for e in f["evidence"][:10]:
-        console.print(f"  [{e['model']}] {e['prompt']!r} -> {(e['text'] or '')[:160]!r}")
+    for v in f.validations:
+        console.print(f"  #{v.id} {v.purpose}: starting {v.k_s}/{v.n_s} vs comparison {v.k_c}/{v.n_c}, "
+                      f"effect {_f(v.effect)} [{_f(v.effect_ci_low)}, {_f(v.effect_ci_high)}], p={_f(v.p)} "
+                      f"q={_f(v.q)} -> {'validated' if v.validated else 'not validated'}")
+    console.print(f"[bold]evidence[/bold] ({len(f.evidence)})")
+    for ev in f.evidence[:10]:
+        console.print(f"  [{ev.model}] {ev.prompt!r} -> {(ev.text or '')[:160]!r}")
 
 
 def _f(x) -> str:

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from cdx.agent import ExperimentAgent, PromptDesigner, RecordedSampler
 from cdx.agent.agent import Decision
 from cdx.io import JsonlWriter, RecordLog, atomic_write_json, atomic_write_text, open_run, read_records, strip_execution_only
+from cdx.io.records import FindingRecord, KBFindingDetail, KnownFinding, OpenHypothesis
 from cdx.knowledge import (
     KnowledgeBase,
     KnowledgeBaseError,
@@ -86,13 +87,13 @@ class PipelineState(BaseModel):
     run_id: int | None = None
     fingerprint: str | None = None
     used: Used = Field(default_factory=Used)
-    known: list[dict] = []
-    """The pair's known findings in the knowledge base (`_slim` rows), re-tested by stage replicate."""
+    known: list[KnownFinding] = []
+    """The pair's known findings in the knowledge base, re-tested by stage replicate."""
     explained_keys: list[str] = []
     replicated: list[int] = []
     """Known findings this run has re-tested (once each)."""
-    open: list[dict] = []
-    """This iteration's hypotheses for the experiment agent (`_slim_record` rows with their hypothesis_id)."""
+    open: list[OpenHypothesis] = []
+    """This iteration's hypotheses for the experiment agent (with their hypothesis_id)."""
     decided: dict[str, str] = {}
     """hypothesis id -> the agent's action (or the status found in the knowledge base after a kill)."""
     iterations: dict[str, dict] = {}
@@ -212,10 +213,10 @@ class Pipeline:
     def stage_knowledge(self, i: int) -> dict:
         known = self.kb.findings(pair_id=self.state.pair_id, status=list(KNOWN))
         explained = self.kb.findings(pair_id=self.state.pair_id, status=list(EXPLAINED))
-        self.state.known = [_slim(f) for f in known]
-        self.state.explained_keys = sorted({self.kb.hypothesis(f["hypothesis_id"])["key"] for f in explained})
+        self.state.known = [KnownFinding.model_validate(f.model_dump()) for f in known]
+        self.state.explained_keys = sorted({self._hypothesis(f.hypothesis_id).key for f in explained})
         self.iteration_stats(i)["known"] = len(known)
-        return {"known": [f"#{f['id']} {f['statement']} ({f['status']})" for f in known],
+        return {"known": [f"#{f.id} {f.statement} ({f.status})" for f in known],
                 "n_explained": len(self.state.explained_keys)}
 
     def stage_replicate(self, i: int) -> dict:
@@ -223,17 +224,17 @@ class Pipeline:
             return {"skipped": "task.replicate=false"}
         results = []
         for f in self.state.known:
-            if f["id"] in self.state.replicated or self._touched_by_this_run(f["id"]):
+            if f.id in self.state.replicated or self._touched_by_this_run(f.id):
                 continue  # found or already re-tested by this pipeline run (also: done just before a kill)
-            self._designing = ("replicate", f["statement"])
+            self._designing = ("replicate", f.statement)
             res = self.agent.replicate(f, salt=1000 + i)
-            self.state.replicated.append(f["id"])
-            self.event("replicate", "decision", outputs=res, reason=res["reason"])
+            self.state.replicated.append(f.id)
+            self.event("replicate", "decision", outputs=res.model_dump(), reason=res.reason)
             self.save()
             results.append(res)
-        n_ok = sum(r["status"] == "replicated" for r in results)
+        n_ok = sum(r.status == "replicated" for r in results)
         self.iteration_stats(i).update(replicated=n_ok, not_replicated=len(results) - n_ok)
-        return {"replicated": n_ok, "not_replicated": len(results) - n_ok, "tested": [r["finding_id"] for r in results]}
+        return {"replicated": n_ok, "not_replicated": len(results) - n_ok, "tested": [r.finding_id for r in results]}
 
     def stage_search(self, i: int) -> dict:
         if not self.t.search.enabled:
@@ -267,27 +268,28 @@ class Pipeline:
                                             "key": "prompt", "column": "prompt", "limit": None})
             sub.knowledge.enabled = False  # the pipeline records the hypotheses itself, with their ids
         result = get_method(sub.task._target_)(sub)
-        records = read_records(folder / "findings.jsonl")
+        records = [FindingRecord.model_validate(r) for r in read_records(folder / "findings.jsonl")]
         opened, known = self.record_hypotheses(records, folder)
         self.iteration_stats(i).update(hypotheses=len(records), validated=result.get("n_validated", 0), opened=len(opened),
                                        known=len(known))
         return {"n_prompts": len(prompts), "n_hypotheses": len(records), "n_validated": result.get("n_validated"),
-                "open": [h["statement"] for h in opened], "not_rediscovered": known, "dir": str(folder),
+                "open": [h.statement for h in opened], "not_rediscovered": known, "dir": str(folder),
                 "_tokens": int(result.get("n_tokens", 0))}
 
     def stage_experiments(self, i: int) -> dict:
         actions = []
         for h in self.state.open:
-            hid = str(h["hypothesis_id"])
+            assert h.hypothesis_id is not None  # set by record_hypotheses
+            hid = str(h.hypothesis_id)
             if hid in self.state.decided:
                 continue
-            status = self.kb.hypothesis(h["hypothesis_id"])["status"]
+            status = self._hypothesis(h.hypothesis_id).status
             if status != "open":  # decided and committed just before a kill: do not decide twice
                 self.state.decided[hid] = status
-                self.event("experiments", "recovered", outputs={"hypothesis": h["statement"], "status": status},
+                self.event("experiments", "recovered", outputs={"hypothesis": h.statement, "status": status},
                            reason="the knowledge base already holds this decision")
                 continue
-            self._designing = ("experiments", h["statement"])
+            self._designing = ("experiments", h.statement)
             d = self.agent.step(h, salt=i)
             self.state.decided[hid] = d.action
             self.event("experiments", "decision", reason=d.reason, outputs=_decision_summary(d))
@@ -343,7 +345,7 @@ class Pipeline:
         from cdx.search import load_instructions
 
         base = load_instructions(str(self.cfg.search.instructions))
-        known = [f["statement"] for f in self.state.known]
+        known = [f.statement for f in self.state.known]
         data = base.model_dump(exclude_none=True)
         if known:
             note = ("\n\nAlready known differences (look for other ones): " + "; ".join(known)).replace("{", "{{").replace("}", "}}")
@@ -371,29 +373,38 @@ class Pipeline:
                              "task.analyze.base_prompts, or give more prompts (prompts.limit)")
         return prompts
 
-    def record_hypotheses(self, records: list[dict], folder: Path) -> tuple[list[dict], list[str]]:
+    def record_hypotheses(self, records: list[FindingRecord], folder: Path) -> tuple[list[OpenHypothesis], list[str]]:
         """New hypotheses into the knowledge base (once, even across a resume); returns (open ones, known ones)."""
         explained = set(self.state.explained_keys)
         new = [r for r in records if hypothesis_key(r) not in explained]
-        known = [r["statement"] for r in records if hypothesis_key(r) in explained]
+        known = [r.statement for r in records if hypothesis_key(r) in explained]
         with self.kb.transaction():
             already = self.kb.conn.execute("SELECT id FROM runs WHERE run_dir=?", (str(folder),)).fetchone()
             run_id = already[0] if already else self.kb.add_run("pipeline-analyze", self.state.pair_id, None, None,
                                                                git_commit(), folder)
             ids = [self._record_one(r, run_id, folder, bool(already)) for r in new]
-        take = [r for r in new if r.get("validated") or self.t.experiment_unvalidated]
-        take.sort(key=lambda r: -abs(r.get("effect") or 0.0))
-        opened = [{**_slim_record(r), "hypothesis_id": hid} for r, hid in zip(new, ids) if r in take][: int(self.t.max_hypotheses)]
+        take = [r for r in new if r.validated or self.t.experiment_unvalidated]
+        take.sort(key=lambda r: -abs(r.effect or 0.0))
+        opened = [OpenHypothesis.model_validate({**r.model_dump(), "hypothesis_id": hid})
+                  for r, hid in zip(new, ids) if r in take][: int(self.t.max_hypotheses)]
         self.state.open = opened
         for s in known:
             self.event("analyze", "known", outputs={"hypothesis": s},
                        reason="matches a finding already in the knowledge base: replicated, not rediscovered")
         return opened, known
 
-    def _record_one(self, r: dict, run_id: int, folder: Path, already: bool) -> int:
+    def _record_one(self, r: FindingRecord, run_id: int, folder: Path, already: bool) -> int:
+        assert self.state.pair_id is not None  # registered in stage knowledge
         if already:  # recorded before a kill: only look the id up
-            return self.kb.upsert_hypothesis(self.state.pair_id, hypothesis_key(r), r["statement"])
-        return record_hypothesis(self.kb, self.state.pair_id, r, run_id, "discovery", folder)["hypothesis_id"]
+            return self.kb.upsert_hypothesis(self.state.pair_id, hypothesis_key(r), r.statement)
+        return record_hypothesis(self.kb, self.state.pair_id, r, run_id, "discovery", folder).hypothesis_id
+
+    def _hypothesis(self, hypothesis_id: int):
+        h = self.kb.hypothesis(hypothesis_id)
+        if h is None:
+            raise KnowledgeBaseError(f"hypothesis {hypothesis_id} is missing from {self.kb.path}: was the file replaced "
+                                     "during the run?")
+        return h
 
     def _register(self) -> None:
         if self.state.pair_id is not None:
@@ -407,7 +418,7 @@ class Pipeline:
         self.save()
 
     def _touched_by_this_run(self, finding_id: int) -> bool:
-        return any(h["run_id"] == self.state.run_id for h in self.kb.finding(finding_id)["history"])
+        return any(h.run_id == self.state.run_id for h in self.kb.finding(finding_id).history)
 
     # -- logs, state, summary -----------------------------------------------------------------------
 
@@ -454,10 +465,10 @@ class Pipeline:
         result = {"iterations": self.state.iteration, "stop_reason": self.state.stop_reason,
                   **{f"used_{k}": v for k, v in self.state.used.model_dump().items()},
                   "n_findings_touched": len(findings),
-                  "n_new_findings": sum(f["history"][0]["run_id"] in self._run_ids() for f in findings),
-                  "n_replicated": sum(any(h["status"] == "replicated" and h["run_id"] == self.state.run_id
-                                          for h in f["history"]) for f in findings),
-                  "n_refined": sum(f["status"] == "refined_into" for f in findings),
+                  "n_new_findings": sum(f.history[0].run_id in self._run_ids() for f in findings),
+                  "n_replicated": sum(any(h.status == "replicated" and h.run_id == self.state.run_id
+                                          for h in f.history) for f in findings),
+                  "n_refined": sum(f.status == "refined_into" for f in findings),
                   "database": str(self.kb.path), "pair_id": self.state.pair_id, "run_id": self.state.run_id}
         atomic_write_json(self.out / "summary.json", {**result, "findings": [_history_line(f) for f in findings]})
         self.tracker.log_summary(result)
@@ -515,16 +526,6 @@ def _plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
 
 
-def _slim(f: dict) -> dict:
-    return {k: f[k] for k in ("id", "hypothesis_id", "statement", "status", "kind", "direction", "cluster", "checker")}
-
-
-def _slim_record(r: dict) -> dict:
-    keep = ("id", "statement", "kind", "direction", "cluster", "cluster_label", "checker", "n_s", "k_s", "n_c", "k_c",
-            "rate_s", "rate_c", "effect", "p", "q", "validated")
-    return {k: r.get(k) for k in keep}
-
-
 def _decision_summary(d: Decision) -> dict:
     return {"hypothesis": d.statement, "action": d.action, "n_per_topic": d.n_per_topic,
             "significant_topics": d.significant_topics,
@@ -533,7 +534,6 @@ def _decision_summary(d: Decision) -> dict:
                           "finding_id": (c.model_extra or {}).get("finding_id")} for c in d.children]}
 
 
-def _history_line(f: dict) -> str:
-    chain = " -> ".join(f"{h['status']}" + (f"(#{h['related_finding_id']})" if h["related_finding_id"] else "")
-                        for h in f["history"])
-    return f"#{f['id']} [{f['status']}] {f['statement']}: {chain}"
+def _history_line(f: KBFindingDetail) -> str:
+    chain = " -> ".join(h.status + (f"(#{h.related_finding_id})" if h.related_finding_id else "") for h in f.history)
+    return f"#{f.id} [{f.status}] {f.statement}: {chain}"

@@ -57,7 +57,7 @@ def _agent(sampler, kb=None, pair_id=None, logged=None, **settings):
 def test_broad_refusal_is_narrowed_to_cooking_and_recorded(tmp_path):
     kb = KnowledgeBase(tmp_path / "kb.sqlite")
     rec = record_analysis([BROAD], kb, model={"starting": {"path": "tiny-random"}, "comparison": {"path": "tiny-random", "seed": 1}})
-    hid = kb.finding(rec["finding_ids"][0])["hypothesis_id"]
+    hid = kb.finding(rec["finding_ids"][0]).hypothesis_id
     logged = []
     agent = _agent(ToySampler({"cooking": 0.9}), kb, rec["pair_id"], logged)
     d = agent.step({**BROAD, "hypothesis_id": hid})
@@ -74,11 +74,12 @@ def test_broad_refusal_is_narrowed_to_cooking_and_recorded(tmp_path):
     assert not {r["prompt"] for r in conf} & {r["prompt"] for r in logged if r["reason"].startswith("scan")}  # held out
     # the knowledge base: the broad finding was refined into the cooking finding
     broad = kb.finding(rec["finding_ids"][0])
-    assert [h["status"] for h in broad["history"]] == ["validated", "refined_into"]
-    narrow = kb.finding(broad["history"][-1]["related_finding_id"])
-    assert narrow["statement"] == child.statement and narrow["hypothesis"]["parent_id"] == hid
-    assert kb.hypothesis(hid)["status"] == "narrowed" and narrow["hypothesis"]["status"] == "confirmed"
-    assert [v["purpose"] for v in kb.finding(broad["id"])["validations"]] == ["discovery"] + ["experiment"] * 4
+    assert [h.status for h in broad.history] == ["validated", "refined_into"]
+    narrow = kb.finding(broad.history[-1].related_finding_id)
+    assert narrow.hypothesis is not None and narrow.hypothesis.status == "confirmed"
+    assert narrow.statement == child.statement and narrow.hypothesis.parent_id == hid
+    assert kb.hypothesis(hid).status == "narrowed"
+    assert [v.purpose for v in kb.finding(broad.id).validations] == ["discovery"] + ["experiment"] * 4
 
 
 def test_general_behaviour_is_confirmed():
@@ -104,11 +105,11 @@ def test_replication_of_a_conditional_finding(tmp_path):
     (f,) = kb.findings()
     agent = _agent(ToySampler({"cooking": 0.95}), kb, rec["pair_id"], replication_n=8)
     out = agent.replicate(f)
-    assert out["status"] == "replicated", out["reason"]
-    assert [h["status"] for h in kb.finding(f["id"])["history"]] == ["validated", "replicated"]
+    assert out.status == "replicated", out.reason
+    assert [h.status for h in kb.finding(f.id).history] == ["validated", "replicated"]
     lost = _agent(ToySampler({}), kb, rec["pair_id"], replication_n=8).replicate(kb.findings()[0], salt=1)
-    assert lost["status"] == "not_replicated"
-    assert kb.finding(f["id"])["status"] == "not_replicated"
+    assert lost.status == "not_replicated"
+    assert kb.finding(f.id).status == "not_replicated"
 
 
 def test_assistant_prompts_are_used_and_counted():

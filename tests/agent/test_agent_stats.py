@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from cdx.agent import bh, interaction_p, rate_test, sample_size
+from cdx.agent.stats import Counts
 
 
 def test_sample_size_matches_the_normal_approximation_formula():
@@ -23,22 +24,23 @@ def test_sample_size_matches_the_normal_approximation_formula():
 def test_rate_test_fisher_p_is_the_hypergeometric_tail():
     r = rate_test(k_s=1, n_s=20, k_c=15, n_c=20, direction="gained")
     # P(X >= 15) for X ~ hypergeom(M=40, n=16 successes, N=20 drawn from the comparison row)
-    assert r["p"] == pytest.approx(stats.hypergeom.sf(14, 40, 16, 20), rel=1e-9)
-    assert (r["rate_s"], r["rate_c"], r["effect"]) == (0.05, 0.75, pytest.approx(0.7))
-    lo, hi = r["rate_c_ci"]
-    assert lo < 0.75 < hi and r["effect_ci"][0] < 0.7 < r["effect_ci"][1]
+    assert r.p == pytest.approx(stats.hypergeom.sf(14, 40, 16, 20), rel=1e-9)
+    assert (r.rate_s, r.rate_c, r.effect) == (0.05, 0.75, pytest.approx(0.7))
+    lo, hi = r.rate_c_ci
+    assert lo < 0.75 < hi and r.effect_ci[0] < 0.7 < r.effect_ci[1]
     lost = rate_test(k_s=15, n_s=20, k_c=1, n_c=20, direction="lost")
-    assert lost["p"] == pytest.approx(r["p"])
-    assert rate_test(k_s=15, n_s=20, k_c=1, n_c=20, direction="gained")["p"] > 0.99
+    assert lost.p == pytest.approx(r.p)
+    assert rate_test(k_s=15, n_s=20, k_c=1, n_c=20, direction="gained").p > 0.99
 
 
 def test_interaction_by_hand():
-    inside, outside = {"n_s": 18, "k_s": 0, "n_c": 18, "k_c": 16}, {"n_s": 18, "k_s": 1, "n_c": 18, "k_c": 1}
+    inside, outside = Counts(n_s=18, k_s=0, n_c=18, k_c=16), Counts(n_s=18, k_s=1, n_c=18, k_c=1)
     ps_i, pc_i, ps_o, pc_o = 1 / 20, 17 / 20, 2 / 20, 2 / 20
     var = ps_i * (1 - ps_i) / 20 + pc_i * (1 - pc_i) / 20 + ps_o * (1 - ps_o) / 20 + pc_o * (1 - pc_o) / 20
     z = ((pc_i - ps_i) - (pc_o - ps_o)) / math.sqrt(var)
     assert interaction_p(inside, outside) == pytest.approx(stats.norm.sf(z))
     assert interaction_p(inside, outside, "lost") == pytest.approx(stats.norm.cdf(z))
+    assert Counts.of([inside, outside, Counts(k_c=2, n_c=3)]) == Counts(k_s=1, n_s=36, k_c=19, n_c=39)
 
 
 def test_bh_by_hand():

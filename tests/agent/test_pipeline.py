@@ -38,7 +38,7 @@ def _events(tmp_path, name):
 
 def _kb_state(path) -> dict:
     with KnowledgeBase(path) as kb:
-        findings = [(f["statement"], f["status"], [h["status"] for h in kb.finding(f["id"])["history"]])
+        findings = [(f.statement, f.status, [h.status for h in kb.finding(f.id).history])
                     for f in kb.findings()]
         return {"counts": kb.counts(), "findings": sorted(findings)}
 
@@ -56,9 +56,9 @@ def test_first_run_narrows_second_run_replicates(tmp_path, capsys):
     assert (first["n_new_findings"], first["n_refined"], first["stop_reason"]) == (2, 1, "1 iteration(s) done")
     with KnowledgeBase(kb) as base:
         broad, = base.findings(status="refined_into")
-        narrow = base.finding(base.finding(broad["id"])["history"][-1]["related_finding_id"])
-        assert narrow["statement"] == "On cooking prompts only (not on other topics): The comparison model refuses more often"
-        assert narrow["hypothesis"]["cluster"] == "cooking" and narrow["status"] == "validated"
+        narrow = base.finding(base.finding(broad.id).history[-1].related_finding_id)
+        assert narrow.statement == "On cooking prompts only (not on other topics): The comparison model refuses more often"
+        assert narrow.hypothesis is not None and narrow.hypothesis.cluster == "cooking" and narrow.status == "validated"
     decisions = [e for e in _events(tmp_path, "run1") if e["event"] == "decision"]
     assert [d["outputs"]["action"] for d in decisions] == ["narrow"] and "only on cooking" in decisions[0]["reason"]
     analysed = (tmp_path / "run1" / "iter0" / "prompts.txt").read_text().splitlines()
@@ -72,14 +72,14 @@ def test_first_run_narrows_second_run_replicates(tmp_path, capsys):
     second = _run(tmp_path, kb, "run2")
     ev = _events(tmp_path, "run2")
     known = next(e for e in ev if e["stage"] == "knowledge" and e["event"] == "end")["outputs"]["known"]
-    assert known == [f"#{narrow['id']} {narrow['statement']} (validated)"]
+    assert known == [f"#{narrow.id} {narrow.statement} (validated)"]
     rep = [e for e in ev if e["stage"] == "replicate" and e["event"] == "decision"]
-    assert [(r["outputs"]["finding_id"], r["outputs"]["status"]) for r in rep] == [(narrow["id"], "replicated")]
+    assert [(r["outputs"]["finding_id"], r["outputs"]["status"]) for r in rep] == [(narrow.id, "replicated")]
     assert [e["outputs"]["hypothesis"] for e in ev if e["event"] == "known"] == [pipeline_toys.BROAD["statement"]]
     assert not [e for e in ev if e["stage"] == "experiments" and e["event"] == "decision"]  # nothing rediscovered
     assert (second["n_new_findings"], second["n_replicated"]) == (0, 1)
     with KnowledgeBase(kb) as base:
-        assert [h["status"] for h in base.finding(narrow["id"])["history"]] == ["validated", "replicated"]
+        assert [h.status for h in base.finding(narrow.id).history] == ["validated", "replicated"]
         assert base.counts()["findings"] == 2
 
 

@@ -125,7 +125,7 @@ def test_an_analysis_records_every_tested_hypothesis_in_the_knowledge_base(tmp_p
     run(compose([*FAST, f"knowledge.path={kb_path}"], output_dir=tmp_path / "run"))
     tested = read_records(tmp_path / "run" / "findings.jsonl")
     kb = KnowledgeBase(kb_path)
-    validated = [f for f in kb.findings() if f["status"] == "validated"]
+    validated = [f for f in kb.findings() if f.status == "validated"]
     assert len(validated) == sum(r["validated"] for r in tested)
     counts = kb.counts()
     assert counts["hypotheses"] == len(tested) and counts["validations"] == len(tested) and counts["runs"] == 1

@@ -53,7 +53,7 @@ def test_findings_per_pair_from_the_knowledge_base(app_root, monkeypatch):
     at = open_page("findings.py", run)
     assert not at.exception and not at.error
     kb_table = at.dataframe[-3].value  # findings, then the chosen one's history and validations
-    assert list(kb_table["statement"]) == [f["statement"] for f in want]
+    assert list(kb_table["statement"]) == [f.statement for f in want]
     assert f"{len(want)} findings in {default_path()}" in [c.value for c in at.caption]
     # evidence as text cards (the text itself, its model and record), not JSON strings
     assert "Arr matey hello" in [t.value for t in at.text]

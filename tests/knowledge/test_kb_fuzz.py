@@ -61,7 +61,7 @@ def _use(kb: KnowledgeBase, write: bool, counts: dict | None) -> None:
     """What the tasks do with an opened file, checked against what it holds."""
     rows = kb.findings()
     for r in rows[:3]:
-        assert kb.finding(r["id"])["statement"] == r["statement"]
+        assert kb.finding(r.id).statement == r.statement
     if counts is not None:  # an intact copy of the base file must read back exactly
         assert kb.counts() == counts
     if write:

@@ -35,7 +35,7 @@ def _analysis_folder(folder: Path, records: list[dict], seed: int = 0) -> Path:
 
 
 def _history(kb: KnowledgeBase) -> list[list[str]]:
-    return [[h["status"] for h in kb.finding(f["id"])["history"]] for f in reversed(kb.findings())]
+    return [[h.status for h in kb.finding(f.id).history] for f in reversed(kb.findings())]
 
 
 def test_recording_the_same_run_again_is_a_no_op_not_a_replication(tmp_path):

@@ -7,6 +7,7 @@ import yaml
 
 from cdx.errors import CdxUserError
 from cdx.io import write_records
+from cdx.io.records import FindingRecord
 from cdx.knowledge import KnowledgeBase, hypothesis_key, record_analysis
 
 PAIR = {"starting": {"path": "tiny-random", "seed": 0}, "comparison": {"path": "tiny-random", "seed": 1}}
@@ -38,10 +39,10 @@ def test_analyze_then_rerun_then_failed_rerun(tmp_path):
     third = record_analysis(_run_dir(tmp_path, "a3", [_rec(validated=False)]), kb)
     assert third.n_not_replicated == 1
     f = kb.finding(1)
-    assert [h["status"] for h in f["history"]] == ["validated", "replicated", "not_replicated"]
-    assert [h["run_dir"].rsplit("/", 1)[-1] for h in f["history"]] == ["a1", "a2", "a3"]
-    assert [v["purpose"] for v in f["validations"]] == ["discovery"] * 3
-    assert len(f["evidence"]) == 2  # evidence of the two validating runs, none from the failed one
+    assert [h.status for h in f.history] == ["validated", "replicated", "not_replicated"]
+    assert [(h.run_dir or "").rsplit("/", 1)[-1] for h in f.history] == ["a1", "a2", "a3"]
+    assert [v.purpose for v in f.validations] == ["discovery"] * 3
+    assert len(f.evidence) == 2  # evidence of the two validating runs, none from the failed one
     run = kb.conn.execute("SELECT command, run_dir FROM runs WHERE id=?", (first.run_id,)).fetchone()
     assert run[0] == "python -m cdx.run task=analyze model=tiny_random" and run[1].endswith("a1")
 
@@ -54,9 +55,12 @@ def test_unvalidated_new_hypothesis_is_kept_but_no_finding(tmp_path):
 
 
 def test_key_ignores_wording_but_not_the_claim():
-    assert hypothesis_key(_rec()) == hypothesis_key(_rec(statement="other words"))
-    assert hypothesis_key(_rec()) != hypothesis_key({**_rec(), "cluster": "cooking"})
-    assert hypothesis_key(_rec()) != hypothesis_key({**_rec(), "direction": "lost"})
+    def key(**kw) -> str:
+        return hypothesis_key(FindingRecord.model_validate({**_rec(), **kw}))
+
+    assert key() == key(statement="other words")
+    assert key() != key(cluster="cooking")
+    assert key() != key(direction="lost")
 
 
 def test_bad_inputs(tmp_path):

@@ -47,11 +47,11 @@ def test_upgrade_from_v1_keeps_rows_and_adds_evidence(tmp_path):
     kb = KnowledgeBase(tmp_path / "old.sqlite")
     assert kb.version == 3 and _tables(kb.conn) == V3_TABLES
     f = kb.finding(1)
-    assert (f["statement"], f["status"], [h["reason"] for h in f["history"]]) == ("refuses more", "validated", ["v1 run"])
+    assert (f.statement, f.status, [h.reason for h in f.history]) == ("refuses more", "validated", ["v1 run"])
     kb.add_status(1, "replicated", "after upgrade", evidence=[{"id": "p1-s0", "model": "comparison", "prompt": "q", "text": "no"}])
     f = kb.finding(1)
-    assert [h["status"] for h in f["history"]] == ["validated", "replicated"]
-    assert [(e["record_id"], e["text"]) for e in f["evidence"]] == [("p1-s0", "no")]
+    assert [h.status for h in f.history] == ["validated", "replicated"]
+    assert [(e.record_id, e.text) for e in f.evidence] == [("p1-s0", "no")]
 
 
 def test_newer_file_than_code_is_refused(tmp_path):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from cdx.io.records import FindingRecord
 from cdx.knowledge import KnowledgeBase
 
-RESULT = {"n_s": 40, "k_s": 2, "n_c": 40, "k_c": 30, "rate_s": 0.05, "rate_c": 0.75, "rate_s_ci": [0.01, 0.17],
-          "rate_c_ci": [0.6, 0.86], "effect": 0.7, "effect_ci": [0.55, 0.85], "p": 1e-10, "q": 2e-10, "validated": True,
-          "alpha": 0.05}
+RESULT = FindingRecord.model_validate({
+    "id": "h1", "statement": "refuses more", "n_s": 40, "k_s": 2, "n_c": 40, "k_c": 30, "rate_s": 0.05, "rate_c": 0.75,
+    "rate_s_ci": [0.01, 0.17], "rate_c_ci": [0.6, 0.86], "effect": 0.7, "effect_ci": [0.55, 0.85], "p": 1e-10,
+    "q": 2e-10, "validated": True, "alpha": 0.05})
 
 
 @pytest.fixture
@@ -34,10 +36,11 @@ def test_same_pair_and_claim_are_one_row(kb):
 
 def test_validation_stores_counts_rates_cis_and_details(kb):
     _, hid, fid = _finding(kb)
-    (v,) = kb.finding(fid)["validations"]
-    assert (v["n_s"], v["k_s"], v["n_c"], v["k_c"], v["validated"], v["purpose"]) == (40, 2, 40, 30, 1, "discovery")
-    assert (v["rate_s_ci_low"], v["rate_s_ci_high"], v["effect_ci_low"], v["effect_ci_high"]) == (0.01, 0.17, 0.55, 0.85)
-    assert (v["p"], v["q"]) == (1e-10, 2e-10) and '"alpha": 0.05' in v["details"]
+    (v,) = kb.finding(fid).validations
+    assert (v.n_s, v.k_s, v.n_c, v.k_c, v.validated, v.purpose) == (40, 2, 40, 30, True, "discovery")
+    assert (v.rate_s_ci_low, v.rate_s_ci_high, v.effect_ci_low, v.effect_ci_high) == (0.01, 0.17, 0.55, 0.85)
+    assert (v.p, v.q) == (1e-10, 2e-10) and '"alpha": 0.05' in (v.details or "")
+    assert kb.conn.execute("SELECT validated FROM validations").fetchone()[0] == 1
 
 
 def test_status_history_in_order_with_related_finding(kb):
@@ -46,30 +49,30 @@ def test_status_history_in_order_with_related_finding(kb):
     kb.add_status(broad, "replicated", "second run")
     kb.add_status(broad, "refined_into", "only cooking prompts are refused", related_finding_id=narrow)
     f = kb.finding(broad)
-    assert [h["status"] for h in f["history"]] == ["validated", "replicated", "refined_into"]
-    assert f["history"][-1]["related_finding_id"] == narrow and f["status"] == "refined_into"
-    assert [(e["prompt"], e["text"]) for e in f["evidence"]] == [("Bake bread?", "I can't.")]
-    assert f["hypothesis"]["checker"] == {"type": "feature", "name": "refusal"}
+    assert [h.status for h in f.history] == ["validated", "replicated", "refined_into"]
+    assert f.history[-1].related_finding_id == narrow and f.status == "refined_into"
+    assert [(e.prompt, e.text) for e in f.evidence] == [("Bake bread?", "I can't.")]
+    assert f.hypothesis is not None and f.hypothesis.checker == {"type": "feature", "name": "refusal"}
 
 
 def test_adding_the_same_finding_twice_returns_the_first(kb):
     _, hid, fid = _finding(kb)
     assert kb.add_finding(hid, "again") == fid
-    assert len(kb.finding(fid)["history"]) == 1
+    assert len(kb.finding(fid).history) == 1
 
 
 def test_queries_by_pair_status_and_text(kb):
     _, _, a = _finding(kb, "refuses more", pair_fp="aaaa1111")
     _, _, b = _finding(kb, "talks like a pirate", pair_fp="bbbb2222")
     kb.add_status(b, "rejected", "did not hold up")
-    assert [f["id"] for f in kb.findings()] == [b, a]  # newest first
-    assert [f["id"] for f in kb.findings(pair="aaaa")] == [a]  # fingerprint prefix
-    assert [f["id"] for f in kb.findings(pair="label bbbb")] == [b]  # label substring
-    assert [f["id"] for f in kb.findings(pair=str(kb.pair("bbbb2222")["id"]))] == [b]  # pair id
-    assert [f["id"] for f in kb.findings(pair_id=kb.pair("aaaa1111")["id"])] == [a]
-    assert [f["id"] for f in kb.findings(status="rejected")] == [b]
-    assert [f["id"] for f in kb.findings(status=["validated", "replicated"])] == [a]
-    assert [f["id"] for f in kb.findings(text="PIRATE")] == [b]  # LIKE ignores ASCII case
+    assert [f.id for f in kb.findings()] == [b, a]  # newest first
+    assert [f.id for f in kb.findings(pair="aaaa")] == [a]  # fingerprint prefix
+    assert [f.id for f in kb.findings(pair="label bbbb")] == [b]  # label substring
+    assert [f.id for f in kb.findings(pair=str(kb.pair("bbbb2222")["id"]))] == [b]  # pair id
+    assert [f.id for f in kb.findings(pair_id=kb.pair("aaaa1111")["id"])] == [a]
+    assert [f.id for f in kb.findings(status="rejected")] == [b]
+    assert [f.id for f in kb.findings(status=["validated", "replicated"])] == [a]
+    assert [f.id for f in kb.findings(text="PIRATE")] == [b]  # LIKE ignores ASCII case
     assert kb.findings(text="nothing like this") == []
     assert len(kb.findings(limit=1)) == 1
 
@@ -84,7 +87,8 @@ def test_queries_by_pair_status_and_text(kb):
         (lambda kb, f: kb.findings(status="done"), ValueError, "finding status 'done' is not valid"),
         (lambda kb, f: kb.set_hypothesis_status(1, "sure"), ValueError, "hypothesis status 'sure' is not valid"),
         (lambda kb, f: kb.add_validation(1, RESULT, "guess"), ValueError, "validation purpose 'guess' is not valid"),
-        (lambda kb, f: kb.add_validation(1, {**RESULT, "effect_ci": 0.3}, "experiment"), ValueError, "must be \\[low, high\\]"),
+        (lambda kb, f: kb.add_validation(1, RESULT.model_copy(update={"effect_ci": 0.3}), "experiment"), ValueError,
+         "must be \\[low, high\\]"),
         (lambda kb, f: kb.add_finding(999, "x"), KeyError, "no hypothesis with id 999"),
     ],
     ids=["bad-status", "refined-without-target", "unknown-finding-status", "unknown-finding", "bad-status-query",

@@ -12,7 +12,7 @@ import streamlit as st
 from cdx.app.paired import CSS, highlight_html, pair_rows
 from cdx.app.runs import AnalysisRun, Checker, finding_checkers, load_analysis, match_spans, slice_rates
 from cdx.app.state import guard, pick_run
-from cdx.io.records import FindingRecord
+from cdx.io.records import FindingRecord, KBEvidence
 
 FIRST = ("finding", "effect", "effect_ci", "q", "rate_s", "rate_c", "k_s/n_s", "k_c/n_c", "validated")
 REST = ("kind", "direction", "cluster", "p", "id")
@@ -166,7 +166,7 @@ def knowledge_section() -> None:
         st.caption(f"{len(rows)} findings in {path}")
         if not rows:
             return
-        table = pd.DataFrame(rows).drop(columns=["checker"], errors="ignore")
+        table = pd.DataFrame([r.model_dump(exclude={"checker"}) for r in rows])
         pairs = sorted(table["pair"].dropna().unique())
         pair = st.selectbox("Pair", ["all", *pairs], key="kb_pair")
         if pair != "all":
@@ -177,29 +177,29 @@ def knowledge_section() -> None:
         if fid is not None:
             row = kb.finding(int(fid))
             st.markdown("**History**")
-            st.dataframe(pd.DataFrame(row.get("history", [])), width="stretch", hide_index=True)
+            st.dataframe(pd.DataFrame([h.model_dump() for h in row.history]), width="stretch", hide_index=True)
             st.markdown("**Validations**")
-            st.dataframe(pd.DataFrame(row.get("validations", [])), width="stretch", hide_index=True)
+            st.dataframe(pd.DataFrame([v.model_dump() for v in row.validations]), width="stretch", hide_index=True)
             st.markdown("**Evidence**")
-            for ev in row.get("evidence", []):
+            for ev in row.evidence:
                 evidence_card(ev)
     finally:
         kb.close()
 
 
-def evidence_card(ev: dict) -> None:
+def evidence_card(ev: KBEvidence) -> None:
     """A knowledge-base evidence row as a card: which model, which run, the prompt, then the text."""
     with st.container(border=True):
-        meta = " · ".join(str(ev[k]) for k in ("model", "record_id", "run_dir") if ev.get(k))
+        meta = " · ".join(str(v) for v in (ev.model, ev.record_id, ev.run_dir) if v)
         if meta:
             st.caption(meta)
-        if ev.get("prompt"):
-            st.markdown(f"**Prompt:** {ev['prompt']}")
-        if ev.get("run_dir"):
-            st.markdown(f"[Open its run on What changed](/?run={quote(str(ev['run_dir']))})")
-        text = ev.get("text")
-        if text is None:  # an evidence row of another shape: its fields, readable, not one JSON string
-            text = "\n".join(f"{k}: {v}" for k, v in ev.items() if k not in ("id", "prompt"))
+        if ev.prompt:
+            st.markdown(f"**Prompt:** {ev.prompt}")
+        if ev.run_dir:
+            st.markdown(f"[Open its run on What changed](/?run={quote(str(ev.run_dir))})")
+        text = ev.text
+        if text is None:  # an evidence row without a text: its other fields, readable, not one JSON string
+            text = "\n".join(f"{k}: {v}" for k, v in ev.model_dump(exclude={"id", "prompt", "text"}).items())
         st.text(str(text)[:2000])
 
 
