@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cdx.agent.topics import PHRASING, TOPICS, TopicPrompt, draw, phrasing_prompts, template_prompts
+from cdx.assistant.replies import parse_prompts
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,6 @@ class PromptDesigner:
         if self.assistant is None or self.n_assistant <= 0:
             return []
         if topic not in self._asked:
-            from cdx.search.parsing import parse_prompts
-
             messages = [{"role": "user", "content": ASK.format(n=self.n_assistant, topic=topic)}]
             try:
                 reply = self.assistant.complete(messages, temperature=0.7, max_tokens=60 * self.n_assistant, seed=self.seed)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 from cdx.analysis.describe import SIDE, artefact
 from cdx.analysis.features import DESCRIPTIONS
 from cdx.analysis.types import Hypothesis
+from cdx.assistant.replies import parse_prompts
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +203,7 @@ def assistant_messages(samples: Sequence[dict], s: HypothesiseSettings, seed: in
 
 
 def parse_assistant_hypotheses(reply: str) -> list[AssistantHypothesis]:
-    """Objects that match the schema; plain lines (via the search's robust parser) as statements."""
-    from cdx.search.parsing import parse_prompts
-
+    """Objects that match the schema; plain lines (via the assistant's robust reply parser) as statements."""
     out = []
     for body in _json_candidates(reply):
         for item in body if isinstance(body, list) else [body]:

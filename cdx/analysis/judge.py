@@ -7,7 +7,7 @@ without a yes or no counts as "no" and is counted in `unparsed`.
 
 from __future__ import annotations
 
-from cdx.search.parsing import parse_yes_no
+from cdx.assistant.replies import parse_yes_no
 
 _SYSTEM = "You are a careful annotator. You read one text and answer a yes/no question about it."
 

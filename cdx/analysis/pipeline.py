@@ -26,7 +26,7 @@ from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
 from cdx.io import RecordLog, atomic_write_json, read_records, write_records
-from cdx.search.embeddings import SentenceEmbedder
+from cdx.models.embeddings import SentenceEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class Analysis:
                  embedder: Any = None):
         self.stages = [sample, describe, hypothesise, validate, report]
         self.embedder = embedder
-        """Sentence embedder for prompt clusters and theme grouping (cdx.search.embeddings)."""
+        """Sentence embedder for prompt clusters and theme grouping (cdx.models.embeddings)."""
 
     def run(self, ctx: Context) -> dict:
         path = ctx.out / "stages.json"

@@ -10,8 +10,10 @@ from cdx.assistant._cache import CachedAssistant
 from cdx.assistant._local import LocalAssistant
 from cdx.assistant._openai import OpenAIAssistant
 from cdx.assistant._scripted import ScriptedAssistant
+from cdx.assistant.replies import parse_prompts, parse_yes_no
 
 __all__ = [
     "Assistant", "AssistantAuthError", "AssistantError", "AssistantFatalError", "AssistantUnreachable",
-    "CachedAssistant", "LocalAssistant", "Message", "OpenAIAssistant", "ScriptedAssistant",
+    "CachedAssistant", "LocalAssistant", "Message", "OpenAIAssistant", "ScriptedAssistant", "parse_prompts",
+    "parse_yes_no",
 ]

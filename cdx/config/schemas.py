@@ -300,7 +300,7 @@ class AnalysisReportSchema(Strict):
 
 
 class EmbedderSchema(Strict):
-    """analysis.embedder (cdx.search.embeddings.SentenceEmbedder)."""
+    """analysis.embedder (cdx.models.embeddings.SentenceEmbedder)."""
 
     model: str | None = Field(None, min_length=1)
     device: str = Field("cpu", min_length=1)
@@ -314,7 +314,8 @@ ANALYSIS_STAGES: dict[str, tuple[tuple[str, ...], type[Strict]]] = {
                     AnalysisHypothesiseSchema),
     "validate": (("cdx.analysis.pipeline.ValidateStage", "cdx.analysis.ValidateStage"), AnalysisValidateSchema),
     "report": (("cdx.analysis.report.ReportStage", "cdx.analysis.ReportStage"), AnalysisReportSchema),
-    "embedder": (("cdx.search.embeddings.SentenceEmbedder", "cdx.search.SentenceEmbedder"), EmbedderSchema),
+    "embedder": (("cdx.models.embeddings.SentenceEmbedder", "cdx.search.SentenceEmbedder",
+                  "cdx.search.embeddings.SentenceEmbedder"), EmbedderSchema),  # the last: configs of older runs
 }
 """analysis.<key> -> (the `_target_`s whose options are known, their schema). Another `_target_` is the user's own."""
 

@@ -4,11 +4,11 @@
 `parse_prompts` reads its replies; `load_instructions` reads a target. See docs/search.md.
 """
 
+from cdx.assistant.replies import parse_prompts, parse_yes_no
+from cdx.models.embeddings import SentenceEmbedder
 from cdx.search.bank import Bank, BankEntry, BankStore, SearchState
-from cdx.search.embeddings import SentenceEmbedder
 from cdx.search.finder import DivergenceFinder, SearchFailed, cycle_seed
 from cdx.search.instructions import Criterion, Instructions, builtin_instructions, load_instructions
-from cdx.search.parsing import parse_prompts, parse_yes_no
 from cdx.search.scoring import PromptScorer
 from cdx.search.settings import CriterionSettings, SearchSettings, SubsampleSettings
 from cdx.search.subsample import (

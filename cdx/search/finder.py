@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from cdx.assistant import Assistant, AssistantError, AssistantFatalError
+from cdx.assistant.replies import parse_prompts, parse_yes_no
+from cdx.models.embeddings import Embedder
 from cdx.search.bank import Bank, BankEntry, BankStore, SearchState
 from cdx.search.dedup import novel
-from cdx.search.embeddings import Embedder
 from cdx.search.instructions import Instructions
-from cdx.search.parsing import parse_prompts, parse_yes_no
 from cdx.search.prompting import judge_messages, repair_messages, request_messages, shown_values
 from cdx.search.scoring import PromptScorer
 from cdx.search.settings import SearchSettings

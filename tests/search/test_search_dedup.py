@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cdx.models.embeddings import SentenceEmbedder, packaged_model_dir
 from cdx.search.dedup import normalize, novel
-from cdx.search.embeddings import SentenceEmbedder, packaged_model_dir
 
 
 def unit(*v):

@@ -12,9 +12,9 @@ from omegaconf import open_dict
 import cdx.tasks.search as search_task
 from cdx.decoding.prompts import BuiltinPrompts
 from cdx.io import read_records
+from cdx.models.embeddings import SentenceEmbedder
 from cdx.run import run
 from cdx.search import SearchFailed, load_instructions
-from cdx.search.embeddings import SentenceEmbedder
 from cdx.search.subsample import diversity_scores, minmax, stats
 
 SEEDS = load_instructions("persona").seeds

@@ -8,7 +8,7 @@ import string
 
 import pytest
 
-from cdx.search.parsing import MAX_CHARS, clean_prompt, parse_prompts, parse_yes_no
+from cdx.assistant.replies import MAX_CHARS, clean_prompt, parse_prompts, parse_yes_no
 
 A, B, C = "What is your favourite food?", "Tell me about the sea.", "Describe your ship"
 
