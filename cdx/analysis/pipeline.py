@@ -17,15 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from tqdm.auto import tqdm
-
 from cdx.analysis.behaviours import BehaviourSettings, find_behaviours, with_discovery_rates, write_behaviours
 from cdx.analysis.describe import DescribeSettings, clean_corpus, cluster_prompts, describe
 from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
 from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_decoder, sample_batch, split_prompts
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
-from cdx.io import RecordLog, atomic_write_json, read_records, write_records
+from cdx.io import RecordLog, atomic_write_json, progress, read_records, write_records
 from cdx.models.embeddings import SentenceEmbedder
 
 log = logging.getLogger(__name__)
@@ -99,7 +97,7 @@ def draw(ctx: Context, split: str, ids: list[int], modes: tuple[str, ...], s: Sa
     if done:
         log.info("%s samples: %d on disk, %d of %d batches to make", split, len(done), len(todo), len(batches))
     with records.writer() as writer:
-        for b in tqdm(todo, total=len(batches), initial=len(batches) - len(todo), desc=f"{split} samples",
+        for b in progress.bar(todo, total=len(batches), initial=len(batches) - len(todo), desc=f"{split} samples",
                       unit="batch"):
             writer.write([r for r in sample_batch(decoder, prompts, ids, b, modes, split) if r["id"] not in done])
     return records.finalize([i for expected in batches for i in expected])
@@ -166,7 +164,7 @@ class ValidateStage:
         assign = dict(enumerate(clusters["assignment"]))
         judge = Judge(ctx.assistant, ctx.seed) if (self.judge and ctx.assistant is not None) else None
         findings = [test_hypothesis(h, samples, self.settings, judge, assign)
-                    for h in tqdm(hyps, desc="validating", unit="hypothesis")] if hyps else []
+                    for h in progress.bar(hyps, desc="validating", unit="hypothesis")] if hyps else []
         apply_fdr(findings, self.settings)
         findings.sort(key=lambda f: (not f.validated, f.q, -abs(f.effect)))
         # cdx.io's writer: a text holding U+2028 or U+0085 stays on its line (a line splitter would cut it)

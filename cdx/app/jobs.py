@@ -1,9 +1,11 @@
 """Background runs: the app starts `python -m cdx.run <overrides>`, the CLI's own command.
 
 One code path: what the app runs is exactly the command it shows (copyable), with an explicit
-`hydra.run.dir` so the app knows where the outputs land. Output (stdout + stderr, where tqdm
-draws its bar) goes to `app_job.log` in the run directory; progress is read back from it. Jobs
-run in their own process group so Cancel stops the run and any workers it started.
+`hydra.run.dir` so the app knows where the outputs land. Output (stdout + stderr) goes to
+`app_job.log` in the run directory. Progress is read from structured data the run writes, never
+from its terminal output: a decode's records (texts and tokens), else the typed events its
+progress bars append to `progress.jsonl` (`cdx.io.progress`, enabled by `$CDX_PROGRESS_FILE`).
+Jobs run in their own process group so Cancel stops the run and any workers it started.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from cdx.app import presets
+from cdx.io import progress
 from cdx.io.jsonl import atomic_write_json
 from cdx.io.rundir import lock_holder, read_run_file
 
 LOG_NAME = "app_job.log"
-_BAR = re.compile(r"(?:(?P<desc>[^\r\n:|]+):)?\s*(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+)")
+PROGRESS_NAME = "progress.jsonl"
+"""The typed progress events the run's bars write (`cdx.io.progress`), in the run folder."""
 _PLAIN = re.compile(r"^[\w./:+@-]+$")
 
 
@@ -232,7 +236,9 @@ class Job:
                expected_texts: int | None = None, append_log: bool = False) -> Job:
         run_dir.mkdir(parents=True, exist_ok=True)
         record = JobRecord(argv=argv, task=task, started=time.time(), expected_texts=expected_texts)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+        # the run's progress bars also write typed events there (cdx.io.progress): the jobs panel reads them
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0",
+               progress.ENV: str(run_dir / PROGRESS_NAME)}
         with (run_dir / LOG_NAME).open("ab" if append_log else "wb") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     cwd=cwd, env=env, start_new_session=True)
@@ -317,7 +323,7 @@ class Job:
             return ""
 
     def progress(self) -> Progress | None:
-        """Texts and tokens written of those expected, with an ETA; else the log's last progress bar."""
+        """Texts and tokens written of those expected, with an ETA; else the run's newest progress event."""
         total = self.record.expected_texts
         if total:
             self._counter.update()
@@ -325,16 +331,20 @@ class Job:
                 c = self._counter
                 return Progress(desc="generating", n=c.texts, total=total, tokens=c.tokens,
                                 eta_s=c.eta(total, self.started))
-        return self._bar_progress()
+        return self._event_progress()
 
-    def _bar_progress(self) -> Progress | None:
-        """The last progress bar state in the log (tqdm redraws with carriage returns)."""
-        last = None
-        for m in _BAR.finditer(self.log_tail()):
-            last = m
-        if last is None:
+    def _event_progress(self) -> Progress | None:
+        """The newest event of the run's progress bars (`cdx.io.progress`), with an ETA at the rate
+        since its stage's first event of this session."""
+        path = self.run_dir / PROGRESS_NAME
+        last = progress.last_event(path)
+        if last is None or not last.total:
             return None
-        return Progress(desc=(last["desc"] or "").strip(), n=int(last["n"]), total=int(last["total"]), unit="steps")
+        first = progress.first_event(path, last.stage, since=self.started)
+        eta = None
+        if first is not None and last.n > first.n and last.time > first.time and last.n < last.total:
+            eta = (last.total - last.n) * (last.time - first.time) / (last.n - first.n)
+        return Progress(desc=last.stage, n=last.n, total=last.total, unit=last.unit, eta_s=eta)
 
     def last_line(self) -> str:
         lines = [ln for ln in re.split(r"[\r\n]+", self.log_tail()) if ln.strip()]

@@ -13,12 +13,11 @@ from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from tqdm.auto import tqdm
 
 from cdx.analysis import quick_summary
 from cdx.decoding.prompts import check_prompt_lengths
 from cdx.decoding.rules import direction_of
-from cdx.io import RecordLog, atomic_write_json, atomic_write_text, open_run
+from cdx.io import RecordLog, atomic_write_json, atomic_write_text, open_run, progress
 from cdx.metrics.summary import summarize
 from cdx.tasks.common import (
     flat_metrics,
@@ -71,7 +70,7 @@ def generate_missing(decoder, prompts: list[str], path: Path, meta: dict) -> lis
                  len(todo), n_batches)
     tokenizer, stops = decoder.pair.tokenizer, decoder.settings.stop_strings
     with records.writer() as writer:
-        for b in tqdm(todo, total=n_batches, initial=n_batches - len(todo), desc="contrastive decoding", unit="batch"):
+        for b in progress.bar(todo, total=n_batches, initial=n_batches - len(todo), desc="contrastive decoding", unit="batch"):
             start = b * bs
             batch = decoder.generate_batch(prompts[start: start + bs], first_index=start, batch_number=b)
             new = [to_record(g, tokenizer, meta, stops) for g in batch]

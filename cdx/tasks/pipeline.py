@@ -31,11 +31,10 @@ from typing import Literal
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pydantic import BaseModel, ConfigDict, Field
-from tqdm import tqdm
 
 from cdx.agent import ExperimentAgent, PromptDesigner, RecordedSampler
 from cdx.agent.agent import Decision
-from cdx.io import JsonlWriter, RecordLog, atomic_write_json, atomic_write_text, open_run, read_records, strip_execution_only
+from cdx.io import JsonlWriter, RecordLog, atomic_write_json, atomic_write_text, open_run, progress, read_records, strip_execution_only
 from cdx.io.records import FindingRecord, KBFindingDetail, KnownFinding, OpenHypothesis
 from cdx.knowledge import (
     KnowledgeBase,
@@ -150,7 +149,7 @@ class Pipeline:
         self._register()
         stages = {"knowledge": self.stage_knowledge, "replicate": self.stage_replicate, "search": self.stage_search,
                   "analyze": self.stage_analyze, "experiments": self.stage_experiments}
-        bar = tqdm(total=int(self.t.iterations) * len(STAGES), desc="pipeline", unit="stage",
+        bar = progress.bar(total=int(self.t.iterations) * len(STAGES), desc="pipeline", unit="stage",
                    initial=self.state.iteration * len(STAGES) + len(self.state.done))
         while self.state.iteration < int(self.t.iterations) and not self.state.stop_reason:
             for name in STAGES:

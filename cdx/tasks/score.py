@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from tqdm.auto import tqdm
 
 from cdx.decoding.engine import Generation
 from cdx.decoding.prompts import check_prompt_lengths
 from cdx.decoding.scoring import score_rows
-from cdx.io import RecordLog, open_run
+from cdx.io import RecordLog, open_run, progress
 from cdx.models.pair import raw_context_ids
 from cdx.tasks.common import flat_metrics, output_dir, record_id, run_identity, seed_everything, to_record, tracked
 from cdx.tasks.decode import finish_run
@@ -48,7 +47,7 @@ def score_missing(pair, items: list[tuple], weights, batch_size: int, path, meta
     starts = [s for s in range(0, len(items), batch_size) if any(i not in done for i in expected[s: s + batch_size])]
     n_batches = -(-len(items) // batch_size)
     with records.writer() as writer:
-        for start in tqdm(starts, total=n_batches, initial=n_batches - len(starts), desc="scoring", unit="batch"):
+        for start in progress.bar(starts, total=n_batches, initial=n_batches - len(starts), desc="scoring", unit="batch"):
             gens = score_items(pair, items[start: start + batch_size], weights, start)
             new = [to_record(g, pair.tokenizer, meta) for g in gens]
             writer.write([r for r in new if r["id"] not in done])

@@ -69,3 +69,25 @@ def test_history_outlives_a_restart_and_a_cancelled_run_resumes_to_the_end(tmp_p
     assert JobManager(tmp_path).jobs()[0].status == "finished"  # and so it reads after another restart
     lines = (job.run_dir / "generations.jsonl").read_text().splitlines()
     assert len(lines) == job.record.expected_texts == 2 * 2  # every text of the uninterrupted run
+
+
+def test_a_job_without_records_to_count_shows_its_typed_progress_events(tmp_path):
+    """An analysis writes no generations.jsonl: the panel reads the events its progress bars wrote
+    (cdx.io.progress, switched on by the app), never the terminal output."""
+    from cdx.io.progress import ProgressEvent
+
+    req = RunRequest(model="tiny_random", task="analyze", limit=24,
+                     extra="analysis.sample.max_new_tokens=4 knowledge.enabled=false logger=none")
+    job = JobManager(tmp_path).start(req)
+    assert job.wait(timeout=900) == 0, job.log_tail()
+    events = [ProgressEvent.model_validate_json(line)
+              for line in (job.run_dir / jobs_mod.PROGRESS_NAME).read_text().splitlines()]
+    last_of = {e.stage: e for e in events}
+    tested = (job.run_dir / "hypotheses.jsonl").read_text().strip() != ""
+    want = {"discovery samples", "validation samples"} | ({"validating"} if tested else set())
+    assert want <= set(last_of), sorted(last_of)
+    for e in last_of.values():  # every bar closed at its total
+        assert e.done and e.n == e.total, e
+    last = events[-1]
+    assert job.progress() == Progress(desc=last.stage, n=last.n, total=last.total, unit=last.unit, eta_s=None)
+    assert "%|" not in "".join(e.stage for e in events)  # stage names, not scraped bar text
