@@ -84,6 +84,7 @@ def main(cfg: DictConfig) -> float | None:
             print(redact(f"cdx: error: {environment}; {interrupted_line(Path(str(cfg.output_dir)))}"),
                   file=sys.stderr)
             sys.exit(ENVIRONMENT_EXIT)
+        assert cause is not None  # neither a bug nor the environment: a user error
         if isinstance(cause, RunDirError):  # refused: the run folder goes back to what it held
             from cdx.tasks.callbacks import restore_files
 
@@ -149,14 +150,15 @@ def environment_error(e: BaseException) -> str | None:
     from subprocess import CalledProcessError
 
     seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
-            where = f" ({e.filename})" if e.filename else ""
-            return f"{ENVIRONMENT_ERRNOS[e.errno]}{where}: {e.strerror or e}"
-        if isinstance(e, BrokenProcessPool) or (isinstance(e, CalledProcessError) and e.returncode < 0):
-            return f"a worker process was killed ({e})"
-        e = e.__cause__ or e.__context__
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in ENVIRONMENT_ERRNOS:
+            where = f" ({cur.filename})" if cur.filename else ""
+            return f"{ENVIRONMENT_ERRNOS[cur.errno]}{where}: {cur.strerror or cur}"
+        if isinstance(cur, BrokenProcessPool) or (isinstance(cur, CalledProcessError) and cur.returncode < 0):
+            return f"a worker process was killed ({cur})"
+        cur = cur.__cause__ or cur.__context__
     return None
 
 

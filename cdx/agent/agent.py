@@ -116,8 +116,10 @@ class ExperimentAgent:
         self.sampler, self.designer, self.s = sampler, designer, settings
         self.kb, self.pair_id, self.run_id = kb, pair_id, run_id
         if build_checker is None:
-            from cdx.analysis.checkers import build_checker
-        self.build_checker = build_checker
+            from cdx.analysis.checkers import build_checker as default_checker
+
+            build_checker = default_checker
+        self.build_checker: Callable = build_checker
 
     # -- one hypothesis ---------------------------------------------------------------------------
 
@@ -239,7 +241,7 @@ class ExperimentAgent:
     def _test_groups(self, h: OpenHypothesis | KnownFinding, groups: dict[str, list[TopicPrompt]], records: list[dict],
                      direction: str) -> dict[str, FindingRecord]:
         """findings.jsonl records of `h` restricted to each prompt group, from the validation stage's `validate`."""
-        from cdx.analysis import Hypothesis, ValidateSettings, validate
+        from cdx.analysis import Hypothesis, SampleSettings, ValidateSettings, validate
 
         names = list(groups)
         group_of = {p.text: i for i, name in enumerate(names) for p in groups[name]}
@@ -248,7 +250,7 @@ class ExperimentAgent:
         hyps = [Hypothesis(f"{h.statement} [{name}]", h.checker or {}, direction, kind="experiment", cluster=i,
                            cluster_label=name) for i, name in enumerate(names)]
         settings = ValidateSettings(fdr=self.s.alpha, min_effect=self.s.min_effect, min_texts=1, n_evidence=5,
-                                    sampling=getattr(self.sampler, "settings", None) or {})
+                                    sampling=getattr(self.sampler, "settings", None) or SampleSettings())
         found = validate(None, hyps, samples=mine, settings=settings, prompt_clusters=clusters)
         return {name: FindingRecord.model_validate(f.to_record()) for name, f in zip(names, found)}
 
@@ -256,7 +258,7 @@ class ExperimentAgent:
         """Per prompt, the same template in another topic (rotating); prompts without a template get a random one."""
         if not others:
             raise ValueError("counterfactual prompts need at least one other topic")
-        out = []
+        out: list[TopicPrompt] = []
         for i, p in enumerate(inside):
             other = others[i % len(others)]
             cf = counterfactuals([p], other) if other in TOPICS and p.variant else []

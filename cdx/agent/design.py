@@ -11,7 +11,7 @@ which then designs its experiments from the same prompts without asking again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from pathlib import Path
 
 from cdx.agent.topics import PHRASING, TOPICS, TopicPrompt, draw, phrasing_prompts, template_prompts
@@ -38,8 +38,8 @@ class PromptDesigner:
             from cdx.io import RecordLog
 
             self._asked_log = RecordLog(asked_path, key="topic")
-            for topic, rec in self._asked_log.load().items():
-                self._asked[topic] = [TopicPrompt(t, topic, "assistant") for t in rec["prompts"]]
+            for topic, rec in self._asked_log.load().items():  # keyed by topic: str
+                self._asked[str(topic)] = [TopicPrompt(t, str(topic), "assistant") for t in rec["prompts"]]
 
     def topics(self) -> list[str]:
         return sorted(set(TOPICS) | set(self.extra))
@@ -59,7 +59,7 @@ class PromptDesigner:
                              "cluster of this run, and no assistant is configured")
         return out
 
-    def prompts(self, topic: str, n: int, reason: str, exclude: set[str] = frozenset(), salt: int = 0) -> list[TopicPrompt]:
+    def prompts(self, topic: str, n: int, reason: str, exclude: Set[str] = frozenset(), salt: int = 0) -> list[TopicPrompt]:
         """`n` prompts of `topic` not in `exclude` (seeded by `salt`), each logged with `reason`."""
         chosen = draw(self.pool(topic), n, self.seed * 1000 + salt, exclude)
         self._log(chosen, reason)

@@ -19,8 +19,10 @@ from cdx.io import RecordLog
 
 
 class Sampler(Protocol):
-    n_tokens: int
-    """Tokens generated so far (for the pipeline's budget)."""
+    @property
+    def n_tokens(self) -> int:
+        """Tokens generated so far (for the pipeline's budget)."""
+        ...
 
     def sample(self, prompts: Sequence[str], prompt_ids: Sequence[int] | None = None) -> list[dict]:
         """sample_pair records (id, mode plain_s|plain_c, model, prompt, prompt_index, text, n_tokens) of `prompts`.
@@ -130,12 +132,12 @@ class RecordedSampler:
 
     def _add_plan(self, prompts: list[str]) -> None:
         start = max(self._index.values(), default=-1) + 1
-        plan = {"id": str(max((int(r["id"]) + 1 for r in self._plan_records()), default=0)), "prompts": prompts,
-                "prompt_ids": list(range(start, start + len(prompts)))}
+        plan_id = str(max((int(r["id"]) + 1 for r in self._plan_records()), default=0))
+        ids = list(range(start, start + len(prompts)))
         with self.plans.writer() as w:  # on disk before anything is drawn
-            w.write([plan])
-        for p, i in zip(prompts, plan["prompt_ids"], strict=True):
-            self._plan_of[p], self._index[p] = plan["id"], i
+            w.write([{"id": plan_id, "prompts": prompts, "prompt_ids": ids}])
+        for p, i in zip(prompts, ids, strict=True):
+            self._plan_of[p], self._index[p] = plan_id, i
 
     def _complete(self, plan: dict) -> bool:
         """Draw `plan` unless all its records are on disk; write only the missing ones, then its done line.

@@ -43,12 +43,16 @@ def sample_size(rate_s: float, rate_c: float, alpha: float = 0.05, power: float 
 
 
 class Counted(Protocol):
-    """Anything holding both models' counts: `Counts`, a `RateTest`, a `FindingRecord`."""
+    """Anything holding both models' counts: `Counts`, a `RateTest`, a `FindingRecord` (read-only here)."""
 
-    k_s: int | None
-    n_s: int | None
-    k_c: int | None
-    n_c: int | None
+    @property
+    def k_s(self) -> int | None: ...
+    @property
+    def n_s(self) -> int | None: ...
+    @property
+    def k_c(self) -> int | None: ...
+    @property
+    def n_c(self) -> int | None: ...
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ def feature_hypotheses(description: dict, s: HypothesiseSettings) -> list[Hypoth
 
 def cluster_hypotheses(description: dict, s: HypothesiseSettings) -> list[Hypothesis]:
     """A feature whose difference within one prompt cluster is large and well above the global one."""
-    out = []
+    out: list[Hypothesis] = []
     clusters = description.get("clusters") or []
     if len(clusters) < 2:
         return out
@@ -223,7 +223,7 @@ def parse_assistant_hypotheses(reply: str) -> list[AssistantHypothesis]:
 
 def _json_candidates(reply: str) -> list:
     dec = json.JSONDecoder()
-    found = []
+    found: list = []
     for i, ch in enumerate(reply):
         if ch in "[{" and len(found) < 3:
             try:

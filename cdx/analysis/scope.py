@@ -62,6 +62,7 @@ class Scope(BaseModel):
     def text(self) -> str:
         if self.everywhere:
             return "all prompts" + (f" ({self.note})" if self.note else "")
+        assert self.inside is not None and self.outside is not None  # a scope is tested inside and out
         return (f"on prompts about {'; '.join(self.labels)}: {self.inside.text()}; elsewhere "
                 f"{self.outside.text()} (interaction p={self.interaction_p:.2g})")
 

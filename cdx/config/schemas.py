@@ -193,6 +193,7 @@ class Strict(Schema):
 
 SEED = Field(0, ge=0, le=2**32 - 1)
 Mode = Literal["plain_s", "plain_c", "amp_c", "amp_s"]
+MODES_DEFAULT: tuple[Mode, ...] = ("plain_s", "plain_c", "amp_c", "amp_s")
 SIDE_OF_MODE = {"plain_s": "starting", "amp_s": "starting", "plain_c": "comparison", "amp_c": "comparison"}
 """Whose text each sampling mode draws (cdx.analysis.describe.SIDE): discovery contrasts the two sides."""
 
@@ -205,7 +206,7 @@ class AnalysisSampleSchema(SampleSettings):
     """analysis.sample (cdx.analysis.pipeline.SampleStage)."""
 
     discovery_fraction: float = Field(0.25, gt=0, lt=1)
-    modes: list[Mode] = Field(default_factory=lambda: ["plain_s", "plain_c", "amp_c", "amp_s"], min_length=1)
+    modes: list[Mode] = Field(default_factory=lambda: list(MODES_DEFAULT), min_length=1)
 
     @field_validator("modes")
     @classmethod
@@ -307,7 +308,7 @@ class EmbedderSchema(Strict):
     batch_size: int = Field(64, ge=1)
 
 
-ANALYSIS_STAGES: dict[str, tuple[tuple[str, ...], type[Strict]]] = {
+ANALYSIS_STAGES: dict[str, tuple[tuple[str, ...], type[BaseModel]]] = {
     "sample": (("cdx.analysis.pipeline.SampleStage", "cdx.analysis.SampleStage"), AnalysisSampleSchema),
     "describe": (("cdx.analysis.pipeline.DescribeStage", "cdx.analysis.DescribeStage"), AnalysisDescribeSchema),
     "hypothesise": (("cdx.analysis.pipeline.HypothesiseStage", "cdx.analysis.HypothesiseStage"),

@@ -201,7 +201,7 @@ class KnowledgeBase:
                 (pair_id, kind, command, json.dumps(config, default=str) if config is not None else None, git_commit,
                  str(run_dir) if run_dir else None, now(), record_key),
             )
-            return cur.lastrowid
+            return _row_id(cur)
 
     def recorded_run(self, pair_id: int, record_key: str, kind: str, run_dir: str | Path | None = None) -> dict | None:
         """The run recorded before under `record_key` on this pair (or, before keys existed, from `run_dir`)."""
@@ -243,7 +243,7 @@ class KnowledgeBase:
             cur = c.execute(f"INSERT INTO validations (hypothesis_id, run_id, purpose, n_s, k_s, n_c, k_c, rate_s, rate_c, "
                             f"rate_s_ci_low, rate_s_ci_high, rate_c_ci_low, rate_c_ci_high, effect, effect_ci_low, "
                             f"effect_ci_high, p, q, validated, details, created_at) VALUES ({','.join('?' * len(row))})", row)
-            return cur.lastrowid
+            return _row_id(cur)
 
     def add_finding(self, hypothesis_id: int, reason: str, run_id: int | None = None, validation_id: int | None = None,
                     evidence: list[dict] | None = None, run_dir: str | Path | None = None) -> int:
@@ -256,8 +256,8 @@ class KnowledgeBase:
             if h is None:
                 raise KeyError(f"no hypothesis with id {hypothesis_id} in {self.path}")
             t = now()
-            fid = c.execute("INSERT INTO findings (hypothesis_id, pair_id, statement, status, created_at, updated_at) "
-                            "VALUES (?,?,?,?,?,?)", (hypothesis_id, h[0], h[1], "validated", t, t)).lastrowid
+            fid = _row_id(c.execute("INSERT INTO findings (hypothesis_id, pair_id, statement, status, created_at, "
+                                    "updated_at) VALUES (?,?,?,?,?,?)", (hypothesis_id, h[0], h[1], "validated", t, t)))
             self._history(c, fid, "validated", reason, run_id, validation_id, None)
             self._evidence(c, fid, validation_id, evidence or [], run_dir)
             return fid
@@ -302,7 +302,8 @@ class KnowledgeBase:
                  text: str | None = None, limit: int | None = None, pair_id: int | None = None) -> list[KBFinding]:
         """Findings, newest first. `pair`: id, fingerprint (or a prefix of it) or a substring of its label;
         `pair_id`: exactly that pair (for programs)."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[int | str] = []
         if pair_id is not None:
             where.append("p.id = ?")
             args.append(int(pair_id))
@@ -395,6 +396,12 @@ def _pair(ci) -> tuple:
     if not isinstance(ci, (list, tuple)) or len(ci) != 2:
         raise ValueError(f"a confidence interval must be [low, high]; got {ci!r}")
     return (ci[0], ci[1])
+
+
+def _row_id(cur: sqlite3.Cursor) -> int:
+    """The id SQLite gave the row an INSERT just added."""
+    assert cur.lastrowid is not None  # set by every successful INSERT
+    return cur.lastrowid
 
 
 def _int_or(x) -> int:

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 # Files that decide a model's outputs; README, tokenizer-free metadata and truth.json do not.
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.gguf", "config.json", "adapter_config.json",
@@ -24,7 +24,8 @@ class FileHasher:
     """sha256 of files, cached by (path, size, mtime) in `store` (a KnowledgeBase) or in memory."""
 
     def __init__(self, store: Any = None):
-        self.store, self._memo = store, {}
+        self.store = store
+        self._memo: dict[tuple[str, int, int], str] = {}
         self.n_hashed = 0  # files actually read (the cache test counts them)
 
     def file(self, path: Path) -> str:
@@ -119,9 +120,9 @@ def pair_label(model_cfg: Any) -> str:
 def _as_dict(x: Any) -> dict:
     if x is None:
         return {}
-    if is_dataclass(x):
+    if is_dataclass(x) and not isinstance(x, type):
         return asdict(x)
-    if hasattr(x, "spec") and is_dataclass(x.spec):  # a cdx.models Side
+    if hasattr(x, "spec") and is_dataclass(x.spec) and not isinstance(x.spec, type):  # a cdx.models Side
         return asdict(x.spec)
     if hasattr(x, "starting") and hasattr(x.starting, "spec"):  # a loaded cdx.models ModelPair
         return {"starting": asdict(x.starting.spec), "comparison": asdict(x.comparison.spec),
@@ -130,7 +131,7 @@ def _as_dict(x: Any) -> dict:
         from omegaconf import DictConfig, OmegaConf
 
         if isinstance(x, DictConfig):
-            return OmegaConf.to_container(x, resolve=True)
+            return cast(dict, OmegaConf.to_container(x, resolve=True))
     except ImportError:  # pragma: no cover
         pass
     if isinstance(x, dict):

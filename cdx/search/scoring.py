@@ -48,8 +48,8 @@ class PromptScorer:
         out = []
         for i in range(len(prompts)):
             gens = sorted(by_prompt[i], key=lambda g: g.sample_index)
-            vals = [text_metrics(g.tokens).get(self.metric) for g in gens]
-            vals = [float(v) for v in vals if v is not None and math.isfinite(v)]
+            raw = [text_metrics(g.tokens).get(self.metric) for g in gens]
+            vals = [float(v) for v in raw if v is not None and math.isfinite(v)]
             responses = [tok.decode(g.token_ids, skip_special_tokens=True) for g in gens]
             out.append(Scored(sum(vals) / len(vals) if vals else 0.0, vals, responses))
         return out

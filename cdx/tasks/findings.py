@@ -33,7 +33,9 @@ def run(cfg: DictConfig) -> dict:
     show = _finding_id(t.get("show"))
     console = Console(highlight=False, no_color=not cfg.report.color)
     # Read-only (SQLite mode=ro): a query creates no file, changes no file, and refuses another program's database.
-    with open_knowledge(OmegaConf.to_container(cfg.knowledge, resolve=True), readonly=True) as kb:
+    opened = open_knowledge(OmegaConf.to_container(cfg.knowledge, resolve=True), readonly=True)
+    assert opened is not None  # knowledge.enabled was checked above
+    with opened as kb:
         if show is not None:
             finding = kb.finding(show)
             print_finding(finding, console)

@@ -26,7 +26,7 @@ import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -137,7 +137,7 @@ class Pipeline:
         """(stage, hypothesis statement) the designer is writing prompts for; ids count within it."""
         self._n_designed: dict[tuple, int] = {}
         self._pair = None
-        self._agent = None
+        self._agent: ExperimentAgent | None = None
         self._started = time.monotonic()
         self._wall_before = self.state.used.wall_s
         if resumed:
@@ -522,7 +522,7 @@ def _search_calls(folder: Path) -> int:
 
 
 def _plain(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
+    return cast(dict, OmegaConf.to_container(node, resolve=True)) if isinstance(node, DictConfig) else dict(node or {})
 
 
 def _decision_summary(d: Decision) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from pathlib import Path
+from typing import cast
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict:
     out = output_dir(cfg)
     seed_everything(cfg.seed)
-    settings = SearchSettings.from_dict(OmegaConf.to_container(cfg.search, resolve=True))
+    settings = SearchSettings.from_dict(cast(dict, OmegaConf.to_container(cfg.search, resolve=True)))
     instructions = load_instructions(settings.instructions)
     seeds = load_seeds(cfg, settings, instructions)
     identity = run_identity(cfg, "search", seeds, groups=("model", "decoding", "search", "assistant"),
@@ -64,6 +65,7 @@ def load_seeds(cfg: DictConfig, settings: SearchSettings, instructions: Instruct
     if settings.seeds == "prompts":
         return instantiate(cfg.prompts).load()
     if settings.seeds == "bank":
+        assert settings.seed_bank  # SearchSettings refuses seeds=bank without it
         path = Path(settings.seed_bank).expanduser()
         path = path / "bank.jsonl" if path.is_dir() else path
         return list(dict.fromkeys(r["prompt"] for r in read_records(path)))
