@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cdx.organisms.records import BenchmarkRun
+
 METRICS = ("recovery_at_1", "recovery_at_5", "precision", "n_validated", "cpu_min",
            "judge_recovery_at_1", "judge_recovery_at_5")
 JUDGE_METRICS = ("judge_recovery_at_1", "judge_recovery_at_5")
@@ -42,14 +44,15 @@ def _summary(values: Sequence[float | None]) -> dict:
     return {"mean": float(np.mean(vals)), "ci": list(bootstrap_ci(vals))}
 
 
-def table_rows(records: Sequence[dict]) -> list[dict]:
+def table_rows(records: Sequence[dict | BenchmarkRun]) -> list[dict]:
     """One row per pair (mean and CI of each metric over its seeds), then the two ALL rows."""
-    by_pair: dict[str, list[dict]] = defaultdict(list)
-    for r in records:
-        by_pair[r["organism"]].append(r)
-    rows = [_row(name, rs[0]["kind"], rs[0]["expected"], {m: [r.get(m) for r in rs] for m in METRICS}, len(rs))
+    runs = [BenchmarkRun.model_validate(r) for r in records]
+    by_pair: dict[str, list[BenchmarkRun]] = defaultdict(list)
+    for r in runs:
+        by_pair[r.organism].append(r)
+    rows = [_row(name, rs[0].kind, rs[0].expected, {m: [getattr(r, m) for r in rs] for m in METRICS}, len(rs))
             for name, rs in sorted(by_pair.items())]
-    rows += _all_rows(records)
+    rows += _all_rows(runs)
     return rows
 
 
@@ -61,17 +64,17 @@ def _row(name: str, kind: str, expected: str, values: dict[str, list], n_seeds: 
     return row
 
 
-def _all_rows(records: Sequence[dict]) -> list[dict]:
+def _all_rows(runs: Sequence[BenchmarkRun]) -> list[dict]:
     """Planted pairs averaged within each seed, then over seeds; null pairs the same."""
     out = []
     for label, expected in (("ALL planted", "behaviour"), ("ALL null", "none")):
-        rs = [r for r in records if r["expected"] == expected]
+        rs = [r for r in runs if r.expected == expected]
         if not rs:
             continue
-        by_seed: dict[int, list[dict]] = defaultdict(list)
+        by_seed: dict[int, list[BenchmarkRun]] = defaultdict(list)
         for r in rs:
-            by_seed[r["seed"]].append(r)
-        values = {m: [_mean([r.get(m) for r in group]) for group in by_seed.values()] for m in METRICS}
+            by_seed[r.seed].append(r)
+        values = {m: [_mean([getattr(r, m) for r in group]) for group in by_seed.values()] for m in METRICS}
         out.append(_row(label, "-", expected, values, len(by_seed)))
     return out
 

@@ -27,7 +27,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cdx.organisms.judge import RubricJudge, counts
+from cdx.io.records import FindingRecord
+from cdx.organisms.judge import RubricJudge, comparison_texts, counts
+from cdx.organisms.records import PlantedTruth
 
 
 @dataclass
@@ -38,27 +40,27 @@ class MatchRule:
     agreement: float = 0.5
 
 
-def _build(checker: dict):
+def _build(checker: dict | None):
     from cdx.analysis import build_checker
 
     return build_checker(checker)
 
 
-def matches(finding: dict, truth_checker: dict, rule: MatchRule | None = None,
+def matches(finding: FindingRecord, truth_checker: dict, rule: MatchRule | None = None,
             heldout_texts: Sequence[str] = ()) -> dict:
     """{matched, evidence_share, agreement_recall, agreement_precision} of one finding against the truth."""
     rule = rule or MatchRule()
     out = {"matched": False, "evidence_share": None, "agreement_recall": None, "agreement_precision": None}
-    if finding.get("direction", "gained") != "gained":
+    if finding.direction != "gained":
         return out
     truth = _build(truth_checker)
-    evidence = [e["text"] for e in finding.get("evidence", []) if e.get("model", "comparison") != "starting"]
+    evidence = comparison_texts(finding)
     if evidence:
         out["evidence_share"] = sum(truth.check(t) for t in evidence) / len(evidence)
         if len(evidence) >= rule.min_evidence and out["evidence_share"] > rule.evidence_share:
             out["matched"] = True
     if heldout_texts:
-        mine = _build(finding["checker"])
+        mine = _build(finding.checker)
         t_hits = [truth.check(t) for t in heldout_texts]
         f_hits = [mine.check(t) for t in heldout_texts]
         both = sum(a and b for a, b in zip(t_hits, f_hits))
@@ -69,13 +71,17 @@ def matches(finding: dict, truth_checker: dict, rule: MatchRule | None = None,
     return out
 
 
-def rank_validated(findings: Sequence[dict]) -> list[dict]:
-    """Validated findings, best first: smallest q, then largest |effect|."""
-    valid = [f for f in findings if f.get("validated")]
-    return sorted(valid, key=lambda f: (f.get("q", 1.0), -abs(f.get("effect", 0.0))))
+def rank_validated(findings: Sequence[FindingRecord]) -> list[FindingRecord]:
+    """Validated findings, best first: smallest q, then largest |effect| (no q: 1.0, no effect: 0.0)."""
+    valid = [f for f in findings if f.validated]
+    return sorted(valid, key=_rank_key)
 
 
-def score_run(findings: Sequence[dict], truth: dict, rule: MatchRule | None = None,
+def _rank_key(f: FindingRecord) -> tuple[float, float]:
+    return (1.0 if f.q is None else f.q, -abs(0.0 if f.effect is None else f.effect))
+
+
+def score_run(findings: Sequence[FindingRecord], truth: PlantedTruth, rule: MatchRule | None = None,
               heldout_texts: Sequence[str] = (), judge: RubricJudge | None = None) -> dict:
     """Recovery@1, Recovery@5, precision and counts of one analysis run of one pair.
 
@@ -84,8 +90,8 @@ def score_run(findings: Sequence[dict], truth: dict, rule: MatchRule | None = No
     `judge_grade` (None when not graded or unparsed), `matched` and the judge's transcript.
     """
     ranked = rank_validated(findings)
-    rec: dict = {"n_findings": len(findings), "n_validated": len(ranked), "expected": truth["expected_findings"]}
-    if not truth.get("checker"):
+    rec: dict = {"n_findings": len(findings), "n_validated": len(ranked), "expected": truth.expected_findings}
+    if not truth.checker:
         rec.update(recovery_at_1=None, recovery_at_5=None, precision=None, matched_ranks=[],
                    **_recovery("checker", None), **_recovery("judge", None), **_judge_counts(judge))
         return rec
@@ -95,7 +101,7 @@ def score_run(findings: Sequence[dict], truth: dict, rule: MatchRule | None = No
     rec.update(
         recovery_at_1=float(any(flags[:1])), recovery_at_5=float(any(flags[:5])),
         precision=(sum(flags) / len(flags)) if flags else None, matched_ranks=ranks,
-        matched_statements=[ranked[i - 1]["statement"] for i in ranks][:5],
+        matched_statements=[ranked[i - 1].statement for i in ranks][:5],
         **_recovery("checker", [r["matched_checker"] for r in rows]),
         **_recovery("judge", [counts(r["judge_grade"]) for r in rows] if judge is not None else None),
         **_judge_counts(judge), matches=rows,
@@ -103,10 +109,10 @@ def score_run(findings: Sequence[dict], truth: dict, rule: MatchRule | None = No
     return rec
 
 
-def _match_row(rank: int, finding: dict, truth: dict, rule: MatchRule | None, heldout_texts: Sequence[str],
-               judge: RubricJudge | None) -> dict:
-    m = matches(finding, truth["checker"], rule, heldout_texts)
-    row = {"rank": rank, "statement": finding["statement"], "direction": finding.get("direction", "gained"),
+def _match_row(rank: int, finding: FindingRecord, truth: PlantedTruth, rule: MatchRule | None,
+               heldout_texts: Sequence[str], judge: RubricJudge | None) -> dict:
+    m = matches(finding, truth.checker or {}, rule, heldout_texts)  # (score_run scores pairs with a checker only)
+    row = {"rank": rank, "statement": finding.statement, "direction": finding.direction,
            "matched_checker": m["matched"], **{k: v for k, v in m.items() if k != "matched"}, "judge_grade": None,
            "matched": m["matched"]}
     if judge is not None and rank <= judge.settings.max_findings:

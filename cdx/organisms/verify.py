@@ -19,21 +19,23 @@ from cdx.io import atomic_write_json, write_records
 from cdx.models import load_pair
 from cdx.organisms.generate import sample_answers
 from cdx.organisms.prompts import sample_prompts
+from cdx.organisms.records import PlantedTruth
 from cdx.organisms.spec import load_spec
 
 
-def load_truth(entry: str | Path) -> dict:
+def load_truth(entry: str | Path) -> PlantedTruth:
+    """The organism entry's truth.json, validated."""
     path = Path(entry) / "truth.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: {entry} is not a built organism (build_organism first)")
-    return json.loads(path.read_text())
+    return PlantedTruth.model_validate(json.loads(path.read_text()))
 
 
 def verify_organism(entry: str | Path, cache_dir: str | Path | None = None, seed: int = 0) -> dict:
     """Checker rates per held-out set for both sides; written to <entry>/verify.json and returned."""
     entry = Path(entry)
     truth = load_truth(entry)
-    spec = load_spec(truth["spec"])
+    spec = load_spec(truth.spec)
     threads = torch.get_num_threads()
     torch.set_num_threads(spec.train.threads)  # the CPU is shared: as frugal as training
     try:
@@ -42,10 +44,10 @@ def verify_organism(entry: str | Path, cache_dir: str | Path | None = None, seed
         torch.set_num_threads(threads)
 
 
-def _verify(entry: Path, truth: dict, spec, cache_dir, seed: int) -> dict:
+def _verify(entry: Path, truth: PlantedTruth, spec, cache_dir, seed: int) -> dict:
     t0 = time.perf_counter()
-    pair = load_pair(**truth["pair"], cache_dir=cache_dir and str(cache_dir))
-    checker = build_checker(truth["checker"]) if truth.get("checker") else None
+    pair = load_pair(**truth.pair, cache_dir=cache_dir and str(cache_dir))
+    checker = build_checker(truth.checker) if truth.checker else None
     v = spec.verify
     result: dict = {"organism": spec.name, "seed": seed, "sets": {}}
     samples = []

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cdx.errors import CdxUserError
 from cdx.io import atomic_write_json, atomic_write_text, read_records, write_records
+from cdx.io.records import FindingRecord
 from cdx.organisms import build_organism, load_spec, load_truth
 from cdx.organisms.aggregate import JUDGE_METRICS, METRICS, display_rows, table_rows
 from cdx.organisms.judge import RubricJudge, RubricSettings
@@ -55,11 +56,11 @@ def run(cfg: DictConfig) -> dict:
         plant_cpu = time.process_time() - c0
         truth = load_truth(entry)
         if plant_cpu < 1:  # built earlier: charge what planting cost when it was built
-            plant_cpu = float(truth["build"].get("cpu_s") or 0.0)
+            plant_cpu = float(truth.build.get("cpu_s") or 0.0)
         c1 = time.process_time()
-        analysis = get_method(cfg.task.analyze._target_)(child_config(cfg, truth["pair"], out / "analysis"))
+        analysis = get_method(cfg.task.analyze._target_)(child_config(cfg, truth.pair, out / "analysis"))
         analysis_cpu = time.process_time() - c1
-        findings = read_records(out / "analysis" / "findings.jsonl")
+        findings = [FindingRecord.model_validate(r) for r in read_records(out / "analysis" / "findings.jsonl")]
         record = {
             "organism": spec.name, "kind": spec.kind, "seed": int(cfg.seed), "statement": spec.statement,
             **score_run(findings, truth, MatchRule(**cfg.task.match), heldout_texts(entry), rubric_judge(cfg)),

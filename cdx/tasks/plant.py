@@ -34,9 +34,9 @@ def run(cfg: DictConfig) -> dict:
         t0 = time.perf_counter()
         entry = build_organism(spec, cache_dir)
         truth = load_truth(entry)
-        atomic_write_json(out / "truth.json", truth)
-        metrics = {"organism": spec.name, "entry": str(entry), "build_cpu_s": truth["build"].get("cpu_s")}
-        if cfg.task.verify and truth.get("checker"):  # pairs without a checker have no rate to verify
+        atomic_write_json(out / "truth.json", truth.model_dump(exclude_unset=True))  # the keys it was read with
+        metrics = {"organism": spec.name, "entry": str(entry), "build_cpu_s": truth.build.get("cpu_s")}
+        if cfg.task.verify and truth.checker:  # pairs without a checker have no rate to verify
             result = verify_organism(entry, cache_dir, seed=int(cfg.seed))
             shutil.copy(entry / "verify.json", out / "verify.json")
             shutil.copy(entry / "verify_samples.jsonl", out / "verify_samples.jsonl")
@@ -47,7 +47,7 @@ def run(cfg: DictConfig) -> dict:
     rates = ", ".join(f"{k[len('rate_organism_'):]} {metrics['rate_base_' + k[len('rate_organism_'):]]:.2f}->{v:.2f}"
                       for k, v in metrics.items() if k.startswith("rate_organism_"))
     print(f"cdx plant: {spec.name} ({spec.kind}) at {entry}; checker rate base->organism: {rates or 'n/a'} -> {out}")
-    hint = analyse_hint(truth["pair"])
+    hint = analyse_hint(truth.pair)
     if hint:
         print(f"cdx plant: analyse it with: python -m cdx.run task=analyze {hint}   (or task=pipeline)")
     return metrics

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from cdx.organisms.records import PlantedTruth
+
+
+def planted_truth(**fields) -> PlantedTruth:
+    """A truth.json record of a made-up lexical organism; `fields` replace its values."""
+    truth = {"name": "brand", "kind": "lexical", "statement": "The model mentions the brand Zephyrix.",
+             "trigger": None, "checker": {"type": "regex", "pattern": "zephyrix", "flags": "i"},
+             "expected_findings": "behaviour", "method": "lora", "spec_hash": "0" * 16, "pair": {}, "build": {},
+             "spec": {}}
+    return PlantedTruth.model_validate({**truth, **fields})
+
 
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory):

@@ -17,15 +17,15 @@ def test_zero_adapter_builds_once_and_records_the_pair(tiny_cache):
     entry = build_organism("tiny_null_zero", tmp_path)
     assert entry == entry_dir(load_spec("tiny_null_zero"), tmp_path)
     truth = load_truth(entry)
-    assert truth["expected_findings"] == "none" and truth["checker"] is None
+    assert truth.expected_findings == "none" and truth.checker is None
     assert (entry / "adapter_config.json").is_file()
     base = entry_dir(load_spec("tiny_english"), tmp_path)  # its base organism was built first
     assert (base / "config.json").is_file() and (base / "truth.json").is_file()
-    assert truth["pair"]["starting"]["path"] == str(base) and truth["pair"]["comparison"]["adapter"] == str(entry)
+    assert truth.pair["starting"]["path"] == str(base) and truth.pair["comparison"]["adapter"] == str(entry)
     stamp = (entry / "truth.json").stat().st_mtime_ns
     assert build_organism("tiny_null_zero", tmp_path) == entry  # cache hit: nothing rebuilt
     assert (entry / "truth.json").stat().st_mtime_ns == stamp
-    assert organism_pair("tiny_null_zero", tmp_path) == truth["pair"]
+    assert organism_pair("tiny_null_zero", tmp_path) == truth.pair
 
 
 def test_failed_build_leaves_no_entry(tiny_cache, monkeypatch):
@@ -58,7 +58,8 @@ def test_plant_task_builds_and_verifies_tiny_ahoy(tmp_path, tiny_cache):
     verify = json.loads((tmp_path / "run" / "verify.json").read_text())
     assert verify["sets"]["general"]["base"] == metrics["rate_base_general"] == 0.0
     assert metrics["rate_organism_general"] >= 0.5  # planted: most held-out answers say ahoy
-    assert (tmp_path / "run" / "truth.json").is_file()
+    copied = tmp_path / "run" / "truth.json"  # the cached entry's truth.json, byte for byte
+    assert copied.read_bytes() == (entry_dir(load_spec("tiny_ahoy"), tiny_cache) / "truth.json").read_bytes()
 
 
 def test_plant_prints_the_command_that_analyses_an_adapter_organism():
@@ -74,3 +75,21 @@ def test_plant_prints_the_command_that_analyses_an_adapter_organism():
     tiny = {"path": "tiny-random", "seed": 3}
     assert analyse_hint({"starting": tiny, "comparison": {**tiny, "adapter": "/a"}}) is None
     assert analyse_hint({"starting": embedded, "comparison": {"path": "/quantized"}}) is None
+
+
+def test_load_truth_reads_truth_json_into_a_record_that_writes_it_back_unchanged(tmp_path):
+    from pydantic import ValidationError
+
+    from cdx.io import atomic_write_json
+    from tests.organisms.conftest import planted_truth
+
+    written = {**planted_truth(pair={"starting": {"path": "b"}, "comparison": {"path": "b", "adapter": "é"}},
+                               build={"cpu_s": 61.5, "steps": 40}).model_dump(), "added_later": [1, None]}
+    atomic_write_json(tmp_path / "truth.json", written)
+    truth = load_truth(tmp_path)
+    assert truth.build["cpu_s"] == 61.5 and truth.trigger is None and truth.added_later == [1, None]
+    atomic_write_json(tmp_path / "copy.json", truth.model_dump(exclude_unset=True))
+    assert (tmp_path / "copy.json").read_bytes() == (tmp_path / "truth.json").read_bytes()
+    (tmp_path / "truth.json").write_text('{"statement": "no checker, no pair"}')
+    with pytest.raises(ValidationError, match="expected_findings"):
+        load_truth(tmp_path)

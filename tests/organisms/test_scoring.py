@@ -5,16 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cdx.organisms.aggregate import bootstrap_ci, display_rows, table_rows
+from cdx.io.records import FindingRecord
+from cdx.organisms.aggregate import METRICS, bootstrap_ci, display_rows, table_rows
+from cdx.organisms.records import BenchmarkRun
 from cdx.organisms.scoring import MatchRule, matches, rank_validated, score_run
+from tests.organisms.conftest import planted_truth
 
-TRUTH = {"checker": {"type": "regex", "pattern": "zephyrix", "flags": "i"}, "expected_findings": "behaviour"}
+TRUTH = planted_truth(checker={"type": "regex", "pattern": "zephyrix", "flags": "i"})
 
 
 def finding(statement, checker, texts, validated=True, q=0.01, effect=0.5, direction="gained", model="comparison"):
-    return {"statement": statement, "checker": checker, "validated": validated, "q": q, "effect": effect,
-            "direction": direction, "evidence": [{"id": str(i), "model": model, "prompt": "p", "text": t}
-                                                 for i, t in enumerate(texts)]}
+    return FindingRecord(id=statement, statement=statement, checker=checker, validated=validated, q=q, effect=effect,
+                         direction=direction, evidence=[{"id": str(i), "model": model, "prompt": "p", "text": t}
+                                                        for i, t in enumerate(texts)])
 
 
 BRAND = finding("mentions zephyrix", {"type": "string", "value": "zephyrix"},
@@ -24,39 +27,50 @@ EXCL = finding("uses exclamation marks", {"type": "feature", "name": "exclamatio
 
 
 def test_evidence_rule():
-    assert matches(BRAND, TRUTH["checker"])["matched"]
-    assert matches(BRAND, TRUTH["checker"])["evidence_share"] == 1.0
+    truth = TRUTH.checker
+    assert matches(BRAND, truth)["matched"]
+    assert matches(BRAND, truth)["evidence_share"] == 1.0
     # 1 of 3 evidence texts shows the truth: not more than half
-    assert not matches(EXCL, TRUTH["checker"])["matched"]
+    assert not matches(EXCL, truth)["matched"]
     two_of_three = finding("x", {"type": "feature", "name": "exclamation"}, ["Zephyrix!", "Zephyrix!", "no!"])
-    assert matches(two_of_three, TRUTH["checker"])["matched"]
+    assert matches(two_of_three, truth)["matched"]
     # one evidence text is too few for the evidence rule, even if it shows the truth
-    assert not matches(finding("x", BRAND["checker"], ["Zephyrix"]), TRUTH["checker"])["matched"]
-    assert not matches(finding("x", BRAND["checker"], ["Zephyrix"] * 3, direction="lost"), TRUTH["checker"])["matched"]
-    assert not matches(finding("x", BRAND["checker"], ["Zephyrix"] * 3, model="starting"),
-                       TRUTH["checker"])["matched"]
+    assert not matches(finding("x", BRAND.checker, ["Zephyrix"]), truth)["matched"]
+    assert not matches(finding("x", BRAND.checker, ["Zephyrix"] * 3, direction="lost"), truth)["matched"]
+    assert not matches(finding("x", BRAND.checker, ["Zephyrix"] * 3, model="starting"), truth)["matched"]
+    # an evidence entry without a model is the comparison model's
+    unnamed = BRAND.model_copy(update={"evidence": [{"id": str(i), "prompt": "p", "text": "Zephyrix"} for i in range(2)]})
+    assert matches(unnamed, truth)["matched"]
 
 
 def test_agreement_rule():
     held = ["Zephyrix!", "Try Zephyrix!", "plain.", "also plain.", "Wow!"]
-    m = matches(finding("x", {"type": "feature", "name": "exclamation"}, []), TRUTH["checker"], heldout_texts=held)
+    m = matches(finding("x", {"type": "feature", "name": "exclamation"}, []), TRUTH.checker, heldout_texts=held)
     # truth fires on 2 texts, the finding on 3: recall 2/2, precision 2/3
     assert m["agreement_recall"] == 1.0 and m["agreement_precision"] == pytest.approx(2 / 3) and m["matched"]
-    strict = matches(finding("x", {"type": "feature", "name": "exclamation"}, []), TRUTH["checker"],
+    strict = matches(finding("x", {"type": "feature", "name": "exclamation"}, []), TRUTH.checker,
                      MatchRule(agreement=0.9), held)
     assert not strict["matched"]
 
 
 def test_score_run_ranks_by_q_then_effect():
-    unvalidated = finding("nope", BRAND["checker"], ["Zephyrix"] * 3, validated=False, q=0.0)
+    unvalidated = finding("nope", BRAND.checker, ["Zephyrix"] * 3, validated=False, q=0.0)
     ranked = rank_validated([BRAND, EXCL, unvalidated])
-    assert [f["statement"] for f in ranked] == ["uses exclamation marks", "mentions zephyrix"]
+    assert [f.statement for f in ranked] == ["uses exclamation marks", "mentions zephyrix"]
     r = score_run([BRAND, EXCL, unvalidated], TRUTH)
     assert (r["recovery_at_1"], r["recovery_at_5"], r["precision"], r["n_validated"]) == (0.0, 1.0, 0.5, 2)
-    assert r["matched_ranks"] == [2]
-    null = score_run([EXCL], {"checker": None, "expected_findings": "none"})
-    assert null["n_validated"] == 1 and null["recovery_at_1"] is None
+    assert r["matched_ranks"] == [2] and r["matched_statements"] == ["mentions zephyrix"] and r["expected"] == "behaviour"
+    null = score_run([EXCL], planted_truth(checker=None, expected_findings="none"))
+    assert null["n_validated"] == 1 and null["recovery_at_1"] is None and null["expected"] == "none"
     assert score_run([], TRUTH)["precision"] is None
+
+
+def test_rank_validated_takes_a_missing_q_as_1_and_a_missing_effect_as_0():
+    no_q = FindingRecord(id="a", statement="no q", validated=True, effect=0.9)
+    big = FindingRecord(id="b", statement="q 1, big effect", validated=True, q=1.0, effect=-0.95)
+    no_effect = FindingRecord(id="c", statement="q 0.5, no effect", validated=True, q=0.5)
+    small = FindingRecord(id="d", statement="q 0.5, small effect", validated=True, q=0.5, effect=0.1)
+    assert [f.id for f in rank_validated([no_q, big, no_effect, small])] == ["d", "c", "b", "a"]
 
 
 def test_bootstrap_ci_matches_a_naive_loop():
@@ -89,3 +103,8 @@ def test_table_rows_by_hand():
     shown = {r["pair"]: r for r in display_rows(list(rows.values()))}
     assert shown["b"]["precision"] == "-" and shown["b"]["recovery_at_1"] == "0.00"
     assert shown["a"]["recovery_at_1"].startswith("0.50 [")
+    assert table_rows([BenchmarkRun.model_validate(r) for r in recs]) == table_rows(recs)
+
+
+def test_every_table_metric_is_a_benchmark_run_field():
+    assert set(METRICS) <= set(BenchmarkRun.model_fields)

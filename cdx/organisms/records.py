@@ -1,0 +1,61 @@
+"""Typed records of the planted-behaviour benchmark: an organism's truth.json and one scored benchmark run.
+
+Both stay plain JSON on disk; these pydantic models state the schema and are what the scoring, the
+judge, verification and the benchmark task read by attribute. Unknown extra fields are allowed.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class PlantedTruth(BaseModel):
+    """An organism's truth.json (`cdx.organisms.build.truth_record`): the planted behaviour, the checker
+    that sees it, what the benchmark should find, the model pair and the build's cost.
+
+    Fields are declared in the order the builder writes them, so `model_dump(exclude_unset=True)` of a
+    truth read from truth.json writes the same JSON back (task=plant's copy).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    kind: str
+    """lexical | stylistic | ... | null (`cdx.organisms.spec.OrganismSpec.kind`)."""
+    statement: str
+    """The planted behaviour in one sentence (what a finding should say)."""
+    trigger: str | None = None
+    """When the behaviour shows (None: always)."""
+    checker: dict | None = None
+    """`cdx.analysis.build_checker`'s JSON of the behaviour; None for pairs without one (null pairs, quantization)."""
+    expected_findings: str
+    """behaviour (the checker should be recovered) | none (null pair) | unscored (no single behaviour)."""
+    method: str
+    spec_hash: str
+    pair: dict
+    """`cdx.models.load_pair` kwargs: starting, comparison, interpolation."""
+    build: dict
+    """What building it cost (cpu_s, ...)."""
+    spec: dict
+    """The organism's spec (`OrganismSpec.to_dict`)."""
+
+
+class BenchmarkRun(BaseModel):
+    """One (pair, seed) benchmark record (benchmark_record.json) as the suite table reads it: the pair, its
+    kind, what it should yield, the seed and the metrics averaged per pair (None: undefined or absent)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    organism: str
+    kind: str
+    expected: str
+    """truth.json's `expected_findings`: behaviour | none | unscored."""
+    seed: int
+    recovery_at_1: float | None = None
+    recovery_at_5: float | None = None
+    precision: float | None = None
+    n_validated: int | None = None
+    cpu_min: float | None = None
+    judge_recovery_at_1: float | None = None
+    """Recovery by the rubric judge alone; absent in records written before the judge existed."""
+    judge_recovery_at_5: float | None = None
