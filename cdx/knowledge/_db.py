@@ -209,6 +209,25 @@ class KnowledgeBase:
                          "AND run_dir=?)) ORDER BY id LIMIT 1",
                          (pair_id, record_key, kind, str(run_dir) if run_dir else None))
 
+    def run_id_for(self, run_dir: str | Path) -> int | None:
+        """The id of the run recorded from `run_dir` (the first, if several), or None."""
+        row = self.conn.execute("SELECT id FROM runs WHERE run_dir=? ORDER BY id LIMIT 1", (str(run_dir),)).fetchone()
+        return None if row is None else int(row[0])
+
+    def runs_under(self, run_id: int | None, folder: str | Path) -> set[int]:
+        """Run `run_id` and every run recorded from a folder inside `folder` (a pipeline and its sub-runs)."""
+        rows = self.conn.execute("SELECT id FROM runs WHERE id=? OR run_dir LIKE ?", (run_id, f"{folder}/%")).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def findings_touched_by(self, run_ids: set[int]) -> list[int]:
+        """Ids of the findings whose status history names one of `run_ids`, oldest first."""
+        if not run_ids:
+            return []
+        marks = ",".join("?" * len(run_ids))
+        rows = self.conn.execute(f"SELECT DISTINCT finding_id FROM finding_history WHERE run_id IN ({marks}) "
+                                 "ORDER BY finding_id", tuple(sorted(run_ids))).fetchall()
+        return [int(r[0]) for r in rows]
+
     def upsert_hypothesis(self, pair_id: int, key: str, statement: str, kind: str | None = None,
                           direction: str | None = None, cluster: Any = None, checker: dict | None = None,
                           parent_id: int | None = None, run_id: int | None = None) -> int:

@@ -378,10 +378,10 @@ class Pipeline:
         new = [r for r in records if hypothesis_key(r) not in explained]
         known = [r.statement for r in records if hypothesis_key(r) in explained]
         with self.kb.transaction():
-            already = self.kb.conn.execute("SELECT id FROM runs WHERE run_dir=?", (str(folder),)).fetchone()
-            run_id = already[0] if already else self.kb.add_run("pipeline-analyze", self.state.pair_id, None, None,
-                                                               git_commit(), folder)
-            ids = [self._record_one(r, run_id, folder, bool(already)) for r in new]
+            already = self.kb.run_id_for(folder)
+            run_id = already if already is not None else self.kb.add_run("pipeline-analyze", self.state.pair_id, None,
+                                                                        None, git_commit(), folder)
+            ids = [self._record_one(r, run_id, folder, already is not None) for r in new]
         take = [r for r in new if r.validated or self.t.experiment_unvalidated]
         take.sort(key=lambda r: -abs(r.effect or 0.0))
         opened = [OpenHypothesis.model_validate({**r.model_dump(), "hypothesis_id": hid})
@@ -457,10 +457,7 @@ class Pipeline:
         atomic_write_json(self.state_path, self.state.model_dump())
 
     def finish(self) -> dict:
-        touched = self.kb.conn.execute("SELECT DISTINCT finding_id FROM finding_history WHERE run_id IN "
-                                       "(SELECT id FROM runs WHERE id=? OR run_dir LIKE ?)",
-                                       (self.state.run_id, f"{self.out}/%")).fetchall()
-        findings = [self.kb.finding(r[0]) for r in touched]
+        findings = [self.kb.finding(fid) for fid in self.kb.findings_touched_by(self._run_ids())]
         result = {"iterations": self.state.iteration, "stop_reason": self.state.stop_reason,
                   **{f"used_{k}": v for k, v in self.state.used.model_dump().items()},
                   "n_findings_touched": len(findings),
@@ -478,9 +475,7 @@ class Pipeline:
         return result
 
     def _run_ids(self) -> set[int]:
-        rows = self.kb.conn.execute("SELECT id FROM runs WHERE id=? OR run_dir LIKE ?",
-                                    (self.state.run_id, f"{self.out}/%")).fetchall()
-        return {r[0] for r in rows}
+        return self.kb.runs_under(self.state.run_id, self.out)
 
     def closing_note(self, result: dict) -> str:
         lines = ["Knowledge base history of the findings this run touched:"]
