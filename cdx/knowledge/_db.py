@@ -250,12 +250,12 @@ class KnowledgeBase:
     def add_validation(self, hypothesis_id: int, result: FindingRecord, purpose: str, run_id: int | None = None,
                        omit: frozenset[str] = frozenset()) -> int:
         """One statistical test of a hypothesis: its counts, rates, CIs, p, q and verdict in columns; the
-        rest of the record (statement, checker, reason, ...; not `omit`) as JSON in `details`."""
+        rest of the record (statement, checker, reason, ...: the fields it was given, not `omit`) as JSON in `details`."""
         _check(purpose, PURPOSES, "validation purpose")
         r = result
         ci = [_pair(x) for x in (r.rate_s_ci, r.rate_c_ci, r.effect_ci)]
         columns = {*VALIDATION_FIELDS, "rate_s_ci", "rate_c_ci", "effect_ci", "validated", "evidence"}
-        details = r.model_dump(exclude=columns | set(omit))
+        details = r.model_dump(exclude=columns | set(omit), exclude_unset=True)  # what the record holds, no defaults
         row = (hypothesis_id, run_id, purpose, r.n_s, r.k_s, r.n_c, r.k_c, r.rate_s, r.rate_c, *ci[0], *ci[1],
                r.effect, *ci[2], r.p, r.q, int(r.validated), json.dumps(details, default=str), now())
         with self.transaction() as c:
