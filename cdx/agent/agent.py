@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from cdx.agent.design import PromptDesigner
 from cdx.agent.sampler import Sampler
-from cdx.agent.stats import DIRECTIONS, Counted, Counts, interaction_p, pooled_test, sample_size
+from cdx.agent.stats import Counted, Counts, interaction_p, pooled_test, sample_size
 from cdx.agent.topics import PHRASING, TOPICS, TopicPrompt, counterfactuals, draw, phrasing_of, phrasing_template, rephrase
 from cdx.io.records import FindingRecord, KnownFinding, OpenHypothesis
 
@@ -351,10 +351,12 @@ def _open_hypothesis(h: OpenHypothesis | FindingRecord | dict) -> OpenHypothesis
     if isinstance(h, OpenHypothesis):
         return h
     data = h.model_dump() if isinstance(h, FindingRecord) else dict(h)
-    d = data.get("direction") or "gained"
-    if d not in DIRECTIONS:
-        raise ValueError(f"hypothesis {data.get('statement')!r} has direction {d!r}; use one of {DIRECTIONS}")
-    return OpenHypothesis.model_validate(data)
+    try:
+        return OpenHypothesis.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"])
+        raise ValueError(f"the hypothesis's {field} {err['input']!r} is not valid: {err['msg']}") from None
 
 
 def _direction(h: OpenHypothesis | KnownFinding) -> str:

@@ -169,12 +169,10 @@ def print_findings(findings: list[Finding], top_n: int, console: Console) -> Non
 
 
 def _flat_record(f: Finding) -> dict:
-    r = f.to_record()
-    r["checker"] = json.dumps(r["checker"])
-    r["evidence"] = [e["text"] for e in r["evidence"]]
-    r["likelihood"] = json.dumps(r["likelihood"])
-    r["discovery"] = json.dumps(r["discovery"])
-    return r
+    """The findings record with its nested fields as text (a tracker's table holds flat cells)."""
+    rec = f.record()
+    return {**rec.model_dump(), "checker": json.dumps(rec.checker), "evidence": [e["text"] for e in rec.evidence],
+            "likelihood": json.dumps(rec.likelihood), "discovery": json.dumps(rec.discovery)}
 
 
 # ---- HTML ------------------------------------------------------------------------------------

@@ -76,10 +76,14 @@ class Finding:
     likelihood: dict = field(default_factory=dict)
     """Mean per-token log p_c - log p_s of texts showing it vs same-model controls, with a p-value."""
 
-    def to_record(self) -> dict:
-        """The findings.jsonl record: `FindingRecord` (cdx.io.records) of the hypothesis and the test."""
+    def record(self) -> FindingRecord:
+        """The typed findings record (`FindingRecord`, cdx.io.records) of the hypothesis and the test."""
         own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "hypothesis"}
-        return FindingRecord(**asdict(self.hypothesis), **own).model_dump()
+        return FindingRecord(**asdict(self.hypothesis), **own)
+
+    def to_record(self) -> dict:
+        """The findings.jsonl record: `record()`'s model_dump."""
+        return self.record().model_dump()
 
     @classmethod
     def from_record(cls, r: dict | FindingRecord) -> Finding:
