@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from cdx.agent.design import PromptDesigner
 from cdx.agent.sampler import Sampler
-from cdx.agent.stats import Counted, Counts, interaction_p, pooled_test, sample_size
+from cdx.agent.stats import Counted, interaction_p, pool_counts, pooled_test, sample_size
 from cdx.agent.topics import PHRASING, TOPICS, TopicPrompt, counterfactuals, draw, phrasing_of, phrasing_template, rephrase
 from cdx.io.records import FindingRecord, KnownFinding, OpenHypothesis
 
@@ -179,12 +179,12 @@ class ExperimentAgent:
     def _decide(self, tests: dict[str, FindingRecord], sig: list[str], direction: str,
                 noun: str = "topics") -> tuple[str, str]:
         topics = list(tests)
-        pooled = pooled_test(Counts.of(tests.values()), direction)
+        pooled = pooled_test(pool_counts(tests.values()), direction)
         if len(sig) >= self.s.general_fraction * len(topics):
             return "confirm", f"holds on {len(sig)} of {len(topics)} {noun} ({_fmt(pooled)} pooled): general"
         if sig:
-            inside = Counts.of(tests[t] for t in sig)
-            outside = Counts.of(tests[t] for t in topics if t not in sig)
+            inside = pool_counts(tests[t] for t in sig)
+            outside = pool_counts(tests[t] for t in topics if t not in sig)
             p_int = interaction_p(inside, outside, direction)
             rest = pooled_test(outside, direction)
             where = ", ".join(f"{t} ({_fmt(tests[t])})" for t in sig)

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-from scipy import stats
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 
+from cdx.analysis import scope
 from cdx.analysis import stats as analysis_stats
+from cdx.analysis.scope import Counts
 from cdx.analysis.stats import RateTest
 
 DIRECTIONS = ("gained", "lost")
@@ -55,22 +54,12 @@ class Counted(Protocol):
     def n_c(self) -> int | None: ...
 
 
-@dataclass(frozen=True)
-class Counts:
-    """Texts showing the behaviour (k) of all texts (n), per model; added up over prompt groups."""
-
-    k_s: int = 0
-    n_s: int = 0
-    k_c: int = 0
-    n_c: int = 0
-
-    @classmethod
-    def of(cls, tests: Iterable[Counted]) -> Counts:
-        """The pooled counts of several tests."""
-        out = cls()
-        for t in tests:
-            out = cls(out.k_s + (t.k_s or 0), out.n_s + (t.n_s or 0), out.k_c + (t.k_c or 0), out.n_c + (t.n_c or 0))
-        return out
+def pool_counts(tests: Iterable[Counted]) -> Counts:
+    """The pooled counts of several tests (a missing count is 0)."""
+    k_s = n_s = k_c = n_c = 0
+    for t in tests:
+        k_s, n_s, k_c, n_c = k_s + (t.k_s or 0), n_s + (t.n_s or 0), k_c + (t.k_c or 0), n_c + (t.n_c or 0)
+    return Counts(k_s=k_s, n_s=n_s, k_c=k_c, n_c=n_c)
 
 
 def rate_test(k_s: int, n_s: int, k_c: int, n_c: int, direction: str = "gained", alpha: float = 0.05) -> RateTest:
@@ -92,17 +81,7 @@ def bh(pvalues: list[float]) -> list[float]:
 
 
 def interaction_p(inside: Counted, outside: Counted, direction: str = "gained") -> float:
-    """One-sided p that the effect inside a group exceeds the effect outside it (difference of differences).
-
-    A Wald z-test on Agresti-Caffo adjusted rates (add one success and one failure per cell), so
-    zero counts do not give zero variance.
-    """
-    def eff_var(r: Counted) -> tuple[float, float]:
-        k_s, n_s, k_c, n_c = r.k_s or 0, r.n_s or 0, r.k_c or 0, r.n_c or 0
-        ps, pc = (k_s + 1) / (n_s + 2), (k_c + 1) / (n_c + 2)
-        return pc - ps, ps * (1 - ps) / (n_s + 2) + pc * (1 - pc) / (n_c + 2)
-
-    (e_in, v_in), (e_out, v_out) = eff_var(inside), eff_var(outside)
-    z = (e_in - e_out) / np.sqrt(v_in + v_out)
-    z = z if direction == "gained" else -z
-    return float(stats.norm.sf(z))
+    """One-sided p that the effect inside a group exceeds the effect outside it (difference of differences):
+    the behaviour stage's test (`cdx.analysis.scope.interaction_p`, a Wald z-test on Agresti-Caffo
+    adjusted rates, so zero counts do not give zero variance)."""
+    return scope.interaction_p(pool_counts([inside]), pool_counts([outside]), direction)

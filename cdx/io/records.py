@@ -160,6 +160,11 @@ def invalid_records(kind: str, records: list[dict]) -> list[tuple[int, str]]:
     return out
 
 
+def _id_text(v):
+    """A finding's id as text (findings of older runs have int ids)."""
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
 Interval = Annotated[tuple[float, float], PlainSerializer(list, return_type=list)]
 """(low, high), written as a JSON list."""
 
@@ -207,10 +212,7 @@ class FindingRecord(BaseModel):
     likelihood: dict = Field(default_factory=dict)
     discovery: dict = Field(default_factory=dict)
 
-    @field_validator("id", mode="before")
-    @classmethod
-    def _id_text(cls, v):
-        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # findings of older runs: int ids
+    _id = field_validator("id", mode="before")(_id_text)
 
     @field_validator("evidence", "likelihood", "discovery", mode="before")
     @classmethod
@@ -398,7 +400,4 @@ class OpenHypothesis(BaseModel):
     validated: bool | None = None
     hypothesis_id: int | None = None
 
-    @field_validator("id", mode="before")
-    @classmethod
-    def _id_text(cls, v):
-        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    _id = field_validator("id", mode="before")(_id_text)

@@ -211,22 +211,22 @@ class KnowledgeBase:
 
     def run_id_for(self, run_dir: str | Path) -> int | None:
         """The id of the run recorded from `run_dir` (the first, if several), or None."""
-        row = self.conn.execute("SELECT id FROM runs WHERE run_dir=? ORDER BY id LIMIT 1", (str(run_dir),)).fetchone()
-        return None if row is None else int(row[0])
+        row = self._one("SELECT id FROM runs WHERE run_dir=? ORDER BY id LIMIT 1", (str(run_dir),))
+        return None if row is None else int(row["id"])
 
     def runs_under(self, run_id: int | None, folder: str | Path) -> set[int]:
         """Run `run_id` and every run recorded from a folder inside `folder` (a pipeline and its sub-runs)."""
-        rows = self.conn.execute("SELECT id FROM runs WHERE id=? OR run_dir LIKE ?", (run_id, f"{folder}/%")).fetchall()
-        return {int(r[0]) for r in rows}
+        rows = self._all("SELECT id FROM runs WHERE id=? OR run_dir LIKE ?", (run_id, f"{folder}/%"))
+        return {int(r["id"]) for r in rows}
 
     def findings_touched_by(self, run_ids: set[int]) -> list[int]:
         """Ids of the findings whose status history names one of `run_ids`, oldest first."""
         if not run_ids:
             return []
         marks = ",".join("?" * len(run_ids))
-        rows = self.conn.execute(f"SELECT DISTINCT finding_id FROM finding_history WHERE run_id IN ({marks}) "
-                                 "ORDER BY finding_id", tuple(sorted(run_ids))).fetchall()
-        return [int(r[0]) for r in rows]
+        rows = self._all(f"SELECT DISTINCT finding_id FROM finding_history WHERE run_id IN ({marks}) "
+                         "ORDER BY finding_id", tuple(sorted(run_ids)))
+        return [int(r["finding_id"]) for r in rows]
 
     def upsert_hypothesis(self, pair_id: int, key: str, statement: str, kind: str | None = None,
                           direction: str | None = None, cluster: Any = None, checker: dict | None = None,
@@ -366,8 +366,8 @@ class KnowledgeBase:
 
     def finding_status(self, hypothesis_id: int) -> tuple[int, str] | None:
         """(id, status) of the finding a hypothesis became, or None while it is none."""
-        row = self.conn.execute("SELECT id, status FROM findings WHERE hypothesis_id=?", (hypothesis_id,)).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+        row = self._one("SELECT id, status FROM findings WHERE hypothesis_id=?", (hypothesis_id,))
+        return None if row is None else (int(row["id"]), str(row["status"]))
 
     def counts(self) -> dict:
         """Rows per table (for summaries and the concurrency test)."""

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from cdx.agent import bh, interaction_p, rate_test, sample_size
-from cdx.agent.stats import Counts
+from cdx.agent.stats import Counts, pool_counts
 
 
 def test_sample_size_matches_the_normal_approximation_formula():
@@ -40,7 +40,7 @@ def test_interaction_by_hand():
     z = ((pc_i - ps_i) - (pc_o - ps_o)) / math.sqrt(var)
     assert interaction_p(inside, outside) == pytest.approx(stats.norm.sf(z))
     assert interaction_p(inside, outside, "lost") == pytest.approx(stats.norm.cdf(z))
-    assert Counts.of([inside, outside, Counts(k_c=2, n_c=3)]) == Counts(k_s=1, n_s=36, k_c=19, n_c=39)
+    assert pool_counts([inside, outside, Counts(k_s=0, n_s=0, k_c=2, n_c=3)]) == Counts(k_s=1, n_s=36, k_c=19, n_c=39)
 
 
 def test_bh_by_hand():
