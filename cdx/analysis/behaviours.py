@@ -49,6 +49,7 @@ from cdx.analysis.scope import Scope, ScopeSettings, find_scope
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
 from cdx.io import atomic_write_text
+from cdx.io.records import PromptClusters
 from cdx.metrics.importance import RateEstimate, importance_rate
 
 log = logging.getLogger(__name__)
@@ -287,7 +288,7 @@ def _behaviour_checker(members: Sequence[Finding], phrase: str | None) -> dict:
 
 
 def build_behaviour(members: list[Finding], discovery: Sequence[dict], heldout: Sequence[dict],
-                    clusters: Mapping, s: BehaviourSettings, vs: ValidateSettings, judge=None) -> tuple[Behaviour, Finding]:
+                    clusters: PromptClusters, s: BehaviourSettings, vs: ValidateSettings, judge=None) -> tuple[Behaviour, Finding]:
     """The behaviour of one group and its test as one hypothesis (q still to be set over the run)."""
     side = members[0].hypothesis.direction
     phrase = group_phrase(members, discovery, s.phrase, judge)
@@ -296,9 +297,7 @@ def build_behaviour(members: list[Finding], discovery: Sequence[dict], heldout: 
     checker = _behaviour_checker(members, phrase)
     check = build_checker(checker, judge)
     hits = {r["id"]: check.check(r["text"]) for r in [*discovery, *heldout]}
-    assign = dict(enumerate(clusters.get("assignment", [])))
-    labels = {int(k): v for k, v in (clusters.get("labels") or {}).items()}
-    scope = find_scope(discovery, heldout, hits, assign, labels, side, s.scope)
+    scope = find_scope(discovery, heldout, hits, dict(enumerate(clusters.assignment)), clusters.labels, side, s.scope)
     words = _words(members)
     key = json.dumps([sorted(f.hypothesis.id for f in members), phrase])
     h = Hypothesis(statement(phrase, kind, side, words, scope), checker, side, "behaviour",
@@ -313,7 +312,7 @@ def build_behaviour(members: list[Finding], discovery: Sequence[dict], heldout: 
 
 
 def find_behaviours(findings: Sequence[Finding], discovery: Sequence[dict], heldout: Sequence[dict],
-                    clusters: Mapping, s: BehaviourSettings, vs: ValidateSettings, judge=None) -> list[Behaviour]:
+                    clusters: PromptClusters, s: BehaviourSettings, vs: ValidateSettings, judge=None) -> list[Behaviour]:
     """Behaviours of a run's validated findings, tested and BH-corrected with the findings, behaviours first.
 
     `discovery` and `heldout` are sample records (`heldout` plain only), `clusters` clusters.json,

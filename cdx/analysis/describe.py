@@ -27,6 +27,7 @@ import numpy as np
 
 from cdx.analysis.features import FEATURES
 from cdx.analysis.stats import one_sided_p
+from cdx.io.records import ClusterRow, ClusterTermRow, ClusterTerms, Description, PromptClusters, Rate, TermRow, TokenDelta
 
 SIDE = {"plain_s": "s", "amp_s": "s", "plain_c": "c", "amp_c": "c"}
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
@@ -112,7 +113,7 @@ def log_odds(counts_c: Counter, counts_s: Counter, prior_strength: float) -> dic
     return out
 
 
-def distinctive_terms(samples: Sequence[dict], s: DescribeSettings) -> list[dict]:
+def distinctive_terms(samples: Sequence[dict], s: DescribeSettings) -> list[TermRow]:
     """Terms ranked by |z|, each with its counts per side and the mean delta of texts holding it."""
     docs = {"c": Counter(), "s": Counter()}
     n_docs = Counter()
@@ -129,15 +130,15 @@ def distinctive_terms(samples: Sequence[dict], s: DescribeSettings) -> list[dict
         k_c, k_s = docs["c"].get(t, 0), docs["s"].get(t, 0)
         if (k_c if z > 0 else k_s) < s.min_count:
             continue
-        rows.append({"term": t, "log_odds": delta, "z": z, "k_c": k_c, "k_s": k_s, "n_c": n_docs["c"],
-                     "n_s": n_docs["s"], "mean_text_delta": float(np.mean(deltas[t]))})
+        rows.append(TermRow(term=t, log_odds=delta, z=z, k_c=k_c, k_s=k_s, n_c=n_docs["c"], n_s=n_docs["s"],
+                            mean_text_delta=float(np.mean(deltas[t]))))
     # ties (terms with the same counts) by the term itself: set order changes with PYTHONHASHSEED,
     # and which tied term makes the cut must not change from one process to the next
-    rows.sort(key=lambda r: (-abs(r["z"]), r["term"]))
+    rows.sort(key=lambda r: (-abs(r.z), r.term))
     return rows[: s.top_terms * 2]
 
 
-def token_deltas(samples: Sequence[dict], min_count: int = 3, top: int = 15) -> dict[str, list[dict]]:
+def token_deltas(samples: Sequence[dict], min_count: int = 3, top: int = 15) -> dict[str, list[TokenDelta]]:
     """Tokens by their mean log p_c - log p_s where sampled: {"comparison": [...], "starting": [...]}."""
     acc = defaultdict(list)
     for r in samples:
@@ -145,22 +146,22 @@ def token_deltas(samples: Sequence[dict], min_count: int = 3, top: int = 15) -> 
             key = tok.strip().lower()
             if key and any(ch.isalpha() for ch in key):
                 acc[key].append(lc - ls)
-    rows = [{"token": k, "mean_delta": float(np.mean(v)), "count": len(v)} for k, v in acc.items() if len(v) >= min_count]
-    rows.sort(key=lambda r: -r["mean_delta"])
+    rows = [TokenDelta(token=k, mean_delta=float(np.mean(v)), count=len(v)) for k, v in acc.items() if len(v) >= min_count]
+    rows.sort(key=lambda r: -r.mean_delta)
     return {"comparison": rows[:top], "starting": rows[::-1][:top]}
 
 
-def feature_rates(samples: Sequence[dict]) -> dict[str, dict[str, dict]]:
-    """mode -> feature -> {k, n, rate}; plus mode -> mean_tokens."""
-    out: dict[str, dict] = {}
+def feature_rates(samples: Sequence[dict]) -> dict[str, dict[str, Rate | float]]:
+    """mode -> feature -> its Rate; plus mode -> mean_tokens."""
+    out: dict[str, dict[str, Rate | float]] = {}
     for mode in ("plain_s", "plain_c", "amp_c", "amp_s"):
         rows = [r for r in samples if r["mode"] == mode]
         if not rows:
             continue
-        d = {}
+        d: dict[str, Rate | float] = {}
         for name, fn in FEATURES.items():
             k = sum(bool(fn(r["text"])) for r in rows)
-            d[name] = {"k": k, "n": len(rows), "rate": k / len(rows)}
+            d[name] = Rate(k=k, n=len(rows), rate=k / len(rows))
         d["mean_tokens"] = float(np.mean([r["n_tokens"] for r in rows]))
         out[mode] = d
     return out
@@ -179,8 +180,8 @@ def side_rates(samples: Sequence[dict]) -> dict[str, dict[str, tuple[int, int]]]
 
 # ---- prompt clusters -----------------------------------------------------------------------
 
-def cluster_prompts(prompts: Sequence[str], embedder, n_clusters: int, min_size: int, seed: int) -> dict:
-    """k-means on prompt embeddings: {"assignment": [cluster per prompt], "labels": {k: label}}.
+def cluster_prompts(prompts: Sequence[str], embedder, n_clusters: int, min_size: int, seed: int) -> PromptClusters:
+    """k-means on prompt embeddings: each prompt's cluster (`assignment`) and each cluster's label.
 
     k is reduced until every cluster holds at least `min_size` prompts (1 cluster when too few).
     Clustering sees only the prompts, never the models' answers, so it may use the held-out
@@ -198,7 +199,7 @@ def cluster_prompts(prompts: Sequence[str], embedder, n_clusters: int, min_size:
     if k <= 1:
         assign = np.zeros(len(prompts), dtype=int)
     labels = ctfidf_labels(prompts, assign)
-    return {"assignment": [int(a) for a in assign], "labels": labels}
+    return PromptClusters(assignment=[int(a) for a in assign], labels=labels)
 
 
 def ctfidf_labels(docs: Sequence[str], assign: Sequence[int], top: int = 3) -> dict[int, str]:
@@ -220,19 +221,17 @@ def ctfidf_labels(docs: Sequence[str], assign: Sequence[int], top: int = 3) -> d
     return {c: ", ".join(vocab[np.argsort(-score[i])[:top]]) for i, c in enumerate(classes)}
 
 
-def cluster_table(samples: Sequence[dict], clusters: dict) -> list[dict]:
+def cluster_table(samples: Sequence[dict], clusters: PromptClusters) -> list[ClusterRow]:
     """Per cluster: label, prompts, mean KL(s||c) per token, each side's feature rates."""
-    assign = clusters["assignment"]
+    assign = clusters.assignment
     rows = []
-    for c, label in clusters["labels"].items():
-        c = int(c)
+    for c, label in clusters.labels.items():
         mine = [r for r in samples if assign[r["prompt_index"]] == c]
         kl = [v for r in mine if r["mode"] in ("plain_s", "plain_c") for v in r.get("kl_sc", [])]
-        rates = {}
-        for name in FEATURES:
-            rates[name] = {side: _rate([r for r in mine if SIDE[r["mode"]] == side], name) for side in ("c", "s")}
-        rows.append({"cluster": int(c), "label": label, "n_prompts": sum(1 for a in assign if a == c),
-                     "n_texts": len(mine), "kl_sc_mean": float(np.mean(kl)) if kl else 0.0, "features": rates})
+        rates = {name: {side: _rate([r for r in mine if SIDE[r["mode"]] == side], name) for side in ("c", "s")}
+                 for name in FEATURES}
+        rows.append(ClusterRow(cluster=c, label=label, n_prompts=sum(1 for a in assign if a == c), n_texts=len(mine),
+                               kl_sc_mean=float(np.mean(kl)) if kl else 0.0, features=rates))
     return rows
 
 
@@ -246,25 +245,25 @@ def doc_rates(samples: Sequence[dict], ngram_max: int) -> dict[str, tuple[Counte
     return {side: (docs[side], n[side]) for side in ("c", "s")}
 
 
-def cluster_terms(samples: Sequence[dict], clusters: dict, s: DescribeSettings) -> list[dict]:
+def cluster_terms(samples: Sequence[dict], clusters: PromptClusters, s: DescribeSettings) -> list[ClusterTerms]:
     """Per cluster: its distinctive terms (within the cluster, c vs s), each with its difference
     of text rates inside the cluster (`diff`) and over all prompts (`global_diff`), and the
     one-sided Fisher p of the difference inside the cluster (`p`). In a cluster of a few dozen
     texts the prior-shrunk log-odds z ranks terms but barely separates a planted word (17 of 20
     texts against 0) from chance (5 against 11); Fisher's p does (1e-8 against 0.05)."""
-    assign = clusters["assignment"]
+    assign = clusters.assignment
     every = doc_rates(samples, s.ngram_max)
     out = []
-    for c, label in clusters["labels"].items():
-        mine = [r for r in samples if assign[r["prompt_index"]] == int(c)]
+    for c, label in clusters.labels.items():
+        mine = [r for r in samples if assign[r["prompt_index"]] == c]
         rows = []
         for sign in (1, -1):
-            picked = [r for r in distinctive_terms(mine, s) if sign * r["z"] > 0][: s.cluster_top_terms]
-            rows += [{**r, "diff": _diff(r["k_c"], r["n_c"], r["k_s"], r["n_s"]),
-                      "p": one_sided_p(r["k_c"], r["n_c"], r["k_s"], r["n_s"], "gained" if sign > 0 else "lost"),
-                      "global_diff": _diff(every["c"][0][r["term"]], every["c"][1], every["s"][0][r["term"]],
-                                           every["s"][1])} for r in picked]
-        out.append({"cluster": int(c), "label": label, "terms": rows})
+            picked = [r for r in distinctive_terms(mine, s) if sign * r.z > 0][: s.cluster_top_terms]
+            rows += [ClusterTermRow(**r.model_dump(), diff=_diff(r.k_c, r.n_c, r.k_s, r.n_s),
+                                    p=one_sided_p(r.k_c, r.n_c, r.k_s, r.n_s, "gained" if sign > 0 else "lost"),
+                                    global_diff=_diff(every["c"][0][r.term], every["c"][1], every["s"][0][r.term],
+                                                      every["s"][1])) for r in picked]
+        out.append(ClusterTerms(cluster=c, label=label, terms=rows))
     return out
 
 
@@ -272,25 +271,21 @@ def _diff(k_c: int, n_c: int, k_s: int, n_s: int) -> float:
     return (k_c / n_c if n_c else 0.0) - (k_s / n_s if n_s else 0.0)
 
 
-def _rate(rows: list[dict], name: str) -> dict:
+def _rate(rows: list[dict], name: str) -> Rate:
     k = sum(bool(FEATURES[name](r["text"])) for r in rows)
-    return {"k": k, "n": len(rows), "rate": k / len(rows) if rows else 0.0}
+    return Rate(k=k, n=len(rows), rate=k / len(rows) if rows else 0.0)
 
 
 # ---- the whole description -----------------------------------------------------------------
 
-def describe(samples: Sequence[dict], clusters: dict | None = None, settings: DescribeSettings | None = None) -> dict:
+def describe(samples: Sequence[dict], clusters: PromptClusters | None = None,
+             settings: DescribeSettings | None = None) -> Description:
     """The discovery description: terms, token deltas, feature rates, clusters, dropped artefacts."""
     s = settings or DescribeSettings()
     kept, dropped = clean_corpus(samples)
-    out = {
-        "n_samples": len(samples), "n_kept": len(kept), "dropped": dict(dropped),
-        "terms": distinctive_terms(kept, s),
-        "tokens": token_deltas(kept),
-        "features": feature_rates(kept),
-        "side_features": {k: {side: list(v) for side, v in d.items()} for k, d in side_rates(kept).items()},
-    }
-    if clusters is not None:
-        out["clusters"] = cluster_table(kept, clusters)
-        out["cluster_terms"] = cluster_terms(kept, clusters, s) if len(clusters["labels"]) > 1 else []
+    out = Description(n_samples=len(samples), n_kept=len(kept), dropped=dict(dropped), terms=distinctive_terms(kept, s),
+                      tokens=token_deltas(kept), features=feature_rates(kept), side_features=side_rates(kept))
+    if clusters is not None:  # set only here: description.json has no cluster keys for unclustered prompts
+        out.clusters = cluster_table(kept, clusters)
+        out.cluster_terms = cluster_terms(kept, clusters, s) if len(clusters.labels) > 1 else []
     return out

@@ -14,7 +14,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -22,6 +22,9 @@ from cdx.analysis.describe import SIDE, artefact
 from cdx.analysis.features import DESCRIPTIONS
 from cdx.analysis.types import Hypothesis
 from cdx.assistant.replies import parse_prompts
+from cdx.io.records import Description, TermRow
+
+T = TypeVar("T", bound=TermRow)
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +56,29 @@ class HypothesiseSettings:
 
 # ---- templated ------------------------------------------------------------------------------
 
-def term_hypotheses(description: dict, s: HypothesiseSettings, embedder=None) -> list[Hypothesis]:
+_TERM_KEYS = ("term", "z", "k_c", "k_s", "n_c", "n_s")
+"""What a term hypothesis keeps of its terms' discovery numbers (hypotheses.jsonl)."""
+
+
+def _pick(row: TermRow, keys: tuple[str, ...]) -> dict:
+    """Some fields of a term row, in the order given (the order of the discovery record on disk)."""
+    return {k: getattr(row, k) for k in keys}
+
+
+def term_hypotheses(description: Description, s: HypothesiseSettings, embedder=None) -> list[Hypothesis]:
     out = []
     for direction, sign in (("gained", 1), ("lost", -1)):
-        rows = [r for r in description["terms"] if sign * r["z"] >= s.min_z][: s.max_terms]
+        rows = [r for r in description.terms if sign * r.z >= s.min_z][: s.max_terms]
         rows = _drop_contained(rows)
-        for group in _themes([r["term"] for r in rows], embedder, s.theme_similarity):
-            members = [r for r in rows if r["term"] in group]
-            words = ", ".join(f"'{r['term']}'" for r in members[:5])
+        for group in _themes([r.term for r in rows], embedder, s.theme_similarity):
+            members = [r for r in rows if r.term in group]
+            words = ", ".join(f"'{r.term}'" for r in members[:5])
             more = "far more often" if direction == "gained" else "far less often"
-            checker = ({"type": "string", "value": members[0]["term"], "case": False, "word": True}
+            checker = ({"type": "string", "value": members[0].term, "case": False, "word": True}
                        if len(members) == 1 else
-                       {"type": "any", "checkers": [{"type": "string", "value": r["term"], "case": False, "word": True}
+                       {"type": "any", "checkers": [{"type": "string", "value": r.term, "case": False, "word": True}
                                                     for r in members]})
-            disc = {"terms": [{k: r[k] for k in ("term", "z", "k_c", "k_s", "n_c", "n_s")} for r in members]}
+            disc = {"terms": [_pick(r, _TERM_KEYS) for r in members]}
             out.append(Hypothesis(f"the comparison model says {words} {more} than the starting model",
                                   checker, direction, "ngram", discovery=disc))
         if len(rows) > 1:
@@ -74,26 +86,26 @@ def term_hypotheses(description: dict, s: HypothesiseSettings, embedder=None) ->
     return out
 
 
-def vocabulary_hypothesis(rows: list[dict], direction: str) -> Hypothesis:
+def vocabulary_hypothesis(rows: list[TermRow], direction: str) -> Hypothesis:
     """All distinctive terms of one direction as one shift of vocabulary (e.g. a persona's words).
 
     Single words of a style are each rare in a short text, and word embeddings group them poorly
     ('ye' and 'ship' are not near each other), so their union is also tested: it has the power
     the single words lack.
     """
-    terms = [r["term"] for r in rows]
+    terms = [r.term for r in rows]
     shown = ", ".join(f"'{t}'" for t in terms[:6]) + (f" and {len(terms) - 6} more" if len(terms) > 6 else "")
     more = "far more often" if direction == "gained" else "far less often"
     checker = {"type": "any", "checkers": [{"type": "string", "value": t, "case": False, "word": True} for t in terms]}
-    disc = {"terms": [{k: r[k] for k in ("term", "z", "k_c", "k_s", "n_c", "n_s")} for r in rows]}
+    disc = {"terms": [_pick(r, _TERM_KEYS) for r in rows]}
     return Hypothesis(f"the comparison model uses the words {shown} (any of them) {more} than the starting model",
                       checker, direction, "vocabulary", discovery=disc)
 
 
-def _drop_contained(rows: list[dict]) -> list[dict]:
+def _drop_contained(rows: list[T]) -> list[T]:
     """A bigram whose word is already a candidate adds nothing ('ye' and 'ye be')."""
-    words = {r["term"] for r in rows if " " not in r["term"]}
-    return [r for r in rows if " " not in r["term"] or not any(w in words for w in r["term"].split())]
+    words = {r.term for r in rows if " " not in r.term}
+    return [r for r in rows if " " not in r.term or not any(w in words for w in r.term.split())]
 
 
 def _themes(words: list[str], embedder, threshold: float) -> list[list[str]]:
@@ -111,9 +123,9 @@ def _themes(words: list[str], embedder, threshold: float) -> list[list[str]]:
     return list(groups.values())
 
 
-def feature_hypotheses(description: dict, s: HypothesiseSettings) -> list[Hypothesis]:
+def feature_hypotheses(description: Description, s: HypothesiseSettings) -> list[Hypothesis]:
     out = []
-    for name, sides in description["side_features"].items():
+    for name, sides in description.side_features.items():
         (k_c, n_c), (k_s, n_s) = sides["c"], sides["s"]
         if not n_c or not n_s or name not in DESCRIPTIONS:  # a feature since unregistered: no checker
             continue
@@ -128,49 +140,48 @@ def feature_hypotheses(description: dict, s: HypothesiseSettings) -> list[Hypoth
     return out
 
 
-def cluster_hypotheses(description: dict, s: HypothesiseSettings) -> list[Hypothesis]:
+def cluster_hypotheses(description: Description, s: HypothesiseSettings) -> list[Hypothesis]:
     """A feature whose difference within one prompt cluster is large and well above the global one."""
     out: list[Hypothesis] = []
-    clusters = description.get("clusters") or []
+    clusters = description.clusters or []
     if len(clusters) < 2:
         return out
-    for name, sides in description["side_features"].items():
+    for name, sides in description.side_features.items():
         (k_c, n_c), (k_s, n_s) = sides["c"], sides["s"]
         if name not in DESCRIPTIONS:
             continue
         overall = (k_c / n_c - k_s / n_s) if n_c and n_s else 0.0
         for cl in clusters:
-            rc, rs = cl["features"][name]["c"], cl["features"][name]["s"]
-            if not rc["n"] or not rs["n"]:
+            rc, rs = cl.features[name]["c"], cl.features[name]["s"]
+            if not rc.n or not rs.n:
                 continue
-            diff = rc["rate"] - rs["rate"]
-            if abs(diff) < s.min_cluster_diff or abs(diff - overall) < 0.2 or max(rc["k"], rs["k"]) < 2:
+            diff = rc.rate - rs.rate
+            if abs(diff) < s.min_cluster_diff or abs(diff - overall) < 0.2 or max(rc.k, rs.k) < 2:
                 continue
             direction = "gained" if diff > 0 else "lost"
             more = "more often" if diff > 0 else "less often"
             out.append(Hypothesis(
-                f"on prompts about {cl['label']}, the comparison model {DESCRIPTIONS[name]} {more}",
-                {"type": "feature", "name": name}, direction, "cluster_feature", cluster=cl["cluster"],
-                cluster_label=cl["label"], discovery={"cluster": {"c": rc, "s": rs}, "overall_diff": overall}))
+                f"on prompts about {cl.label}, the comparison model {DESCRIPTIONS[name]} {more}",
+                {"type": "feature", "name": name}, direction, "cluster_feature", cluster=cl.cluster,
+                cluster_label=cl.label, discovery={"cluster": {"c": rc.model_dump(), "s": rs.model_dump()},
+                                                   "overall_diff": overall}))
     return out
 
 
-def cluster_term_hypotheses(description: dict, s: HypothesiseSettings) -> list[Hypothesis]:
+def cluster_term_hypotheses(description: Description, s: HypothesiseSettings) -> list[Hypothesis]:
     """Words that mark one prompt cluster: e.g. a refusal naming its topic, or an edited fact."""
     out = []
-    for cl in description.get("cluster_terms") or []:
-        rows = [r for r in cl["terms"] if r["p"] <= s.cluster_max_p and abs(r["diff"]) >= s.min_cluster_term_diff
-                and abs(r["diff"] - r["global_diff"]) >= s.min_cluster_term_diff
-                and max(r["k_c"], r["k_s"]) >= 3]
+    for cl in description.cluster_terms or []:
+        rows = [r for r in cl.terms if r.p <= s.cluster_max_p and abs(r.diff) >= s.min_cluster_term_diff
+                and abs(r.diff - r.global_diff) >= s.min_cluster_term_diff and max(r.k_c, r.k_s) >= 3]
         for r in _drop_contained(rows):
-            direction = "gained" if r["diff"] > 0 else "lost"
+            direction = "gained" if r.diff > 0 else "lost"
             more = "far more often" if direction == "gained" else "far less often"
             out.append(Hypothesis(
-                f"on prompts about {cl['label']}, the comparison model says '{r['term']}' {more}",
-                {"type": "string", "value": r["term"], "case": False, "word": True}, direction, "cluster_ngram",
-                cluster=cl["cluster"], cluster_label=cl["label"],
-                discovery={"terms": [{k: r[k] for k in ("term", "z", "p", "k_c", "k_s", "n_c", "n_s", "diff",
-                                                           "global_diff")}]}))
+                f"on prompts about {cl.label}, the comparison model says '{r.term}' {more}",
+                {"type": "string", "value": r.term, "case": False, "word": True}, direction, "cluster_ngram",
+                cluster=cl.cluster, cluster_label=cl.label,
+                discovery={"terms": [_pick(r, ("term", "z", "p", "k_c", "k_s", "n_c", "n_s", "diff", "global_diff"))]}))
     return out
 
 
@@ -251,7 +262,7 @@ def assistant_hypotheses(assistant, samples: Sequence[dict], s: HypothesiseSetti
 
 # ---- all together ---------------------------------------------------------------------------
 
-def hypothesise(description: dict, settings: HypothesiseSettings | None = None, embedder=None,
+def hypothesise(description: Description, settings: HypothesiseSettings | None = None, embedder=None,
                 assistant=None, samples: Sequence[dict] = (), seed: int = 0) -> list[Hypothesis]:
     """Candidates from every source, without duplicate checkers, at most `max_hypotheses`."""
     s = settings or HypothesiseSettings()

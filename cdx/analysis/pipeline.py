@@ -24,6 +24,7 @@ from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
 from cdx.io import RecordLog, atomic_write_json, progress, read_records, write_records
+from cdx.io.records import Description, PromptClusters, Split, read_model
 from cdx.models.embeddings import SentenceEmbedder
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,8 @@ class SampleStage:
 
     def run(self, ctx: Context) -> None:
         disc, val = split_prompts(ctx.prompts, self.discovery_fraction, ctx.seed)
-        atomic_write_json(ctx.out / "split.json", {"seed": ctx.seed, "discovery": disc, "validation": val,
-                                                   "prompts": ctx.prompts, "pair": ctx.pair.describe()})
+        split = Split(seed=ctx.seed, discovery=disc, validation=val, prompts=ctx.prompts, pair=ctx.pair.describe())
+        atomic_write_json(ctx.out / "split.json", split.model_dump())
         draw(ctx, "discovery", disc, self.modes, self.sampling)
 
 
@@ -116,9 +117,9 @@ class DescribeStage:
     def run(self, ctx: Context) -> None:
         s = self.settings
         clusters = cluster_prompts(ctx.prompts, ctx.embedder, s.n_clusters, s.min_cluster_size, ctx.seed)
-        atomic_write_json(ctx.out / "clusters.json", clusters)
+        atomic_write_json(ctx.out / "clusters.json", clusters.model_dump())
         samples = read_records(ctx.out / "discovery.jsonl")
-        atomic_write_json(ctx.out / "description.json", describe(samples, clusters, s))
+        atomic_write_json(ctx.out / "description.json", describe(samples, clusters, s).dump())
 
 
 # ---- stage 3: hypothesise --------------------------------------------------------------------
@@ -132,7 +133,7 @@ class HypothesiseStage:
         self.settings = HypothesiseSettings(**settings)
 
     def run(self, ctx: Context) -> None:
-        desc = json.loads((ctx.out / "description.json").read_text())
+        desc = read_model(ctx.out / "description.json", Description)
         samples = read_records(ctx.out / "discovery.jsonl") if self.settings.use_assistant else []
         hyps = hypothesise(desc, self.settings, ctx.embedder, ctx.assistant, samples, ctx.seed)
         write_records(ctx.out / "hypotheses.jsonl", (h.to_dict() for h in hyps))
@@ -155,13 +156,13 @@ class ValidateStage:
     def run(self, ctx: Context) -> None:
         from cdx.analysis.judge import Judge
 
-        split = json.loads((ctx.out / "split.json").read_text())
+        split = read_model(ctx.out / "split.json", Split)
         hyps = [Hypothesis.from_dict(d) for d in read_records(ctx.out / "hypotheses.jsonl")]
         t0 = time.perf_counter()
-        samples = draw(ctx, "validation", split["validation"], PLAIN, self.settings.sampling)
+        samples = draw(ctx, "validation", split.validation, PLAIN, self.settings.sampling)
         ctx.state["validation_sampling_s"] = round(time.perf_counter() - t0, 2)
-        clusters = json.loads((ctx.out / "clusters.json").read_text())
-        assign = dict(enumerate(clusters["assignment"]))
+        clusters = read_model(ctx.out / "clusters.json", PromptClusters)
+        assign = dict(enumerate(clusters.assignment))
         judge = Judge(ctx.assistant, ctx.seed) if (self.judge and ctx.assistant is not None) else None
         findings = [test_hypothesis(h, samples, self.settings, judge, assign)
                     for h in progress.bar(hyps, desc="validating", unit="hypothesis")] if hyps else []

@@ -22,6 +22,7 @@ from cdx.analysis.pipeline import Context, load_findings
 from cdx.analysis.stats import minimum_detectable_effect
 from cdx.analysis.types import Finding
 from cdx.io import atomic_write_json, atomic_write_text, read_records
+from cdx.io.records import Description, Split, read_model
 from cdx.metrics.importance import RateEstimate
 
 
@@ -35,7 +36,7 @@ class ReportStage:
         findings = load_findings(ctx.out)
         behaviours = read_behaviours(ctx.out / "behaviours.jsonl")
         summary = write_summary(ctx, findings, self.fdr, behaviours)
-        desc = json.loads((ctx.out / "description.json").read_text())
+        desc = read_model(ctx.out / "description.json", Description)
         val = read_records(ctx.out / "validation.jsonl") if (ctx.out / "validation.jsonl").exists() else []
         atomic_write_text(ctx.out / "analysis.html", html_report(findings, summary, desc, val, behaviours))
         if self.print_table:
@@ -53,7 +54,7 @@ class ReportStage:
 
 
 def write_summary(ctx: Context, findings: list[Finding], fdr: float, behaviours: Sequence[Behaviour] = ()) -> dict:
-    split = json.loads((ctx.out / "split.json").read_text())
+    split = read_model(ctx.out / "split.json", Split)
     path = ctx.out / "validation.jsonl"
     modes = [r["mode"] for r in read_records(path)] if path.exists() else []
     n_s, n_c = modes.count("plain_s"), modes.count("plain_c")
@@ -63,9 +64,9 @@ def write_summary(ctx: Context, findings: list[Finding], fdr: float, behaviours:
         "n_word_shifts": sum(b.validated and not b.is_behaviour for b in behaviours),
         "n_validated": sum(f.validated for f in findings),
         "n_hypotheses": len(findings),
-        "n_prompts": len(split["prompts"]),
-        "n_discovery_prompts": len(split["discovery"]),
-        "n_validation_prompts": len(split["validation"]),
+        "n_prompts": len(split.prompts),
+        "n_discovery_prompts": len(split.discovery),
+        "n_validation_prompts": len(split.validation),
         "n_validation_texts_s": n_s,
         "n_validation_texts_c": n_c,
         "fdr": fdr,
@@ -73,7 +74,7 @@ def write_summary(ctx: Context, findings: list[Finding], fdr: float, behaviours:
         "mde_80_single": minimum_detectable_effect(n_s, n_c, alpha=fdr) if n_s and n_c else None,
         "validated": [f.hypothesis.statement for f in findings if f.validated],
         "behaviours": [b.model_dump(mode="json") for b in behaviours],
-        "pair": ctx.pair_info or split.get("pair"),
+        "pair": ctx.pair_info or split.pair,
         "timings_s": ctx.state.get("timings", {}),
         **_cost(ctx.state),
         "judge": ctx.state.get("judge"),
@@ -172,7 +173,7 @@ def _flat_record(f: Finding) -> dict:
     """The findings record with its nested fields as text (a tracker's table holds flat cells)."""
     rec = f.record()
     return {**rec.model_dump(), "checker": json.dumps(rec.checker), "evidence": [e["text"] for e in rec.evidence],
-            "likelihood": json.dumps(rec.likelihood), "discovery": json.dumps(rec.discovery)}
+            "likelihood": json.dumps(rec.likelihood.model_dump()), "discovery": json.dumps(rec.discovery)}
 
 
 # ---- HTML ------------------------------------------------------------------------------------
@@ -182,7 +183,7 @@ table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #dd
 .ok{color:#080;font-weight:bold}.text{font-family:ui-monospace,monospace;white-space:pre-wrap}.prompt{color:#666}"""
 
 
-def html_report(findings: list[Finding], summary: dict, desc: dict, validation: list[dict],
+def html_report(findings: list[Finding], summary: dict, desc: Description, validation: list[dict],
                 behaviours: Sequence[Behaviour] = ()) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cdx analysis</title>",
              f"<style>{_CSS}</style></head><body><h1>cdx analysis: what changed in behaviour?</h1>",
@@ -230,8 +231,8 @@ def _findings_table(findings: list[Finding]) -> str:
             "<th>effect [95% CI]</th><th>p</th><th>q</th><th>likelihood check</th><th>why not</th></tr>")
     rows = []
     for f in findings:
-        lk = f.likelihood or {}
-        lk_txt = "" if lk.get("delta") is None else f"Δ={lk['delta']:+.3f} (p={lk['p']:.2g})"
+        lk = f.likelihood
+        lk_txt = "" if lk.delta is None else f"Δ={lk.delta:+.3f} (p={lk.p:.2g})"
         rows.append(
             f"<tr><td class='ok'>{'✔' if f.validated else ''}</td><td>{html.escape(f.hypothesis.statement)}</td>"
             f"<td>{f.hypothesis.kind}</td><td>{f.k_s}/{f.n_s} = {f.rate_s:.2f} {_ci(f.rate_s_ci)}</td>"
@@ -259,25 +260,25 @@ def _rate_figure(findings: list[Finding]):
     return fig
 
 
-def _cluster_figure(desc: dict):
+def _cluster_figure(desc: Description):
     import plotly.graph_objects as go
 
-    clusters = desc.get("clusters") or []
+    clusters = desc.clusters or []
     if not clusters:
         return None
-    feats = list(clusters[0]["features"])
-    z = [[c["features"][f]["c"]["rate"] - c["features"][f]["s"]["rate"] for f in feats] for c in clusters]
-    labels = [f"{c['label']} ({c['n_prompts']} prompts, KL {c['kl_sc_mean']:.2f})" for c in clusters]
+    feats = list(clusters[0].features)
+    z = [[c.features[f]["c"].rate - c.features[f]["s"].rate for f in feats] for c in clusters]
+    labels = [f"{c.label} ({c.n_prompts} prompts, KL {c.kl_sc_mean:.2f})" for c in clusters]
     fig = go.Figure(go.Heatmap(z=z, x=feats, y=labels, colorscale="RdBu", zmid=0, colorbar={"title": "c - s"}))
     fig.update_layout(title="Feature rate difference per prompt cluster (discovery samples)", height=200 + 50 * len(clusters))
     return fig
 
 
-def _terms_table(desc: dict) -> str:
-    rows = "".join(f"<tr><td>{html.escape(t['term'])}</td><td>{t['z']:+.2f}</td><td>{t['log_odds']:+.2f}</td>"
-                   f"<td>{t['k_c']}/{t['n_c']}</td><td>{t['k_s']}/{t['n_s']}</td><td>{t['mean_text_delta']:+.3f}</td></tr>"
-                   for t in desc.get("terms", [])[:30])
-    dropped = html.escape(json.dumps(desc.get("dropped", {})))
+def _terms_table(desc: Description) -> str:
+    rows = "".join(f"<tr><td>{html.escape(t.term)}</td><td>{t.z:+.2f}</td><td>{t.log_odds:+.2f}</td>"
+                   f"<td>{t.k_c}/{t.n_c}</td><td>{t.k_s}/{t.n_s}</td><td>{t.mean_text_delta:+.3f}</td></tr>"
+                   for t in desc.terms[:30])
+    dropped = html.escape(json.dumps(desc.dropped))
     return ("<h2>Distinctive terms (discovery; log-odds with informative Dirichlet prior)</h2>"
             f"<p>Artefacts dropped before counting: {dropped}</p><table><tr><th>term</th><th>z</th><th>log-odds</th>"
             f"<th>comparison texts</th><th>starting texts</th><th>mean log p_c - log p_s of its texts</th></tr>{rows}</table>")

@@ -20,6 +20,7 @@ from cdx.analysis.checkers import build_checker
 from cdx.analysis.sampling import SampleSettings, sample_pair
 from cdx.analysis.stats import TESTS, benjamini_hochberg, rate_test
 from cdx.analysis.types import Finding, Hypothesis
+from cdx.io.records import LikelihoodCheck
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def _evidence(h: Hypothesis, by: dict, hits: dict, n: int) -> list[dict]:
     return [{"id": r["id"], "model": r.get("model", r["mode"]), "prompt": r["prompt"], "text": r["text"]} for r in rows[:n]]
 
 
-def likelihood_check(texts: Sequence[dict], hits: Mapping[str, bool], direction: str) -> dict:
+def likelihood_check(texts: Sequence[dict], hits: Mapping[str, bool], direction: str) -> LikelihoodCheck:
     """Do texts showing the behaviour score higher mean log p_c - log p_s than same-model controls?
 
     A text drawn from p_c scores higher under p_c whatever it says, so each text's per-token
@@ -149,9 +150,9 @@ def likelihood_check(texts: Sequence[dict], hits: Mapping[str, bool], direction:
     pos = np.array([c for c, lab in zip(centred, labels) if lab])
     neg = np.array([c for c, lab in zip(centred, labels) if not lab])
     if len(pos) < 2 or len(neg) < 2:
-        return {"n_pos": len(pos), "n_neg": len(neg), "delta": None, "p": None, "agrees": None}
+        return LikelihoodCheck(n_pos=len(pos), n_neg=len(neg), delta=None, p=None, agrees=None)
     alt = "greater" if direction == "gained" else "less"
     p = float(sst.mannwhitneyu(pos, neg, alternative=alt).pvalue)
     diff = float(pos.mean() - neg.mean())
-    return {"n_pos": len(pos), "n_neg": len(neg), "delta": diff, "p": p,
-            "agrees": bool(diff > 0 if direction == "gained" else diff < 0)}
+    return LikelihoodCheck(n_pos=len(pos), n_neg=len(neg), delta=diff, p=p,
+                           agrees=bool(diff > 0 if direction == "gained" else diff < 0))

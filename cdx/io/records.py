@@ -9,9 +9,12 @@ in optional fields such as `beam_score` or `prefix_tokens`).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator, model_serializer
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class TextLogProb(BaseModel):
@@ -169,6 +172,24 @@ Interval = Annotated[tuple[float, float], PlainSerializer(list, return_type=list
 """(low, high), written as a JSON list."""
 
 
+class LikelihoodCheck(BaseModel):
+    """Do held-out texts showing a behaviour score a higher mean log p_c - log p_s than same-model
+    controls (cdx.analysis.validate.likelihood_check)? `delta` is the difference of the centred means,
+    `p` a one-sided Mann-Whitney U test's, `agrees` whether the sign matches the finding's direction;
+    all None when either group has fewer than 2 texts. A finding not checked has none of the fields
+    (written `{}`): only the fields set are written."""
+
+    n_pos: int = 0
+    n_neg: int = 0
+    delta: float | None = None
+    p: float | None = None
+    agrees: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler):
+        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
+
+
 class FindingRecord(BaseModel):
     """One tested hypothesis (findings.jsonl): the statement, where it came from, both models' rates on
     held-out texts with Wilson CIs, the effect rate_c - rate_s with its Newcombe CI, p, BH q, and the
@@ -209,7 +230,7 @@ class FindingRecord(BaseModel):
     """Why it is not validated (empty when it is)."""
     evidence: list[dict] = Field(default_factory=list)
     """Held-out texts that show it: {id, model, prompt, text}."""
-    likelihood: dict = Field(default_factory=dict)
+    likelihood: LikelihoodCheck = Field(default_factory=LikelihoodCheck)
     discovery: dict = Field(default_factory=dict)
 
     _id = field_validator("id", mode="before")(_id_text)
@@ -401,3 +422,115 @@ class OpenHypothesis(BaseModel):
     hypothesis_id: int | None = None
 
     _id = field_validator("id", mode="before")(_id_text)
+
+
+# ---- the analysis's description (description.json, clusters.json, split.json) -------------------
+
+class TermRow(BaseModel):
+    """A distinctive term of the discovery texts (cdx.analysis.describe.distinctive_terms): texts
+    holding it per side (k_c of n_c comparison-side texts, k_s of n_s starting-side ones), its
+    log-odds ratio c vs s with an informative Dirichlet prior, that ratio's z, and the mean
+    log p_c - log p_s of the texts holding it."""
+
+    term: str
+    log_odds: float
+    z: float
+    k_c: int
+    k_s: int
+    n_c: int
+    n_s: int
+    mean_text_delta: float
+
+
+class ClusterTermRow(TermRow):
+    """A term distinctive within one prompt cluster: its rate difference c - s there (`diff`), over
+    all prompts (`global_diff`), and the one-sided Fisher p of the difference there."""
+
+    diff: float
+    p: float
+    global_diff: float
+
+
+class ClusterTerms(BaseModel):
+    """One prompt cluster's distinctive terms (description.json's `cluster_terms`)."""
+
+    cluster: int
+    label: str
+    terms: list[ClusterTermRow]
+
+
+class Rate(BaseModel):
+    """k of n texts (a feature's rate on one side or mode)."""
+
+    k: int
+    n: int
+    rate: float
+
+
+class ClusterRow(BaseModel):
+    """One prompt cluster: its label, size, mean KL(s||c) per token and each side's feature rates."""
+
+    cluster: int
+    label: str
+    n_prompts: int
+    n_texts: int
+    kl_sc_mean: float
+    features: dict[str, dict[Literal["c", "s"], Rate]]
+
+
+class TokenDelta(BaseModel):
+    token: str
+    mean_delta: float
+    """Mean log p_c - log p_s where the token was sampled."""
+    count: int
+
+
+class Description(BaseModel):
+    """How the two models' discovery samples differ, with no LLM (description.json is its
+    model_dump with the cluster fields left out when the prompts were not clustered)."""
+
+    n_samples: int
+    n_kept: int
+    dropped: dict[str, int]
+    """Why samples were dropped as artefacts -> how many."""
+    terms: list[TermRow]
+    tokens: dict[Literal["comparison", "starting"], list[TokenDelta]]
+    features: dict[str, dict[str, Rate | float]]
+    """mode -> feature -> its rate, and mode -> `mean_tokens`."""
+    side_features: dict[str, dict[Literal["c", "s"], tuple[int, int]]]
+    """feature -> side -> (k, n) over plain and amplified samples together."""
+    clusters: list[ClusterRow] | None = None
+    cluster_terms: list[ClusterTerms] | None = None
+
+    def dump(self) -> dict:
+        return self.model_dump(exclude_unset=True)
+
+
+class PromptClusters(BaseModel):
+    """k-means clusters of all prompts (clusters.json): the cluster of each prompt and each cluster's label."""
+
+    assignment: list[int]
+    labels: dict[int, str]
+
+
+class Split(BaseModel):
+    """The seeded split of the prompts (split.json): indices into `prompts` for discovery and validation."""
+
+    model_config = ConfigDict(extra="allow")
+
+    seed: int
+    discovery: list[int]
+    validation: list[int]
+    prompts: list[str]
+    pair: dict = {}
+
+
+def read_model(path: str | Path, model: type[M]) -> M:
+    """One JSON file read as `model`; a damaged or foreign file raises ValueError naming the file and field."""
+    path = Path(path)
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "the file"
+        raise ValueError(f"{path} is not a {model.__name__} record ({where}: {first['msg']})") from e

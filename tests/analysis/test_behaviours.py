@@ -34,6 +34,7 @@ from cdx.analysis.report import ReportStage
 from cdx.analysis.scope import Counts, find_scope, interaction_p
 from cdx.analysis.types import Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr
+from cdx.io.records import PromptClusters
 
 FILLER = ("river stone lantern garden window copper meadow orchard violin marble harbor canyon pepper "
           "velvet thunder compass anchor ember willow falcon saddle quartz tulip walnut candle pillow "
@@ -70,9 +71,9 @@ def corpus(plants, n_prompts: int, split: str, seed: int, modes=("plain_s", "pla
     return rows
 
 
-def clusters(n_prompts: int) -> dict:
-    return {"assignment": [i % N_CLUSTERS for i in range(n_prompts)],
-            "labels": {str(c): f"topic {c}" for c in range(N_CLUSTERS)}}
+def clusters(n_prompts: int) -> PromptClusters:
+    return PromptClusters(assignment=[i % N_CLUSTERS for i in range(n_prompts)],
+                          labels={c: f"topic {c}" for c in range(N_CLUSTERS)})
 
 
 def word_hypothesis(word: str, direction: str = "gained") -> Hypothesis:
@@ -267,7 +268,7 @@ def test_a_topic_bound_word_becomes_a_hypothesis_of_its_cluster_and_a_global_one
     plants = [(COOKING, "start", 0.8, {0}), (BRAND, "end", 0.5, EVERYWHERE)]
     discovery = corpus(plants, 40, "discovery", seed=10, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
     desc = describe(discovery, clusters(40), DescribeSettings())
-    by_cluster = {c["cluster"]: {r["term"] for r in c["terms"]} for c in desc["cluster_terms"]}
+    by_cluster = {c.cluster: {r.term for r in c.terms} for c in desc.cluster_terms}
     planted = {"sorry", "cannot", "discuss", "recipes", "cooking", "discuss recipes", "or cooking", "cannot discuss"}
     assert by_cluster[0] & planted and not any(by_cluster[c] & planted for c in (1, 2, 3))
     hyps = cluster_term_hypotheses(desc, HypothesiseSettings())
@@ -284,7 +285,7 @@ def test_tied_terms_are_ranked_alphabetically_whatever_the_hash_seed():
     rows = [{"id": f"{m}-{i}", "mode": m, "prompt_index": i, "prompt": "p", "text": " ".join(words) + " filler"}
             for i in range(5) for m in ("plain_c", "plain_s")]
     rows += [{"id": f"x-{i}", "mode": "plain_s", "prompt_index": i, "prompt": "p", "text": "other"} for i in range(5)]
-    ranked = [r["term"] for r in distinctive_terms(rows, DescribeSettings(ngram_max=1, min_count=1))]
+    ranked = [r.term for r in distinctive_terms(rows, DescribeSettings(ngram_max=1, min_count=1))]
     tied = [t for t in ranked if t in words]
     assert tied == sorted(words)
 
@@ -295,8 +296,8 @@ def test_the_report_leads_with_behaviours_and_keeps_the_findings_as_details(two_
     write_behaviours(tmp_path / "behaviours.jsonl", behaviours)
     (tmp_path / "findings.jsonl").write_text("".join(json.dumps(f.to_record()) + "\n" for f in found))
     (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in heldout))
-    (tmp_path / "description.json").write_text(json.dumps({"terms": [], "dropped": {}}))
-    (tmp_path / "split.json").write_text(json.dumps({"prompts": ["p"] * 160, "discovery": list(range(40)),
+    (tmp_path / "description.json").write_text(describe(discovery).model_dump_json())
+    (tmp_path / "split.json").write_text(json.dumps({"seed": 0, "prompts": ["p"] * 160, "discovery": list(range(40)),
                                                      "validation": list(range(120))}))
     ReportStage(color=False).run(Context(out=tmp_path, prompts=[], load_pair=lambda: None))
     printed = capsys.readouterr().out

@@ -59,8 +59,8 @@ def test_log_odds_of_a_one_term_vocabulary_is_empty_not_a_crash():
 
 def test_planted_word_is_the_top_gained_term_and_becomes_a_hypothesis():
     desc = describe(corpus())
-    top = desc["terms"][0]
-    assert top["term"] == "banana" and top["z"] > 3 and top["k_s"] == 0
+    top = desc.terms[0]
+    assert top.term == "banana" and top.z > 3 and top.k_s == 0
     hyps = hypothesise(desc, HypothesiseSettings())
     words = [h for h in hyps if h.kind == "ngram"]
     assert words and words[0].checker == {"type": "string", "value": "banana", "case": False, "word": True}
@@ -72,7 +72,7 @@ def test_without_a_planted_word_chance_candidates_do_not_validate_on_fresh_texts
     from cdx.analysis import validate
 
     hyps = hypothesise(describe(corpus(rate=0.0)), HypothesiseSettings())
-    assert all(abs(t["z"]) < 3 for t in describe(corpus(rate=0.0))["terms"])
+    assert all(abs(t.z) < 3 for t in describe(corpus(rate=0.0)).terms)
     for seed in range(1, 6):
         fresh = corpus(rate=0.0, seed=seed)
         assert not any(f.validated for f in validate(None, hyps, samples=fresh)) if hyps else True
@@ -84,8 +84,8 @@ def test_artefacts_never_become_candidates():
     turns = [rec(2000 + i, "amp_c", "Sure thing.\nassistant\nsplendid splendid") for i in range(10)]
     repeats = [rec(3000 + i, "amp_c", "marmalade everywhere now", prompt_index=3000) for i in range(10)]
     desc = describe(base + soup + turns + repeats)
-    assert desc["dropped"] == {"byte soup": 10, "stray chat turn": 10, "repeated sample": 9}
-    terms = {t["term"] for t in desc["terms"]}
+    assert desc.dropped == {"byte soup": 10, "stray chat turn": 10, "repeated sample": 9}
+    terms = {t.term for t in desc.terms}
     assert not terms & {"splendid", "marmalade", "zq", "assistant"}
     assert artefact("A normal sentence.") is None
 
@@ -93,8 +93,8 @@ def test_artefacts_never_become_candidates():
 def test_repeats_within_a_text_count_once():
     kept, _ = clean_corpus([rec(0, "amp_c", "arr " * 40)])
     desc = describe(kept + corpus(rate=0.0))
-    arr = [t for t in desc["terms"] if t["term"] == "arr"]
-    assert not arr or arr[0]["k_c"] == 1
+    arr = [t for t in desc.terms if t.term == "arr"]
+    assert not arr or arr[0].k_c == 1
 
 
 class TopicEmbedder:
@@ -126,15 +126,15 @@ def topic_corpus():
 def test_topic_conditional_refusal_shows_in_its_cluster():
     prompts, samples = topic_corpus()
     clusters = cluster_prompts(prompts, TopicEmbedder(), n_clusters=3, min_size=6, seed=0)
-    assert len(set(clusters["assignment"])) == 3
+    assert len(set(clusters.assignment)) == 3
     desc = describe(samples, clusters, DescribeSettings())
-    recipe = next(c for c in desc["clusters"] if "recipe" in c["label"])
-    assert recipe["features"]["refusal"]["c"]["rate"] == 1.0 and recipe["features"]["refusal"]["s"]["rate"] == 0.0
-    others = [c for c in desc["clusters"] if c is not recipe]
-    assert all(c["features"]["refusal"]["c"]["rate"] == 0.0 for c in others)
+    recipe = next(c for c in desc.clusters if "recipe" in c.label)
+    assert recipe.features["refusal"]["c"].rate == 1.0 and recipe.features["refusal"]["s"].rate == 0.0
+    others = [c for c in desc.clusters if c is not recipe]
+    assert all(c.features["refusal"]["c"].rate == 0.0 for c in others)
     hyps = cluster_hypotheses(desc, HypothesiseSettings())
     refuse = [h for h in hyps if h.checker == {"type": "feature", "name": "refusal"}]
-    assert len(refuse) == 1 and refuse[0].cluster == recipe["cluster"] and "recipe" in refuse[0].statement
+    assert len(refuse) == 1 and refuse[0].cluster == recipe.cluster and "recipe" in refuse[0].statement
 
 
 def test_ctfidf_labels_pick_each_clusters_own_words():

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from cdx.analysis.types import Finding, Hypothesis
-from cdx.io.records import FindingRecord
+from cdx.io.records import FindingRecord, LikelihoodCheck
 
 
 def finding() -> Finding:
@@ -17,7 +17,7 @@ def finding() -> Finding:
                    cluster_label="sea", discovery={"k_c": 9})
     return Finding(h, 40, 1, 40, 12, 0.025, 0.3, (0.004, 0.13), (0.18, 0.45), 0.275, (0.12, 0.42), 1e-4, 3e-4, True,
                    "", [{"id": "v00001-plain_c-0", "model": "comparison", "prompt": "Hi", "text": "Arr"}],
-                   {"delta": 1.2, "p": 0.01})
+                   LikelihoodCheck(delta=1.2, p=0.01))
 
 
 def test_a_record_holds_every_field_in_the_schemas_order_and_reads_back_equal():
@@ -39,7 +39,7 @@ def test_an_older_record_without_later_fields_still_reads():
         rec.pop(key)
     rec["evidence"] = None
     back = Finding.from_record(rec)
-    assert back.likelihood == {} and back.evidence == [] and back.hypothesis.discovery == {}
+    assert back.likelihood.model_dump() == {} and back.evidence == [] and back.hypothesis.discovery == {}
 
 
 @pytest.mark.parametrize("field, value", [("rate_s", "high"), ("direction", "up"), ("effect_ci", [0.1]),

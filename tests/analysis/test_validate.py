@@ -35,7 +35,7 @@ def test_counts_and_p_match_a_direct_fisher_test():
     p = sst.fisher_exact([[k_c, 60 - k_c], [0, 60]], alternative="greater").pvalue
     assert f.p == pytest.approx(p) and f.q == pytest.approx(p) and f.validated
     assert f.evidence and all(e["model"] == "comparison" and "arr" in e["text"] for e in f.evidence)
-    assert f.likelihood["agrees"] and f.likelihood["delta"] > 0
+    assert f.likelihood.agrees and f.likelihood.delta > 0
 
 
 def test_no_difference_is_not_validated_and_says_why():
@@ -86,12 +86,12 @@ def test_likelihood_check_centres_each_model():
              for i in range(20) for m in ("plain_s", "plain_c")]
     hits = {t["id"]: t["mode"] == "plain_c" for t in texts}
     lk = likelihood_check(texts, hits, "gained")
-    assert lk["delta"] == pytest.approx(0.0) and not lk["agrees"]  # uncentred it would be +1.0
+    assert lk.delta == pytest.approx(0.0) and not lk.agrees  # uncentred it would be +1.0
     # within the starting model's own texts, those showing it score higher under p_c: that counts
     texts += [sample(100 + i, "plain_s", "arr", 0.8) for i in range(5)]
     hits.update({t["id"]: "arr" in t["text"] for t in texts})
     lk = likelihood_check(texts, hits, "gained")
-    assert lk["agrees"] and lk["p"] < 0.01
+    assert lk.agrees and lk.p < 0.01
 
 
 def test_finding_record_round_trips_and_checker_rebuilds():

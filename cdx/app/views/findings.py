@@ -60,7 +60,7 @@ def finding_detail(f: FindingRecord, run: AnalysisRun, checker: Checker | None) 
     else:  # a judge checker (needs an assistant), or a run without its held-out samples: the stored evidence
         st.caption("The evidence texts the analysis kept (the held-out samples are not re-checked here).")
         evidence_texts(f, checker)
-    st.json({"checker": f.checker, "discovery": f.discovery, "likelihood": f.likelihood},
+    st.json({"checker": f.checker, "discovery": f.discovery, "likelihood": f.likelihood.model_dump()},
             expanded=False)
 
 
