@@ -525,6 +525,64 @@ class Split(BaseModel):
     pair: dict = {}
 
 
+class Stats(BaseModel):
+    """mean, std, max, min of a list of numbers (`cdx.search.subsample.stats`)."""
+
+    mean: float
+    std: float
+    max: float
+    min: float
+
+
+class SubsampleStats(BaseModel):
+    """The bank prompts a search cycle showed the assistant: their bank ids and their spread."""
+
+    ids: list[int]
+    divergence: Stats
+    diversity: Stats
+
+
+class NewStats(BaseModel):
+    size: int
+    divergence: Stats
+
+
+class BankStats(NewStats):
+    diversity: Stats
+
+
+class CycleRecord(BaseModel):
+    """One attempted search cycle (a line of stats.jsonl), failed ones included.
+
+    Fields are declared in the order a cycle fills them; `dump()` writes only those it set, so a
+    failed cycle's line has its `reason` and no `new`, a successful one the reverse.
+    """
+
+    subsample: SubsampleStats
+    repeat: int
+    attempt: int
+    seed: int
+    shown_values: list[float] | None = None
+    replies: list[str] = []
+    n_parsed: int = 0
+    n_exact_duplicates: int = 0
+    n_near_duplicates: int = 0
+    n_judged: int = 0
+    """Criterion requests the cycle made (one per scored prompt; set only when the criterion is used)."""
+    n_rejected_by_criterion: int = 0
+    reason: str | None = None
+    """Why the cycle failed; None when it added prompts."""
+    new: NewStats | None = None
+    ok: bool = False
+    cycle: int | None = None
+    """The successful cycle's number within its repeat; None for a failed attempt."""
+    failed_cycles: int = 0
+    bank: BankStats | None = None
+
+    def dump(self) -> dict:
+        return self.model_dump(exclude_unset=True)
+
+
 def read_model(path: str | Path, model: type[M]) -> M:
     """One JSON file read as `model`; a damaged or foreign file raises ValueError naming the file and field."""
     path = Path(path)

@@ -10,12 +10,17 @@ it is cut off and the interrupted cycle runs again with the same seed.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from cdx.io import JsonlWriter, RunDirError, atomic_save_npy, atomic_write_json, read_records, write_records
+from cdx.io.records import CycleRecord
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,12 +94,14 @@ class BankStore:
     def exists(self) -> bool:
         return any(p.exists() for p in (self.state_path, self.bank_path, self.stats_path))
 
-    def append_stats(self, record: dict) -> None:
+    def append_stats(self, record: CycleRecord) -> None:
         with JsonlWriter(self.stats_path) as w:
-            w.write([record])
+            w.write([record.dump()])
 
-    def stats(self) -> list[dict]:
-        return read_records(self.stats_path) if self.stats_path.exists() else []
+    def stats(self) -> list[CycleRecord]:
+        """The cycle records of stats.jsonl; a line that is not one (a damaged write) is left out, and
+        `load()` cuts it from the file (its cycle runs again)."""
+        return _cycle_records(read_records(self.stats_path) if self.stats_path.exists() else [], self.stats_path)
 
     def save(self, bank: Bank, state: SearchState) -> None:
         state.n_entries = len(bank)
@@ -122,19 +129,29 @@ class BankStore:
                 f"resumed without losing prompts. Start a new output directory (seeds=bank can reuse this bank)")
         bank = Bank([BankEntry(**by_id[i]) for i in range(state.n_entries)],
                     emb[: state.n_entries] if state.n_entries else None)
-        stats = self.stats()
-        kept = _checkpointed_stats(stats, state)
-        if len(kept) != len(stats):  # a cycle logged after the checkpoint (it runs again), or a damaged line
-            write_records(self.stats_path, kept)
+        lines = read_records(self.stats_path) if self.stats_path.exists() else []
+        kept = _checkpointed_stats(_cycle_records(lines, self.stats_path), state)
+        if len(kept) != len(lines):  # a cycle logged after the checkpoint (it runs again), or a damaged line
+            write_records(self.stats_path, (s.dump() for s in kept))
         return bank, state
 
 
-def _checkpointed_stats(stats: list[dict], state: SearchState) -> list[dict]:
+def _cycle_records(lines: list[dict], path: Path) -> list[CycleRecord]:
+    out = []
+    for r in lines:
+        try:
+            out.append(CycleRecord.model_validate(r))
+        except ValidationError as e:
+            log.warning("%s: a line is not a cycle record (%s); it is left out", path, e.errors()[0]["msg"])
+    return out
+
+
+def _checkpointed_stats(stats: list[CycleRecord], state: SearchState) -> list[CycleRecord]:
     """Stats lines of cycles the checkpoint includes, each (repeat, attempt) once, in order."""
     seen, kept = set(), []
     for s in stats:
-        key = (s.get("repeat"), s.get("attempt"))
-        if not all(isinstance(k, int) for k in key) or key in seen or key > (state.repeat, state.attempt):
+        key = (s.repeat, s.attempt)
+        if key in seen or key > (state.repeat, state.attempt):
             continue
         seen.add(key)
         kept.append(s)

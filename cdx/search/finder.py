@@ -15,6 +15,7 @@ import numpy as np
 
 from cdx.assistant import Assistant, AssistantError, AssistantFatalError
 from cdx.assistant.replies import parse_prompts, parse_yes_no
+from cdx.io.records import BankStats, CycleRecord, NewStats, SubsampleStats
 from cdx.models.embeddings import Embedder
 from cdx.search.bank import Bank, BankEntry, BankStore, SearchState
 from cdx.search.dedup import novel
@@ -40,7 +41,7 @@ def cycle_seed(seed: int, repeat: int, attempt: int) -> int:
 class _Cycle:
     entries: list[BankEntry]
     embeddings: np.ndarray
-    record: dict
+    record: CycleRecord
 
 
 class DivergenceFinder:
@@ -53,7 +54,7 @@ class DivergenceFinder:
         settings: SearchSettings,
         store: BankStore,
         seed: int = 0,
-        on_cycle: Callable[[dict, int], None] | None = None,
+        on_cycle: Callable[[CycleRecord, int], None] | None = None,
     ):
         if settings.criterion.use and instructions.criterion is None:
             raise ValueError(f"search.criterion.use/required is set, but the instructions "
@@ -113,19 +114,21 @@ class DivergenceFinder:
             state.failed += 1
         idx = bank.of_repeat(state.repeat)
         h = diversity_scores(bank.embeddings[idx], self.s.subsample.diversity)
-        out.record.update(ok=ok, cycle=state.cycle if ok else None, failed_cycles=state.failed, bank={
-            "size": len(idx), "divergence": stats([bank.entries[i].divergence for i in idx]), "diversity": stats(h)})
-        self.store.append_stats(out.record)
+        rec = out.record
+        rec.ok, rec.cycle, rec.failed_cycles = ok, state.cycle if ok else None, state.failed
+        rec.bank = BankStats(size=len(idx), divergence=stats([bank.entries[i].divergence for i in idx]),
+                             diversity=stats(h))
+        self.store.append_stats(rec)
         if ok:
             log.info("repeat %d cycle %d/%d: %d new prompts (mean divergence %.4f), bank %d, bank mean %.4f",
                      state.repeat + 1, state.cycle, self.s.n_cycles, len(out.entries),
-                     out.record["new"]["divergence"]["mean"], len(idx), out.record["bank"]["divergence"]["mean"])
+                     rec.new.divergence.mean if rec.new else 0.0, len(idx), rec.bank.divergence.mean)
         else:
             log.warning("repeat %d: cycle failed (%s), %d/%d failed cycles", state.repeat + 1,
-                        out.record["reason"], state.failed, self.s.max_failed_cycles)
+                        rec.reason, state.failed, self.s.max_failed_cycles)
         self._checkpoint(bank, state)
         if self.on_cycle:
-            self.on_cycle(out.record, state.n_stats)
+            self.on_cycle(rec, state.n_stats)
 
     # ---- one cycle ----------------------------------------------------------------------------
 
@@ -133,47 +136,49 @@ class DivergenceFinder:
         seed = cycle_seed(self.seed, repeat, attempt)
         rng = np.random.default_rng(seed)
         idx = bank.of_repeat(repeat)
-        sub_ids, record = self._subsample(bank, idx, rng)
-        record.update(repeat=repeat, attempt=attempt, seed=seed)
+        sub_ids, sub = self._subsample(bank, idx, rng)
+        record = CycleRecord(subsample=sub, repeat=repeat, attempt=attempt, seed=seed)
         sub_div = np.array([bank.entries[i].divergence for i in sub_ids])
         order, values = shown_values(sub_div, self.s.context_values, rng)
         shown = [bank.entries[i].prompt for i in sub_ids[order]]
-        record["shown_values"] = None if values is None else values.tolist()
+        record.shown_values = None if values is None else values.tolist()
         messages = request_messages(self.instr, shown, values, self.s.n_new_prompts)
         prompts, replies = self._ask(messages, seed)
-        record.update(replies=replies, n_parsed=len(prompts))
+        record.replies, record.n_parsed = replies, len(prompts)
         empty = _Cycle([], np.zeros((0, 0)), record)
         if not prompts:
-            record["reason"] = "no prompts in the reply" if replies else "the assistant request failed"
+            record.reason = "no prompts in the reply" if replies else "the assistant request failed"
             return empty
         emb = self.embedder.embed(prompts)
         keep, exact, near = novel(prompts, emb, [bank.entries[i].prompt for i in idx], bank.embeddings[idx],
                                   self.s.near_duplicate_threshold)
-        record.update(n_exact_duplicates=exact, n_near_duplicates=near)
+        record.n_exact_duplicates, record.n_near_duplicates = exact, near
         prompts, emb = [prompts[i] for i in keep], emb[keep]
         if not prompts:
-            record["reason"] = "only duplicates"
+            record.reason = "only duplicates"
             return empty
         entries = self._entries(prompts, self.scorer.score(prompts, seed), cycle, repeat)
+        if self.s.criterion.use:
+            record.n_judged = len(entries)
         if self.s.criterion.required:
             passed = [i for i, e in enumerate(entries) if e.criterion == 1.0]
-            record["n_rejected_by_criterion"] = len(entries) - len(passed)
+            record.n_rejected_by_criterion = len(entries) - len(passed)
             entries, emb = [entries[i] for i in passed], emb[passed]
             if not entries:
-                record["reason"] = "no prompt met the criterion"
+                record.reason = "no prompt met the criterion"
                 return empty
-        record["new"] = {"size": len(entries), "divergence": stats([e.divergence for e in entries])}
+        record.new = NewStats(size=len(entries), divergence=stats([e.divergence for e in entries]))
         return _Cycle(entries, emb, record)
 
-    def _subsample(self, bank: Bank, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    def _subsample(self, bank: Bank, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, SubsampleStats]:
         sub = self.s.subsample
         div = np.array([bank.entries[i].divergence for i in idx])
         crit = np.array([bank.entries[i].criterion or 0.0 for i in idx])
         res = divergence_weighted_subsample(div, bank.embeddings[idx], crit, sub.size, sub.temperature, sub.weights,
                                             rng, sub.select_high, sub.diversity)
-        record = {"subsample": {"ids": idx[res.indices].tolist(), "divergence": stats(div[res.indices]),
-                                "diversity": stats(res.diversity[res.indices])}}
-        return idx[res.indices], record
+        sub_stats = SubsampleStats(ids=idx[res.indices].tolist(), divergence=stats(div[res.indices]),
+                                   diversity=stats(res.diversity[res.indices]))
+        return idx[res.indices], sub_stats
 
     def _ask(self, messages: list, seed: int) -> tuple[list[str], list[str]]:
         """(parsed prompts, raw replies): one request, and one repair request if nothing parsed."""

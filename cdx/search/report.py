@@ -6,10 +6,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from cdx.io.records import CycleRecord
 from cdx.search.bank import Bank
 
 
-def summary(bank: Bank, stats: list[dict], top_n: int, direction: dict | None = None) -> dict:
+def summary(bank: Bank, stats: list[CycleRecord], top_n: int, direction: dict | None = None) -> dict:
     """Headline numbers: seeds' mean divergence against the bank's top `top_n`, and cycle counts.
 
     `direction` (`cdx.decoding.rules.direction_of(rule)`): which side the responses show.
@@ -27,8 +28,8 @@ def summary(bank: Bank, stats: list[dict], top_n: int, direction: dict | None = 
         "new_divergence_mean": float(new.mean()) if len(new) else 0.0,
         "new_top_divergence_mean": float(np.sort(new)[::-1][:top_n].mean()) if len(new) else 0.0,
         "bank_divergence_mean": float(div.mean()) if len(div) else 0.0,
-        "cycles": sum(1 for s in stats if s.get("ok")),
-        "failed_cycles": sum(1 for s in stats if not s.get("ok")),
+        "cycles": sum(1 for s in stats if s.ok),
+        "failed_cycles": sum(1 for s in stats if not s.ok),
         "top_n": top_n,
         **({"direction": dict(direction)} if direction else {}),
     }

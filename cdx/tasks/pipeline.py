@@ -45,6 +45,7 @@ from cdx.knowledge import (
     record_hypothesis,
     register_pair,
 )
+from cdx.search.bank import BankStore
 from cdx.tasks.common import (
     build_assistant,
     git_commit,
@@ -509,11 +510,12 @@ def _check_options(t: DictConfig) -> None:
 
 
 def _search_calls(folder: Path) -> int:
-    """Assistant requests of a search run: one per attempted cycle (stats.jsonl), plus criterion judgements."""
-    stats = folder / "stats.jsonl"
-    if not stats.is_file():
-        return 0
-    return sum(1 + int(r.get("judged", 0) or 0) for r in read_records(stats))
+    """Assistant requests of a search run: one per attempted cycle (stats.jsonl), plus criterion judgements.
+
+    A cycle whose first reply parsed to nothing asks once more (a repair request); that second
+    request is not counted, as before.
+    """
+    return sum(1 + r.n_judged for r in BankStore(folder).stats())
 
 
 def _plain(node) -> dict:

@@ -40,7 +40,7 @@ def run(cfg: DictConfig) -> dict:
         decoder = instantiate(cfg.decoding, pair=pair, **_decoder_overrides(settings))
         finder = DivergenceFinder(
             PromptScorer(decoder, settings.metric), assistant, instantiate(cfg.search.embedder), instructions,
-            settings, store, seed=cfg.seed, on_cycle=lambda rec, step: tracker.log_step(_flat(rec), step),
+            settings, store, seed=cfg.seed, on_cycle=lambda rec, step: tracker.log_step(_flat(rec.dump()), step),
         )
         bank, _ = finder.run(seeds, resume=rundir.resumed)
         direction = direction_of(decoder.rule)

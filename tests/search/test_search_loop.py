@@ -139,6 +139,10 @@ def test_failed_cycle_gets_one_repair_request_then_counts(make_cfg, built, caplo
     recs = read_records(f"{cfg.output_dir}/stats.jsonl")
     assert [r["ok"] for r in recs] == [False, True]
     assert recs[0]["reason"] == "no prompts in the reply" and recs[0]["replies"] == ["I cannot.", "Still nothing."]
+    # a failed cycle's line states why and has no `new`; a successful one the reverse (CycleRecord.dump)
+    assert list(recs[0]) == ["subsample", "repeat", "attempt", "seed", "shown_values", "replies", "n_parsed", "reason",
+                             "ok", "cycle", "failed_cycles", "bank"] and recs[0]["cycle"] is None
+    assert "reason" not in recs[1] and recs[1]["new"]["size"] == 1
     assert "cycle failed (no prompts in the reply), 1/2 failed cycles" in caplog.text
     assert (result["cycles"], result["failed_cycles"], result["n_added"]) == (1, 1, 1)
 

@@ -5,6 +5,7 @@ from rich.console import Console
 
 from cdx.decoding.rules import LogitDiff, direction_of
 from cdx.io import read_records
+from cdx.io.records import CycleRecord
 from cdx.search.bank import Bank, BankEntry, BankStore, SearchState
 from cdx.search.report import bank_table, print_tables, summary
 
@@ -40,8 +41,13 @@ def test_repeat_cycle_and_id_columns_agree_with_bank_jsonl(tmp_path):
         assert divs == sorted(divs, reverse=top)
 
 
+def _cycle(ok: bool) -> CycleRecord:
+    zero = {"mean": 0.0, "std": 0.0, "max": 0.0, "min": 0.0}
+    return CycleRecord(subsample={"ids": [], "divergence": zero, "diversity": zero}, repeat=0, attempt=1, seed=0, ok=ok)
+
+
 def test_summary_headlines_by_hand():
-    s = summary(_bank(), [{"ok": True}, {"ok": False}], top_n=2)
+    s = summary(_bank(), [_cycle(True), _cycle(False)], top_n=2)
     assert s["bank_size"] == 5 and s["n_seeds"] == 2 and s["n_added"] == 3
     assert s["top_divergence_mean"] == (3.0 + 2.0) / 2
     assert s["seed_divergence_mean"] == (0.5 + 1.0) / 2
