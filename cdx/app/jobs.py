@@ -293,7 +293,8 @@ class Job:
         """A run of an earlier app process: what its folder says (lock held, run.json finished)."""
         if lock_holder(self.run_dir) is not None:
             return "running"
-        if (read_run_file(self.run_dir) or {}).get("status") == "finished":
+        info = read_run_file(self.run_dir)
+        if info is not None and info.status == "finished":
             return "finished"
         return "cancelled" if self.cancelled else "failed"
 

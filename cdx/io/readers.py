@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from cdx.io.jsonl import scan_records
-from cdx.io.records import invalid_records
+from cdx.io.records import RunInfo, invalid_records
 from cdx.io.rundir import RUN_FILE, RunDirError, read_run_file
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Run:
     """summary.json (decode, score, search), analysis.json (analyze), else None."""
     config: dict | None = None
     """The resolved Hydra config of the run (.hydra/config.yaml), when there is one."""
-    info: dict | None = None
+    info: RunInfo | None = None
     """run.json: kind, identity, fingerprint, status, created/finished times."""
     files: dict = field(default_factory=dict)
     """Extra parsed files by name (stats.jsonl, state.json, error.json, ...)."""
@@ -81,12 +81,12 @@ class Run:
     @property
     def status(self) -> str:
         """finished | running (or killed) | failed | unknown (a run made before run.json)."""
-        if self.info and self.info.get("status") == "finished":
+        if self.info and self.info.status == "finished":
             return "finished"
         if "error.json" in self.files:
             return "failed"
         if self.info:
-            return str(self.info.get("status", "unknown"))
+            return self.info.status or "unknown"
         return "finished" if self.summary is not None else "unknown"
 
 
@@ -94,8 +94,8 @@ def run_kind(path: str | Path) -> str:
     """The kind of run stored in the folder `path` (a key of KIND_FILES); NotARunError otherwise."""
     path = _folder(path)
     info = _safe_run_file(path)
-    if info and TASK_KINDS.get(str(info.get("kind"))):
-        return TASK_KINDS[str(info["kind"])]
+    if info and TASK_KINDS.get(str(info.kind)):
+        return TASK_KINDS[str(info.kind)]
     for kind, files in KIND_FILES.items():
         if any((path / f).is_file() for f in files):
             return kind
@@ -158,7 +158,7 @@ def _folder(path: str | Path) -> Path:
     return path
 
 
-def _safe_run_file(folder: Path) -> dict | None:
+def _safe_run_file(folder: Path) -> RunInfo | None:
     try:
         return read_run_file(folder)
     except (RunDirError, RecursionError) as e:  # RecursionError: a run.json nested deeper than the parser's stack
@@ -224,7 +224,7 @@ def _job_record(num: int, folder: Path, overrides: list[str]) -> dict:
         kind = run_kind(folder)
     except NotARunError:
         kind = None
-    info = _safe_run_file(folder) or {}
-    status = ("failed" if (folder / "error.json").is_file() and info.get("status") != "finished"
-              else info.get("status") or ("finished" if (folder / "summary.json").is_file() else "incomplete"))
+    info = _safe_run_file(folder) or RunInfo()
+    status = ("failed" if (folder / "error.json").is_file() and info.status != "finished"
+              else info.status or ("finished" if (folder / "summary.json").is_file() else "incomplete"))
     return {"job": num, "dir": str(folder), "overrides": overrides, "kind": kind, "status": status}

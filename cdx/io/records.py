@@ -583,6 +583,30 @@ class CycleRecord(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
+class RunInfo(BaseModel):
+    """run.json: what a run directory holds and where it stands (`cdx.io.rundir`).
+
+    Extra keys are a task's own headline numbers, written by `RunDir.finish(**extra)`.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str | None = None
+    """The task that wrote the run (decode, score, search, analyze, ...)."""
+    fingerprint: str | None = None
+    """Digest of `identity`: two runs with the same fingerprint drew the same samples."""
+    identity: dict = {}
+    created: str | None = None
+    status: str | None = None
+    """running or finished (a killed run stays running)."""
+    resumed: list[str] = []
+    """When the run was resumed, one timestamp each."""
+    finished: str | None = None
+
+    def dump(self) -> dict:
+        return self.model_dump(exclude_unset=True)
+
+
 def read_model(path: str | Path, model: type[M]) -> M:
     """One JSON file read as `model`; a damaged or foreign file raises ValueError naming the file and field."""
     path = Path(path)

@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+from pydantic import ValidationError
 
 from cdx.errors import CdxUserError
 from cdx.io.jsonl import atomic_write_json
+from cdx.io.records import RunInfo
 
 RUN_FILE = "run.json"
 LOCK_FILE = ".cdx.lock"
@@ -118,7 +120,7 @@ def _short(v, n: int = 60) -> str:
 # ---- what a directory holds --------------------------------------------------------------------
 
 
-def read_run_file(folder: str | Path) -> dict | None:
+def read_run_file(folder: str | Path) -> RunInfo | None:
     """The parsed run.json of `folder`, or None when there is none."""
     path = Path(folder) / RUN_FILE
     if not path.is_file():
@@ -129,7 +131,12 @@ def read_run_file(folder: str | Path) -> dict | None:
         raise RunDirError(f"{path} is unreadable ({e}); the run directory is damaged") from e
     if not isinstance(data, dict):
         raise RunDirError(f"{path} is not a JSON object; the run directory is damaged")
-    return data
+    try:
+        return RunInfo.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise RunDirError(f"{path} is not a run record ({'.'.join(map(str, first['loc']))}: {first['msg']}); "
+                          f"the run directory is damaged") from e
 
 
 def holds_run(folder: str | Path) -> bool:
@@ -155,10 +162,10 @@ def check_rerun(folder: str | Path, resume: bool) -> None:
 
 
 def _refuse_existing(folder: Path) -> None:
-    info = read_run_file(folder) or {}
-    state = {"finished": "a finished", "running": "an unfinished (killed?)"}.get(str(info.get("status")), "a")
+    info = read_run_file(folder) or RunInfo()
+    state = {"finished": "a finished", "running": "an unfinished (killed?)"}.get(str(info.status), "a")
     raise RunExistsError(
-        f"{folder} already holds {state} {info.get('kind', 'cdx')} run; nothing was changed. Pass resume=true to "
+        f"{folder} already holds {state} {info.kind or 'cdx'} run; nothing was changed. Pass resume=true to "
         f"continue it (same settings), or choose a new output directory (hydra.run.dir=...)")
 
 
@@ -249,8 +256,8 @@ class RunDir:
     """True when the directory held this run already (resume=true)."""
 
     def finish(self, **extra) -> None:
-        info = read_run_file(self.path) or {}
-        atomic_write_json(self.path / RUN_FILE, {**info, "status": "finished", "finished": _now(), **extra})
+        info = read_run_file(self.path) or RunInfo()
+        atomic_write_json(self.path / RUN_FILE, {**info.dump(), "status": "finished", "finished": _now(), **extra})
 
 
 @contextlib.contextmanager
@@ -265,23 +272,24 @@ def open_run(folder: str | Path, kind: str, identity: dict, resume: bool) -> Ite
         info = read_run_file(folder)
         if existed:
             _check_same_run(folder, info, kind, identity)
-        record = {"kind": kind, "fingerprint": fingerprint(identity), "identity": identity,
-                  "created": (info or {}).get("created", _now()), "status": "running",
-                  "resumed": [*(info or {}).get("resumed", []), *([_now()] if existed else [])]}
-        atomic_write_json(folder / RUN_FILE, record)
+        before = info or RunInfo()
+        record = RunInfo(kind=kind, fingerprint=fingerprint(identity), identity=identity,
+                         created=before.created or _now(), status="running",
+                         resumed=[*before.resumed, *([_now()] if existed else [])])
+        atomic_write_json(folder / RUN_FILE, record.dump())
         yield RunDir(folder, kind, identity, existed)
 
 
-def _check_same_run(folder: Path, info: dict | None, kind: str, identity: dict) -> None:
+def _check_same_run(folder: Path, info: RunInfo | None, kind: str, identity: dict) -> None:
     if info is None:
         raise RunMismatchError(
             f"resume=true: {folder} holds outputs but no {RUN_FILE}, so it cannot be shown to come from the same "
             f"settings; resume only runs made by this version of cdx, or start a new output directory")
-    if info.get("kind") != kind:
-        raise RunMismatchError(f"resume=true: {folder} holds a {info.get('kind')} run, not a {kind} run; "
+    if info.kind != kind:
+        raise RunMismatchError(f"resume=true: {folder} holds a {info.kind} run, not a {kind} run; "
                                f"choose the matching task or a new output directory")
-    if info.get("fingerprint") != fingerprint(identity):
-        diff = differences(info.get("identity") or {}, identity)
+    if info.fingerprint != fingerprint(identity):
+        diff = differences(info.identity, identity)
         raise RunMismatchError(
             f"resume=true: {folder} was made with other settings, so resuming would mix two runs. Differs "
             f"(there -> now): {'; '.join(diff) or 'the fingerprint'}. Resume with the same settings "

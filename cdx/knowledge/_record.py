@@ -164,8 +164,8 @@ def record_key(run_dir: str | Path | None) -> str | None:
     if run_dir is None:
         return None
     info = read_run_file(run_dir)
-    if info and info.get("fingerprint"):
-        return f"run:{info['fingerprint']}"
+    if info and info.fingerprint:
+        return f"run:{info.fingerprint}"
     return f"dir:{Path(run_dir).resolve()}"
 
 

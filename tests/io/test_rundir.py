@@ -9,6 +9,7 @@ import pytest
 
 from cdx.io import (
     RecordLog,
+    RunDirError,
     RunExistsError,
     RunLock,
     RunLockedError,
@@ -19,6 +20,7 @@ from cdx.io import (
     open_run,
     strip_execution_only,
 )
+from cdx.io.rundir import read_run_file
 
 IDENT = {"task": "decode", "seed": 0, "decoding": {"temperature": 1.0, "rule": {"alpha": 1.0}}}
 
@@ -46,6 +48,22 @@ def test_open_run_writes_run_json_and_finish_marks_it(tmp_path):
         rd.finish(n_records=3)
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["status"] == "finished" and info["n_records"] == 3 and info["fingerprint"] == fingerprint(IDENT)
+
+
+def test_run_json_keys_and_their_order_survive_a_resume_and_finish(tmp_path):
+    with open_run(tmp_path, "decode", IDENT, resume=False) as rd:
+        (tmp_path / "generations.jsonl").write_text("")
+    with open_run(tmp_path, "decode", IDENT, resume=True) as rd:
+        rd.finish(n_records=3)
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert list(info) == ["kind", "fingerprint", "identity", "created", "status", "resumed", "finished", "n_records"]
+    assert len(info["resumed"]) == 1 and info["created"] <= info["resumed"][0] <= info["finished"]
+
+
+def test_a_run_json_of_the_wrong_shape_is_named_as_damaged(tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps({"kind": "decode", "resumed": "yesterday"}))
+    with pytest.raises(RunDirError, match=r"run.json is not a run record \(resumed: .*damaged"):
+        read_run_file(tmp_path)
 
 
 def test_rerun_without_resume_refuses_and_changes_nothing(tmp_path):

@@ -253,7 +253,7 @@ def test_score_with_amplify_takes_the_weights_of_the_built_rule(tmp_path):
     metrics = run(compose([*SCORE, "decoding=amplify", "decoding.rule.alpha=1.5"], tmp_path))
     assert metrics["n_texts"] == 5
     # LogitDiff amplifying the comparison side: w_c = 1 + alpha, w_s = -alpha.
-    assert read_run(tmp_path).info["identity"]["weights"] == [-1.5, 2.5]
+    assert read_run(tmp_path).info.identity["weights"] == [-1.5, 2.5]
     with pytest.raises(RunMismatchError, match=r"weights: \[-1.5, 2.5\] -> \[-1.0, 2.0\]"):
         run(compose([*SCORE, "decoding=amplify", "decoding.rule.alpha=1.0", "resume=true"], tmp_path))
 
