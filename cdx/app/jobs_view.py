@@ -103,13 +103,13 @@ def finished_view(job: Job) -> None:
 
 
 def _outputs(job: Job, run) -> None:
-    top = run.summary.get("top", [])[:3]
+    top = run.summary.top[:3] if run.summary else []
     by_id = {r["id"]: r for r in run.records}
     metric = "kl_sc" if run.records and "kl_sc" in run.records[0].get("tokens", {}) else None
     if metric:
         scale = render.run_scale(run.records, metric)
         st.markdown(render.TOKEN_CSS, unsafe_allow_html=True)
         for t in top:
-            if t["id"] in by_id:
-                st.markdown(render.text_html(by_id[t["id"]], metric, scale), unsafe_allow_html=True)
+            if t.id in by_id:
+                st.markdown(render.text_html(by_id[t.id], metric, scale), unsafe_allow_html=True)
 

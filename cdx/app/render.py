@@ -12,6 +12,7 @@ import plotly.express as px
 import streamlit as st
 
 from cdx.app.runs import summary_rows
+from cdx.io.records import DecodeSummary
 from cdx.tracking.report import (
     LLR,
     colour_bar_html,
@@ -52,26 +53,26 @@ def text_html(record: dict, metric: str, scale: float) -> str:
     return render_text_html(record, metric, scale)
 
 
-def show_summary(summary: dict) -> None:
+def show_summary(summary: DecodeSummary | None) -> None:
     """summary.json as the task wrote it: per-token stats with CIs, per-text means with CIs, headlines."""
-    if not summary:
+    if summary is None:
         st.info("No summary.json yet (the run is still going, or was killed before it finished).")
         return
-    if not summary.get("n_tokens"):
-        st.warning(f"{summary.get('n_texts', 0)} texts, no tokens scored.")
+    if not summary.n_tokens:
+        st.warning(f"{summary.n_texts} texts, no tokens scored.")
         return
     token, text, heads = summary_rows(summary)
-    if summary.get("direction", {}).get("description"):
-        st.markdown(f"**These texts show** {summary['direction']['description']}.")
+    if summary.direction is not None:
+        st.markdown(f"**These texts show** {summary.direction.description}.")
     cols = st.columns(len(heads))
     for col, (k, v) in zip(cols, heads.items()):
         col.metric(k, f"{v:.4g}" if isinstance(v, float) else str(v))
-    ci = summary.get("ci_method", {})
+    ci = summary.ci_method
     st.markdown(f"**Per token** (95% CI: {ci.get('token', 'normal approximation')}; quantiles)")
     st.dataframe(token, width="stretch")
     st.markdown(f"**Per text** (95% CI: {ci.get('text', 'Student-t over per-text means')})")
-    if summary.get("ppl_ratio_note"):
-        st.caption(summary["ppl_ratio_note"])
+    if summary.ppl_ratio_note:
+        st.caption(summary.ppl_ratio_note)
     st.dataframe(text, width="stretch")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +23,7 @@ from cdx.analysis.checkers import AnyChecker, Checker, build_checker
 from cdx.analysis.quick import word_deltas
 from cdx.io import KIND_FILES, NotARunError, read_run, scan_records
 from cdx.io import run_kind as io_run_kind
-from cdx.io.records import FindingRecord
+from cdx.io.records import DecodeSummary, FindingRecord
 
 RECORD_FILES = {"decode": "generations.jsonl", "score": "scores.jsonl"}
 PAGE_OF_KIND = {"decode": "Run explorer", "score": "Run explorer", "analyze": "Findings",
@@ -109,7 +109,8 @@ class TextRun:
     records: list[dict]
     table: pd.DataFrame
     """One row per record: id, prompt, continuation, finish_reason and every per-text metric."""
-    summary: dict = field(default_factory=dict)
+    summary: DecodeSummary | None = None
+    """summary.json; None while the run is going (or when it was killed before it finished)."""
     config: str | None = None
     """The run's resolved Hydra config (.hydra/config.yaml), as YAML text."""
     n_corrupt: int = 0
@@ -127,7 +128,8 @@ def load_text_run(path: str | Path) -> TextRun:
     require_kind(path, ("decode", "score"))
     run = _read(path, ("decode", "score"))
     config = yaml.safe_dump(run.config, sort_keys=False) if run.config else None
-    return TextRun(run.path, run.kind, run.records, metrics_table(run.records), run.summary or {}, config,
+    summary = DecodeSummary.model_validate(run.summary) if run.summary else None
+    return TextRun(run.path, run.kind, run.records, metrics_table(run.records), summary, config,
                    run.n_corrupt)
 
 
@@ -152,12 +154,12 @@ def metrics_table(records: list[dict]) -> pd.DataFrame:
     return pd.concat([base, metrics], axis=1)
 
 
-def summary_rows(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def summary_rows(summary: DecodeSummary) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(per-token table, per-text table with CIs, headline numbers) of a summary.json."""
-    token = pd.DataFrame(summary.get("token", {})).T
-    text = pd.DataFrame(summary.get("text", {})).T
-    heads = {k: summary[k] for k in ("n_texts", "n_tokens", "top1_agreement", "ppl_s", "ppl_c",
-                                     "ppl_ratio_c_over_s") if k in summary}
+    token = pd.DataFrame({k: v.model_dump() for k, v in summary.token.items()}).T
+    text = pd.DataFrame({k: v.model_dump() for k, v in summary.text.items()}).T
+    heads = summary.model_dump(include={"n_texts", "n_tokens", "top1_agreement", "ppl_s", "ppl_c", "ppl_ratio_c_over_s"},
+                               exclude_unset=True)
     return token, text, heads
 
 

@@ -19,6 +19,8 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from cdx.io.records import Direction
+
 
 def starting_nucleus(logp_s: Tensor, top_p: float) -> Tensor:
     """Bool mask (B, V) of the starting model's nucleus: the fewest top tokens with mass >= top_p.
@@ -261,9 +263,9 @@ def _plain(rule, logp_s: Tensor, logp_c: Tensor) -> Tensor | None:
     return None
 
 
-def direction_of(rule) -> dict:
-    """What a rule's texts show, for summaries and reports: {"shows": side, "description": sentence}."""
-    return {"shows": rule.direction(), "description": rule.describe()}
+def direction_of(rule) -> Direction:
+    """What a rule's texts show, for summaries and reports: the side and a sentence."""
+    return Direction(shows=rule.direction(), description=rule.describe())
 
 
 @dataclass

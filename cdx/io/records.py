@@ -583,6 +583,73 @@ class CycleRecord(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
+class Direction(BaseModel):
+    """Which side a set of texts shows: given by the decoding rule that wrote them, or measured."""
+
+    shows: Literal["starting", "comparison", "both", "neither"]
+    description: str
+    source: Literal["rule", "measured"] = "rule"
+
+
+class TokenStats(BaseModel):
+    """A pooled per-token statistic: mean with its cluster-bootstrap 95% interval, and quantiles."""
+
+    mean: float
+    ci95_low: float
+    ci95_high: float
+    q90: float
+    q95: float
+    q99: float
+    max: float
+
+
+class TextStats(BaseModel):
+    """A per-text statistic: mean over texts with its Student-t 95% interval (NaN below 2 texts)."""
+
+    mean: float
+    ci95_low: float
+    ci95_high: float
+
+
+class TopText(BaseModel):
+    """One of the best texts by the summary's `sort_key`, with that key's value as an extra field."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    prompt: str
+    continuation: str
+    copies: int
+    """How many times this (prompt, continuation) was sampled."""
+
+
+class DecodeSummary(BaseModel):
+    """summary.json of a decode or score run (`cdx.metrics.summarize`); the task adds its models
+    and settings as extra fields. A run with no scored token has only `n_texts` and `n_tokens`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n_texts: int
+    n_tokens: int
+    sort_key: str | None = None
+    direction: Direction | None = None
+    token: dict[str, TokenStats] = {}
+    """Divergence (kl_sc, kl_cs, js) -> pooled per-token statistics."""
+    ci_method: dict[str, str] = {}
+    top1_agreement: float | None = None
+    ppl_s: float | None = None
+    ppl_c: float | None = None
+    ppl_ratio_c_over_s: float | None = None
+    ppl_ratio_note: str | None = None
+    text: dict[str, TextStats] = {}
+    top: list[TopText] = []
+    what_changed: list[str] | None = None
+    """The decode's quick summary in words (`cdx.analysis.quick_summary`)."""
+
+    def dump(self) -> dict:
+        return self.model_dump(exclude_unset=True)
+
+
 class RunInfo(BaseModel):
     """run.json: what a run directory holds and where it stands (`cdx.io.rundir`).
 

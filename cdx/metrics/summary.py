@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+from cdx.io.records import DecodeSummary, Direction, TextStats, TokenStats, TopText
 from cdx.metrics.text import CONTRAST_KEYS, text_value
 
 DIVERGENCES = ("kl_sc", "kl_cs", "js")
@@ -49,38 +50,32 @@ def cluster_bootstrap_ci(sums: np.ndarray, counts: np.ndarray, n_boot: int = N_B
     return float(lo), float(hi)
 
 
-def _dist(values: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
+def _dist(values: np.ndarray, clusters: np.ndarray) -> TokenStats:
     """Pooled mean with its cluster-bootstrap interval, and quantiles. clusters: (N,) int ids."""
     counts = np.bincount(clusters).astype(np.float64)
     sums = np.bincount(clusters, weights=values)
     lo, hi = cluster_bootstrap_ci(sums[counts > 0], counts[counts > 0])
-    return {
-        "mean": float(values.mean()),
-        "ci95_low": lo,
-        "ci95_high": hi,
-        "q90": float(np.quantile(values, 0.90)),
-        "q95": float(np.quantile(values, 0.95)),
-        "q99": float(np.quantile(values, 0.99)),
-        "max": float(values.max()),
-    }
+    return TokenStats(mean=float(values.mean()), ci95_low=lo, ci95_high=hi, q90=float(np.quantile(values, 0.90)),
+                      q95=float(np.quantile(values, 0.95)), q99=float(np.quantile(values, 0.99)),
+                      max=float(values.max()))
 
 
-def _text_ci(values: np.ndarray) -> dict[str, float]:
+def _text_ci(values: np.ndarray) -> TextStats:
     n = values.size
     mean = float(values.mean())
     if n < 2:
-        return {"mean": mean, "ci95_low": float("nan"), "ci95_high": float("nan")}
+        return TextStats(mean=mean, ci95_low=float("nan"), ci95_high=float("nan"))
     lo, hi = stats.t.interval(0.95, n - 1, loc=mean, scale=stats.sem(values))
-    return {"mean": mean, "ci95_low": float(lo), "ci95_high": float(hi)}
+    return TextStats(mean=mean, ci95_low=float(lo), ci95_high=float(hi))
 
 
-def measured_direction(ppl_s: float, ppl_c: float) -> dict:
+def measured_direction(ppl_s: float, ppl_c: float) -> Direction:
     """The direction of texts no rule wrote (scored texts): the side whose model likes them more."""
     side = "comparison" if ppl_c < ppl_s else "starting"
     other = "starting" if side == "comparison" else "comparison"
-    return {"shows": side, "source": "measured",
-            "description": f"texts the {side} model finds more likely than the {other} model does "
-                           f"(measured: ppl_s={ppl_s:.3g}, ppl_c={ppl_c:.3g})"}
+    return Direction(shows=side, source="measured",
+                     description=f"texts the {side} model finds more likely than the {other} model does "
+                                 f"(measured: ppl_s={ppl_s:.3g}, ppl_c={ppl_c:.3g})")
 
 
 def resolve_sort_key(sort_key: str, shows: str) -> str:
@@ -105,33 +100,32 @@ def shown(records: Sequence[Mapping], sort_key: str, n: int | None = None) -> li
     return out if n is None else out[:n]
 
 
-def summarize(records: Sequence[dict], sort_key: str = AUTO, top_n: int = 5, direction: Mapping | None = None) -> dict:
-    """Summary dict of generation/score records (each with `tokens` and `metrics`).
+def summarize(records: Sequence[dict], sort_key: str = AUTO, top_n: int = 5,
+              direction: Direction | None = None) -> DecodeSummary:
+    """Summary of generation/score records (each with `tokens` and `metrics`).
 
-    `direction`: what the decoding rule samples, {"shows": side, "description": sentence} (from
-    `rule.direction()` / `rule.describe()`); None for texts no rule wrote (then it is measured).
+    `direction`: what the decoding rule samples (`cdx.decoding.rules.direction_of`); None for
+    texts no rule wrote (then it is measured).
     """
     scored = [r for r in records if r["metrics"].get("n_tokens", 0) > 0]
     if not scored:
-        return {"n_texts": len(records), "n_tokens": 0}
+        return DecodeSummary(n_texts=len(records), n_tokens=0)
     cat = {k: np.concatenate([np.asarray(r["tokens"][k], dtype=np.float64) for r in scored])
            for k in (*DIVERGENCES, "top1_agree", "logp_s", "logp_c")}
     ppl_s = math.exp(-cat["logp_s"].mean())
     ppl_c = math.exp(-cat["logp_c"].mean())
-    direction = dict(direction) if direction else measured_direction(ppl_s, ppl_c)
-    direction.setdefault("source", "rule")
-    key = resolve_sort_key(sort_key, direction["shows"])
-    out: dict = {"n_texts": len(records), "n_tokens": int(cat["kl_sc"].size), "sort_key": key,
-                 "direction": direction}
-    out["token"] = {k: _dist(cat[k], _prompt_clusters(scored)) for k in DIVERGENCES}
-    out["ci_method"] = {"token": CI_METHOD, "text": "Student-t over per-text means"}
-    out["top1_agreement"] = float(cat["top1_agree"].mean())
-    out["ppl_s"], out["ppl_c"], out["ppl_ratio_c_over_s"] = ppl_s, ppl_c, ppl_c / ppl_s
-    out["ppl_ratio_note"] = _PPL_NOTE.format(direction["description"])
-    out["text"] = {k: _text_ci(np.array([r["metrics"][f"{k}_mean"] for r in scored])) for k in DIVERGENCES}
-    out["top"] = [{"id": r["id"], "prompt": r["prompt"], "continuation": r["continuation"], "copies": copies,
-                   key: text_value(r, key)} for r, copies in shown(scored, key, top_n)]
-    return out
+    d = direction or measured_direction(ppl_s, ppl_c)
+    direction = Direction(shows=d.shows, description=d.description, source=d.source)  # `source` always written
+    key = resolve_sort_key(sort_key, direction.shows)
+    return DecodeSummary(
+        n_texts=len(records), n_tokens=int(cat["kl_sc"].size), sort_key=key, direction=direction,
+        token={k: _dist(cat[k], _prompt_clusters(scored)) for k in DIVERGENCES},
+        ci_method={"token": CI_METHOD, "text": "Student-t over per-text means"},
+        top1_agreement=float(cat["top1_agree"].mean()), ppl_s=ppl_s, ppl_c=ppl_c, ppl_ratio_c_over_s=ppl_c / ppl_s,
+        ppl_ratio_note=_PPL_NOTE.format(direction.description),
+        text={k: _text_ci(np.array([r["metrics"][f"{k}_mean"] for r in scored])) for k in DIVERGENCES},
+        top=[TopText(id=r["id"], prompt=r["prompt"], continuation=r["continuation"], copies=copies,
+                     **{key: text_value(r, key)}) for r, copies in shown(scored, key, top_n)])
 
 
 def _prompt_clusters(scored: Sequence[Mapping]) -> np.ndarray:

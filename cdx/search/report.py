@@ -6,11 +6,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from cdx.io.records import CycleRecord
+from cdx.io.records import CycleRecord, Direction
 from cdx.search.bank import Bank
 
 
-def summary(bank: Bank, stats: list[CycleRecord], top_n: int, direction: dict | None = None) -> dict:
+def summary(bank: Bank, stats: list[CycleRecord], top_n: int, direction: Direction | None = None) -> dict:
     """Headline numbers: seeds' mean divergence against the bank's top `top_n`, and cycle counts.
 
     `direction` (`cdx.decoding.rules.direction_of(rule)`): which side the responses show.
@@ -31,7 +31,7 @@ def summary(bank: Bank, stats: list[CycleRecord], top_n: int, direction: dict | 
         "cycles": sum(1 for s in stats if s.ok),
         "failed_cycles": sum(1 for s in stats if not s.ok),
         "top_n": top_n,
-        **({"direction": dict(direction)} if direction else {}),
+        **({"direction": direction.model_dump(exclude_unset=True)} if direction else {}),
     }
 
 
@@ -51,13 +51,13 @@ def bank_table(bank: Bank, n: int, top: bool = True, width: int = 48) -> Table:
     return table
 
 
-def print_tables(bank: Bank, n: int, console: Console | None = None, direction: dict | None = None) -> None:
+def print_tables(bank: Bank, n: int, console: Console | None = None, direction: Direction | None = None) -> None:
     """Top and bottom tables, after a line saying which side the responses show (if known)."""
     console = console or Console(highlight=False)
     if not console.is_terminal:
         console.width = max(console.width, 180)  # logs and pipes: do not squeeze the prompts
     if direction:
-        console.print(f"Responses show: {direction['description']}")
+        console.print(f"Responses show: {direction.description}")
     console.print(bank_table(bank, n, top=True))
     console.print(bank_table(bank, n, top=False))
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cdx.assistant import Assistant, CachedAssistant
 from cdx.io import strip_execution_only, texts_digest
+from cdx.io.records import DecodeSummary
 
 log = logging.getLogger(__name__)
 
@@ -145,15 +146,15 @@ def to_record(gen, tokenizer, meta: dict, stop_strings=()) -> dict:
     return rec
 
 
-def flat_metrics(summary: dict) -> dict:
+def flat_metrics(summary: DecodeSummary) -> dict:
     """A flat dict of headline numbers (what run() returns, what sweeps and Optuna read)."""
-    if not summary.get("n_tokens"):
-        return {"n_texts": summary.get("n_texts", 0), "n_tokens": 0}
-    out = {f"{k}_mean": v["mean"] for k, v in summary["token"].items()}
-    out.update({f"{k}_q99": v["q99"] for k, v in summary["token"].items()})
-    out.update({f"text_{k}_mean": v["mean"] for k, v in summary["text"].items()})
-    for k in ("n_texts", "n_tokens", "top1_agreement", "ppl_s", "ppl_c", "ppl_ratio_c_over_s"):
-        out[k] = summary[k]
+    if not summary.n_tokens:
+        return {"n_texts": summary.n_texts, "n_tokens": 0}
+    out: dict = {f"{k}_mean": v.mean for k, v in summary.token.items()}
+    out.update({f"{k}_q99": v.q99 for k, v in summary.token.items()})
+    out.update({f"text_{k}_mean": v.mean for k, v in summary.text.items()})
+    out.update(summary.model_dump(include={"n_texts", "n_tokens", "top1_agreement", "ppl_s", "ppl_c",
+                                           "ppl_ratio_c_over_s"}))
     return out
 
 

@@ -18,6 +18,7 @@ from cdx.analysis import quick_summary
 from cdx.decoding.prompts import check_prompt_lengths
 from cdx.decoding.rules import direction_of
 from cdx.io import RecordLog, atomic_write_json, atomic_write_text, open_run, progress
+from cdx.io.records import DecodeSummary
 from cdx.metrics.summary import summarize
 from cdx.tasks.common import (
     flat_metrics,
@@ -78,7 +79,8 @@ def generate_missing(decoder, prompts: list[str], path: Path, meta: dict) -> lis
     return records.finalize(expected)
 
 
-def finish_run(cfg: DictConfig, out: Path, records: list[dict], models: dict, tracker, kind: str, rule=None) -> dict:
+def finish_run(cfg: DictConfig, out: Path, records: list[dict], models: dict, tracker, kind: str,
+               rule=None) -> DecodeSummary:
     """Summary, report, terminal view and tracker logging, shared by decode and score.
 
     `rule` is the rule that wrote the texts (decode): it says which side they show. Without it
@@ -88,17 +90,17 @@ def finish_run(cfg: DictConfig, out: Path, records: list[dict], models: dict, tr
     direction = direction_of(rule) if rule is not None else None
     summary = summarize(records, sort_key=rep.sort_key, top_n=rep.top_n, direction=direction)
     if kind == "generations":  # what changed, in words, from the log-probs the texts already carry
-        summary["what_changed"] = quick_summary(records, _short_label(models["comparison"]))
+        summary.what_changed = quick_summary(records, _short_label(models["comparison"]))
     info = {"models": models, "decoding": resolved_config(cfg).get("decoding"), "output_dir": str(out)}
-    atomic_write_json(out / "summary.json", {**summary, **info})
+    atomic_write_json(out / "summary.json", {**summary.dump(), **info})
     meta = {"starting": models["starting"], "comparison": models["comparison"],
             "interpolation": models.get("interpolation"), "texts": len(records), "output": str(out)}
     atomic_write_text(out / "report.html", html_report(records, summary, meta, rep.sort_key, rep.token_metric))
     if rep.print_top:
-        for line in summary.get("what_changed", []):
+        for line in summary.what_changed or []:
             print(line)
         print_top(records, rep.top_n, rep.sort_key, rep.token_metric, color=rep.color, summary=summary)
-    tracker.log_summary(summary)
+    tracker.log_summary(summary.dump())
     tracker.log_records(records, kind)
     tracker.log_files([str(out / f) for f in (f"{kind}.jsonl", "summary.json", "report.html")], kind)
     print(summary_line(summary, kind, len(records), out))

@@ -4,7 +4,7 @@ Token colours scale each token's value by the run's 99th percentile (so one outl
 out every other token); the exact value is shown on hover. `token_cells` computes the shading once;
 HTML comes from the Jinja2 templates in `templates/` (`render_tokens_html`, `render_text_html`,
 `html_report`) and the terminal from the same cells (`render_tokens_text`). Every view says which
-direction its texts show (`summary["direction"]`) and lists identical samples once.
+direction its texts show (`DecodeSummary.direction`) and lists identical samples once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from rich.console import Console
 from rich.text import Text
 
+from cdx.io.records import DecodeSummary
 from cdx.metrics.summary import AUTO, shown, summarize
 from cdx.metrics.text import text_value
 
@@ -181,17 +182,17 @@ def key_label(key: str) -> str:
     return f"{key} ({_GLOSS[key]})" if key in _GLOSS else key
 
 
-def direction_line(summary: Mapping) -> str:
+def direction_line(summary: DecodeSummary) -> str:
     """'These texts show: ...' from the summary's direction, or '' when it has none."""
-    d = summary.get("direction")
-    if not d:
+    d = summary.direction
+    if d is None:
         return ""
-    how = " (measured from the texts)" if d.get("source") == "measured" else ""
-    return f"These texts show: {d['description']}{how}"
+    how = " (measured from the texts)" if d.source == "measured" else ""
+    return f"These texts show: {d.description}{how}"
 
 
 def print_top(records: Sequence[Mapping], n: int, sort_key: str, metric: str, color: bool = True, console=None,
-              summary: Mapping | None = None) -> None:
+              summary: DecodeSummary | None = None) -> None:
     """Print the direction, then the `n` best texts by `sort_key` (identical samples once), tokens shaded.
 
     `summary` (from `cdx.metrics.summarize`) gives the direction and resolves `sort_key: auto`;
@@ -200,7 +201,7 @@ def print_top(records: Sequence[Mapping], n: int, sort_key: str, metric: str, co
     console = console or Console(highlight=False, no_color=not color, soft_wrap=True)
     if summary is None:
         summary = summarize(records, sort_key=sort_key, top_n=n)
-    key = summary.get("sort_key", sort_key) if sort_key == AUTO else sort_key
+    key = summary.sort_key or sort_key if sort_key == AUTO else sort_key
     if direction_line(summary):
         console.print(Text(f"{direction_line(summary)}; ranked by {key_label(key)}", style="bold"))
     scale = colour_scale(records, metric)
@@ -213,19 +214,15 @@ def print_top(records: Sequence[Mapping], n: int, sort_key: str, metric: str, co
         console.print(line)
 
 
-def html_report(records: Sequence[Mapping], summary: Mapping, meta: Mapping, sort_key: str, metric: str) -> str:
+def html_report(records: Sequence[Mapping], summary: DecodeSummary, meta: Mapping, sort_key: str, metric: str) -> str:
     """The whole report as one HTML string (no external assets): direction, summary, ranked texts."""
-    key = summary.get("sort_key", sort_key) if sort_key == AUTO else sort_key
+    key = summary.sort_key or sort_key if sort_key == AUTO else sort_key
     scale = colour_scale(records, metric)
     items = [{"id": r["id"], "prompt": r["prompt"], "copies": copies, "stats": _stats(r, key),
               "cells": _record_cells(r, metric, scale)}
              for r, copies in shown(records, key)]
     return _env().get_template("report.html.j2").render(
-        meta=meta, summary=_with_defaults(summary), items=items, sort_key=key_label(key), metric=metric)
-
-
-def _with_defaults(summary: Mapping) -> dict:
-    return {"direction": None, "n_tokens": 0, **summary}
+        meta=meta, summary=summary, items=items, sort_key=key_label(key), metric=metric)
 
 
 def _stats(r: Mapping, key: str) -> str:
@@ -235,17 +232,17 @@ def _stats(r: Mapping, key: str) -> str:
     return " ".join(f"{k}={v:.4g}" for k, v in vals.items())
 
 
-def summary_line(summary: Mapping, kind: str, n_records: int, out) -> str:
+def summary_line(summary: DecodeSummary, kind: str, n_records: int, out) -> str:
     """The one line every decode/score run ends with: direction, mean KL with its honest CI, ppl ratio."""
-    if not summary.get("n_tokens"):
+    if not summary.n_tokens:
         return f"cdx {kind}: {n_records} texts, no tokens scored -> {out}"
-    kl = summary["token"]["kl_sc"]
-    shows = (summary.get("direction") or {}).get("shows", "?")
-    method = "bootstrap over prompts" if "ci_method" in summary else "normal approximation over tokens"
-    return (f"cdx {kind}: {n_records} texts ({_shows_phrase(shows)}), {summary['n_tokens']} tokens, "
-            f"mean KL(s||c) {kl['mean']:.4f} [95% CI {kl['ci95_low']:.4f}, {kl['ci95_high']:.4f}; {method}], "
-            f"top-1 agreement {summary['top1_agreement']:.3f}, "
-            f"ppl comparison/starting on these texts {summary['ppl_ratio_c_over_s']:.3f} -> {out}")
+    kl = summary.token["kl_sc"]
+    shows = summary.direction.shows if summary.direction else "?"
+    method = "bootstrap over prompts" if summary.ci_method else "normal approximation over tokens"
+    return (f"cdx {kind}: {n_records} texts ({_shows_phrase(shows)}), {summary.n_tokens} tokens, "
+            f"mean KL(s||c) {kl.mean:.4f} [95% CI {kl.ci95_low:.4f}, {kl.ci95_high:.4f}; {method}], "
+            f"top-1 agreement {summary.top1_agreement:.3f}, "
+            f"ppl comparison/starting on these texts {summary.ppl_ratio_c_over_s:.3f} -> {out}")
 
 
 def _shows_phrase(shows: str) -> str:

@@ -43,7 +43,7 @@ def write_text_run(path: Path, n: int, n_tokens: int = 12, kind: str = "decode",
     path.mkdir(parents=True, exist_ok=True)
     with JsonlWriter(path / ("generations.jsonl" if kind == "decode" else "scores.jsonl")) as w:
         w.write(records)
-    atomic_write_json(path / "summary.json", summarize(records))
+    atomic_write_json(path / "summary.json", summarize(records).dump())
     (path / ".hydra").mkdir(exist_ok=True)
     (path / ".hydra" / "config.yaml").write_text("task:\n  name: decode\n")
     return path

@@ -28,7 +28,7 @@ def test_texts_sorted_shaded_and_paginated(app_root):
     at = explorer(run)
     assert not at.exception and not at.error
     loaded = load_text_run(run)
-    records, key = loaded.records, loaded.summary["sort_key"]  # the run's own ranking key is the default
+    records, key = loaded.records, loaded.summary.sort_key  # the run's own ranking key is the default
     order = np.argsort([-r["metrics"][key] for r in records], kind="stable")
     heads = [m.value for m in at.markdown if m.value.startswith("**p")]
     assert heads[0].startswith(f"**{records[order[0]]['id']}**")  # most divergent first
@@ -63,7 +63,7 @@ def test_summary_and_distributions_tabs(app_root):
     run = write_text_run(app_root / "outputs" / "b", 10)
     at = explorer(run)
     summary = load_text_run(run).summary
-    assert [m for m in at.metric if m.label == "n_tokens"][0].value == str(summary["n_tokens"])
+    assert [m for m in at.metric if m.label == "n_tokens"][0].value == str(summary.n_tokens)
     # divergence along a text; the histogram, divergence by position and KL against perplexity
     assert [c.key for c in at.get("plotly_chart")] == ["ex_token_plot", "ex_hist", "ex_position", "ex_kl_ppl"]
     at.selectbox(key="ex_plot_id").set_value(at.selectbox(key="ex_plot_id").options[1]).run()

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from cdx.decoding.rules import LogitDiff, ProbDiff, direction_of, log_weights, starting_nucleus
+from cdx.io.records import Direction
 
 
 def _logps(b=4, v=13, seed=0):
@@ -172,7 +173,7 @@ def test_describe_names_the_options_that_shape_the_text():
     assert "w_s=-1, w_c=2" in d and "p >= 0.2 max p under the comparison model" in d
     assert "gating 3" in d and "top-p 0.9 nucleus" in d
     assert "no plausibility constraint" in LogitDiff(plausibility_beta=0.0).describe()
-    assert direction_of(ProbDiff(-1, 1)) == {"shows": "comparison", "description": ProbDiff(-1, 1).describe()}
+    assert direction_of(ProbDiff(-1, 1)) == Direction(shows="comparison", description=ProbDiff(-1, 1).describe())
 
 
 # --- Tilt: one model's own odds with a bonus on a few tokens (measuring a behaviour's rate) ---

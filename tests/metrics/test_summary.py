@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from cdx.io.records import Direction
 from cdx.metrics import summarize, text_metrics
 from cdx.metrics.summary import CI_METHOD, cluster_bootstrap_ci, resolve_sort_key, shown
 from cdx.metrics.text import text_value
@@ -46,7 +47,7 @@ def test_contrast_scores_by_hand_and_rebuilt_for_old_records():
 def test_summary_statistics_by_hand():
     recs = [_record(0, [0.1, 0.3, 0.8], [-1.0] * 3, [-2.0] * 3), _record(1, [0.2, 0.6], [-0.5] * 2, [-1.0] * 2),
             _record(2, [], [], [])]
-    s = summarize(recs, sort_key="kl_sc_mean", top_n=1)
+    s = summarize(recs, sort_key="kl_sc_mean", top_n=1).dump()  # as summary.json holds it
     vals = np.array([0.1, 0.3, 0.8, 0.2, 0.6])
     tok = s["token"]["kl_sc"]
     assert s["n_texts"] == 3 and s["n_tokens"] == 5
@@ -67,7 +68,7 @@ def test_summary_statistics_by_hand():
 
 def test_text_ci_uses_student_t():
     recs = [_record(i, [v], [-1.0], [-1.0]) for i, v in enumerate([0.1, 0.2, 0.4, 0.9])]
-    s = summarize(recs)
+    s = summarize(recs).dump()
     x = np.array([0.1, 0.2, 0.4, 0.9])
     lo, hi = stats.t.interval(0.95, 3, loc=x.mean(), scale=x.std(ddof=1) / 2)
     assert s["text"]["kl_sc"]["ci95_low"] == pytest.approx(lo)
@@ -89,7 +90,7 @@ def _clustered(n_prompts=12, texts=2, tokens=20, seed=0):
 
 def test_token_ci_matches_scipy_cluster_bootstrap_and_is_wider_than_pooled():
     recs = _clustered()
-    s = summarize(recs)
+    s = summarize(recs).dump()
     tok = s["token"]["kl_sc"]
     sums = np.array([sum(sum(r["tokens"]["kl_sc"]) for r in recs if r["prompt_index"] == p) for p in range(12)])
     counts = np.array([sum(len(r["tokens"]["kl_sc"]) for r in recs if r["prompt_index"] == p) for p in range(12)])
@@ -113,22 +114,24 @@ def test_cluster_bootstrap_with_one_value_per_cluster_is_the_usual_interval():
 
 def test_direction_from_the_rule_and_auto_sort_key():
     recs = [_record(0, [0.1], [-1.0], [-3.0]), _record(1, [0.2], [-3.0], [-1.0])]
-    s = summarize(recs, direction={"shows": "comparison", "description": "text the comparison model would write"})
+    s = summarize(recs, direction=Direction(shows="comparison",
+                                            description="text the comparison model would write")).dump()
     assert s["direction"]["source"] == "rule" and s["sort_key"] == "contrast_c"
     assert [t["id"] for t in s["top"]] == ["r1", "r0"]  # r1 is the comparison model's text
     assert "text the comparison model would write" in s["ppl_ratio_note"]
-    s = summarize(recs, direction={"shows": "starting", "description": "x"})
+    s = summarize(recs, direction=Direction(shows="starting", description="x")).dump()
     assert s["sort_key"] == "contrast_s" and s["top"][0]["id"] == "r0"
-    assert summarize(recs, sort_key="kl_sc_mean")["sort_key"] == "kl_sc_mean"
+    assert summarize(recs, sort_key="kl_sc_mean").sort_key == "kl_sc_mean"
 
 
 def test_direction_measured_when_no_rule_wrote_the_texts():
     comp = [_record(i, [0.1], [-4.0], [-1.0]) for i in range(3)]
-    s = summarize(comp)
+    s = summarize(comp).dump()
     assert s["direction"]["source"] == "measured" and s["direction"]["shows"] == "comparison"
     assert s["ppl_ratio_c_over_s"] < 1
     start = [_record(i, [0.1], [-1.0], [-4.0]) for i in range(3)]
-    assert summarize(start)["direction"]["shows"] == "starting"
+    d = summarize(start).direction
+    assert d is not None and (d.shows, d.source) == ("starting", "measured")
     assert resolve_sort_key("auto", "both") == "contrast_c"
 
 
@@ -138,5 +141,5 @@ def test_identical_samples_are_shown_once_with_their_count():
     recs.append(_record(8, [0.9], [-1.0], [-1.0], prompt_index=1, continuation="same"))  # other prompt: kept
     got = shown(recs, "kl_sc_mean")
     assert [(r["id"], n) for r, n in got] == [("r8", 1), ("r2", 3), ("r9", 1)]
-    s = summarize(recs, sort_key="kl_sc_mean", top_n=5)
+    s = summarize(recs, sort_key="kl_sc_mean", top_n=5).dump()
     assert [(t["id"], t["copies"]) for t in s["top"]] == [("r8", 1), ("r2", 3), ("r9", 1)]

@@ -58,6 +58,6 @@ def test_direction_heads_the_tables_and_the_summary():
     d = direction_of(LogitDiff(alpha=1.0, amplified="comparison"))
     console = Console(record=True, width=300, color_system=None)
     print_tables(_bank(), 2, console=console, direction=d)
-    assert console.export_text().splitlines()[0] == f"Responses show: {d['description']}"
-    assert summary(_bank(), [], top_n=2, direction=d)["direction"] == d
+    assert console.export_text().splitlines()[0] == f"Responses show: {d.description}"
+    assert summary(_bank(), [], top_n=2, direction=d)["direction"] == {"shows": "comparison", "description": d.description}
     assert "direction" not in summary(_bank(), [], top_n=2)

@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 
 from rich.console import Console
 
+from cdx.io.records import DecodeSummary, Direction
 from cdx.metrics import summarize, text_metrics
 from cdx.tracking.report import (
     colour_scale,
@@ -20,7 +21,8 @@ from cdx.tracking.report import (
     token_cells,
 )
 
-DIRECTION = {"shows": "comparison", "description": "text the comparison model would write and the starting model would not"}
+DIRECTION = Direction(shows="comparison",
+                      description="text the comparison model would write and the starting model would not")
 
 
 class _Spans(HTMLParser):
@@ -106,7 +108,7 @@ def test_report_html_says_the_direction_ranks_and_lists_identical_samples_once()
 
 
 def test_report_html_without_tokens_or_direction_renders():
-    empty = html_report([], {"n_texts": 0, "n_tokens": 0}, {"x": "<y>"}, "kl_sc_mean", "kl_sc")
+    empty = html_report([], DecodeSummary(n_texts=0, n_tokens=0), {"x": "<y>"}, "kl_sc_mean", "kl_sc")
     assert "No tokens scored." in empty and "&lt;y&gt;" in empty and "These texts show" not in empty
 
 
@@ -129,12 +131,13 @@ def test_summary_line_names_the_direction_the_interval_and_the_ratio():
     recs = _run()
     s = summarize(recs, direction=DIRECTION)
     line = summary_line(s, "generations", len(recs), "/out")
-    kl = s["token"]["kl_sc"]
+    kl = s.token["kl_sc"]
     assert "showing the comparison model" in line
-    assert f"[95% CI {kl['ci95_low']:.4f}, {kl['ci95_high']:.4f}; bootstrap over prompts]" in line
-    assert f"ppl comparison/starting on these texts {s['ppl_ratio_c_over_s']:.3f}" in line
-    assert math.isfinite(kl["ci95_low"]) and line.endswith("-> /out")
-    assert summary_line({"n_tokens": 0}, "scores", 2, "/o") == "cdx scores: 2 texts, no tokens scored -> /o"
+    assert f"[95% CI {kl.ci95_low:.4f}, {kl.ci95_high:.4f}; bootstrap over prompts]" in line
+    assert f"ppl comparison/starting on these texts {s.ppl_ratio_c_over_s:.3f}" in line
+    assert math.isfinite(kl.ci95_low) and line.endswith("-> /out")
+    empty = DecodeSummary(n_texts=2, n_tokens=0)
+    assert summary_line(empty, "scores", 2, "/o") == "cdx scores: 2 texts, no tokens scored -> /o"
 
 
 def test_clicked_tokens_show_both_models_alternatives_escaped_and_in_order():

@@ -62,7 +62,7 @@ def texts_tab(run: TextRun) -> None:
     if not numeric:
         st.info("No texts in this run yet.")
         return
-    default_sort = run.summary.get("sort_key", "kl_sc_mean")
+    default_sort = (run.summary.sort_key if run.summary else None) or "kl_sc_mean"
     token_metrics = list(run.records[0].get("tokens", {})) if run.records else []
     c1, c2, c3 = st.columns(3)
     sort_by = c1.selectbox("Sort by", numeric, index=numeric.index(default_sort) if default_sort in numeric else 0,

@@ -108,7 +108,7 @@ def text_view(path: Path) -> None:
     run: TextRun | None = guard(text_run, path)
     if run is None:
         return
-    lines = run.summary.get("what_changed") or []
+    lines = (run.summary.what_changed if run.summary else None) or []
     for line in lines:
         st.markdown(f"- {line}")
     if not lines:
@@ -116,7 +116,7 @@ def text_view(path: Path) -> None:
     shifts = word_shifts(run.records)
     if shifts:
         plots.show(plots.words_chart(shifts), "ov_words", _frame(shifts))
-    key = run.summary.get("sort_key", "kl_sc_mean")
+    key = (run.summary.sort_key if run.summary else None) or "kl_sc_mean"
     if key in run.table and run.records:
         st.subheader(f"Top texts by {key}")
         st.markdown(render.TOKEN_CSS, unsafe_allow_html=True)
