@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cdx.organisms.records import BenchmarkRun
+from cdx.organisms.records import BenchmarkRun, TableRow
 
 METRICS = ("recovery_at_1", "recovery_at_5", "precision", "n_validated", "cpu_min",
            "judge_recovery_at_1", "judge_recovery_at_5")
@@ -37,14 +37,15 @@ def bootstrap_ci(values: Sequence[float], seed: int = 0, level: float = 0.95) ->
     return (float(lo), float(hi))
 
 
-def _summary(values: Sequence[float | None]) -> dict:
+def _summary(values: Sequence[float | None]) -> tuple[float | None, tuple[float | None, float | None]]:
+    """(mean, bootstrap CI) of the values that are not None; (None, (None, None)) when none is."""
     vals = [v for v in values if v is not None]
     if not vals:
-        return {"mean": None, "ci": [None, None]}
-    return {"mean": float(np.mean(vals)), "ci": list(bootstrap_ci(vals))}
+        return None, (None, None)
+    return float(np.mean(vals)), bootstrap_ci(vals)
 
 
-def table_rows(records: Sequence[dict | BenchmarkRun]) -> list[dict]:
+def table_rows(records: Sequence[dict | BenchmarkRun]) -> list[TableRow]:
     """One row per pair (mean and CI of each metric over its seeds), then the two ALL rows."""
     runs = [BenchmarkRun.model_validate(r) for r in records]
     by_pair: dict[str, list[BenchmarkRun]] = defaultdict(list)
@@ -56,15 +57,13 @@ def table_rows(records: Sequence[dict | BenchmarkRun]) -> list[dict]:
     return rows
 
 
-def _row(name: str, kind: str, expected: str, values: dict[str, list], n_seeds: int) -> dict:
-    row: dict = {"pair": name, "kind": kind, "expected": expected, "n_seeds": n_seeds}
-    for m, vals in values.items():
-        s = _summary(vals)
-        row[m], row[f"{m}_ci"] = s["mean"], s["ci"]
-    return row
+def _row(name: str, kind: str, expected: str, values: dict[str, list], n_seeds: int) -> TableRow:
+    stats = {m: _summary(vals) for m, vals in values.items()}
+    return TableRow(pair=name, kind=kind, expected=expected, n_seeds=n_seeds,
+                    **{k: v for m, (mean, ci) in stats.items() for k, v in ((m, mean), (f"{m}_ci", ci))})
 
 
-def _all_rows(runs: Sequence[BenchmarkRun]) -> list[dict]:
+def _all_rows(runs: Sequence[BenchmarkRun]) -> list[TableRow]:
     """Planted pairs averaged within each seed, then over seeds; null pairs the same."""
     out = []
     for label, expected in (("ALL planted", "behaviour"), ("ALL null", "none")):
@@ -84,14 +83,14 @@ def _mean(vals: list) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def display_rows(rows: Sequence[dict]) -> list[dict]:
-    """Rows for the Markdown table: 'mean [lo, hi]' strings."""
+def display_rows(rows: Sequence[TableRow]) -> list[dict[str, str | int]]:
+    """Rows for the Markdown table (column -> cell): 'mean [lo, hi]' strings."""
     def fmt(v, ci) -> str:
         if v is None:
             return "-"
         return f"{v:.2f}" if ci[0] is None or ci[0] == ci[1] else f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
-    judged = any(r.get(m) is not None for r in rows for m in JUDGE_METRICS)
+    judged = any(r.metric(m)[0] is not None for r in rows for m in JUDGE_METRICS)
     shown = [m for m in METRICS if judged or m not in JUDGE_METRICS]
-    return [{"pair": r["pair"], "kind": r["kind"], "expected": r["expected"], "seeds": r["n_seeds"],
-             **{m: fmt(r.get(m), r.get(f"{m}_ci", [None, None])) for m in shown}} for r in rows]
+    return [{"pair": r.pair, "kind": r.kind, "expected": r.expected, "seeds": r.n_seeds,
+             **{m: fmt(*r.metric(m)) for m in shown}} for r in rows]

@@ -59,3 +59,41 @@ class BenchmarkRun(BaseModel):
     judge_recovery_at_1: float | None = None
     """Recovery by the rubric judge alone; absent in records written before the judge existed."""
     judge_recovery_at_5: float | None = None
+
+
+CI = tuple[float | None, float | None]
+"""A 95% percentile-bootstrap interval over seeds; (None, None) where the metric is undefined."""
+
+
+class TableRow(BaseModel):
+    """One row of the benchmark table (benchmark_table.json): a pair, `ALL planted`, `ALL null`, or a
+    job without a result (`expected` is `missing`, with `error` and `dir`). Each metric is its mean
+    over seeds with its interval (`cdx.organisms.aggregate`)."""
+
+    pair: str
+    kind: str
+    expected: str
+    n_seeds: int
+    recovery_at_1: float | None = None
+    recovery_at_1_ci: CI = (None, None)
+    recovery_at_5: float | None = None
+    recovery_at_5_ci: CI = (None, None)
+    precision: float | None = None
+    precision_ci: CI = (None, None)
+    n_validated: float | None = None
+    n_validated_ci: CI = (None, None)
+    cpu_min: float | None = None
+    cpu_min_ci: CI = (None, None)
+    judge_recovery_at_1: float | None = None
+    judge_recovery_at_1_ci: CI = (None, None)
+    judge_recovery_at_5: float | None = None
+    judge_recovery_at_5_ci: CI = (None, None)
+    error: str | None = None
+    dir: str | None = None
+
+    def metric(self, name: str) -> tuple[float | None, CI]:
+        """(mean, interval) of one of `aggregate.METRICS`."""
+        return getattr(self, name), getattr(self, f"{name}_ci")
+
+    def dump(self) -> dict:
+        return self.model_dump(exclude_unset=True)

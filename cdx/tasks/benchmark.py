@@ -33,6 +33,7 @@ from cdx.io.records import FindingRecord
 from cdx.organisms import build_organism, load_spec, load_truth
 from cdx.organisms.aggregate import JUDGE_METRICS, METRICS, display_rows, table_rows
 from cdx.organisms.judge import RubricJudge, RubricSettings
+from cdx.organisms.records import TableRow
 from cdx.organisms.scoring import MatchRule, score_run
 from cdx.tasks.common import build_assistant, output_dir, run_meta, tracked
 
@@ -145,15 +146,16 @@ def collect(dirs: list[Path], out: Path, png: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     rows = table_rows(records) + [m.row() for m in missing]
     write_records(out / "benchmark.jsonl", records)
-    atomic_write_json(out / "benchmark_table.json", rows)
+    atomic_write_json(out / "benchmark_table.json", [r.dump() for r in rows])
     atomic_write_text(out / "benchmark.md", markdown_table(rows))
     plot(rows, out / "benchmark.html", png)
-    planted = next((r for r in rows if r["pair"] == "ALL planted"), {})
+    planted = next((r for r in rows if r.pair == "ALL planted"), TableRow(pair="ALL planted", kind="-",
+                                                                             expected="behaviour", n_seeds=0))
     lacking = f"; {len(missing)} job(s) without a result: " + "; ".join(map(str, missing)) if missing else ""
     print(f"cdx benchmark: {len(records)} runs of {len({r['organism'] for r in records})} pairs{lacking}; "
-          f"Recovery@1 {planted.get('recovery_at_1')}, Recovery@5 {planted.get('recovery_at_5')} -> {out}")
-    return {"n_runs": len(records), "n_missing": len(missing), "recovery_at_1": planted.get("recovery_at_1"),
-            "recovery_at_5": planted.get("recovery_at_5")}
+          f"Recovery@1 {planted.recovery_at_1}, Recovery@5 {planted.recovery_at_5} -> {out}")
+    return {"n_runs": len(records), "n_missing": len(missing), "recovery_at_1": planted.recovery_at_1,
+            "recovery_at_5": planted.recovery_at_5}
 
 
 @dataclass
@@ -168,11 +170,11 @@ class MissingJob:
     def __str__(self) -> str:
         return f"{self.folder} ({self.organism or '?'} seed {self.seed if self.seed is not None else '?'}): {self.why}"
 
-    def row(self) -> dict:
+    def row(self) -> TableRow:
         """A table row: `expected` is `missing`, every metric None, `error` says why."""
-        return {"pair": self.organism or str(self.folder), "kind": "-", "expected": "missing", "n_seeds": 0,
-                **{m: None for m in METRICS}, **{f"{m}_ci": [None, None] for m in METRICS},
-                "error": self.why, "dir": str(self.folder)}
+        none = {k: v for m in METRICS for k, v in ((m, None), (f"{m}_ci", (None, None)))}
+        return TableRow(pair=self.organism or str(self.folder), kind="-", expected="missing", n_seeds=0, **none,
+                        error=self.why, dir=str(self.folder))
 
 
 def benchmark_jobs(dirs: list[Path]) -> list[tuple[Path, dict] | MissingJob]:
@@ -216,32 +218,35 @@ def _job(folder: Path, overrides: list[str]) -> tuple[Path, dict] | MissingJob:
     return path, record
 
 
-def markdown_table(rows: list[dict]) -> str:
+def markdown_table(rows: list[TableRow]) -> str:
     from cdx.tracking.sweep import markdown
 
     return markdown(display_rows(rows), drop=())
 
 
-def plot(rows: list[dict], path: Path, png: bool) -> list[Path]:
+def plot(rows: list[TableRow], path: Path, png: bool) -> list[Path]:
     """Recovery@1 / @5 per planted pair and validated findings per null pair, with CI error bars."""
     from plotly.subplots import make_subplots
 
     from cdx.tracking.sweep import write_plot
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("recovery (planted pairs)", "validated findings (null pairs)"))
-    planted = [r for r in rows if r["expected"] == "behaviour"]
-    judged = [m for m in JUDGE_METRICS if any(r.get(m) is not None for r in planted)]
+    planted = [r for r in rows if r.expected == "behaviour"]
+    judged = [m for m in JUDGE_METRICS if any(r.metric(m)[0] is not None for r in planted)]
     for m in ("recovery_at_1", "recovery_at_5", *judged):
-        fig.add_bar(x=[r["pair"] for r in planted], y=[r[m] for r in planted], name=m, row=1, col=1,
+        fig.add_bar(x=[r.pair for r in planted], y=[r.metric(m)[0] for r in planted], name=m, row=1, col=1,
                     error_y=_err(planted, m))
-    nulls = [r for r in rows if r["expected"] == "none"]
-    fig.add_bar(x=[r["pair"] for r in nulls], y=[r["n_validated"] for r in nulls], name="n_validated",
+    nulls = [r for r in rows if r.expected == "none"]
+    fig.add_bar(x=[r.pair for r in nulls], y=[r.n_validated for r in nulls], name="n_validated",
                 row=1, col=2, error_y=_err(nulls, "n_validated"))
     fig.update_layout(barmode="group", height=450)
     return write_plot(fig, path, png)
 
 
-def _err(rows: list[dict], m: str) -> dict:
-    lo = [(r[m] - r[f"{m}_ci"][0]) if r[m] is not None and r[f"{m}_ci"][0] is not None else 0 for r in rows]
-    hi = [(r[f"{m}_ci"][1] - r[m]) if r[m] is not None and r[f"{m}_ci"][1] is not None else 0 for r in rows]
+def _err(rows: list[TableRow], m: str) -> dict:
+    """Plotly error bars of metric `m`: the distances from the mean to the ends of its interval (0 where none)."""
+    lo, hi = [], []
+    for v, (a, b) in (r.metric(m) for r in rows):
+        lo.append(v - a if v is not None and a is not None else 0)
+        hi.append(b - v if v is not None and b is not None else 0)
     return {"type": "data", "symmetric": False, "array": hi, "arrayminus": lo}

@@ -150,8 +150,8 @@ def test_records_without_judge_fields_still_aggregate_and_hide_the_judge_columns
 
 
 def test_judged_records_show_recovery_by_the_judge_alone():
-    rows = {r["pair"]: r for r in table_rows([_record("a", 0, 1.0, judge_r1=1.0), _record("a", 1, 1.0, judge_r1=0.0)])}
-    assert rows["a"]["judge_recovery_at_1"] == 0.5 and rows["ALL planted"]["judge_recovery_at_5"] == 0.5
+    rows = {r.pair: r for r in table_rows([_record("a", 0, 1.0, judge_r1=1.0), _record("a", 1, 1.0, judge_r1=0.0)])}
+    assert rows["a"].judge_recovery_at_1 == 0.5 and rows["ALL planted"].judge_recovery_at_5 == 0.5
     assert display_rows(list(rows.values()))[0]["judge_recovery_at_1"].startswith("0.50 [")
 
 

@@ -95,11 +95,14 @@ def test_table_rows_by_hand():
         {"organism": "n", "kind": "null", "expected": "none", "seed": 0, "recovery_at_1": None,
          "recovery_at_5": None, "precision": None, "n_validated": 0, "cpu_min": 1.0},
     ]
-    rows = {r["pair"]: r for r in table_rows(recs)}
-    assert rows["a"]["recovery_at_1"] == 0.5 and rows["a"]["n_seeds"] == 2 and rows["a"]["cpu_min"] == 4.0
+    rows = {r.pair: r for r in table_rows(recs)}
+    assert rows["a"].recovery_at_1 == 0.5 and rows["a"].n_seeds == 2 and rows["a"].cpu_min == 4.0
     # ALL planted: seed 0 mean over a, b = 0.5; seed 1 only a = 1.0 -> mean 0.75 (R@5)
-    assert rows["ALL planted"]["recovery_at_5"] == 0.75 and rows["ALL planted"]["n_seeds"] == 2
-    assert rows["ALL null"]["n_validated"] == 0.0 and rows["ALL null"]["recovery_at_1"] is None
+    assert rows["ALL planted"].recovery_at_5 == 0.75 and rows["ALL planted"].n_seeds == 2
+    assert rows["ALL null"].n_validated == 0.0 and rows["ALL null"].recovery_at_1 is None
+    assert rows["ALL null"].recovery_at_1_ci == (None, None) and rows["b"].recovery_at_1_ci == (0.0, 0.0)
+    # benchmark_table.json: each metric beside its interval, in METRICS order
+    assert list(rows["a"].dump())[4:8] == ["recovery_at_1", "recovery_at_1_ci", "recovery_at_5", "recovery_at_5_ci"]
     shown = {r["pair"]: r for r in display_rows(list(rows.values()))}
     assert shown["b"]["precision"] == "-" and shown["b"]["recovery_at_1"] == "0.00"
     assert shown["a"]["recovery_at_1"].startswith("0.50 [")
