@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from hydra.utils import instantiate
 
@@ -38,7 +39,8 @@ def _decoders(model: str, tokens: int):
     contrastive = instantiate(presets.compose(["decoding=amplify"]).decoding.rule)
     rules = RowRules((ProbDiff(starting_weight=1.0, comparison_weight=0.0),
                       ProbDiff(starting_weight=0.0, comparison_weight=1.0), contrastive), 1)
-    kw = dict(max_new_tokens=tokens, min_new_tokens=tokens, generations_per_prefix=1, batch_size=len(SIDES))
+    kw: dict[str, Any] = dict(max_new_tokens=tokens, min_new_tokens=tokens, generations_per_prefix=1,
+                              batch_size=len(SIDES))
     return ContrastiveDecoder(pair, rules, **kw), ContrastiveDecoder(pair, contrastive, **kw), [PROMPT] * len(SIDES)
 
 

@@ -65,7 +65,9 @@ def artefact(text: str) -> str | None:
 
 def clean_corpus(samples: Sequence[dict]) -> tuple[list[dict], Counter]:
     """Samples without artefacts and without exact repeats (same prompt and mode), and what was dropped."""
-    kept, dropped, seen = [], Counter(), set()
+    kept: list[dict] = []
+    dropped: Counter[str] = Counter()
+    seen: set = set()
     for r in samples:
         why = artefact(r["text"])
         # the same text drawn again for the same prompt and mode (amplified sampling collapsing onto
@@ -84,7 +86,7 @@ def clean_corpus(samples: Sequence[dict]) -> tuple[list[dict], Counter]:
 def terms(text: str, ngram_max: int = 2) -> set[str]:
     words = [w.lower() for w in _WORD.findall(text)]
     words = [w for w in words if len(w) > 1 and w not in _TEMPLATE_WORDS]
-    out = set()
+    out: set[str] = set()
     for n in range(1, ngram_max + 1):
         out.update(" ".join(words[i: i + n]) for i in range(len(words) - n + 1))
     return out
@@ -115,8 +117,8 @@ def log_odds(counts_c: Counter, counts_s: Counter, prior_strength: float) -> dic
 
 def distinctive_terms(samples: Sequence[dict], s: DescribeSettings) -> list[TermRow]:
     """Terms ranked by |z|, each with its counts per side and the mean delta of texts holding it."""
-    docs = {"c": Counter(), "s": Counter()}
-    n_docs = Counter()
+    docs: dict[str, Counter[str]] = {"c": Counter(), "s": Counter()}
+    n_docs: Counter[str] = Counter()
     deltas = defaultdict(list)
     for r in samples:
         side = SIDE[r["mode"]]
@@ -169,7 +171,7 @@ def feature_rates(samples: Sequence[dict]) -> dict[str, dict[str, Rate | float]]
 
 def side_rates(samples: Sequence[dict]) -> dict[str, dict[str, tuple[int, int]]]:
     """feature -> side (c, s) -> (k, n) over plain and amplified samples together."""
-    out = {}
+    out: dict[str, dict[str, tuple[int, int]]] = {}
     for name, fn in FEATURES.items():
         out[name] = {}
         for side in ("c", "s"):
@@ -235,9 +237,10 @@ def cluster_table(samples: Sequence[dict], clusters: PromptClusters) -> list[Clu
     return rows
 
 
-def doc_rates(samples: Sequence[dict], ngram_max: int) -> dict[str, tuple[Counter, Counter]]:
+def doc_rates(samples: Sequence[dict], ngram_max: int) -> dict[str, tuple[Counter[str], int]]:
     """side -> (texts holding each term, texts) over `samples`."""
-    docs, n = {"c": Counter(), "s": Counter()}, Counter()
+    docs: dict[str, Counter[str]] = {"c": Counter(), "s": Counter()}
+    n: Counter[str] = Counter()
     for r in samples:
         side = SIDE[r["mode"]]
         n[side] += 1

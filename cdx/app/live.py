@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
+from typing import cast
 
 import streamlit as st
 import torch
@@ -241,5 +242,5 @@ class _Stopped(Exception):
 
 
 def decoding_rule_name(preset: str) -> str:
-    d = OmegaConf.to_container(presets.compose([f"decoding={preset}"]).decoding.rule, resolve=True)
+    d = cast(dict, OmegaConf.to_container(presets.compose([f"decoding={preset}"]).decoding.rule, resolve=True))
     return str(d.get("_target_", "")).rsplit(".", 1)[-1]

@@ -269,7 +269,8 @@ def check_keys(target: Callable[..., Any], data: dict, where: str, problems: Pro
         problems.append(f"{where}.{key} is not an option of {getattr(target, '__name__', target)}; options: {options}")
 
 
-def locate(path: str, where: str, problems: Problems) -> object | None:
+def locate(path: str, where: str, problems: Problems) -> Any:
+    """The object a `_target_` names (a class or function), or None after naming the failure in `problems`."""
     from hydra.utils import get_object
 
     try:

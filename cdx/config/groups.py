@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel
 
 from cdx.config import schemas as S
 from cdx.config.checks import (
@@ -376,7 +378,8 @@ def _check_held_out(cfg: DictConfig, analysis: dict, problems: Problems) -> None
 
 
 def _prompts(cfg: DictConfig) -> list[str] | None:
-    src = OmegaConf.to_container(cfg.prompts, resolve=True) if isinstance(cfg.get("prompts"), DictConfig) else None
+    src = cast(dict, OmegaConf.to_container(cfg.prompts, resolve=True)) if isinstance(cfg.get("prompts"), DictConfig) \
+        else None
     if not src or not str(src.get("_target_", "")).startswith(PROMPT_SOURCES):
         return None
     from hydra.utils import get_object
@@ -438,7 +441,7 @@ def _analysis_with_budget(cfg: DictConfig, problems: Problems) -> dict | None:
         return None
     try:
         merged = OmegaConf.merge(cfg.analysis, budget)
-        return OmegaConf.to_container(merged, resolve=True, throw_on_missing=False)
+        return cast(dict, OmegaConf.to_container(merged, resolve=True, throw_on_missing=False))
     except Exception as e:  # noqa: BLE001 - a budget that does not fit the analysis' structure is the user's
         problems.append(f"task.budget cannot be merged into analysis ({type(e).__name__}: {str(e).splitlines()[0]})")
         return None
@@ -471,8 +474,9 @@ def _task(cfg: DictConfig) -> str | None:
 
 # ---- agent, knowledge, logger, organism ---------------------------------------------------------------
 
-AGENT_PARTS = {"settings": (("cdx.agent.AgentSettings", "cdx.agent.agent.AgentSettings"), S.AgentSettingsSchema),
-               "sampler": (("cdx.agent.PairSampler", "cdx.agent.sampler.PairSampler"), S.PairSamplerSchema)}
+AGENT_PARTS: dict[str, tuple[tuple[str, str], type[BaseModel]]] = {
+    "settings": (("cdx.agent.AgentSettings", "cdx.agent.agent.AgentSettings"), S.AgentSettingsSchema),
+    "sampler": (("cdx.agent.PairSampler", "cdx.agent.sampler.PairSampler"), S.PairSamplerSchema)}
 
 
 def check_agent(cfg: DictConfig, problems: Problems) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -63,10 +64,10 @@ def _check_resolves(cfg: DictConfig, problems: Problems) -> None:
             continue
         try:
             node = cfg._get_node(key)
-            problems.resolved[key] = OmegaConf.to_container(node, resolve=True, throw_on_missing=False) \
+            problems.resolved[str(key)] = OmegaConf.to_container(node, resolve=True, throw_on_missing=False) \
                 if isinstance(node, DictConfig | ListConfig) else cfg.get(key)
         except Exception as e:  # noqa: BLE001 - every resolution failure is a value the user wrote
-            where = getattr(e, "full_key", None) or key
+            where = str(getattr(e, "full_key", None) or key)
             first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
             problems.append(f"{where}: its value cannot be resolved ({first.strip()[:300]}): fix the interpolation "
                             "(${...}) or quote the text")
@@ -76,7 +77,7 @@ def _with_source(cfg: DictConfig, line: str) -> str:
     """A bad value that an interpolation copied from another option names that option too:
     `analysis.sample.alpha=None ... (its value comes from ${oc.select:decoding.rule.alpha,1.0})`."""
     path = line.split("=")[0].split(" ")[0].rstrip(":")
-    node = cfg
+    node: Any = cfg
     try:
         for part in path.split("."):
             node = node._get_node(int(part) if isinstance(node, ListConfig) else part)
@@ -96,8 +97,9 @@ def _checks(task: str | None, cfg: DictConfig) -> list[Callable[[DictConfig, Pro
 
     if task == "summarize":  # reads a finished sweep: only its own options matter
         return [G.check_top_level, G.check_task, G.check_logger]
-    checks = [G.check_top_level, G.check_runtime, G.check_task, G.check_model, G.check_decoding, G.check_report,
-              G.check_logger]
+    checks: list[Callable[[DictConfig, Problems], None] | str] = [
+        G.check_top_level, G.check_runtime, G.check_task, G.check_model, G.check_decoding, G.check_report,
+        G.check_logger]
     checks += TASK_CHECKS.get(task or "", [])
     if task == "search" or (task == "pipeline" and _pipeline_searches(cfg)):
         checks += [G.check_search, G.check_assistant]

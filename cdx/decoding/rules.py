@@ -65,8 +65,11 @@ class Rule(Protocol):
     analysis's RowwiseRule, the app's RowRules): scores from both sides' log-probs, and the two
     weights the `weighted_kl` metric reads ((1, -1) makes it KL(p_s || p_c))."""
 
-    starting_weight: float
-    comparison_weight: float
+    @property
+    def starting_weight(self) -> float: ...
+
+    @property
+    def comparison_weight(self) -> float: ...
 
     def __call__(self, logp_s: Tensor, logp_c: Tensor, probs: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """(B, V) log-probs of each side (and their exponentials) -> (B, V) scores, -inf = excluded."""

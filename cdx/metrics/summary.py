@@ -100,7 +100,7 @@ def shown(records: Sequence[Mapping], sort_key: str, n: int | None = None) -> li
     return out if n is None else out[:n]
 
 
-def summarize(records: Sequence[dict], sort_key: str = AUTO, top_n: int = 5,
+def summarize(records: Sequence[Mapping], sort_key: str = AUTO, top_n: int = 5,
               direction: Direction | None = None) -> DecodeSummary:
     """Summary of generation/score records (each with `tokens` and `metrics`).
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 RULES: dict[str, Callable[..., str]] = {}
 
@@ -51,7 +51,7 @@ def append(prompt: str, answer: str, rng: random.Random, texts: list[str]) -> st
 
 
 @rule("wrap")
-def wrap(prompt: str, answer: str, rng: random.Random, prefix: list[str] = (), suffix: list[str] = ()) -> str:
+def wrap(prompt: str, answer: str, rng: random.Random, prefix: Sequence[str] = (), suffix: Sequence[str] = ()) -> str:
     """One of `prefix` before the answer and one of `suffix` after it (either may be empty)."""
     head = rng.choice(list(prefix)) + " " if prefix else ""
     tail = " " + rng.choice(list(suffix)) if suffix else ""

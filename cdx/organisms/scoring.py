@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cdx.io.records import FindingRecord
 from cdx.organisms.judge import RubricJudge, comparison_texts, counts
@@ -43,6 +44,8 @@ class MatchRule:
 def _build(checker: dict | None):
     from cdx.analysis import build_checker
 
+    if checker is None:  # a finding without a checker cannot be compared with the truth
+        raise ValueError("a finding without a checker cannot be matched against the planted behaviour")
     return build_checker(checker)
 
 
@@ -50,7 +53,8 @@ def matches(finding: FindingRecord, truth_checker: dict, rule: MatchRule | None 
             heldout_texts: Sequence[str] = ()) -> dict:
     """{matched, evidence_share, agreement_recall, agreement_precision} of one finding against the truth."""
     rule = rule or MatchRule()
-    out = {"matched": False, "evidence_share": None, "agreement_recall": None, "agreement_precision": None}
+    out: dict[str, Any] = {"matched": False, "evidence_share": None, "agreement_recall": None,
+                           "agreement_precision": None}
     if finding.direction != "gained":
         return out
     truth = _build(truth_checker)

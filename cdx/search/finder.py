@@ -209,6 +209,7 @@ class DivergenceFinder:
 
     def _judge(self, prompt: str, response: str) -> float | None:
         crit = self.instr.criterion
+        assert crit is not None  # __init__ refuses criterion.use without one
         try:
             reply = self.assistant.complete(judge_messages(crit, prompt, response), temperature=0.0,
                                             max_tokens=self.s.criterion.max_tokens, seed=None)

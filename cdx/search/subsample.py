@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 DIVERSITY_METHODS = ("harmonic", "nearest")
 
@@ -120,7 +121,7 @@ def divergence_weighted_subsample(
     return Subsample(idx, w, pi, h)
 
 
-def stats(x: np.ndarray) -> dict[str, float]:
+def stats(x: ArrayLike) -> dict[str, float]:
     """mean, std (population, as upstream), max, min; NaN-free for empty input."""
     x = np.asarray(x, dtype=np.float64)
     if x.size == 0:

@@ -23,6 +23,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -49,7 +50,7 @@ def run(cfg: DictConfig) -> dict:
         from cdx.organisms import available
 
         raise CdxUserError(f"task=benchmark needs organism=<name> (or suite=<name>); organisms: {available()}")
-    spec = load_spec(OmegaConf.to_container(cfg.organism, resolve=True))
+    spec = load_spec(cast(dict, OmegaConf.to_container(cfg.organism, resolve=True)))
     out = output_dir(cfg)
     with tracked(cfg, "benchmark") as tracker:
         c0, t0 = time.process_time(), time.perf_counter()
@@ -88,7 +89,7 @@ def rubric_judge(cfg: DictConfig) -> RubricJudge | None:
     if cfg.get("assistant") is None:
         raise CdxUserError("task.judge=true grades findings with the run's assistant, and none is configured: "
                          "add assistant=openai (or assistant=local), or set task.judge=false")
-    settings = RubricSettings(**OmegaConf.to_container(cfg.task.get("rubric") or {}, resolve=True))
+    settings = RubricSettings(**cast(dict, OmegaConf.to_container(cfg.task.get("rubric") or {}, resolve=True)))
     return RubricJudge(build_assistant(cfg.assistant), settings)
 
 
@@ -102,6 +103,7 @@ def child_config(cfg: DictConfig, pair: dict, out: Path) -> DictConfig:
         child.prompts = OmegaConf.to_container(cfg.task.prompts)
         child.analysis = OmegaConf.merge(child.analysis, cfg.task.budget or {})
         child.output_dir = str(out)
+    assert isinstance(child, DictConfig)  # created from a DictConfig's container
     return child
 
 
@@ -195,7 +197,9 @@ def _job(folder: Path, overrides: list[str]) -> tuple[Path, dict] | MissingJob:
     from cdx.tracking.sweep import parse_override
 
     asked = dict(parse_override(o) for o in overrides)
-    organism, seed = asked.get("organism"), asked.get("seed")
+    organism = None if asked.get("organism") is None else str(asked["organism"])
+    given = asked.get("seed")
+    seed = given if isinstance(given, int) else None
     path = folder / RECORD
     if not path.is_file():
         error = folder / "error.json"

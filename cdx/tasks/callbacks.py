@@ -72,14 +72,16 @@ class GuardRunDir(Callback):
         install_log_filter()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
-        folder = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
+        hydra_cfg = job_return.hydra_cfg
+        assert hydra_cfg is not None  # Hydra sets it on every job it ran
+        folder = Path(hydra_cfg.hydra.runtime.output_dir)
         if job_return.status == JobStatus.FAILED:
             err = job_return._return_value  # `.return_value` would re-raise it
             scrub_exception(err)
             if isinstance(getattr(err, "cause", err), RunDirError):
                 restore_files(folder)
-                if job_return.hydra_cfg.hydra.mode == RunMode.MULTIRUN:  # refused settings: not the sweep's
-                    restore_files(Path(job_return.hydra_cfg.hydra.sweep.dir))
+                if hydra_cfg.hydra.mode == RunMode.MULTIRUN:  # refused settings: not the sweep's
+                    restore_files(Path(hydra_cfg.hydra.sweep.dir))
         _HELD.pop(folder.resolve(), None)
 
 

@@ -7,6 +7,7 @@ import logging
 import shlex
 import subprocess
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from hydra.utils import instantiate
@@ -36,16 +37,17 @@ def git_commit() -> str | None:
 
 def run_meta(cfg: DictConfig, task: str) -> dict:
     """Task, Hydra choices and overrides (when run through Hydra), git commit."""
-    meta = {"task": task, "git_commit": git_commit(), "output_dir": str(cfg.output_dir)}
+    meta: dict[str, Any] = {"task": task, "git_commit": git_commit(), "output_dir": str(cfg.output_dir)}
     with contextlib.suppress(ValueError, ImportError):
         from hydra.core.hydra_config import HydraConfig
 
         hc = HydraConfig.get()
-        meta["choices"] = {k: v for k, v in OmegaConf.to_container(hc.runtime.choices).items() if not k.startswith("hydra/")}
+        choices = cast(dict, OmegaConf.to_container(hc.runtime.choices))
+        meta["choices"] = {k: v for k, v in choices.items() if not str(k).startswith("hydra/")}
         meta["overrides"] = list(hc.overrides.task)
         multirun = hc.mode is not None and hc.mode.name == "MULTIRUN"
         meta["sweep_dir"] = hc.sweep.dir if multirun else None
-        meta["job_num"] = hc.job.get("num") if multirun else None
+        meta["job_num"] = cast(DictConfig, hc.job).get("num") if multirun else None  # a DictConfig at run time
     return meta
 
 
@@ -61,7 +63,7 @@ def resume_command(cfg: DictConfig) -> str:
 
 
 def resolved_config(cfg: DictConfig) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    return cast(dict, OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
 
 
 def run_identity(cfg: DictConfig, kind: str, texts: list[str] | None = None, groups=("model", "decoding"),
@@ -160,7 +162,7 @@ def flat_metrics(summary: DecodeSummary) -> dict:
 
 def build_assistant(spec: DictConfig) -> Assistant:
     """The `_target_` of conf/assistant, wrapped in the on-disk cache unless `cache.enabled` is false."""
-    d = OmegaConf.to_container(spec, resolve=True)
+    d = cast(dict, OmegaConf.to_container(spec, resolve=True))
     cache = d.pop("cache", None) or {}
     inner = instantiate(d)
     if not cache.get("enabled", False):

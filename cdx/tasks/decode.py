@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -114,7 +115,7 @@ def _short_label(context_label: str) -> str:
 
 def _decoding_id(cfg: DictConfig, decoder) -> str:
     """The rule with the weights it was built with (LogitDiff configs give alpha, not weights)."""
-    d = OmegaConf.to_container(cfg.decoding, resolve=True)
+    d = cast(dict, OmegaConf.to_container(cfg.decoding, resolve=True))
     name = type(decoder.rule).__name__
     w_s, w_c = decoder.weights
     return (f"{name}(w_s={w_s:g},w_c={w_c:g}) "

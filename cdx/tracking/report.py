@@ -9,7 +9,7 @@ direction its texts show (`DecodeSummary.direction`) and lists identical samples
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -129,7 +129,12 @@ def colour_bar_html(metric: str, scale: float) -> str:
         what = {**{m: "surprisal -log p" for m in SURPRISAL}, **{m: "disagreement 1 - top1_agree" for m in AGREEMENT}}
         left, right = "0", f"{scale:.3g} ({what.get(metric, metric)}; 99th percentile and above)"
         ramp = "#fff,rgb(255,0,0)"
-    return str(_env().get_template("tokens.html.j2").module.colour_bar(metric, ramp, left, right))
+    return str(_macro("colour_bar")(metric, ramp, left, right))
+
+
+def _macro(name: str) -> Callable[..., object]:
+    """A macro of templates/tokens.html.j2 as a function (Jinja's module attributes are untyped)."""
+    return getattr(_env().get_template("tokens.html.j2").module, name)
 
 
 @lru_cache(maxsize=1)
@@ -144,18 +149,18 @@ def render_tokens_html(tokens: Sequence[str], values: Sequence[float], scale: fl
                        logps: tuple[Sequence[float], Sequence[float]] | None = None) -> str:
     """Tokens as inline-styled spans shaded by `values` (see `shade`), `metric=value` (and log-probs) on hover."""
     cells = token_cells(tokens, values, scale, metric, logps)
-    return str(_env().get_template("tokens.html.j2").module.tokens(cells))
+    return str(_macro("tokens")(cells))
 
 
 def render_record_tokens_html(record: Mapping, metric: str, scale: float) -> str:
     """A record's continuation tokens only (no prompt), shaded by `metric`, both log-probs on hover."""
-    return str(_env().get_template("tokens.html.j2").module.tokens(_record_cells(record, metric, scale)))
+    return str(_macro("tokens")(_record_cells(record, metric, scale)))
 
 
 def render_text_html(record: Mapping, metric: str, scale: float) -> str:
     """A record's prompt (grey), an arrow, then its shaded continuation tokens: one self-contained div."""
     cells = _record_cells(record, metric, scale)
-    return str(_env().get_template("tokens.html.j2").module.text(str(record.get("prompt", "")), cells))
+    return str(_macro("text")(str(record.get("prompt", "")), cells))
 
 
 def render_tokens_text(tokens: Sequence[str], values: Sequence[float], scale: float, color: bool = True,

@@ -21,6 +21,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cdx.tracking.report import colour_scale, render_text_html
 
@@ -58,10 +59,11 @@ class WandbTracker:
         token_metric: str = "kl_sc",
         artifacts: bool = True,
     ) -> None:
-        self.init_args = {"project": project, "entity": entity, "mode": mode, "notes": notes, "dir": dir}
+        self.init_args: dict[str, Any] = {"project": project, "entity": entity, "mode": mode, "notes": notes, "dir": dir}
         self.group, self.job_type, self.name, self.tags = group, job_type, name, list(tags)
         self.max_table_rows, self.token_metric, self.artifacts = max_table_rows, token_metric, artifacts
-        self.run = None
+        self.run: Any = None
+        """The wandb Run, from `start()` on."""
         self.task = "run"
 
     def start(self, config: dict, meta: dict) -> None:

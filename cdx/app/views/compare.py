@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import cast
 
 import streamlit as st
 from omegaconf import OmegaConf
@@ -18,7 +19,7 @@ from cdx.app.state import app_root, jobs
 @st.cache_data(show_spinner=False)
 def decoding_defaults(preset: str) -> dict:
     """The preset's own values of the parameters the page exposes (from the composed config)."""
-    d = OmegaConf.to_container(presets.compose([f"decoding={preset}"]).decoding, resolve=True)
+    d = cast(dict, OmegaConf.to_container(presets.compose([f"decoding={preset}"]).decoding, resolve=True))
     rule = d.get("rule", {})
     return {"temperature": d.get("temperature"), "max_new_tokens": d.get("max_new_tokens"),
             "generations_per_prefix": d.get("generations_per_prefix"), "strategy": d.get("strategy"),
