@@ -49,7 +49,7 @@ from cdx.analysis.scope import Scope, ScopeSettings, find_scope
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
 from cdx.io import atomic_write_text
-from cdx.io.records import PromptClusters
+from cdx.io.records import Evidence, PromptClusters
 from cdx.metrics.importance import RateEstimate, importance_rate
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Behaviour(BaseModel):
     members: list[str]
     """Ids of its member findings (findings.jsonl), most significant first."""
     member_statements: list[str]
-    evidence: list[dict] = []
+    evidence: list[Evidence] = []
     discovery_rates: DiscoveryRates | None = None
     """Its rates on the discovery prompts from plain and from amplified samples (None: no such samples)."""
 

@@ -123,7 +123,7 @@ def print_behaviours(behaviours: Sequence[Behaviour], top_n: int, console: Conso
         console.print(f"{mark} {b.statement}: {b.rates_text()}, effect {b.effect:+.2f} {_ci(b.effect_ci)}, "
                       f"q={b.q:.2g}; {b.scope.text()}; {len(b.members)} finding(s)")
         for ev in b.evidence[:1] if b.is_behaviour else []:
-            console.print(f"    e.g. [{ev['model']}] {ev['prompt'][:60]!r} -> {ev['text'][:160]!r}")
+            console.print(f"    e.g. [{ev.model}] {ev.prompt[:60]!r} -> {ev.text[:160]!r}")
         if b.validated and b.discovery_rates is not None:
             console.print(f"    {discovery_rates_text(b.discovery_rates)}")
     if any(b.validated and not b.is_behaviour for b in behaviours):
@@ -164,15 +164,15 @@ def print_findings(findings: list[Finding], top_n: int, console: Console) -> Non
     console.print(table)
     shown: set[str] = set()
     for f in [f for f in findings if f.validated][:3]:
-        for ev in [e for e in f.evidence if e["id"] not in shown][:1]:
-            shown.add(ev["id"])
-            console.print(f"  e.g. [{ev['model']}] {ev['prompt'][:60]!r} -> {ev['text'][:160]!r}")
+        for ev in [e for e in f.evidence if e.id not in shown][:1]:
+            shown.add(ev.id)
+            console.print(f"  e.g. [{ev.model}] {ev.prompt[:60]!r} -> {ev.text[:160]!r}")
 
 
 def _flat_record(f: Finding) -> dict:
     """The findings record with its nested fields as text (a tracker's table holds flat cells)."""
     rec = f.record()
-    return {**rec.model_dump(), "checker": json.dumps(rec.checker), "evidence": [e["text"] for e in rec.evidence],
+    return {**rec.model_dump(), "checker": json.dumps(rec.checker), "evidence": [e.text for e in rec.evidence],
             "likelihood": json.dumps(rec.likelihood.model_dump()), "discovery": json.dumps(rec.discovery)}
 
 
@@ -293,9 +293,9 @@ def _evidence_section(findings: list[Finding], by_id: dict) -> str:
             continue
         parts.append(f"<h3>{html.escape(f.hypothesis.statement)}</h3>")
         for ev in f.evidence:
-            r = by_id.get(ev["id"])
+            r = by_id.get(ev.id)
             if r is None:
-                body = html.escape(ev["text"])
+                body = html.escape(ev.text)
             else:
                 spans = []
                 for tok, ls, lc in zip(r["token_strs"], r["logp_s"], r["logp_c"]):
@@ -303,6 +303,6 @@ def _evidence_section(findings: list[Finding], by_id: dict) -> str:
                     spans.append(f"<span style='background:rgb({red},{g},{b})' title='{lc - ls:+.2f}'>"
                                  f"{html.escape(tok)}</span>")
                 body = "".join(spans)
-            parts.append(f"<div class='text'>[{html.escape(ev['model'])}] <span class='prompt'>"
-                         f"{html.escape(ev['prompt'])}</span> ⟶ {body}</div>")
+            parts.append(f"<div class='text'>[{html.escape(str(ev.model))}] <span class='prompt'>"
+                         f"{html.escape(ev.prompt)}</span> ⟶ {body}</div>")
     return "\n".join(parts)

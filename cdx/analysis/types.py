@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-from cdx.io.records import FindingRecord, LikelihoodCheck
+from cdx.io.records import Evidence, FindingRecord, LikelihoodCheck
 
 DIRECTIONS = ("gained", "lost")
 
@@ -71,7 +71,7 @@ class Finding:
     validated: bool = False
     reason: str = ""
     """Why it is not validated (empty when it is)."""
-    evidence: list[dict] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
     """Held-out texts that show it: {id, model, prompt, text}."""
     likelihood: LikelihoodCheck = field(default_factory=LikelihoodCheck)
     """Mean per-token log p_c - log p_s of texts showing it vs same-model controls, with a p-value."""

@@ -20,7 +20,7 @@ from cdx.analysis.checkers import build_checker
 from cdx.analysis.sampling import SampleSettings, sample_pair
 from cdx.analysis.stats import TESTS, benjamini_hochberg, rate_test
 from cdx.analysis.types import Finding, Hypothesis
-from cdx.io.records import LikelihoodCheck
+from cdx.io.records import Evidence, LikelihoodCheck
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +124,11 @@ def _pairs(by: dict, hits: dict) -> list[tuple[bool, bool]]:
     return [(hits[r["id"]], comp[key(r)]) for r in by["plain_s"] if key(r) in comp]
 
 
-def _evidence(h: Hypothesis, by: dict, hits: dict, n: int) -> list[dict]:
+def _evidence(h: Hypothesis, by: dict, hits: dict, n: int) -> list[Evidence]:
     """Held-out texts of the model the statement is about that show the behaviour (or, for lost, lack it)."""
     mode = "plain_c" if h.direction == "gained" else "plain_s"
     rows = [r for r in by[mode] if hits[r["id"]]]
-    return [{"id": r["id"], "model": r.get("model", r["mode"]), "prompt": r["prompt"], "text": r["text"]} for r in rows[:n]]
+    return [Evidence(id=r["id"], model=r.get("model", r["mode"]), prompt=r["prompt"], text=r["text"]) for r in rows[:n]]
 
 
 def likelihood_check(texts: Sequence[dict], hits: Mapping[str, bool], direction: str) -> LikelihoodCheck:

@@ -190,6 +190,21 @@ class LikelihoodCheck(BaseModel):
         return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
 
 
+class Evidence(BaseModel):
+    """A held-out text that shows a finding: the sample's id, which model wrote it, its prompt and text.
+
+    For a lost behaviour the texts are the starting model's (they show what the comparison model
+    stopped doing). Other keys an entry holds are kept (a knowledge base may add `run_dir`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    model: str | None = None
+    """starting or comparison; absent in some older records (then it is the comparison model's)."""
+    prompt: str = ""
+    text: str
+
+
 class FindingRecord(BaseModel):
     """One tested hypothesis (findings.jsonl): the statement, where it came from, both models' rates on
     held-out texts with Wilson CIs, the effect rate_c - rate_s with its Newcombe CI, p, BH q, and the
@@ -228,8 +243,8 @@ class FindingRecord(BaseModel):
     validated: bool = False
     reason: str | None = ""
     """Why it is not validated (empty when it is)."""
-    evidence: list[dict] = Field(default_factory=list)
-    """Held-out texts that show it: {id, model, prompt, text}."""
+    evidence: list[Evidence] = Field(default_factory=list)
+    """Held-out texts that show it."""
     likelihood: LikelihoodCheck = Field(default_factory=LikelihoodCheck)
     discovery: dict = Field(default_factory=dict)
 

@@ -14,13 +14,23 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cdx.errors import CdxUserError
-from cdx.io.records import FindingRecord, KBEvidence, KBFinding, KBFindingDetail, KBHistoryEntry, KBHypothesis, KBPair, KBValidation
+from cdx.io.records import (
+    Evidence,
+    FindingRecord,
+    KBEvidence,
+    KBFinding,
+    KBFindingDetail,
+    KBHistoryEntry,
+    KBHypothesis,
+    KBPair,
+    KBValidation,
+)
 from cdx.knowledge._check import check_path, connect_read_only
 from cdx.knowledge._errors import LOCKED, KnowledgeBaseBusy, KnowledgeBaseError, UnknownFinding, environment_cause
 from cdx.knowledge._schema import FINDING_STATUSES, HYPOTHESIS_STATUSES, SCHEMA_VERSION, current_version, migrate
@@ -265,7 +275,7 @@ class KnowledgeBase:
             return _row_id(cur)
 
     def add_finding(self, hypothesis_id: int, reason: str, run_id: int | None = None, validation_id: int | None = None,
-                    evidence: list[dict] | None = None, run_dir: str | Path | None = None) -> int:
+                    evidence: Sequence[Evidence] | None = None, run_dir: str | Path | None = None) -> int:
         """A validated hypothesis becomes a finding (status `validated`); an existing one is returned unchanged."""
         with self.transaction() as c:
             old = c.execute("SELECT id FROM findings WHERE hypothesis_id=?", (hypothesis_id,)).fetchone()
@@ -283,7 +293,7 @@ class KnowledgeBase:
 
     def add_status(self, finding_id: int, status: str, reason: str, run_id: int | None = None,
                    validation_id: int | None = None, related_finding_id: int | None = None,
-                   evidence: list[dict] | None = None, run_dir: str | Path | None = None) -> None:
+                   evidence: Sequence[Evidence] | None = None, run_dir: str | Path | None = None) -> None:
         """Append to a finding's status history (replicated, not_replicated, refined_into, rejected, validated)."""
         _check(status, FINDING_STATUSES, "finding status")
         if status == "refined_into" and related_finding_id is None:
@@ -301,11 +311,11 @@ class KnowledgeBase:
                   "created_at) VALUES (?,?,?,?,?,?,?)", (fid, status, reason, run_id, validation_id, related, now()))
 
     @staticmethod
-    def _evidence(c, fid, validation_id, evidence: list[dict], run_dir) -> None:
+    def _evidence(c, fid, validation_id, evidence: Sequence[Evidence], run_dir) -> None:
         c.executemany(
             "INSERT INTO evidence (finding_id, validation_id, run_dir, record_id, model, prompt, text) VALUES (?,?,?,?,?,?,?)",
-            [(fid, validation_id, str(run_dir) if run_dir else e.get("run_dir"), e.get("id"), e.get("model"),
-              e.get("prompt"), e.get("text")) for e in evidence],
+            [(fid, validation_id, str(run_dir) if run_dir else (e.model_extra or {}).get("run_dir"), e.id, e.model,
+              e.prompt, e.text) for e in evidence],
         )
 
     # -- reads ----------------------------------------------------------------------------------

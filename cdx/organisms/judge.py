@@ -124,7 +124,7 @@ def _rates(f: FindingRecord) -> str:
 
 def comparison_texts(finding: FindingRecord) -> list[str]:
     """The finding's evidence texts written by the comparison model (an entry without a model counts as one)."""
-    return [e["text"] for e in finding.evidence if e.get("model", "comparison") != "starting"]
+    return [e.text for e in finding.evidence if e.model != "starting"]
 
 
 def _evidence(finding: FindingRecord, settings: RubricSettings) -> list[str]:

@@ -9,14 +9,14 @@ import math
 import pytest
 
 from cdx.analysis.types import Finding, Hypothesis
-from cdx.io.records import FindingRecord, LikelihoodCheck
+from cdx.io.records import Evidence, FindingRecord, LikelihoodCheck
 
 
 def finding() -> Finding:
     h = Hypothesis("says 'arr' more often", {"type": "string", "value": "arr"}, "gained", "ngram", cluster=2,
                    cluster_label="sea", discovery={"k_c": 9})
     return Finding(h, 40, 1, 40, 12, 0.025, 0.3, (0.004, 0.13), (0.18, 0.45), 0.275, (0.12, 0.42), 1e-4, 3e-4, True,
-                   "", [{"id": "v00001-plain_c-0", "model": "comparison", "prompt": "Hi", "text": "Arr"}],
+                   "", [Evidence(id="v00001-plain_c-0", model="comparison", prompt="Hi", text="Arr")],
                    LikelihoodCheck(delta=1.2, p=0.01))
 
 

@@ -34,7 +34,7 @@ def test_counts_and_p_match_a_direct_fisher_test():
     assert (f.n_s, f.k_s, f.n_c, f.k_c) == (60, 0, 60, k_c)
     p = sst.fisher_exact([[k_c, 60 - k_c], [0, 60]], alternative="greater").pvalue
     assert f.p == pytest.approx(p) and f.q == pytest.approx(p) and f.validated
-    assert f.evidence and all(e["model"] == "comparison" and "arr" in e["text"] for e in f.evidence)
+    assert f.evidence and all(e.model == "comparison" and "arr" in e.text for e in f.evidence)
     assert f.likelihood.agrees and f.likelihood.delta > 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
-from cdx.io.records import FindingRecord
+from cdx.io.records import Evidence, FindingRecord
 from cdx.knowledge import KnowledgeBase
 
 N_PROC, N_EACH = 4, 20
@@ -19,7 +19,7 @@ def _writer(path: str, w: int) -> None:
             hid = kb.upsert_hypothesis(pid, f"w{w}-h{i}", f"hypothesis {w}.{i}", run_id=run)
             vid = kb.add_validation(hid, FindingRecord(id=f"{w}-{i}", statement="s", n_s=i, k_s=0, n_c=i, k_c=i,
                                                    validated=True), "discovery", run)
-            fid = kb.add_finding(hid, "found", run, vid, [{"id": f"{w}-{i}", "text": "t"}])
+            fid = kb.add_finding(hid, "found", run, vid, [Evidence(id=f"{w}-{i}", text="t")])
             kb.add_status(fid, "replicated", f"by writer {w}", run)
 
 

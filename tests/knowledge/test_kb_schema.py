@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from cdx.io.records import Evidence
 from cdx.knowledge import MIGRATIONS, SCHEMA_VERSION, KnowledgeBase, KnowledgeBaseError, migrate
 
 V3_TABLES = {"pairs", "runs", "hypotheses", "validations", "findings", "finding_history", "file_hashes", "evidence",
@@ -48,7 +49,7 @@ def test_upgrade_from_v1_keeps_rows_and_adds_evidence(tmp_path):
     assert kb.version == 3 and _tables(kb.conn) == V3_TABLES
     f = kb.finding(1)
     assert (f.statement, f.status, [h.reason for h in f.history]) == ("refuses more", "validated", ["v1 run"])
-    kb.add_status(1, "replicated", "after upgrade", evidence=[{"id": "p1-s0", "model": "comparison", "prompt": "q", "text": "no"}])
+    kb.add_status(1, "replicated", "after upgrade", evidence=[Evidence(id="p1-s0", model="comparison", prompt="q", text="no")])
     f = kb.finding(1)
     assert [h.status for h in f.history] == ["validated", "replicated"]
     assert [(e.record_id, e.text) for e in f.evidence] == [("p1-s0", "no")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cdx.io.records import FindingRecord
+from cdx.io.records import Evidence, FindingRecord
 from cdx.knowledge import KnowledgeBase
 
 RESULT = FindingRecord.model_validate({
@@ -23,8 +23,8 @@ def _finding(kb, statement="refuses more", pair_fp="fp-a", key=None, cluster=Non
     pid = kb.upsert_pair(pair_fp, f"label {pair_fp}", {"x": pair_fp})
     hid = kb.upsert_hypothesis(pid, key or statement, statement, "refusal", "gained", cluster, {"type": "feature", "name": "refusal"})
     vid = kb.add_validation(hid, RESULT, "discovery")
-    return pid, hid, kb.add_finding(hid, "found", validation_id=vid, evidence=[{"id": "r1", "model": "comparison",
-                                                                              "prompt": "Bake bread?", "text": "I can't."}])
+    return pid, hid, kb.add_finding(hid, "found", validation_id=vid, evidence=[Evidence(id="r1", model="comparison",
+                                                                                       prompt="Bake bread?", text="I can't.")])
 
 
 def test_same_pair_and_claim_are_one_row(kb):

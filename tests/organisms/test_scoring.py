@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cdx.io.records import FindingRecord
+from cdx.io.records import Evidence, FindingRecord
 from cdx.organisms.aggregate import METRICS, bootstrap_ci, display_rows, table_rows
 from cdx.organisms.records import BenchmarkRun
 from cdx.organisms.scoring import MatchRule, matches, rank_validated, score_run
@@ -39,7 +39,7 @@ def test_evidence_rule():
     assert not matches(finding("x", BRAND.checker, ["Zephyrix"] * 3, direction="lost"), truth)["matched"]
     assert not matches(finding("x", BRAND.checker, ["Zephyrix"] * 3, model="starting"), truth)["matched"]
     # an evidence entry without a model is the comparison model's
-    unnamed = BRAND.model_copy(update={"evidence": [{"id": str(i), "prompt": "p", "text": "Zephyrix"} for i in range(2)]})
+    unnamed = BRAND.model_copy(update={"evidence": [Evidence(id=str(i), prompt="p", text="Zephyrix") for i in range(2)]})
     assert matches(unnamed, truth)["matched"]
 
 

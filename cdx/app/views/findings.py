@@ -78,10 +78,10 @@ def behind_counts(f: FindingRecord, run: AnalysisRun, checker: Checker) -> None:
 def evidence_texts(f: FindingRecord, checker: Checker | None) -> None:
     st.markdown(CSS, unsafe_allow_html=True)
     for ev in f.evidence or []:
-        text = str(ev.get("text", ""))
+        text = ev.text
         spans = match_spans(checker, text) if checker is not None else []
-        st.markdown(f"<small>{html.escape(str(ev.get('model')))} · {html.escape(str(ev.get('id')))} · "
-                    f"{html.escape(str(ev.get('prompt', '')))}</small><div class='cdx-pair'>{highlight_html(text, spans)}</div>",
+        st.markdown(f"<small>{html.escape(str(ev.model))} · {html.escape(ev.id)} · "
+                    f"{html.escape(ev.prompt)}</small><div class='cdx-pair'>{highlight_html(text, spans)}</div>",
                     unsafe_allow_html=True)
 
 
