@@ -32,13 +32,14 @@ from cdx.analysis.features import FEATURES, feature, feature_vector
 from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
 from cdx.analysis.pipeline import Analysis, Context, load_findings
 from cdx.analysis.quick import quick_summary
+from cdx.analysis.report import AnalysisSummary
 from cdx.analysis.sampling import MODES, PLAIN, RowwiseRule, SampleSettings, sample_pair, split_prompts
 from cdx.analysis.stats import benjamini_hochberg, minimum_detectable_effect, newcombe_ci, rate_test, wilson_ci
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, validate
 
 __all__ = [
-    "FEATURES", "MODES", "PLAIN", "Analysis", "Behaviour", "BehaviourSettings", "Checker", "Context",
+    "FEATURES", "MODES", "PLAIN", "Analysis", "AnalysisSummary", "Behaviour", "BehaviourSettings", "Checker", "Context",
     "DescribeSettings", "Finding", "Hypothesis", "HypothesiseSettings", "RowwiseRule", "SampleSettings",
     "ValidateSettings", "benjamini_hochberg", "build_checker", "describe", "feature", "find_behaviours",
     "read_behaviours", "feature_vector", "hypothesise", "load_findings", "quick_summary", "minimum_detectable_effect",

@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel
 
 from cdx.analysis.behaviours import BehaviourSettings, find_behaviours, with_discovery_rates, write_behaviours
 from cdx.analysis.describe import DescribeSettings, clean_corpus, cluster_prompts, describe
@@ -27,7 +29,30 @@ from cdx.io import RecordLog, atomic_write_json, progress, read_records, write_r
 from cdx.io.records import Description, PromptClusters, Split, read_model
 from cdx.models.embeddings import SentenceEmbedder
 
+if TYPE_CHECKING:  # the report stage builds it (cdx.analysis.report imports this module)
+    from cdx.analysis.report import AnalysisSummary
+
 log = logging.getLogger(__name__)
+
+
+class JudgeUsage(BaseModel):
+    """Requests the validation's LLM judge made, and replies it could not parse."""
+
+    calls: int
+    unparsed: int
+
+
+@dataclass
+class RunState:
+    """What the stages of one analysis hand on besides their files: timings, costs and the summary."""
+
+    timings: dict[str, float | None] = field(default_factory=dict)
+    """Stage name -> seconds, summed over resumes (None: done by a run that did not time it)."""
+    validation_sampling_s: float | None = None
+    """Seconds the validation samples took in this process (None: drawn before a resume)."""
+    judge: JudgeUsage | None = None
+    result: AnalysisSummary | None = None
+    """analysis.json, once the report stage wrote it."""
 
 
 @dataclass
@@ -43,7 +68,7 @@ class Context:
     assistant: Any = None
     tracker: Any = None
     pair_info: dict = field(default_factory=dict)
-    state: dict = field(default_factory=dict)
+    state: RunState = field(default_factory=lambda: RunState())
     _pair: Any = None
 
     @property
@@ -160,7 +185,7 @@ class ValidateStage:
         hyps = [Hypothesis.from_dict(d) for d in read_records(ctx.out / "hypotheses.jsonl")]
         t0 = time.perf_counter()
         samples = draw(ctx, "validation", split.validation, PLAIN, self.settings.sampling)
-        ctx.state["validation_sampling_s"] = round(time.perf_counter() - t0, 2)
+        ctx.state.validation_sampling_s = round(time.perf_counter() - t0, 2)
         clusters = read_model(ctx.out / "clusters.json", PromptClusters)
         assign = dict(enumerate(clusters.assignment))
         judge = Judge(ctx.assistant, ctx.seed) if (self.judge and ctx.assistant is not None) else None
@@ -174,7 +199,7 @@ class ValidateStage:
         discovery, _ = clean_corpus(raw)
         behaviours = find_behaviours(findings, discovery, samples, clusters, self.behaviours, self.settings, judge)
         write_behaviours(ctx.out / "behaviours.jsonl", with_discovery_rates(behaviours, raw, judge))
-        ctx.state["judge"] = {"calls": judge.calls, "unparsed": judge.unparsed} if judge else None
+        ctx.state.judge = JudgeUsage(calls=judge.calls, unparsed=judge.unparsed) if judge else None
 
 
 # ---- the pipeline ----------------------------------------------------------------------------
@@ -188,13 +213,14 @@ class Analysis:
         self.embedder = embedder
         """Sentence embedder for prompt clusters and theme grouping (cdx.models.embeddings)."""
 
-    def run(self, ctx: Context) -> dict:
+    def run(self, ctx: Context) -> AnalysisSummary | None:
+        """Run (or resume) every stage; analysis.json's record (None if the stages include no report)."""
         path = ctx.out / "stages.json"
         status = json.loads(path.read_text()) if path.exists() else {}
         if status and not ctx.resume:
             raise FileExistsError(f"{ctx.out} already holds an analysis; pass resume=true to continue it, "
                                   "or use a new output directory")
-        ctx.state["timings"] = {k: v.get("seconds") for k, v in status.items()}
+        ctx.state.timings = {k: v.get("seconds") for k, v in status.items()}
         if ctx.embedder is None:  # the config's (analysis.embedder), else the packaged MiniLM, as the config's default
             ctx.embedder = self.embedder if self.embedder is not None else SentenceEmbedder()
         for stage in self.stages:
@@ -205,9 +231,9 @@ class Analysis:
             stage.run(ctx)
             seconds = time.perf_counter() - t0 + (status.get(stage.name, {}).get("seconds") or 0.0)
             status[stage.name] = {"done": True, "seconds": round(seconds, 2)}
-            ctx.state["timings"][stage.name] = status[stage.name]["seconds"]
+            ctx.state.timings[stage.name] = status[stage.name]["seconds"]
             atomic_write_json(path, status)
-        return ctx.state.get("result", {})
+        return ctx.state.result
 
 
 def load_findings(out: Path) -> list[Finding]:

@@ -14,16 +14,62 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.table import Table
 
 from cdx.analysis.behaviours import Behaviour, DiscoveryRates, read_behaviours
-from cdx.analysis.pipeline import Context, load_findings
+from cdx.analysis.pipeline import Context, JudgeUsage, RunState, load_findings
 from cdx.analysis.stats import minimum_detectable_effect
 from cdx.analysis.types import Finding
 from cdx.io import atomic_write_json, atomic_write_text, read_records
 from cdx.io.records import Description, Split, read_model
 from cdx.metrics.importance import RateEstimate
+
+
+class AnalysisSummary(BaseModel):
+    """analysis.json: the run's headline numbers, its behaviours and what it cost.
+
+    `dump()` writes the fields in this order; the cost fields only when this process measured
+    the generation they divide by (a run resumed past validation did not).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    n_behaviours: int = 0
+    n_word_shifts: int = 0
+    """Validated groups with no distinctive phrase (a shift of word rates, not a behaviour)."""
+    n_validated: int
+    n_hypotheses: int
+    n_prompts: int
+    n_discovery_prompts: int
+    n_validation_prompts: int
+    n_validation_texts_s: int
+    n_validation_texts_c: int
+    fdr: float
+    mde_80: float | None = None
+    """Smallest rate difference detectable with 80% power at the Bonferroni level of this many tests."""
+    mde_80_single: float | None = None
+    validated: list[str] = []
+    """The statements of the validated findings."""
+    behaviours: list[Behaviour] = []
+    pair: dict = {}
+    timings_s: dict[str, float | None] = {}
+    generation_s: float | None = None
+    analysis_s: float | None = None
+    cost_ratio: float | None = None
+    judge: JudgeUsage | None = None
+    output_dir: str
+
+    def dump(self) -> dict:
+        d = self.model_dump(exclude_unset=True)
+        if "behaviours" in d:  # as JSON (NaN-free), the form behaviours.jsonl's readers expect
+            d["behaviours"] = [b.model_dump(mode="json") for b in self.behaviours]
+        return d
+
+    def numbers(self) -> dict:
+        """The numbers (and unset ones as None) of analysis.json: what task=analyze returns to sweeps."""
+        return {k: v for k, v in self.dump().items() if isinstance(v, (int, float)) or v is None}
 
 
 class ReportStage:
@@ -44,68 +90,66 @@ class ReportStage:
             print_behaviours(behaviours, self.top_n, console)
             print_findings(findings, self.top_n, console)
         if ctx.tracker is not None:
-            ctx.tracker.log_summary({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+            ctx.tracker.log_summary({k: v for k, v in summary.dump().items() if isinstance(v, (int, float))})
             ctx.tracker.log_records([_flat_record(f) for f in findings], "findings")
             ctx.tracker.log_files([str(ctx.out / n) for n in ("findings.jsonl", "analysis.json", "analysis.html",
                                                                "description.json", "hypotheses.jsonl", "behaviours.jsonl")],
                                   "analysis")
         print(summary_line(summary, ctx.out))
-        ctx.state["result"] = summary
+        ctx.state.result = summary
 
 
-def write_summary(ctx: Context, findings: list[Finding], fdr: float, behaviours: Sequence[Behaviour] = ()) -> dict:
+def write_summary(ctx: Context, findings: list[Finding], fdr: float,
+                  behaviours: Sequence[Behaviour] = ()) -> AnalysisSummary:
     split = read_model(ctx.out / "split.json", Split)
     path = ctx.out / "validation.jsonl"
     modes = [r["mode"] for r in read_records(path)] if path.exists() else []
     n_s, n_c = modes.count("plain_s"), modes.count("plain_c")
     m = max(len(findings), 1)
-    summary = {
-        "n_behaviours": sum(b.is_behaviour for b in behaviours),
-        "n_word_shifts": sum(b.validated and not b.is_behaviour for b in behaviours),
-        "n_validated": sum(f.validated for f in findings),
-        "n_hypotheses": len(findings),
-        "n_prompts": len(split.prompts),
-        "n_discovery_prompts": len(split.discovery),
-        "n_validation_prompts": len(split.validation),
-        "n_validation_texts_s": n_s,
-        "n_validation_texts_c": n_c,
-        "fdr": fdr,
-        "mde_80": minimum_detectable_effect(n_s, n_c, alpha=fdr / m) if n_s and n_c else None,
-        "mde_80_single": minimum_detectable_effect(n_s, n_c, alpha=fdr) if n_s and n_c else None,
-        "validated": [f.hypothesis.statement for f in findings if f.validated],
-        "behaviours": [b.model_dump(mode="json") for b in behaviours],
-        "pair": ctx.pair_info or split.pair,
-        "timings_s": ctx.state.get("timings", {}),
+    summary = AnalysisSummary(
+        n_behaviours=sum(b.is_behaviour for b in behaviours),
+        n_word_shifts=sum(b.validated and not b.is_behaviour for b in behaviours),
+        n_validated=sum(f.validated for f in findings),
+        n_hypotheses=len(findings),
+        n_prompts=len(split.prompts),
+        n_discovery_prompts=len(split.discovery),
+        n_validation_prompts=len(split.validation),
+        n_validation_texts_s=n_s,
+        n_validation_texts_c=n_c,
+        fdr=fdr,
+        mde_80=minimum_detectable_effect(n_s, n_c, alpha=fdr / m) if n_s and n_c else None,
+        mde_80_single=minimum_detectable_effect(n_s, n_c, alpha=fdr) if n_s and n_c else None,
+        validated=[f.hypothesis.statement for f in findings if f.validated],
+        behaviours=list(behaviours),
+        pair=ctx.pair_info or split.pair,
+        timings_s=ctx.state.timings,
         **_cost(ctx.state),
-        "judge": ctx.state.get("judge"),
-        "output_dir": str(ctx.out),
-    }
-    atomic_write_json(ctx.out / "analysis.json", summary)
+        judge=ctx.state.judge,
+        output_dir=str(ctx.out),
+    )
+    atomic_write_json(ctx.out / "analysis.json", summary.dump())
     return summary
 
 
-def _cost(state: dict) -> dict:
+def _cost(state: RunState) -> dict[str, float]:
     """Generation time (both sampling passes) against the whole analysis: the overhead of analysing."""
-    t = state.get("timings", {})
-    gen = (t.get("sample") or 0.0) + (state.get("validation_sampling_s") or 0.0)
+    t = state.timings
+    gen = (t.get("sample") or 0.0) + (state.validation_sampling_s or 0.0)
     total = sum(v for v in t.values() if v)
-    if not gen or state.get("validation_sampling_s") is None:  # resumed past validation: not measured
+    if not gen or state.validation_sampling_s is None:  # resumed past validation: not measured
         return {}
     return {"generation_s": round(gen, 2), "analysis_s": round(total, 2), "cost_ratio": round(total / gen, 3)}
 
 
-def summary_line(summary: dict, out: Path) -> str:
-    if summary["n_validated"]:
-        lead = (f"{summary.get('n_behaviours', 0)} behaviour(s)"
-                + (f" and {summary['n_word_shifts']} word-frequency shift(s)" if summary.get("n_word_shifts") else "")
-                + " from ") if "n_behaviours" in summary else ""
-        return (f"cdx analyze: {lead}{summary['n_validated']} validated finding(s) of {summary['n_hypotheses']} hypotheses "
-                f"(FDR {summary['fdr']}, {summary['n_validation_texts_s']}+{summary['n_validation_texts_c']} "
-                f"held-out texts) -> {out}")
-    mde = summary.get("mde_80")
-    mde_txt = f"; smallest rate difference detectable with 80% power: {mde:.2f}" if mde is not None else ""
-    return (f"cdx analyze: no validated difference ({summary['n_hypotheses']} hypotheses tested on "
-            f"{summary['n_validation_texts_s']} starting and {summary['n_validation_texts_c']} comparison held-out "
+def summary_line(s: AnalysisSummary, out: Path | str) -> str:
+    if s.n_validated:
+        lead = (f"{s.n_behaviours} behaviour(s)"
+                + (f" and {s.n_word_shifts} word-frequency shift(s)" if s.n_word_shifts else "") + " from ")
+        return (f"cdx analyze: {lead}{s.n_validated} validated finding(s) of {s.n_hypotheses} hypotheses "
+                f"(FDR {s.fdr}, {s.n_validation_texts_s}+{s.n_validation_texts_c} held-out texts) -> {out}")
+    mde_txt = f"; smallest rate difference detectable with 80% power: {s.mde_80:.2f}" if s.mde_80 is not None else ""
+    return (f"cdx analyze: no validated difference ({s.n_hypotheses} hypotheses tested on "
+            f"{s.n_validation_texts_s} starting and {s.n_validation_texts_c} comparison held-out "
             f"texts{mde_txt}) -> {out}")
 
 
@@ -183,11 +227,11 @@ table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #dd
 .ok{color:#080;font-weight:bold}.text{font-family:ui-monospace,monospace;white-space:pre-wrap}.prompt{color:#666}"""
 
 
-def html_report(findings: list[Finding], summary: dict, desc: Description, validation: list[dict],
+def html_report(findings: list[Finding], summary: AnalysisSummary, desc: Description, validation: list[dict],
                 behaviours: Sequence[Behaviour] = ()) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cdx analysis</title>",
              f"<style>{_CSS}</style></head><body><h1>cdx analysis: what changed in behaviour?</h1>",
-             f"<p>{html.escape(summary_line(summary, summary['output_dir']))}</p>",
+             f"<p>{html.escape(summary_line(summary, summary.output_dir))}</p>",
              _pair_table(summary), _behaviours_table(behaviours), _findings_table(findings)]
     figs = [_rate_figure(findings), _cluster_figure(desc)]
     first = True
@@ -201,10 +245,11 @@ def html_report(findings: list[Finding], summary: dict, desc: Description, valid
     return "\n".join(parts)
 
 
-def _pair_table(summary: dict) -> str:
+def _pair_table(summary: AnalysisSummary) -> str:
     keys = ("pair", "n_prompts", "n_discovery_prompts", "n_validation_prompts", "n_validation_texts_s",
             "n_validation_texts_c", "fdr", "mde_80", "timings_s")
-    rows = "".join(f"<tr><th>{k}</th><td>{html.escape(json.dumps(summary.get(k), default=str))}</td></tr>" for k in keys)
+    d = summary.model_dump(include=set(keys))
+    rows = "".join(f"<tr><th>{k}</th><td>{html.escape(json.dumps(d.get(k), default=str))}</td></tr>" for k in keys)
     return f"<table>{rows}</table>"
 
 

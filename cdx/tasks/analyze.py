@@ -40,8 +40,8 @@ def run(cfg: DictConfig) -> dict:
                       resume=bool(cfg.resume), assistant=_assistant(cfg), tracker=tracker)
         result = analysis.run(ctx)
         _record_in_knowledge_base(cfg, out)
-        rundir.finish(n_validated=result.get("n_validated"))
-    return {k: v for k, v in result.items() if isinstance(v, (int, float)) or v is None}
+        rundir.finish(n_validated=result.n_validated if result else None)
+    return result.numbers() if result else {}
 
 
 def _record_in_knowledge_base(cfg: DictConfig, out) -> None:

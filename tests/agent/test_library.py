@@ -16,7 +16,7 @@ CHECK = """
 import sys
 from cdx.agent.agent import Decision
 assert isinstance(decision, Decision), type(decision)
-assert (out / "findings.jsonl").is_file() and result["n_hypotheses"] == len(findings)
+assert (out / "findings.jsonl").is_file() and result.n_hypotheses == len(findings)
 print("hydra imported:", any(m == "hydra" or m.startswith("hydra.") for m in sys.modules))
 """
 
