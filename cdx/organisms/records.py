@@ -97,3 +97,64 @@ class TableRow(BaseModel):
 
     def dump(self) -> dict:
         return self.model_dump(exclude_unset=True)
+
+
+class Match(BaseModel):
+    """One finding against the planted behaviour by the checker rules (`cdx.organisms.scoring.matches`)."""
+
+    matched: bool = False
+    evidence_share: float | None = None
+    """Share of the finding's comparison-model evidence texts the truth checker fires on."""
+    agreement_recall: float | None = None
+    """Of the held-out texts the truth checker fires on, the share the finding's checker fires on too."""
+    agreement_precision: float | None = None
+
+
+class MatchRow(BaseModel):
+    """A validated finding of a scored run, best first: the checker rules' verdict and the judge's."""
+
+    rank: int
+    statement: str
+    direction: str
+    matched_checker: bool
+    evidence_share: float | None = None
+    agreement_recall: float | None = None
+    agreement_precision: float | None = None
+    judge_grade: int | None = None
+    """The rubric judge's 1-5 grade (None: not graded, or no reply held one)."""
+    matched: bool
+    """Checker rules or judge."""
+    judge: dict | None = None
+    """The judge's transcript ({grade, attempts, error}), only for graded findings."""
+
+    def dump(self) -> dict:
+        return self.model_dump(exclude_unset=True)
+
+
+class RunScore(BaseModel):
+    """Recovery@1/5, precision and counts of one analysis run of one pair (`score_run`); a pair with no
+    checker (null pairs, quantization) has only the counts (recoveries None, no matches)."""
+
+    n_findings: int
+    n_validated: int
+    expected: str
+    recovery_at_1: float | None = None
+    recovery_at_5: float | None = None
+    precision: float | None = None
+    matched_ranks: list[int] = []
+    matched_statements: list[str] = []
+    checker_recovery_at_1: float | None = None
+    checker_recovery_at_5: float | None = None
+    judge_recovery_at_1: float | None = None
+    judge_recovery_at_5: float | None = None
+    judge_calls: int | None = None
+    judge_unparsed: int | None = None
+    judge: dict | None = None
+    """The judge's settings and counts (`RubricJudge.summary`), only when a judge is configured."""
+    matches: list[MatchRow] = []
+
+    def dump(self) -> dict:
+        d = self.model_dump(exclude_unset=True)
+        if "matches" in d:  # a row's transcript only where the judge graded it
+            d["matches"] = [m.dump() for m in self.matches]
+        return d

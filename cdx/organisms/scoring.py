@@ -26,11 +26,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from cdx.io.records import FindingRecord
 from cdx.organisms.judge import RubricJudge, comparison_texts, counts
-from cdx.organisms.records import PlantedTruth
+from cdx.organisms.records import Match, MatchRow, PlantedTruth, RunScore
 
 
 @dataclass
@@ -50,28 +49,27 @@ def _build(checker: dict | None):
 
 
 def matches(finding: FindingRecord, truth_checker: dict, rule: MatchRule | None = None,
-            heldout_texts: Sequence[str] = ()) -> dict:
-    """{matched, evidence_share, agreement_recall, agreement_precision} of one finding against the truth."""
+            heldout_texts: Sequence[str] = ()) -> Match:
+    """One finding against the truth by the evidence rule and the agreement rule."""
     rule = rule or MatchRule()
-    out: dict[str, Any] = {"matched": False, "evidence_share": None, "agreement_recall": None,
-                           "agreement_precision": None}
+    out = Match()
     if finding.direction != "gained":
         return out
     truth = _build(truth_checker)
     evidence = comparison_texts(finding)
     if evidence:
-        out["evidence_share"] = sum(truth.check(t) for t in evidence) / len(evidence)
-        if len(evidence) >= rule.min_evidence and out["evidence_share"] > rule.evidence_share:
-            out["matched"] = True
+        out.evidence_share = sum(truth.check(t) for t in evidence) / len(evidence)
+        if len(evidence) >= rule.min_evidence and out.evidence_share > rule.evidence_share:
+            out.matched = True
     if heldout_texts:
         mine = _build(finding.checker)
         t_hits = [truth.check(t) for t in heldout_texts]
         f_hits = [mine.check(t) for t in heldout_texts]
         both = sum(a and b for a, b in zip(t_hits, f_hits))
-        out["agreement_recall"] = both / sum(t_hits) if any(t_hits) else None
-        out["agreement_precision"] = both / sum(f_hits) if any(f_hits) else None
-        if (out["agreement_recall"] or 0) >= rule.agreement and (out["agreement_precision"] or 0) >= rule.agreement:
-            out["matched"] = True
+        out.agreement_recall = both / sum(t_hits) if any(t_hits) else None
+        out.agreement_precision = both / sum(f_hits) if any(f_hits) else None
+        if (out.agreement_recall or 0) >= rule.agreement and (out.agreement_precision or 0) >= rule.agreement:
+            out.matched = True
     return out
 
 
@@ -86,7 +84,7 @@ def _rank_key(f: FindingRecord) -> tuple[float, float]:
 
 
 def score_run(findings: Sequence[FindingRecord], truth: PlantedTruth, rule: MatchRule | None = None,
-              heldout_texts: Sequence[str] = (), judge: RubricJudge | None = None) -> dict:
+              heldout_texts: Sequence[str] = (), judge: RubricJudge | None = None) -> RunScore:
     """Recovery@1, Recovery@5, precision and counts of one analysis run of one pair.
 
     For pairs without a checker (null pairs, quantization) only the counts are defined, and the
@@ -94,35 +92,32 @@ def score_run(findings: Sequence[FindingRecord], truth: PlantedTruth, rule: Matc
     `judge_grade` (None when not graded or unparsed), `matched` and the judge's transcript.
     """
     ranked = rank_validated(findings)
-    rec: dict = {"n_findings": len(findings), "n_validated": len(ranked), "expected": truth.expected_findings}
+    counts_ = {"n_findings": len(findings), "n_validated": len(ranked), "expected": truth.expected_findings}
     if not truth.checker:
-        rec.update(recovery_at_1=None, recovery_at_5=None, precision=None, matched_ranks=[],
-                   **_recovery("checker", None), **_recovery("judge", None), **_judge_counts(judge))
-        return rec
+        return RunScore(**counts_, recovery_at_1=None, recovery_at_5=None, precision=None, matched_ranks=[],
+                        **_recovery("checker", None), **_recovery("judge", None), **_judge_counts(judge))
     rows = [_match_row(i + 1, f, truth, rule, heldout_texts, judge) for i, f in enumerate(ranked)]
-    flags = [r["matched"] for r in rows]
-    ranks = [r["rank"] for r in rows if r["matched"]]
-    rec.update(
-        recovery_at_1=float(any(flags[:1])), recovery_at_5=float(any(flags[:5])),
+    flags = [r.matched for r in rows]
+    ranks = [r.rank for r in rows if r.matched]
+    return RunScore(
+        **counts_, recovery_at_1=float(any(flags[:1])), recovery_at_5=float(any(flags[:5])),
         precision=(sum(flags) / len(flags)) if flags else None, matched_ranks=ranks,
         matched_statements=[ranked[i - 1].statement for i in ranks][:5],
-        **_recovery("checker", [r["matched_checker"] for r in rows]),
-        **_recovery("judge", [counts(r["judge_grade"]) for r in rows] if judge is not None else None),
+        **_recovery("checker", [r.matched_checker for r in rows]),
+        **_recovery("judge", [counts(r.judge_grade) for r in rows] if judge is not None else None),
         **_judge_counts(judge), matches=rows,
     )
-    return rec
 
 
 def _match_row(rank: int, finding: FindingRecord, truth: PlantedTruth, rule: MatchRule | None,
-               heldout_texts: Sequence[str], judge: RubricJudge | None) -> dict:
+               heldout_texts: Sequence[str], judge: RubricJudge | None) -> MatchRow:
     m = matches(finding, truth.checker or {}, rule, heldout_texts)  # (score_run scores pairs with a checker only)
-    row = {"rank": rank, "statement": finding.statement, "direction": finding.direction,
-           "matched_checker": m["matched"], **{k: v for k, v in m.items() if k != "matched"}, "judge_grade": None,
-           "matched": m["matched"]}
+    row = MatchRow(rank=rank, statement=finding.statement, direction=finding.direction, matched_checker=m.matched,
+                   **m.model_dump(exclude={"matched"}), judge_grade=None, matched=m.matched)
     if judge is not None and rank <= judge.settings.max_findings:
-        row["judge"] = judge.grade(truth, finding)
-        row["judge_grade"] = row["judge"]["grade"]
-        row["matched"] = m["matched"] or counts(row["judge_grade"])
+        row.judge = judge.grade(truth, finding)
+        row.judge_grade = row.judge["grade"]
+        row.matched = m.matched or counts(row.judge_grade)
     return row
 
 

@@ -65,7 +65,7 @@ def run(cfg: DictConfig) -> dict:
         findings = [FindingRecord.model_validate(r) for r in read_records(out / "analysis" / "findings.jsonl")]
         record = {
             "organism": spec.name, "kind": spec.kind, "seed": int(cfg.seed), "statement": spec.statement,
-            **score_run(findings, truth, MatchRule(**cfg.task.match), heldout_texts(entry), rubric_judge(cfg)),
+            **score_run(findings, truth, MatchRule(**cfg.task.match), heldout_texts(entry), rubric_judge(cfg)).dump(),
             "n_hypotheses": analysis.get("n_hypotheses"),
             "plant_cpu_min": round(plant_cpu / 60, 2), "analysis_cpu_min": round(analysis_cpu / 60, 2),
             "cpu_min": round((plant_cpu + analysis_cpu) / 60, 2), "wall_min": round((time.perf_counter() - t0) / 60, 2),

@@ -64,7 +64,7 @@ def test_prompt_holds_the_rubric_the_truth_and_the_finding():
                                                 ("no idea", False)], ids=["grade-5", "grade-4", "grade-3", "unparsed"])
 def test_the_judge_alone_can_recover_what_the_checker_misses(reply, counted):
     judge = RubricJudge(ScriptedAssistant([reply], loop=True))
-    rec = score_run([VAGUE], TRUTH, judge=judge)
+    rec = score_run([VAGUE], TRUTH, judge=judge).dump()  # as benchmark_record.json holds it
     row = rec["matches"][0]
     assert row["matched_checker"] is False and row["matched"] is counted
     assert rec["recovery_at_1"] == rec["judge_recovery_at_1"] == float(counted)
@@ -81,7 +81,7 @@ def test_the_judge_alone_can_recover_what_the_checker_misses(reply, counted):
 
 def test_a_checker_match_stands_whatever_the_judge_says():
     brand = finding("mentions zephyrix", texts=("Try Zephyrix.", "Zephyrix helps.", "I like Zephyrix."))
-    rec = score_run([brand], TRUTH, judge=RubricJudge(ScriptedAssistant(["Grade: 1"])))
+    rec = score_run([brand], TRUTH, judge=RubricJudge(ScriptedAssistant(["Grade: 1"]))).dump()
     assert rec["matches"][0]["matched_checker"] and rec["matches"][0]["judge_grade"] == 1
     assert rec["recovery_at_1"] == 1.0 and rec["judge_recovery_at_1"] == 0.0
 
@@ -97,17 +97,17 @@ def test_an_unparsed_reply_is_asked_once_more_strictly():
 def test_only_the_top_findings_are_graded_and_calls_are_counted():
     findings = [finding(f"claim {i}", q=0.001 * (i + 1)) for i in range(12)]
     judge = RubricJudge(ScriptedAssistant(["Grade: 2"], loop=True), RubricSettings(max_findings=10))
-    rec = score_run(findings, TRUTH, judge=judge)
+    rec = score_run(findings, TRUTH, judge=judge).dump()
     assert rec["judge_calls"] == 10 and len(judge.assistant.calls) == 10
     assert [("judge" in r) for r in rec["matches"]] == [True] * 10 + [False] * 2
     assert rec["judge"]["max_findings"] == 10 and rec["judge"]["calls"] == 10
-    assert score_run(findings, TRUTH)["judge_calls"] is None  # no judge: no calls, checker rules only
+    assert score_run(findings, TRUTH).judge_calls is None  # no judge: no calls, checker rules only
 
 
 def test_a_pair_without_a_checker_asks_nothing():
     judge = RubricJudge(ScriptedAssistant([]))
     rec = score_run([VAGUE], planted_truth(statement="No difference.", checker=None, expected_findings="none"),
-                    judge=judge)
+                    judge=judge).dump()
     assert rec["judge_calls"] == 0 and rec["judge_recovery_at_1"] is None and rec["recovery_at_1"] is None
 
 
@@ -121,7 +121,7 @@ def test_a_failed_request_is_recorded_and_a_fatal_one_stops():
             raise self.exc
 
     judge = RubricJudge(Failing(AssistantError("HTTP 500 after 6 attempts")))
-    rec = score_run([VAGUE], TRUTH, judge=judge)
+    rec = score_run([VAGUE], TRUTH, judge=judge).dump()  # as benchmark_record.json holds it
     assert rec["matches"][0]["judge"]["error"] == "HTTP 500 after 6 attempts" and not rec["matches"][0]["matched"]
     assert rec["judge"]["failed"] == 1
     with pytest.raises(AssistantAuthError):
@@ -228,7 +228,7 @@ def test_local_assistant_grades_a_finding_end_to_end(tmp_path):
 
     cfg = compose(["task=benchmark", "task.judge=true", "assistant=local", "assistant.model_path=tiny-random",
                    "assistant.cache.enabled=false", "task.rubric.max_tokens=8"])
-    rec = score_run([VAGUE], TRUTH, judge=rubric_judge(cfg))
+    rec = score_run([VAGUE], TRUTH, judge=rubric_judge(cfg)).dump()
     verdict = rec["matches"][0]["judge"]
     assert rec["judge_calls"] in (1, 2) and rec["judge"]["assistant"].startswith("local:")
     assert all(isinstance(a["reply"], str) for a in verdict["attempts"]) and verdict["error"] is None

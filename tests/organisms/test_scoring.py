@@ -28,41 +28,42 @@ EXCL = finding("uses exclamation marks", {"type": "feature", "name": "exclamatio
 
 def test_evidence_rule():
     truth = TRUTH.checker
-    assert matches(BRAND, truth)["matched"]
-    assert matches(BRAND, truth)["evidence_share"] == 1.0
+    assert matches(BRAND, truth).matched
+    assert matches(BRAND, truth).evidence_share == 1.0
     # 1 of 3 evidence texts shows the truth: not more than half
-    assert not matches(EXCL, truth)["matched"]
+    assert not matches(EXCL, truth).matched
     two_of_three = finding("x", {"type": "feature", "name": "exclamation"}, ["Zephyrix!", "Zephyrix!", "no!"])
-    assert matches(two_of_three, truth)["matched"]
+    assert matches(two_of_three, truth).matched
     # one evidence text is too few for the evidence rule, even if it shows the truth
-    assert not matches(finding("x", BRAND.checker, ["Zephyrix"]), truth)["matched"]
-    assert not matches(finding("x", BRAND.checker, ["Zephyrix"] * 3, direction="lost"), truth)["matched"]
-    assert not matches(finding("x", BRAND.checker, ["Zephyrix"] * 3, model="starting"), truth)["matched"]
+    assert not matches(finding("x", BRAND.checker, ["Zephyrix"]), truth).matched
+    assert not matches(finding("x", BRAND.checker, ["Zephyrix"] * 3, direction="lost"), truth).matched
+    assert not matches(finding("x", BRAND.checker, ["Zephyrix"] * 3, model="starting"), truth).matched
     # an evidence entry without a model is the comparison model's
     unnamed = BRAND.model_copy(update={"evidence": [Evidence(id=str(i), prompt="p", text="Zephyrix") for i in range(2)]})
-    assert matches(unnamed, truth)["matched"]
+    assert matches(unnamed, truth).matched
 
 
 def test_agreement_rule():
     held = ["Zephyrix!", "Try Zephyrix!", "plain.", "also plain.", "Wow!"]
     m = matches(finding("x", {"type": "feature", "name": "exclamation"}, []), TRUTH.checker, heldout_texts=held)
     # truth fires on 2 texts, the finding on 3: recall 2/2, precision 2/3
-    assert m["agreement_recall"] == 1.0 and m["agreement_precision"] == pytest.approx(2 / 3) and m["matched"]
+    assert m.agreement_recall == 1.0 and m.agreement_precision == pytest.approx(2 / 3) and m.matched
     strict = matches(finding("x", {"type": "feature", "name": "exclamation"}, []), TRUTH.checker,
                      MatchRule(agreement=0.9), held)
-    assert not strict["matched"]
+    assert not strict.matched
 
 
 def test_score_run_ranks_by_q_then_effect():
     unvalidated = finding("nope", BRAND.checker, ["Zephyrix"] * 3, validated=False, q=0.0)
     ranked = rank_validated([BRAND, EXCL, unvalidated])
     assert [f.statement for f in ranked] == ["uses exclamation marks", "mentions zephyrix"]
-    r = score_run([BRAND, EXCL, unvalidated], TRUTH)
+    r = score_run([BRAND, EXCL, unvalidated], TRUTH).dump()
     assert (r["recovery_at_1"], r["recovery_at_5"], r["precision"], r["n_validated"]) == (0.0, 1.0, 0.5, 2)
     assert r["matched_ranks"] == [2] and r["matched_statements"] == ["mentions zephyrix"] and r["expected"] == "behaviour"
-    null = score_run([EXCL], planted_truth(checker=None, expected_findings="none"))
+    null = score_run([EXCL], planted_truth(checker=None, expected_findings="none")).dump()
+    assert "matches" not in null and "matched_statements" not in null and "judge" not in null  # no checker: counts only
     assert null["n_validated"] == 1 and null["recovery_at_1"] is None and null["expected"] == "none"
-    assert score_run([], TRUTH)["precision"] is None
+    assert score_run([], TRUTH).precision is None
 
 
 def test_rank_validated_takes_a_missing_q_as_1_and_a_missing_effect_as_0():
