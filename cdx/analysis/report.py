@@ -46,6 +46,9 @@ class AnalysisSummary(BaseModel):
     n_validation_prompts: int
     n_validation_texts_s: int
     n_validation_texts_c: int
+    n_tokens: int = 0
+    """Tokens generated for the analysis (discovery and validation samples, those drawn before a
+    resume included): what task=pipeline charges to `task.budget.tokens` for its analysis stage."""
     fdr: float
     mde_80: float | None = None
     """Smallest rate difference detectable with 80% power at the Bonferroni level of this many tests."""
@@ -102,8 +105,9 @@ class ReportStage:
 def write_summary(ctx: Context, findings: list[Finding], fdr: float,
                   behaviours: Sequence[Behaviour] = ()) -> AnalysisSummary:
     split = read_model(ctx.out / "split.json", Split)
-    path = ctx.out / "validation.jsonl"
-    modes = [r["mode"] for r in read_records(path)] if path.exists() else []
+    samples = {split: read_records(p) if (p := ctx.out / f"{split}.jsonl").exists() else []
+               for split in ("discovery", "validation")}
+    modes = [r["mode"] for r in samples["validation"]]
     n_s, n_c = modes.count("plain_s"), modes.count("plain_c")
     m = max(len(findings), 1)
     summary = AnalysisSummary(
@@ -116,6 +120,7 @@ def write_summary(ctx: Context, findings: list[Finding], fdr: float,
         n_validation_prompts=len(split.validation),
         n_validation_texts_s=n_s,
         n_validation_texts_c=n_c,
+        n_tokens=sum(int(r.get("n_tokens", 0)) for rows in samples.values() for r in rows),
         fdr=fdr,
         mde_80=minimum_detectable_effect(n_s, n_c, alpha=fdr / m) if n_s and n_c else None,
         mde_80_single=minimum_detectable_effect(n_s, n_c, alpha=fdr) if n_s and n_c else None,

@@ -35,6 +35,9 @@ def test_real_sub_runs_on_tiny_models(tmp_path):
     assert all("seconds" in e for e in ev if e["event"] == "end" and e["stage"] not in ("pipeline", "iteration"))
     state = json.loads((out / "state.json").read_text())
     assert state["iteration"] == 1 and state["used"]["tokens"] > 0
+    # the analysis stage charges the tokens its samples hold (analysis.json's n_tokens; it charged 0 before)
+    analysis_tokens = json.loads((out / "iter0" / "analyze" / "analysis.json").read_text())["n_tokens"]
+    assert next(e["tokens"] for e in ev if e["event"] == "end" and e["stage"] == "analyze") >= analysis_tokens > 0
     again = run(compose([*over, "resume=true"], out))
     ev2 = read_records(out / "events.jsonl")
     assert [e["event"] for e in ev2[len(ev):]] == ["resume", "end"]  # nothing ran again

@@ -33,6 +33,8 @@ def test_every_stage_writes_its_file_and_the_summary(finished, capsys):
     assert summary["n_validation_texts_s"] == summary["n_validation_texts_c"] == 18
     assert set(summary["timings_s"]) == {"sample", "describe", "hypothesise", "validate"}
     assert summary["analysis_s"] >= summary["generation_s"] > 0 and summary["cost_ratio"] >= 1
+    drawn = read_records(out / "discovery.jsonl") + read_records(out / "validation.jsonl")
+    assert summary["n_tokens"] == result["n_tokens"] == sum(len(r["token_ids"]) for r in drawn) > 0
     modes = {r["mode"] for r in read_records(out / "discovery.jsonl")}
     assert modes == {"plain_s", "plain_c", "amp_c", "amp_s"}
     assert {r["prompt_index"] for r in read_records(out / "validation.jsonl")} == set(split["validation"])

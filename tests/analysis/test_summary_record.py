@@ -23,7 +23,7 @@ def test_cost_fields_are_written_only_when_this_process_timed_the_generation():
     assert "cost_ratio" not in d and d["judge"] is None
     assert list(d) == ["n_validated", "n_hypotheses", "n_prompts", "n_discovery_prompts", "n_validation_prompts",
                        "n_validation_texts_s", "n_validation_texts_c", "fdr", "mde_80", "timings_s", "judge",
-                       "output_dir"]  # the schema's order; fields never set are left out
+                       "output_dir"]  # the schema's order; fields never set (n_tokens here) are left out
 
 
 def test_a_summary_reads_back_equal_and_returns_its_numbers():
