@@ -510,12 +510,10 @@ def _check_options(t: DictConfig) -> None:
 
 
 def _search_calls(folder: Path) -> int:
-    """Assistant requests of a search run: one per attempted cycle (stats.jsonl), plus criterion judgements.
-
-    A cycle whose first reply parsed to nothing asks once more (a repair request); that second
-    request is not counted, as before.
-    """
-    return sum(1 + r.n_judged for r in BankStore(folder).stats())
+    """Assistant requests of a search run (stats.jsonl): each cycle's prompt requests, one per reply it
+    got (two when the first parsed to nothing and it asked again) and one for a request that failed
+    (no reply), plus its criterion judgements."""
+    return sum(max(1, len(r.replies)) + r.n_judged for r in BankStore(folder).stats())
 
 
 def _plain(node) -> dict:

@@ -13,8 +13,10 @@ import json
 import pytest
 
 from cdx.io import read_records
+from cdx.io.records import CycleRecord
 from cdx.knowledge import KnowledgeBase
-from cdx.tasks.pipeline import Pipeline, run
+from cdx.search.bank import BankStore
+from cdx.tasks.pipeline import Pipeline, _search_calls, run
 from tests.agent import pipeline_toys
 from tests.conftest import compose
 
@@ -137,3 +139,19 @@ def test_wall_time_adds_up_over_a_resume(tmp_path):
     assert before > 0
     res = _run(tmp_path, tmp_path / "kb.sqlite", "w", resume=True)
     assert res["used_wall_s"] > before
+
+
+def test_search_calls_count_every_request_a_cycle_made(tmp_path):
+    zero = {"mean": 0.0, "std": 0.0, "max": 0.0, "min": 0.0}
+
+    def cycle(attempt: int, replies: list[str], **kw) -> CycleRecord:
+        return CycleRecord(subsample={"ids": [], "divergence": zero, "diversity": zero}, repeat=0, attempt=attempt,
+                           seed=attempt, replies=replies, **kw)
+
+    store = BankStore(tmp_path)
+    for c in (cycle(1, ["1. a"]),  # one request
+              cycle(2, ["no list", "1. b"]),  # a reply that parsed to nothing, then the repair request
+              cycle(3, []),  # the request failed: no reply, still one request
+              cycle(4, ["1. c"], n_judged=3)):  # and three criterion judgements
+        store.append_stats(c)
+    assert _search_calls(tmp_path) == 1 + 2 + 1 + (1 + 3)
