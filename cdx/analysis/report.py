@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 from rich.console import Console
 from rich.table import Table
 
@@ -23,11 +23,11 @@ from cdx.analysis.pipeline import Context, JudgeUsage, RunState, load_findings
 from cdx.analysis.stats import minimum_detectable_effect
 from cdx.analysis.types import Finding
 from cdx.io import atomic_write_json, atomic_write_text, read_records
-from cdx.io.records import Description, Split, read_model
+from cdx.io.records import Description, SetFields, Split, read_model
 from cdx.metrics.importance import RateEstimate
 
 
-class AnalysisSummary(BaseModel):
+class AnalysisSummary(SetFields):
     """analysis.json: the run's headline numbers, its behaviours and what it cost.
 
     `dump()` writes the fields in this order; the cost fields only when this process measured
@@ -65,7 +65,7 @@ class AnalysisSummary(BaseModel):
     output_dir: str
 
     def dump(self) -> dict:
-        d = self.model_dump(exclude_unset=True)
+        d = super().dump()
         if "behaviours" in d:  # as JSON (NaN-free), the form behaviours.jsonl's readers expect
             d["behaviours"] = [b.model_dump(mode="json") for b in self.behaviours]
         return d

@@ -17,6 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationEr
 M = TypeVar("M", bound=BaseModel)
 
 
+class SetFields(BaseModel):
+    """A record whose file holds the fields that were set and no others: `dump()` leaves out a field
+    never given (an optional part a run did not make), at any depth, in the declared order."""
+
+    def dump(self) -> dict:
+        return self.model_dump(exclude_unset=True)
+
+
 class TextLogProb(BaseModel):
     """log-probabilities of one whole generated text (sums over its tokens): what importance
     weights need. The rate of a behaviour under p_c is estimated from texts drawn from q with
@@ -500,7 +508,7 @@ class TokenDelta(BaseModel):
     count: int
 
 
-class Description(BaseModel):
+class Description(SetFields):
     """How the two models' discovery samples differ, with no LLM (description.json is its
     model_dump with the cluster fields left out when the prompts were not clustered)."""
 
@@ -516,9 +524,6 @@ class Description(BaseModel):
     """feature -> side -> (k, n) over plain and amplified samples together."""
     clusters: list[ClusterRow] | None = None
     cluster_terms: list[ClusterTerms] | None = None
-
-    def dump(self) -> dict:
-        return self.model_dump(exclude_unset=True)
 
 
 class PromptClusters(BaseModel):
@@ -566,7 +571,7 @@ class BankStats(NewStats):
     diversity: Stats
 
 
-class CycleRecord(BaseModel):
+class CycleRecord(SetFields):
     """One attempted search cycle (a line of stats.jsonl), failed ones included.
 
     Fields are declared in the order a cycle fills them; `dump()` writes only those it set, so a
@@ -593,9 +598,6 @@ class CycleRecord(BaseModel):
     """The successful cycle's number within its repeat; None for a failed attempt."""
     failed_cycles: int = 0
     bank: BankStats | None = None
-
-    def dump(self) -> dict:
-        return self.model_dump(exclude_unset=True)
 
 
 class Direction(BaseModel):
@@ -638,7 +640,7 @@ class TopText(BaseModel):
     """How many times this (prompt, continuation) was sampled."""
 
 
-class DecodeSummary(BaseModel):
+class DecodeSummary(SetFields):
     """summary.json of a decode or score run (`cdx.metrics.summarize`); the task adds its models
     and settings as extra fields. A run with no scored token has only `n_texts` and `n_tokens`."""
 
@@ -661,11 +663,8 @@ class DecodeSummary(BaseModel):
     what_changed: list[str] | None = None
     """The decode's quick summary in words (`cdx.analysis.quick_summary`)."""
 
-    def dump(self) -> dict:
-        return self.model_dump(exclude_unset=True)
 
-
-class RunInfo(BaseModel):
+class RunInfo(SetFields):
     """run.json: what a run directory holds and where it stands (`cdx.io.rundir`).
 
     Extra keys are a task's own headline numbers, written by `RunDir.finish(**extra)`.
@@ -684,9 +683,6 @@ class RunInfo(BaseModel):
     resumed: list[str] = []
     """When the run was resumed, one timestamp each."""
     finished: str | None = None
-
-    def dump(self) -> dict:
-        return self.model_dump(exclude_unset=True)
 
 
 def read_model(path: str | Path, model: type[M]) -> M:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from cdx.io.records import SetFields
+
 
 class PlantedTruth(BaseModel):
     """An organism's truth.json (`cdx.organisms.build.truth_record`): the planted behaviour, the checker
@@ -65,7 +67,7 @@ CI = tuple[float | None, float | None]
 """A 95% percentile-bootstrap interval over seeds; (None, None) where the metric is undefined."""
 
 
-class TableRow(BaseModel):
+class TableRow(SetFields):
     """One row of the benchmark table (benchmark_table.json): a pair, `ALL planted`, `ALL null`, or a
     job without a result (`expected` is `missing`, with `error` and `dir`). Each metric is its mean
     over seeds with its interval (`cdx.organisms.aggregate`)."""
@@ -95,9 +97,6 @@ class TableRow(BaseModel):
         """(mean, interval) of one of `aggregate.METRICS`."""
         return getattr(self, name), getattr(self, f"{name}_ci")
 
-    def dump(self) -> dict:
-        return self.model_dump(exclude_unset=True)
-
 
 class Match(BaseModel):
     """One finding against the planted behaviour by the checker rules (`cdx.organisms.scoring.matches`)."""
@@ -110,7 +109,7 @@ class Match(BaseModel):
     agreement_precision: float | None = None
 
 
-class MatchRow(BaseModel):
+class MatchRow(SetFields):
     """A validated finding of a scored run, best first: the checker rules' verdict and the judge's."""
 
     rank: int
@@ -127,11 +126,8 @@ class MatchRow(BaseModel):
     judge: dict | None = None
     """The judge's transcript ({grade, attempts, error}), only for graded findings."""
 
-    def dump(self) -> dict:
-        return self.model_dump(exclude_unset=True)
 
-
-class RunScore(BaseModel):
+class RunScore(SetFields):
     """Recovery@1/5, precision and counts of one analysis run of one pair (`score_run`); a pair with no
     checker (null pairs, quantization) has only the counts (recoveries None, no matches)."""
 
@@ -152,9 +148,3 @@ class RunScore(BaseModel):
     judge: dict | None = None
     """The judge's settings and counts (`RubricJudge.summary`), only when a judge is configured."""
     matches: list[MatchRow] = []
-
-    def dump(self) -> dict:
-        d = self.model_dump(exclude_unset=True)
-        if "matches" in d:  # a row's transcript only where the judge graded it
-            d["matches"] = [m.dump() for m in self.matches]
-        return d
