@@ -30,7 +30,7 @@ from cdx.agent.design import PromptDesigner
 from cdx.agent.sampler import Sampler
 from cdx.agent.stats import Counted, interaction_p, pool_counts, pooled_test, sample_size
 from cdx.agent.topics import PHRASING, TOPICS, TopicPrompt, counterfactuals, draw, phrasing_of, phrasing_template, rephrase
-from cdx.io.records import FindingRecord, KnownFinding, OpenHypothesis
+from cdx.io.records import FindingRecord, KnownFinding, OpenHypothesis, SampleRecord
 
 log = logging.getLogger(__name__)
 
@@ -238,15 +238,15 @@ class ExperimentAgent:
                      reason=(f"{topic}: {_fmt(t_in)}; counterfactuals ({_where(topic, outside)}): "
                              f"{_fmt(t_out)}; interaction p={p_int:.2g} -> {'holds' if ok else 'does not hold'}"))
 
-    def _test_groups(self, h: OpenHypothesis | KnownFinding, groups: dict[str, list[TopicPrompt]], records: list[dict],
-                     direction: str) -> dict[str, FindingRecord]:
+    def _test_groups(self, h: OpenHypothesis | KnownFinding, groups: dict[str, list[TopicPrompt]],
+                     records: list[SampleRecord], direction: str) -> dict[str, FindingRecord]:
         """findings.jsonl records of `h` restricted to each prompt group, from the validation stage's `validate`."""
         from cdx.analysis import Hypothesis, SampleSettings, ValidateSettings, validate
 
         names = list(groups)
         group_of = {p.text: i for i, name in enumerate(names) for p in groups[name]}
-        mine = [r for r in records if r["prompt"] in group_of]
-        clusters = {r["prompt_index"]: group_of[r["prompt"]] for r in mine}
+        mine = [r for r in records if r.prompt in group_of]
+        clusters = {r.prompt_index: group_of[r.prompt] for r in mine}
         hyps = [Hypothesis(f"{h.statement} [{name}]", h.checker or {}, direction, kind="experiment", cluster=i,
                            cluster_label=name) for i, name in enumerate(names)]
         settings = ValidateSettings(fdr=self.s.alpha, min_effect=self.s.min_effect, min_texts=1, n_evidence=5,

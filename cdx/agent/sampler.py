@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cdx.io import RecordLog
+from cdx.io.records import SampleRecord, samples_of
 
 
 class Sampler(Protocol):
@@ -24,8 +25,8 @@ class Sampler(Protocol):
         """Tokens generated so far (for the pipeline's budget)."""
         ...
 
-    def sample(self, prompts: Sequence[str], prompt_ids: Sequence[int] | None = None) -> list[dict]:
-        """sample_pair records (id, mode plain_s|plain_c, model, prompt, prompt_index, text, n_tokens) of `prompts`.
+    def sample(self, prompts: Sequence[str], prompt_ids: Sequence[int] | None = None) -> list[SampleRecord]:
+        """sample_pair's records of `prompts` (modes plain_s and plain_c).
 
         With `prompt_ids` (one per prompt, all new to the sampler) the prompts take these indices and
         are drawn as one call: what is drawn then depends on these prompts and ids only.
@@ -43,11 +44,11 @@ class PairSampler:
         self.pair = pair
         self.settings = SampleSettings(samples_per_prompt=samples_per_prompt, max_new_tokens=max_new_tokens,
                                        temperature=temperature, batch_size=batch_size, seed=seed)
-        self._cache: dict[str, list[dict]] = {}
+        self._cache: dict[str, list[SampleRecord]] = {}
         self._index: dict[str, int] = {}
         self.n_tokens = 0
 
-    def sample(self, prompts: Sequence[str], prompt_ids: Sequence[int] | None = None) -> list[dict]:
+    def sample(self, prompts: Sequence[str], prompt_ids: Sequence[int] | None = None) -> list[SampleRecord]:
         from cdx.analysis.sampling import PLAIN, sample_pair
 
         if prompt_ids is not None:  # the caller numbers the prompts and decides what is drawn together
@@ -60,8 +61,8 @@ class PairSampler:
         if todo:
             ids = [self._index[p] for p in todo]
             for r in sample_pair(self.pair, todo, self.settings, modes=PLAIN, prompt_ids=ids, split="experiment"):
-                self._cache.setdefault(r["prompt"], []).append(r)
-                self.n_tokens += r["n_tokens"]
+                self._cache.setdefault(r.prompt, []).append(r)
+                self.n_tokens += r.n_tokens
         return [r for p in dict.fromkeys(prompts) for r in self._cache.get(p, [])]
 
 
@@ -85,7 +86,7 @@ class RecordedSampler:
     def __init__(self, inner: Sampler, folder: str | Path):
         self.inner = inner
         self.plans = RecordLog(Path(folder) / self.PLANS)
-        self.records = RecordLog(Path(folder) / self.SAMPLES)
+        self.records = RecordLog(Path(folder) / self.SAMPLES, kind="sample")
         self.plans.load()
         self.records.load()
         self._plan_of: dict[str, str] = {}
@@ -107,7 +108,7 @@ class RecordedSampler:
         """The inner sampler's SampleSettings (the agent's validation reads them), if it has any."""
         return getattr(self.inner, "settings", None)
 
-    def sample(self, prompts: Sequence[str], prompt_ids: Sequence[int] | None = None) -> list[dict]:
+    def sample(self, prompts: Sequence[str], prompt_ids: Sequence[int] | None = None) -> list[SampleRecord]:
         wanted = list(dict.fromkeys(prompts))
         new = [p for p in wanted if p not in self._plan_of]
         if new:
@@ -118,10 +119,10 @@ class RecordedSampler:
             self.records.finalize(self._drawn_ids())
         return [r for p in wanted for r in self._records_of(p)]
 
-    def _records_of(self, prompt: str) -> list[dict]:
+    def _records_of(self, prompt: str) -> list[SampleRecord]:
         """The records its plan drew for `prompt`, in the order drawn (a stray older record is not one)."""
         ids = self.plans.done[f"{self._plan_of[prompt]}-done"]["ids"]
-        return [self.records.done[i] for i in ids if self.records.done[i]["prompt"] == prompt]
+        return samples_of(self.records.done[i] for i in ids if self.records.done[i]["prompt"] == prompt)
 
     def _drawn_ids(self) -> list[str]:
         return [i for plan in self._plan_records() for i in self.plans.done.get(f"{plan['id']}-done", {}).get("ids", [])]
@@ -149,8 +150,8 @@ class RecordedSampler:
             return False
         drawn = self.inner.sample(plan["prompts"], prompt_ids=plan["prompt_ids"])
         with self.records.writer() as w:
-            w.write([r for r in drawn if r["id"] not in self.records.done])
+            w.write([r.dump() for r in drawn if r.id not in self.records.done])
         if done is None:
             with self.plans.writer() as w:
-                w.write([{"id": f"{plan['id']}-done", "ids": [r["id"] for r in drawn]}])
+                w.write([{"id": f"{plan['id']}-done", "ids": [r.id for r in drawn]}])
         return plan["id"] in self._resumed

@@ -49,7 +49,7 @@ from cdx.analysis.scope import Scope, ScopeSettings, find_scope
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
 from cdx.io import atomic_write_text
-from cdx.io.records import Evidence, PromptClusters
+from cdx.io.records import Evidence, PromptClusters, SampleRecord
 from cdx.metrics.importance import RateEstimate, importance_rate
 
 log = logging.getLogger(__name__)
@@ -140,10 +140,10 @@ class BehaviourSettings:
 
 # ---- grouping ---------------------------------------------------------------------------------
 
-def hit_set(f: Finding, texts: Sequence[dict], judge=None) -> set[str]:
+def hit_set(f: Finding, texts: Sequence[SampleRecord], judge=None) -> set[str]:
     """Ids of the texts of the model the finding is about (all prompts) on which its checker fires."""
     checker = build_checker(f.hypothesis.checker, judge)
-    return {r["id"] for r in texts if r["mode"] == MODE[f.hypothesis.direction] and checker.check(r["text"])}
+    return {r.id for r in texts if r.mode == MODE[f.hypothesis.direction] and checker.check(r.text)}
 
 
 def overlap(a: set[str], b: set[str], n: int) -> float:
@@ -206,8 +206,8 @@ def _strings(f: Finding) -> list[str]:
     return [c["value"].lower() for c in leaves] if all(c["type"] == "string" for c in leaves) else []
 
 
-def n_texts(plain: Sequence[dict]) -> dict[str, int]:
-    return {d: sum(r["mode"] == m for r in plain) for d, m in MODE.items()}
+def n_texts(plain: Sequence[SampleRecord]) -> dict[str, int]:
+    return {d: sum(r.mode == m for r in plain) for d, m in MODE.items()}
 
 
 # ---- one behaviour ----------------------------------------------------------------------------
@@ -247,19 +247,19 @@ def _has_distinctive_word(members: Sequence[Finding], max_other_rate: float) -> 
                for f in members)
 
 
-def side_texts(discovery: Sequence[dict], side: str) -> list[dict]:
-    return [r for r in discovery if SIDE[r["mode"]] == side]
+def side_texts(discovery: Sequence[SampleRecord], side: str) -> list[SampleRecord]:
+    return [r for r in discovery if SIDE[r.mode] == side]
 
 
-def group_phrase(members: Sequence[Finding], discovery: Sequence[dict], s: PhraseSettings, judge=None) -> str | None:
+def group_phrase(members: Sequence[Finding], discovery: Sequence[SampleRecord], s: PhraseSettings, judge=None) -> str | None:
     """The phrase of the discovery texts of the behaviour's side where any member fires."""
     side = "c" if members[0].hypothesis.direction == "gained" else "s"
     checkers = [build_checker(f.hypothesis.checker, judge) for f in members]
     mine = side_texts(discovery, side)
-    shows = [any(c.check(r["text"]) for c in checkers) for r in mine]
-    hits = [r["text"] for r, y in zip(mine, shows) if y]
-    rest = [r["text"] for r, y in zip(mine, shows) if not y]
-    others = [r["text"] for r in side_texts(discovery, "c" if side == "s" else "s")]
+    shows = [any(c.check(r.text) for c in checkers) for r in mine]
+    hits = [r.text for r, y in zip(mine, shows) if y]
+    rest = [r.text for r, y in zip(mine, shows) if not y]
+    others = [r.text for r in side_texts(discovery, "c" if side == "s" else "s")]
     return mine_phrase(hits, others, s, rest)
 
 
@@ -287,7 +287,7 @@ def _behaviour_checker(members: Sequence[Finding], phrase: str | None) -> dict:
     return unique[0] if len(unique) == 1 else {"type": "any", "checkers": unique}
 
 
-def build_behaviour(members: list[Finding], discovery: Sequence[dict], heldout: Sequence[dict],
+def build_behaviour(members: list[Finding], discovery: Sequence[SampleRecord], heldout: Sequence[SampleRecord],
                     clusters: PromptClusters, s: BehaviourSettings, vs: ValidateSettings, judge=None) -> tuple[Behaviour, Finding]:
     """The behaviour of one group and its test as one hypothesis (q still to be set over the run)."""
     side = members[0].hypothesis.direction
@@ -296,7 +296,7 @@ def build_behaviour(members: list[Finding], discovery: Sequence[dict], heldout: 
     kind = "behaviour" if distinctive else WORD_SHIFT
     checker = _behaviour_checker(members, phrase)
     check = build_checker(checker, judge)
-    hits = {r["id"]: check.check(r["text"]) for r in [*discovery, *heldout]}
+    hits = {r.id: check.check(r.text) for r in [*discovery, *heldout]}
     scope = find_scope(discovery, heldout, hits, dict(enumerate(clusters.assignment)), clusters.labels, side, s.scope)
     words = _words(members)
     key = json.dumps([sorted(f.hypothesis.id for f in members), phrase])
@@ -311,14 +311,14 @@ def build_behaviour(members: list[Finding], discovery: Sequence[dict], heldout: 
     return b, test
 
 
-def find_behaviours(findings: Sequence[Finding], discovery: Sequence[dict], heldout: Sequence[dict],
+def find_behaviours(findings: Sequence[Finding], discovery: Sequence[SampleRecord], heldout: Sequence[SampleRecord],
                     clusters: PromptClusters, s: BehaviourSettings, vs: ValidateSettings, judge=None) -> list[Behaviour]:
     """Behaviours of a run's validated findings, tested and BH-corrected with the findings, behaviours first.
 
     `discovery` and `heldout` are sample records (`heldout` plain only), `clusters` clusters.json,
     `vs` the run's `ValidateSettings` (FDR, minimum effect, test).
     """
-    plain = [r for r in heldout if r["mode"] in ("plain_s", "plain_c")]
+    plain = [r for r in heldout if r.mode in ("plain_s", "plain_c")]
     valid = [f for f in findings if f.validated]
     hits = {f.hypothesis.id: hit_set(f, plain, judge) for f in valid}
     built = [build_behaviour(g, discovery, plain, clusters, s, vs, judge)
@@ -333,22 +333,22 @@ def find_behaviours(findings: Sequence[Finding], discovery: Sequence[dict], held
     return out
 
 
-def discovery_rates(checker, discovery: Sequence[dict], **kw) -> DiscoveryRates | None:
+def discovery_rates(checker, discovery: Sequence[SampleRecord], **kw) -> DiscoveryRates | None:
     """`checker`'s rates on the raw discovery samples (not `clean_corpus`'s: a dropped repeat is a draw too).
 
     `kw` goes to `importance_rate` (confidence, min_ess, n_resamples, seed).
     """
     plain = {}
     for mode in PLAIN:
-        texts = [r for r in discovery if r["mode"] == mode]
+        texts = [r for r in discovery if r.mode == mode]
         if not texts:
             return None
-        hit = np.array([bool(checker.check(r["text"])) for r in texts])
+        hit = np.array([bool(checker.check(r.text)) for r in texts])
         zero = np.zeros(len(texts))  # plain samples: q = p, every weight 1
-        plain[mode] = importance_rate(hit, zero, zero, np.array([r["prompt_index"] for r in texts]), **kw)
+        plain[mode] = importance_rate(hit, zero, zero, np.array([r.prompt_index for r in texts]), **kw)
     amplified = stopped = None
     note = ""
-    if any(r["mode"] in AMPLIFIED for r in discovery):
+    if any(r.mode in AMPLIFIED for r in discovery):
         try:
             amplified = importance_rates(checker, discovery, AMPLIFIED, **kw)
             stopped = stopped_rates(checker, discovery, AMPLIFIED,
@@ -359,7 +359,7 @@ def discovery_rates(checker, discovery: Sequence[dict], **kw) -> DiscoveryRates 
                           note=note)
 
 
-def with_discovery_rates(behaviours: Sequence[Behaviour], discovery: Sequence[dict], judge=None) -> list[Behaviour]:
+def with_discovery_rates(behaviours: Sequence[Behaviour], discovery: Sequence[SampleRecord], judge=None) -> list[Behaviour]:
     """The behaviours with `discovery_rates` set from the run's raw discovery samples."""
     return [b.model_copy(update={"discovery_rates": discovery_rates(build_checker(b.checker, judge), discovery)})
             for b in behaviours]

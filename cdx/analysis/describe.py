@@ -27,7 +27,17 @@ import numpy as np
 
 from cdx.analysis.features import FEATURES
 from cdx.analysis.stats import one_sided_p
-from cdx.io.records import ClusterRow, ClusterTermRow, ClusterTerms, Description, PromptClusters, Rate, TermRow, TokenDelta
+from cdx.io.records import (
+    ClusterRow,
+    ClusterTermRow,
+    ClusterTerms,
+    Description,
+    PromptClusters,
+    Rate,
+    SampleRecord,
+    TermRow,
+    TokenDelta,
+)
 
 SIDE = {"plain_s": "s", "amp_s": "s", "plain_c": "c", "amp_c": "c"}
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
@@ -63,16 +73,16 @@ def artefact(text: str) -> str | None:
     return None
 
 
-def clean_corpus(samples: Sequence[dict]) -> tuple[list[dict], Counter]:
+def clean_corpus(samples: Sequence[SampleRecord]) -> tuple[list[SampleRecord], Counter]:
     """Samples without artefacts and without exact repeats (same prompt and mode), and what was dropped."""
-    kept: list[dict] = []
+    kept: list[SampleRecord] = []
     dropped: Counter[str] = Counter()
     seen: set = set()
     for r in samples:
-        why = artefact(r["text"])
+        why = artefact(r.text)
         # the same text drawn again for the same prompt and mode (amplified sampling collapsing onto
         # one string); identical texts for different prompts are kept: a stock refusal is behaviour
-        key = (r["prompt_index"], r["mode"], " ".join(r["text"].lower().split()))
+        key = (r.prompt_index, r.mode, " ".join(r.text.lower().split()))
         if why is None and key in seen:
             why = "repeated sample"
         if why:
@@ -115,17 +125,17 @@ def log_odds(counts_c: Counter, counts_s: Counter, prior_strength: float) -> dic
     return out
 
 
-def distinctive_terms(samples: Sequence[dict], s: DescribeSettings) -> list[TermRow]:
+def distinctive_terms(samples: Sequence[SampleRecord], s: DescribeSettings) -> list[TermRow]:
     """Terms ranked by |z|, each with its counts per side and the mean delta of texts holding it."""
     docs: dict[str, Counter[str]] = {"c": Counter(), "s": Counter()}
     n_docs: Counter[str] = Counter()
     deltas = defaultdict(list)
     for r in samples:
-        side = SIDE[r["mode"]]
+        side = SIDE[r.mode]
         n_docs[side] += 1
-        for t in terms(r["text"], s.ngram_max):
+        for t in terms(r.text, s.ngram_max):
             docs[side][t] += 1
-            deltas[t].append(r.get("delta", 0.0))
+            deltas[t].append(r.delta)
     scores = log_odds(docs["c"], docs["s"], s.prior_strength)
     rows = []
     for t, (delta, z) in scores.items():
@@ -140,11 +150,11 @@ def distinctive_terms(samples: Sequence[dict], s: DescribeSettings) -> list[Term
     return rows[: s.top_terms * 2]
 
 
-def token_deltas(samples: Sequence[dict], min_count: int = 3, top: int = 15) -> dict[str, list[TokenDelta]]:
+def token_deltas(samples: Sequence[SampleRecord], min_count: int = 3, top: int = 15) -> dict[str, list[TokenDelta]]:
     """Tokens by their mean log p_c - log p_s where sampled: {"comparison": [...], "starting": [...]}."""
     acc = defaultdict(list)
     for r in samples:
-        for tok, ls, lc in zip(r.get("token_strs", []), r.get("logp_s", []), r.get("logp_c", [])):
+        for tok, ls, lc in zip(r.token_strs, r.logp_s, r.logp_c):
             key = tok.strip().lower()
             if key and any(ch.isalpha() for ch in key):
                 acc[key].append(lc - ls)
@@ -153,30 +163,30 @@ def token_deltas(samples: Sequence[dict], min_count: int = 3, top: int = 15) -> 
     return {"comparison": rows[:top], "starting": rows[::-1][:top]}
 
 
-def feature_rates(samples: Sequence[dict]) -> dict[str, dict[str, Rate | float]]:
+def feature_rates(samples: Sequence[SampleRecord]) -> dict[str, dict[str, Rate | float]]:
     """mode -> feature -> its Rate; plus mode -> mean_tokens."""
     out: dict[str, dict[str, Rate | float]] = {}
     for mode in ("plain_s", "plain_c", "amp_c", "amp_s"):
-        rows = [r for r in samples if r["mode"] == mode]
+        rows = [r for r in samples if r.mode == mode]
         if not rows:
             continue
         d: dict[str, Rate | float] = {}
         for name, fn in FEATURES.items():
-            k = sum(bool(fn(r["text"])) for r in rows)
+            k = sum(bool(fn(r.text)) for r in rows)
             d[name] = Rate(k=k, n=len(rows), rate=k / len(rows))
-        d["mean_tokens"] = float(np.mean([r["n_tokens"] for r in rows]))
+        d["mean_tokens"] = float(np.mean([r.n_tokens for r in rows]))
         out[mode] = d
     return out
 
 
-def side_rates(samples: Sequence[dict]) -> dict[str, dict[str, tuple[int, int]]]:
+def side_rates(samples: Sequence[SampleRecord]) -> dict[str, dict[str, tuple[int, int]]]:
     """feature -> side (c, s) -> (k, n) over plain and amplified samples together."""
     out: dict[str, dict[str, tuple[int, int]]] = {}
     for name, fn in FEATURES.items():
         out[name] = {}
         for side in ("c", "s"):
-            rows = [r for r in samples if SIDE[r["mode"]] == side]
-            out[name][side] = (sum(bool(fn(r["text"])) for r in rows), len(rows))
+            rows = [r for r in samples if SIDE[r.mode] == side]
+            out[name][side] = (sum(bool(fn(r.text)) for r in rows), len(rows))
     return out
 
 
@@ -223,32 +233,32 @@ def ctfidf_labels(docs: Sequence[str], assign: Sequence[int], top: int = 3) -> d
     return {c: ", ".join(vocab[np.argsort(-score[i])[:top]]) for i, c in enumerate(classes)}
 
 
-def cluster_table(samples: Sequence[dict], clusters: PromptClusters) -> list[ClusterRow]:
+def cluster_table(samples: Sequence[SampleRecord], clusters: PromptClusters) -> list[ClusterRow]:
     """Per cluster: label, prompts, mean KL(s||c) per token, each side's feature rates."""
     assign = clusters.assignment
     rows = []
     for c, label in clusters.labels.items():
-        mine = [r for r in samples if assign[r["prompt_index"]] == c]
-        kl = [v for r in mine if r["mode"] in ("plain_s", "plain_c") for v in r.get("kl_sc", [])]
-        rates = {name: {side: _rate([r for r in mine if SIDE[r["mode"]] == side], name) for side in ("c", "s")}
+        mine = [r for r in samples if assign[r.prompt_index] == c]
+        kl = [v for r in mine if r.mode in ("plain_s", "plain_c") for v in r.kl_sc]
+        rates = {name: {side: _rate([r for r in mine if SIDE[r.mode] == side], name) for side in ("c", "s")}
                  for name in FEATURES}
         rows.append(ClusterRow(cluster=c, label=label, n_prompts=sum(1 for a in assign if a == c), n_texts=len(mine),
                                kl_sc_mean=float(np.mean(kl)) if kl else 0.0, features=rates))
     return rows
 
 
-def doc_rates(samples: Sequence[dict], ngram_max: int) -> dict[str, tuple[Counter[str], int]]:
+def doc_rates(samples: Sequence[SampleRecord], ngram_max: int) -> dict[str, tuple[Counter[str], int]]:
     """side -> (texts holding each term, texts) over `samples`."""
     docs: dict[str, Counter[str]] = {"c": Counter(), "s": Counter()}
     n: Counter[str] = Counter()
     for r in samples:
-        side = SIDE[r["mode"]]
+        side = SIDE[r.mode]
         n[side] += 1
-        docs[side].update(terms(r["text"], ngram_max))
+        docs[side].update(terms(r.text, ngram_max))
     return {side: (docs[side], n[side]) for side in ("c", "s")}
 
 
-def cluster_terms(samples: Sequence[dict], clusters: PromptClusters, s: DescribeSettings) -> list[ClusterTerms]:
+def cluster_terms(samples: Sequence[SampleRecord], clusters: PromptClusters, s: DescribeSettings) -> list[ClusterTerms]:
     """Per cluster: its distinctive terms (within the cluster, c vs s), each with its difference
     of text rates inside the cluster (`diff`) and over all prompts (`global_diff`), and the
     one-sided Fisher p of the difference inside the cluster (`p`). In a cluster of a few dozen
@@ -258,7 +268,7 @@ def cluster_terms(samples: Sequence[dict], clusters: PromptClusters, s: Describe
     every = doc_rates(samples, s.ngram_max)
     out = []
     for c, label in clusters.labels.items():
-        mine = [r for r in samples if assign[r["prompt_index"]] == c]
+        mine = [r for r in samples if assign[r.prompt_index] == c]
         rows = []
         for sign in (1, -1):
             picked = [r for r in distinctive_terms(mine, s) if sign * r.z > 0][: s.cluster_top_terms]
@@ -274,14 +284,14 @@ def _diff(k_c: int, n_c: int, k_s: int, n_s: int) -> float:
     return (k_c / n_c if n_c else 0.0) - (k_s / n_s if n_s else 0.0)
 
 
-def _rate(rows: list[dict], name: str) -> Rate:
-    k = sum(bool(FEATURES[name](r["text"])) for r in rows)
+def _rate(rows: list[SampleRecord], name: str) -> Rate:
+    k = sum(bool(FEATURES[name](r.text)) for r in rows)
     return Rate(k=k, n=len(rows), rate=k / len(rows) if rows else 0.0)
 
 
 # ---- the whole description -----------------------------------------------------------------
 
-def describe(samples: Sequence[dict], clusters: PromptClusters | None = None,
+def describe(samples: Sequence[SampleRecord], clusters: PromptClusters | None = None,
              settings: DescribeSettings | None = None) -> Description:
     """The discovery description: terms, token deltas, feature rates, clusters, dropped artefacts."""
     s = settings or DescribeSettings()

@@ -22,7 +22,7 @@ from cdx.analysis.describe import SIDE, artefact
 from cdx.analysis.features import DESCRIPTIONS
 from cdx.analysis.types import Hypothesis
 from cdx.assistant.replies import parse_prompts
-from cdx.io.records import Description, TermRow
+from cdx.io.records import Description, SampleRecord, TermRow
 
 T = TypeVar("T", bound=TermRow)
 
@@ -199,13 +199,13 @@ _SYSTEM = ("You compare two anonymous text generators, A and B. You state concre
            "behaviour (style, content, refusals, format, language), never guesses about why.")
 
 
-def assistant_messages(samples: Sequence[dict], s: HypothesiseSettings, seed: int) -> list[dict]:
+def assistant_messages(samples: Sequence[SampleRecord], s: HypothesiseSettings, seed: int) -> list[dict]:
     """A blinded contrast: B's texts (comparison side) against A's (starting side), shuffled."""
     rng = random.Random(seed)
-    side = {"c": [r for r in samples if SIDE[r["mode"]] == "c" and not artefact(r["text"])],
-            "s": [r for r in samples if SIDE[r["mode"]] == "s" and not artefact(r["text"])]}
+    side = {"c": [r for r in samples if SIDE[r.mode] == "c" and not artefact(r.text)],
+            "s": [r for r in samples if SIDE[r.mode] == "s" and not artefact(r.text)]}
     show = {k: rng.sample(v, min(len(v), s.assistant_examples)) for k, v in side.items()}
-    fmt = lambda rows: "\n".join(f"- [{r['prompt'][:80]}] {r['text'][:300]}" for r in rows)  # noqa: E731
+    fmt = lambda rows: "\n".join(f"- [{r.prompt[:80]}] {r.text[:300]}" for r in rows)  # noqa: E731
     user = (f"Texts from generator A:\n{fmt(show['s'])}\n\nTexts from generator B:\n{fmt(show['c'])}\n\n"
             f"List up to {s.assistant_max_hypotheses} ways B behaves differently from A, as a JSON list of objects "
             '{"statement": "B ...", "direction": "gained" (B does it more) or "lost" (B does it less), '
@@ -247,7 +247,7 @@ def _json_candidates(reply: str) -> list:
     return found
 
 
-def assistant_hypotheses(assistant, samples: Sequence[dict], s: HypothesiseSettings, seed: int) -> list[Hypothesis]:
+def assistant_hypotheses(assistant, samples: Sequence[SampleRecord], s: HypothesiseSettings, seed: int) -> list[Hypothesis]:
     reply = assistant.complete(assistant_messages(samples, s, seed), temperature=0.0, max_tokens=600, seed=seed)
     out = []
     for a in parse_assistant_hypotheses(reply)[: s.assistant_max_hypotheses]:
@@ -263,7 +263,7 @@ def assistant_hypotheses(assistant, samples: Sequence[dict], s: HypothesiseSetti
 # ---- all together ---------------------------------------------------------------------------
 
 def hypothesise(description: Description, settings: HypothesiseSettings | None = None, embedder=None,
-                assistant=None, samples: Sequence[dict] = (), seed: int = 0) -> list[Hypothesis]:
+                assistant=None, samples: Sequence[SampleRecord] = (), seed: int = 0) -> list[Hypothesis]:
     """Candidates from every source, without duplicate checkers, at most `max_hypotheses`."""
     s = settings or HypothesiseSettings()
     hyps = term_hypotheses(description, s, embedder) + feature_hypotheses(description, s)

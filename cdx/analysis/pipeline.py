@@ -26,7 +26,7 @@ from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
 from cdx.io import RecordLog, atomic_write_json, progress, read_records, write_records
-from cdx.io.records import Description, PromptClusters, Split, read_model
+from cdx.io.records import Description, PromptClusters, SampleRecord, Split, read_model, read_samples, samples_of
 from cdx.models.embeddings import SentenceEmbedder
 
 if TYPE_CHECKING:  # the report stage builds it (cdx.analysis.report imports this module)
@@ -105,7 +105,7 @@ class SampleStage:
         draw(ctx, "discovery", disc, self.modes, self.sampling)
 
 
-def draw(ctx: Context, split: str, ids: list[int], modes: tuple[str, ...], s: SampleSettings) -> list[dict]:
+def draw(ctx: Context, split: str, ids: list[int], modes: tuple[str, ...], s: SampleSettings) -> list[SampleRecord]:
     """Samples of `ids` in <split>.jsonl, resumed by record id through `cdx.io.RecordLog`.
 
     Only the batches that miss a record are made again, and only their missing records are written:
@@ -125,8 +125,8 @@ def draw(ctx: Context, split: str, ids: list[int], modes: tuple[str, ...], s: Sa
     with records.writer() as writer:
         for b in progress.bar(todo, total=len(batches), initial=len(batches) - len(todo), desc=f"{split} samples",
                       unit="batch"):
-            writer.write([r for r in sample_batch(decoder, prompts, ids, b, modes, split) if r["id"] not in done])
-    return records.finalize([i for expected in batches for i in expected])
+            writer.write([r.dump() for r in sample_batch(decoder, prompts, ids, b, modes, split) if r.id not in done])
+    return samples_of(records.finalize([i for expected in batches for i in expected]))
 
 
 # ---- stage 2: describe -----------------------------------------------------------------------
@@ -143,7 +143,7 @@ class DescribeStage:
         s = self.settings
         clusters = cluster_prompts(ctx.prompts, ctx.embedder, s.n_clusters, s.min_cluster_size, ctx.seed)
         atomic_write_json(ctx.out / "clusters.json", clusters.model_dump())
-        samples = read_records(ctx.out / "discovery.jsonl")
+        samples = read_samples(ctx.out / "discovery.jsonl")
         atomic_write_json(ctx.out / "description.json", describe(samples, clusters, s).dump())
 
 
@@ -159,7 +159,7 @@ class HypothesiseStage:
 
     def run(self, ctx: Context) -> None:
         desc = read_model(ctx.out / "description.json", Description)
-        samples = read_records(ctx.out / "discovery.jsonl") if self.settings.use_assistant else []
+        samples = read_samples(ctx.out / "discovery.jsonl") if self.settings.use_assistant else []
         hyps = hypothesise(desc, self.settings, ctx.embedder, ctx.assistant, samples, ctx.seed)
         write_records(ctx.out / "hypotheses.jsonl", (h.to_dict() for h in hyps))
 
@@ -195,7 +195,7 @@ class ValidateStage:
         findings.sort(key=lambda f: (not f.validated, f.q, -abs(f.effect)))
         # cdx.io's writer: a text holding U+2028 or U+0085 stays on its line (a line splitter would cut it)
         write_records(ctx.out / "findings.jsonl", (f.to_record() for f in findings))
-        raw = read_records(ctx.out / "discovery.jsonl")
+        raw = read_samples(ctx.out / "discovery.jsonl")
         discovery, _ = clean_corpus(raw)
         behaviours = find_behaviours(findings, discovery, samples, clusters, self.behaviours, self.settings, judge)
         write_behaviours(ctx.out / "behaviours.jsonl", with_discovery_rates(behaviours, raw, judge))

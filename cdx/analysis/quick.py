@@ -13,8 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cdx.io.records import SampleRecord
 
-def _token_rows(record: dict) -> tuple[list[str], list[float], list[float]]:
+
+def _token_rows(record: dict | SampleRecord) -> tuple[list[str], list[float], list[float]]:
+    if isinstance(record, SampleRecord):
+        return record.token_strs, record.logp_s, record.logp_c
     toks = record.get("token_strs", [])
     tokens = record.get("tokens") or record  # decode/score records nest them; analysis samples do not
     return toks, tokens.get("logp_s", []), tokens.get("logp_c", [])
@@ -42,7 +46,7 @@ def words_of(tokens: Sequence[str], deltas: Sequence[float]) -> list[tuple[str, 
     return out
 
 
-def word_deltas(records: Sequence[dict], min_count: int = 2) -> list[tuple[str, float, int]]:
+def word_deltas(records: Sequence[dict | SampleRecord], min_count: int = 2) -> list[tuple[str, float, int]]:
     """(word, mean log p_c - log p_s, occurrences) over whole words, most favoured first."""
     acc: dict[str, list[float]] = defaultdict(list)
     for r in records:

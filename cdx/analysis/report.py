@@ -22,8 +22,8 @@ from cdx.analysis.behaviours import Behaviour, DiscoveryRates, read_behaviours
 from cdx.analysis.pipeline import Context, JudgeUsage, RunState, load_findings
 from cdx.analysis.stats import minimum_detectable_effect
 from cdx.analysis.types import Finding
-from cdx.io import atomic_write_json, atomic_write_text, read_records
-from cdx.io.records import Description, SetFields, Split, read_model
+from cdx.io import atomic_write_json, atomic_write_text
+from cdx.io.records import Description, SampleRecord, SetFields, Split, read_model, read_samples
 from cdx.metrics.importance import RateEstimate
 
 
@@ -86,7 +86,7 @@ class ReportStage:
         behaviours = read_behaviours(ctx.out / "behaviours.jsonl")
         summary = write_summary(ctx, findings, self.fdr, behaviours)
         desc = read_model(ctx.out / "description.json", Description)
-        val = read_records(ctx.out / "validation.jsonl") if (ctx.out / "validation.jsonl").exists() else []
+        val = read_samples(ctx.out / "validation.jsonl") if (ctx.out / "validation.jsonl").exists() else []
         atomic_write_text(ctx.out / "analysis.html", html_report(findings, summary, desc, val, behaviours))
         if self.print_table:
             console = Console(highlight=False, no_color=not self.color, soft_wrap=True)
@@ -105,9 +105,9 @@ class ReportStage:
 def write_summary(ctx: Context, findings: list[Finding], fdr: float,
                   behaviours: Sequence[Behaviour] = ()) -> AnalysisSummary:
     split = read_model(ctx.out / "split.json", Split)
-    samples = {split: read_records(p) if (p := ctx.out / f"{split}.jsonl").exists() else []
+    samples = {split: read_samples(p) if (p := ctx.out / f"{split}.jsonl").exists() else []
                for split in ("discovery", "validation")}
-    modes = [r["mode"] for r in samples["validation"]]
+    modes = [r.mode for r in samples["validation"]]
     n_s, n_c = modes.count("plain_s"), modes.count("plain_c")
     m = max(len(findings), 1)
     summary = AnalysisSummary(
@@ -120,7 +120,7 @@ def write_summary(ctx: Context, findings: list[Finding], fdr: float,
         n_validation_prompts=len(split.validation),
         n_validation_texts_s=n_s,
         n_validation_texts_c=n_c,
-        n_tokens=sum(int(r.get("n_tokens", 0)) for rows in samples.values() for r in rows),
+        n_tokens=sum(r.n_tokens for rows in samples.values() for r in rows),
         fdr=fdr,
         mde_80=minimum_detectable_effect(n_s, n_c, alpha=fdr / m) if n_s and n_c else None,
         mde_80_single=minimum_detectable_effect(n_s, n_c, alpha=fdr) if n_s and n_c else None,
@@ -232,7 +232,7 @@ table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #dd
 .ok{color:#080;font-weight:bold}.text{font-family:ui-monospace,monospace;white-space:pre-wrap}.prompt{color:#666}"""
 
 
-def html_report(findings: list[Finding], summary: AnalysisSummary, desc: Description, validation: list[dict],
+def html_report(findings: list[Finding], summary: AnalysisSummary, desc: Description, validation: list[SampleRecord],
                 behaviours: Sequence[Behaviour] = ()) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cdx analysis</title>",
              f"<style>{_CSS}</style></head><body><h1>cdx analysis: what changed in behaviour?</h1>",
@@ -245,7 +245,7 @@ def html_report(findings: list[Finding], summary: AnalysisSummary, desc: Descrip
             parts.append(fig.to_html(full_html=False, include_plotlyjs=first))
             first = False
     parts.append(_terms_table(desc))
-    parts.append(_evidence_section(findings, {r["id"]: r for r in validation}))
+    parts.append(_evidence_section(findings, {r.id: r for r in validation}))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -334,7 +334,7 @@ def _terms_table(desc: Description) -> str:
             f"<th>comparison texts</th><th>starting texts</th><th>mean log p_c - log p_s of its texts</th></tr>{rows}</table>")
 
 
-def _evidence_section(findings: list[Finding], by_id: dict) -> str:
+def _evidence_section(findings: list[Finding], by_id: dict[str, SampleRecord]) -> str:
     from cdx.tracking.report import shade
 
     parts = ["<h2>Evidence (held-out texts; tokens shaded by log p_c - log p_s, red = the comparison model prefers it)</h2>"]
@@ -348,7 +348,7 @@ def _evidence_section(findings: list[Finding], by_id: dict) -> str:
                 body = html.escape(ev.text)
             else:
                 spans = []
-                for tok, ls, lc in zip(r["token_strs"], r["logp_s"], r["logp_c"]):
+                for tok, ls, lc in zip(r.token_strs, r.logp_s, r.logp_c):
                     red, g, b = shade(lc - ls, 3.0)
                     spans.append(f"<span style='background:rgb({red},{g},{b})' title='{lc - ls:+.2f}'>"
                                  f"{html.escape(tok)}</span>")

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from cdx.analysis.checkers import settled_step
 from cdx.decoding import ContrastiveDecoder, LogitDiff, ProbDiff, Tilt
-from cdx.io.records import TextLogProb
+from cdx.io.records import SampleRecord, TextLogProb
 from cdx.io.settings import SampleSettings
 from cdx.metrics.importance import RateEstimate, importance_rate, stopped_rate
 
@@ -101,8 +101,8 @@ def sample_pair(
     prompt_ids: Sequence[int] | None = None,
     split: str = "validation",
     skip_batches: int = 0,
-    on_batch: Callable[[list[dict]], None] | None = None,
-) -> list[dict]:
+    on_batch: Callable[[list[SampleRecord]], None] | None = None,
+) -> list[SampleRecord]:
     """Samples of every prompt under every mode, as records (see `sample_record`).
 
     `prompt_ids` are the prompts' indices in the run's full prompt list (default 0..n-1).
@@ -130,7 +130,7 @@ def iter_samples(
     prompt_ids: Sequence[int] | None = None,
     split: str = "validation",
     skip_batches: int = 0,
-) -> Iterator[list[dict]]:
+) -> Iterator[list[SampleRecord]]:
     s = settings or SampleSettings()
     ids = list(range(len(prompts))) if prompt_ids is None else list(prompt_ids)
     if len(ids) != len(prompts):
@@ -143,7 +143,7 @@ def iter_samples(
 
 
 def sample_batch(decoder: ContrastiveDecoder, prompts: Sequence[str], ids: Sequence[int], b: int,
-                 modes: Sequence[str], split: str) -> list[dict]:
+                 modes: Sequence[str], split: str) -> list[SampleRecord]:
     """The records of batch `b`: prompts [b * batch_size, (b + 1) * batch_size), seeded by the run seed and b.
 
     The same batch always draws the same samples, so a resumed run remakes a lost record exactly by
@@ -167,31 +167,30 @@ def sample_id(split: str, prompt_index: int, modes: Sequence[str], sample_index:
     return f"{split[0]}{prompt_index:05d}-{mode}-{rep}"
 
 
-def sample_record(gen, tokenizer, modes: Sequence[str], ids: Sequence[int], split: str) -> dict:
+def sample_record(gen, tokenizer, modes: Sequence[str], ids: Sequence[int], split: str) -> SampleRecord:
     """One sample: which prompt, mode and split; its text and both models' per-token log-probs."""
     mode = modes[gen.sample_index % len(modes)]
-    pid = ids[gen.prompt_index]
     logp_s, logp_c = gen.tokens["logp_s"], gen.tokens["logp_c"]
     n = len(gen.token_ids)
-    return {
-        "id": sample_id(split, pid, modes, gen.sample_index),
-        "split": split,
-        "mode": mode,
-        "model": MODEL_OF[mode],
-        "prompt_index": pid,
-        "prompt": gen.prompt,
-        "text": tokenizer.decode(gen.token_ids, skip_special_tokens=True),
-        "token_ids": gen.token_ids,
-        "token_strs": [tokenizer.decode([t]) for t in gen.token_ids],
-        "logp_s": logp_s,
-        "logp_c": logp_c,
-        "kl_sc": gen.tokens.get("kl_sc", []),
-        "delta": float(np.mean(np.subtract(logp_c, logp_s))) if n else 0.0,
-        "n_tokens": n,
-        "finish_reason": gen.finish_reason,
+    return SampleRecord(
+        id=sample_id(split, ids[gen.prompt_index], modes, gen.sample_index),
+        split=split,
+        mode=mode,
+        model=MODEL_OF[mode],
+        prompt_index=ids[gen.prompt_index],
+        prompt=gen.prompt,
+        text=tokenizer.decode(gen.token_ids, skip_special_tokens=True),
+        token_ids=gen.token_ids,
+        token_strs=[tokenizer.decode([t]) for t in gen.token_ids],
+        logp_s=logp_s,
+        logp_c=logp_c,
+        kl_sc=gen.tokens.get("kl_sc", []),
+        delta=float(np.mean(np.subtract(logp_c, logp_s))) if n else 0.0,
+        n_tokens=n,
+        finish_reason=gen.finish_reason,
         **gen.logprob_fields(),  # logq, text_logp: the sample's importance weight towards either model
         **gen.top_next_fields(tokenizer),  # both models' top-k next tokens (record_top_k)
-    }
+    )
 
 
 class ModelRates(BaseModel):
@@ -206,7 +205,7 @@ class ModelRates(BaseModel):
     """The sampling modes whose texts were used (each weighted by its own q)."""
 
 
-def importance_rates(checker, samples: Sequence[dict], modes: Sequence[str] = AMPLIFIED, **kw) -> ModelRates:
+def importance_rates(checker, samples: Sequence[SampleRecord], modes: Sequence[str] = AMPLIFIED, **kw) -> ModelRates:
     """The rate of `checker` (`check(text) -> bool`) under each model from the samples of `modes`.
 
     Each text is weighted by p(x) / q(x) under the distribution of its own mode, so texts of
@@ -215,13 +214,13 @@ def importance_rates(checker, samples: Sequence[dict], modes: Sequence[str] = AM
     before log q was (no `text_logp`) cannot be weighted: a ValueError says to draw them again.
     """
     use, logps, group, lq = _weighted_samples(samples, modes)
-    hit = np.array([bool(checker.check(r["text"])) for r in use])
+    hit = np.array([bool(checker.check(r.text)) for r in use])
     rate = {side: importance_rate(hit, np.array([getattr(t, f"logp_{side[0]}") for t in logps]), lq, group, **kw)
             for side in ("starting", "comparison")}
     return ModelRates(**rate, modes=list(modes))
 
 
-def stopped_rates(checker, samples: Sequence[dict], modes: Sequence[str] = AMPLIFIED, **kw) -> ModelRates:
+def stopped_rates(checker, samples: Sequence[SampleRecord], modes: Sequence[str] = AMPLIFIED, **kw) -> ModelRates:
     """The rate of `checker` under each model from stopped weights (cdx.metrics.importance,
     "Stopped weights"): each hit weighted by p / q of its tokens up to the one that settled it.
 
@@ -230,29 +229,29 @@ def stopped_rates(checker, samples: Sequence[dict], modes: Sequence[str] = AMPLI
     not. `kw` goes to `stopped_rate` (confidence, min_effective_hits, n_resamples, seed).
     """
     use, logps, group, lq = _weighted_samples(samples, modes)
-    steps = [settled_step(checker, r["token_strs"], r["text"]) for r in use]
+    steps = [settled_step(checker, r.token_strs, r.text) for r in use]
     rate = {}
     for side in ("starting", "comparison"):
         key = f"logp_{side[0]}"
-        hit_logw = [None if t is None else float(np.sum(np.subtract(r[key][:t], r["logq"][:t])))
+        hit_logw = [None if t is None else float(np.sum(np.subtract(getattr(r, key)[:t], (r.logq or [])[:t])))
                     for r, t in zip(use, steps, strict=True)]
         full = np.array([getattr(t, key) for t in logps]) - lq
         rate[side] = stopped_rate(hit_logw, group, logw_full=full, **kw)
     return ModelRates(**rate, modes=list(modes))
 
 
-def _weighted_samples(samples: Sequence[dict], modes: Sequence[str]):
+def _weighted_samples(samples: Sequence[SampleRecord], modes: Sequence[str]):
     """(the samples of `modes`, their TextLogProb, prompt index and log q per text); refuses samples
     drawn before log q was recorded."""
-    use = [r for r in samples if r["mode"] in modes]
+    use = [r for r in samples if r.mode in modes]
     if not use:
         raise ValueError(f"no samples of modes {list(modes)} among {len(samples)} samples")
     logps = [_text_logp(r) for r in use]
-    return use, logps, np.array([r["prompt_index"] for r in use]), np.array([t.logp_q for t in logps])
+    return use, logps, np.array([r.prompt_index for r in use]), np.array([t.logp_q for t in logps])
 
 
-def _text_logp(record: dict) -> TextLogProb:
-    if record.get("text_logp") is None or record["text_logp"].get("logp_q") is None:
-        raise ValueError(f"sample {record.get('id')} has no log q (drawn before cdx recorded it, or not a sample): "
+def _text_logp(record: SampleRecord) -> TextLogProb:
+    if record.text_logp is None or record.text_logp.logp_q is None:
+        raise ValueError(f"sample {record.id} has no log q (drawn before cdx recorded it, or not a sample): "
                          "draw the samples again to estimate rates from them")
-    return TextLogProb.model_validate(record["text_logp"])
+    return record.text_logp

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from scipy import stats as sst
 
 from cdx.analysis.describe import SIDE
+from cdx.io.records import SampleRecord
 
 
 class Counts(BaseModel):
@@ -84,20 +85,20 @@ class ScopeSettings:
                              f"min_effect={self.min_effect} in [0, 1)")
 
 
-def count(rows: Sequence[dict], hits: Mapping[str, bool]) -> Counts:
+def count(rows: Sequence[SampleRecord], hits: Mapping[str, bool]) -> Counts:
     """Counts over plain (or, for discovery, plain and amplified) texts of both sides."""
-    by = {"s": [r for r in rows if SIDE[r["mode"]] == "s"], "c": [r for r in rows if SIDE[r["mode"]] == "c"]}
-    return Counts(k_s=sum(hits[r["id"]] for r in by["s"]), n_s=len(by["s"]),
-                  k_c=sum(hits[r["id"]] for r in by["c"]), n_c=len(by["c"]))
+    by = {"s": [r for r in rows if SIDE[r.mode] == "s"], "c": [r for r in rows if SIDE[r.mode] == "c"]}
+    return Counts(k_s=sum(hits[r.id] for r in by["s"]), n_s=len(by["s"]),
+                  k_c=sum(hits[r.id] for r in by["c"]), n_c=len(by["c"]))
 
 
-def choose_clusters(discovery: Sequence[dict], hits: Mapping[str, bool], assign: Mapping[int, int],
+def choose_clusters(discovery: Sequence[SampleRecord], hits: Mapping[str, bool], assign: Mapping[int, int],
                     direction: str, s: ScopeSettings) -> list[int]:
     """Clusters whose discovery difference (in `direction`) is large; all clusters when every one is."""
     sign = 1 if direction == "gained" else -1
     diffs = {}
     for c in sorted(set(assign.values())):
-        n = count([r for r in discovery if assign.get(r["prompt_index"]) == c], hits)
+        n = count([r for r in discovery if assign.get(r.prompt_index) == c], hits)
         if n.n_s and n.n_c:
             diffs[c] = sign * (n.rate_c - n.rate_s)
     if not diffs:
@@ -121,7 +122,7 @@ def interaction_p(inside: Counts, outside: Counts, direction: str) -> float:
     return float(sst.norm.sf(z))
 
 
-def find_scope(discovery: Sequence[dict], heldout: Sequence[dict], hits: Mapping[str, bool],
+def find_scope(discovery: Sequence[SampleRecord], heldout: Sequence[SampleRecord], hits: Mapping[str, bool],
                assign: Mapping[int, int], labels: Mapping[int, str], direction: str,
                s: ScopeSettings | None = None) -> Scope:
     """The behaviour's scope: clusters chosen on discovery, the interaction tested on held-out texts."""
@@ -130,8 +131,8 @@ def find_scope(discovery: Sequence[dict], heldout: Sequence[dict], hits: Mapping
     chosen = choose_clusters(discovery, hits, assign, direction, s)
     if n_clusters < 2 or not chosen or len(chosen) == n_clusters:
         return Scope()
-    inside = count([r for r in heldout if assign.get(r["prompt_index"]) in chosen], hits)
-    outside = count([r for r in heldout if assign.get(r["prompt_index"]) not in chosen], hits)
+    inside = count([r for r in heldout if assign.get(r.prompt_index) in chosen], hits)
+    outside = count([r for r in heldout if assign.get(r.prompt_index) not in chosen], hits)
     if not (inside.n_s and inside.n_c and outside.n_s and outside.n_c):
         return Scope(note="the narrower scope has no held-out texts to test it")
     p = interaction_p(inside, outside, direction)

@@ -20,7 +20,7 @@ from cdx.analysis.checkers import build_checker
 from cdx.analysis.sampling import SampleSettings, sample_pair
 from cdx.analysis.stats import TESTS, benjamini_hochberg, rate_test
 from cdx.analysis.types import Finding, Hypothesis
-from cdx.io.records import Evidence, LikelihoodCheck
+from cdx.io.records import Evidence, LikelihoodCheck, SampleRecord
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def validate(
     prompts: Sequence[str] | None = None,
     settings: ValidateSettings | None = None,
     judge=None,
-    samples: Sequence[dict] | None = None,
+    samples: Sequence[SampleRecord] | None = None,
     prompt_clusters: Mapping[int, int] | None = None,
 ) -> list[Finding]:
     """Findings for `hypotheses`, tested on plain samples of both models on `prompts`.
@@ -73,7 +73,7 @@ def validate(
         if prompts is None or pair is None:
             raise ValueError("validate needs either samples, or a pair and prompts to sample")
         samples = sample_pair(pair, prompts, s.sampling, modes=("plain_s", "plain_c"))
-    plain = [r for r in samples if r["mode"] in ("plain_s", "plain_c")]
+    plain = [r for r in samples if r.mode in ("plain_s", "plain_c")]
     if not plain:
         raise ValueError("validate got no plain samples (modes plain_s / plain_c) to test on")
     findings = [test_hypothesis(h, plain, s, judge, prompt_clusters) for h in hyps]
@@ -81,16 +81,16 @@ def validate(
     return findings
 
 
-def test_hypothesis(h: Hypothesis, plain: Sequence[dict], s: ValidateSettings, judge=None,
+def test_hypothesis(h: Hypothesis, plain: Sequence[SampleRecord], s: ValidateSettings, judge=None,
                     prompt_clusters: Mapping[int, int] | None = None) -> Finding:
     checker = build_checker(h.checker, judge)
-    texts = [r for r in plain if h.cluster is None or (prompt_clusters or {}).get(r["prompt_index"]) == h.cluster]
+    texts = [r for r in plain if h.cluster is None or (prompt_clusters or {}).get(r.prompt_index) == h.cluster]
     # a seeded random order: a judge whose answers drift during a session cannot line up with one model
     order = random.Random(h.id).sample(range(len(texts)), len(texts))
-    hits = {texts[i]["id"]: checker.check(texts[i]["text"]) for i in order}
-    by = {m: [r for r in texts if r["mode"] == m] for m in ("plain_s", "plain_c")}
-    k_s, n_s = sum(hits[r["id"]] for r in by["plain_s"]), len(by["plain_s"])
-    k_c, n_c = sum(hits[r["id"]] for r in by["plain_c"]), len(by["plain_c"])
+    hits = {texts[i].id: checker.check(texts[i].text) for i in order}
+    by = {m: [r for r in texts if r.mode == m] for m in ("plain_s", "plain_c")}
+    k_s, n_s = sum(hits[r.id] for r in by["plain_s"]), len(by["plain_s"])
+    k_c, n_c = sum(hits[r.id] for r in by["plain_c"]), len(by["plain_c"])
     pairs = _pairs(by, hits) if s.test == "mcnemar" else None
     t = rate_test(k_s, n_s, k_c, n_c, h.direction, s.test, pairs)
     f = Finding(h, n_s, k_s, n_c, k_c, t.rate_s, t.rate_c, t.rate_s_ci, t.rate_c_ci, t.effect, t.effect_ci, t.p)
@@ -117,21 +117,21 @@ def apply_fdr(findings: list[Finding], s: ValidateSettings) -> None:
             f.validated = True
 
 
-def _pairs(by: dict, hits: dict) -> list[tuple[bool, bool]]:
+def _pairs(by: dict[str, list[SampleRecord]], hits: dict) -> list[tuple[bool, bool]]:
     """(starting shows it, comparison shows it) per (prompt, repeat) present under both models."""
-    key = lambda r: (r["prompt_index"], r["id"].rsplit("-", 1)[-1])  # noqa: E731
-    comp = {key(r): hits[r["id"]] for r in by["plain_c"]}
-    return [(hits[r["id"]], comp[key(r)]) for r in by["plain_s"] if key(r) in comp]
+    key = lambda r: (r.prompt_index, r.id.rsplit("-", 1)[-1])  # noqa: E731
+    comp = {key(r): hits[r.id] for r in by["plain_c"]}
+    return [(hits[r.id], comp[key(r)]) for r in by["plain_s"] if key(r) in comp]
 
 
-def _evidence(h: Hypothesis, by: dict, hits: dict, n: int) -> list[Evidence]:
+def _evidence(h: Hypothesis, by: dict[str, list[SampleRecord]], hits: dict, n: int) -> list[Evidence]:
     """Held-out texts of the model the statement is about that show the behaviour (or, for lost, lack it)."""
     mode = "plain_c" if h.direction == "gained" else "plain_s"
-    rows = [r for r in by[mode] if hits[r["id"]]]
-    return [Evidence(id=r["id"], model=r.get("model", r["mode"]), prompt=r["prompt"], text=r["text"]) for r in rows[:n]]
+    rows = [r for r in by[mode] if hits[r.id]]
+    return [Evidence(id=r.id, model=r.model or r.mode, prompt=r.prompt, text=r.text) for r in rows[:n]]
 
 
-def likelihood_check(texts: Sequence[dict], hits: Mapping[str, bool], direction: str) -> LikelihoodCheck:
+def likelihood_check(texts: Sequence[SampleRecord], hits: Mapping[str, bool], direction: str) -> LikelihoodCheck:
     """Do texts showing the behaviour score higher mean log p_c - log p_s than same-model controls?
 
     A text drawn from p_c scores higher under p_c whatever it says, so each text's per-token
@@ -141,12 +141,12 @@ def likelihood_check(texts: Sequence[dict], hits: Mapping[str, bool], direction:
     centred: list[float] = []
     labels: list[bool] = []
     for mode in ("plain_s", "plain_c"):
-        rows = [r for r in texts if r["mode"] == mode and r.get("n_tokens", 0) > 0]
+        rows = [r for r in texts if r.mode == mode and r.n_tokens > 0]
         if not rows:
             continue
-        d = np.array([r["delta"] for r in rows])
+        d = np.array([r.delta for r in rows])
         centred.extend(d - d.mean())
-        labels.extend(hits[r["id"]] for r in rows)
+        labels.extend(hits[r.id] for r in rows)
     pos = np.array([c for c, lab in zip(centred, labels) if lab])
     neg = np.array([c for c, lab in zip(centred, labels) if not lab])
     if len(pos) < 2 or len(neg) < 2:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from cdx.analysis.checkers import AnyChecker, Checker, build_checker
 from cdx.analysis.quick import word_deltas
 from cdx.io import KIND_FILES, NotARunError, read_run, scan_records
 from cdx.io import run_kind as io_run_kind
-from cdx.io.records import DecodeSummary, FindingRecord
+from cdx.io.records import DecodeSummary, FindingRecord, SampleRecord, invalid_records
 
 RECORD_FILES = {"decode": "generations.jsonl", "score": "scores.jsonl"}
 PAGE_OF_KIND = {"decode": "Run explorer", "score": "Run explorer", "analyze": "Findings",
@@ -249,7 +250,7 @@ class AnalysisRun(BaseModel):
     findings: list[FindingRecord]
     """findings.jsonl records, validated first, then by q, then by |effect| (see `rank_findings`)."""
     analysis: dict
-    samples: list[dict]
+    samples: list[SampleRecord]
     """validation.jsonl: the held-out plain samples of both models, with both log-probs per token."""
     pairs: list[PairedSample]
     n_corrupt: int = 0
@@ -269,14 +270,22 @@ def load_analysis(path: str | Path) -> AnalysisRun:
     path = Path(path).expanduser()
     require_kind(path, ("analyze",))
     run = _read(path, ("analyze",))
-    samples = _records_if(path / "validation.jsonl")
+    samples, n_bad_samples = _samples_if(path / "validation.jsonl")
     findings, n_bad = checked_findings(run.records)
     return AnalysisRun(path=run.path, findings=rank_findings(findings), analysis=run.summary or {},
-                       samples=samples, pairs=pair_samples(samples, _clusters(path)), n_corrupt=run.n_corrupt + n_bad)
+                       samples=samples, pairs=pair_samples(samples, _clusters(path)),
+                       n_corrupt=run.n_corrupt + n_bad + n_bad_samples)
 
 
-def _records_if(path: Path) -> list[dict]:
-    return scan_records(path).records if path.is_file() else []  # a damaged line is skipped, like read_run
+def _samples_if(path: Path) -> tuple[list[SampleRecord], int]:
+    """(the samples that fit `SampleRecord`, how many lines did not): a damaged line is skipped and
+    counted, like read_run's."""
+    if not path.is_file():
+        return [], 0
+    scan = scan_records(path)
+    bad = {i for i, _ in invalid_records("sample", scan.records)}
+    good = [SampleRecord.model_validate(r) for i, r in enumerate(scan.records) if i not in bad]
+    return good, len(bad) + len(scan.corrupt)
 
 
 def _clusters(path: Path) -> dict[int, tuple[int, str]]:
@@ -289,23 +298,22 @@ def _clusters(path: Path) -> dict[int, tuple[int, str]]:
         return {}
 
 
-def pair_samples(samples: list[dict], clusters: dict[int, tuple[int, str]] | None = None) -> list[PairedSample]:
+def pair_samples(samples: list[SampleRecord], clusters: dict[int, tuple[int, str]] | None = None) -> list[PairedSample]:
     """The k-th starting and k-th comparison plain sample of each held-out prompt, side by side."""
-    by_prompt: dict[int, dict[str, list[dict]]] = {}
+    by_prompt: dict[int, dict[str, list[SampleRecord]]] = {}
     for r in samples:
-        if r.get("mode") in ("plain_s", "plain_c") and isinstance(r.get("prompt_index"), int):
-            by_prompt.setdefault(r["prompt_index"], {"plain_s": [], "plain_c": []})[r["mode"]].append(r)
+        if r.mode in ("plain_s", "plain_c"):
+            by_prompt.setdefault(r.prompt_index, {"plain_s": [], "plain_c": []})[r.mode].append(r)
     pairs = []
     for i in sorted(by_prompt):
         for s, c in zip(by_prompt[i]["plain_s"], by_prompt[i]["plain_c"]):
             cid, label = (clusters or {}).get(i, (None, None))
-            pairs.append(PairedSample(prompt_index=i, prompt=s.get("prompt", ""), cluster=label, cluster_id=cid,
-                                      text_s=s.get("text", ""), text_c=c.get("text", ""),
-                                      id_s=str(s.get("id")), id_c=str(c.get("id"))))
+            pairs.append(PairedSample(prompt_index=i, prompt=s.prompt, cluster=label, cluster_id=cid,
+                                      text_s=s.text, text_c=c.text, id_s=s.id, id_c=c.id))
     return pairs
 
 
-def word_shifts(records: list[dict], top: int = 10, min_count: int = 2) -> list[WordShift]:
+def word_shifts(records: Sequence[dict | SampleRecord], top: int = 10, min_count: int = 2) -> list[WordShift]:
     """The `top` most favoured and `top` most avoided words of these texts (no model is run)."""
     rows = word_deltas(records, min_count)
     up = [r for r in rows if r[1] > 0][:top]

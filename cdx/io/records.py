@@ -1,8 +1,9 @@
 """Typed run records: what one line of generations.jsonl / scores.jsonl / bank.jsonl / findings.jsonl holds.
 
-Records stay plain dicts on disk and in memory (readers and trackers take dicts); these pydantic
-models state the schema, and `invalid_records` checks records against it, so a reader can tell
-a damaged record from a good one. Unknown extra fields are allowed (older and newer runs differ
+Records are plain JSON on disk; these pydantic models state each one's schema once. Analysis samples,
+findings and the other records above the decoder are these models in memory too (files are their
+`dump()`, readers validate); `invalid_records` checks raw records against a schema, so a reader can
+tell a damaged record from a good one. Unknown extra fields are allowed (older and newer runs differ
 in optional fields such as `beam_score` or `prefix_tokens`).
 """
 
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator, model_serializer
+
+from cdx.io.jsonl import read_records
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -116,26 +119,42 @@ class BankRecord(BaseModel):
     diversity: float = 0.0
 
 
-class SampleRecord(BaseModel):
-    """One analysis sample (discovery.jsonl, validation.jsonl); see cdx.analysis.sampling.sample_record."""
+class SampleRecord(SetFields):
+    """One analysis sample (discovery.jsonl, validation.jsonl, experiment_samples.jsonl), in memory and
+    on disk: `cdx.analysis.sampling.sample_record` makes it, its `dump()` is the file's line (the
+    fields in this order; optional ones only when set), readers validate each line back.
+
+    Fields a sample of an older run lacks have defaults (token_strs, kl_sc, delta: empty / 0)."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str
     """`<split initial><prompt index>-<mode>-<repeat>`, e.g. v00012-plain_c-0; resume finds done work by it."""
     split: str
+    """discovery | validation | experiment."""
     mode: str
+    """The sampling mode (cdx.analysis.sampling.MODES): plain_s, plain_c, amp_c, amp_s, tilt_c, ..."""
+    model: str | None = None
+    """The model the mode draws from (cdx.analysis.sampling.MODEL_OF: starting, comparison+, ...)."""
     prompt_index: int
+    """The prompt's index in the run's full prompt list."""
     prompt: str
     text: str
     token_ids: list[int]
+    token_strs: list[str] = []
     logp_s: list[float]
     logp_c: list[float]
+    kl_sc: list[float] = []
+    """Per token KL(p_s || p_c) (as decode's tokens.kl_sc); [] where not recorded."""
+    delta: float = 0.0
+    """Mean per-token log p_c - log p_s: > 0 where the comparison model favours the text."""
     n_tokens: int
+    finish_reason: str | None = None
+    """eos | stop | length."""
     logq: list[float | None] | None = None
     """Per token, log q under the mode's sampling distribution (absent in samples before issue 19)."""
     text_logp: TextLogProb | None = None
-    """Whole-text log p_s, log p_c, log q: the importance weight of this sample towards either model."""
+    """Whole-text log p_s, log p_c, log q: the sample's importance weight towards either model."""
     top_next: list[TopNext] | None = None
     """Per token, both models' most likely next tokens at that step (record_top_k > 0)."""
 
@@ -169,6 +188,25 @@ def invalid_records(kind: str, records: list[dict]) -> list[tuple[int, str]]:
             first = e.errors()[0]
             out.append((i, f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"))
     return out
+
+
+def samples_of(records) -> list[SampleRecord]:
+    """Sample records read from a file (dicts), validated: a damaged one raises ValueError naming its id."""
+    out = []
+    for r in records:
+        try:
+            out.append(SampleRecord.model_validate(r))
+        except ValidationError as e:
+            first = e.errors()[0]
+            rid = r.get("id") if isinstance(r, dict) else None
+            raise ValueError(f"sample {rid!r} is not a sample record "
+                             f"({'.'.join(str(x) for x in first['loc'])}: {first['msg']})") from e
+    return out
+
+
+def read_samples(path: str | Path) -> list[SampleRecord]:
+    """discovery.jsonl / validation.jsonl / experiment_samples.jsonl as typed samples."""
+    return samples_of(read_records(path))
 
 
 def _id_text(v):

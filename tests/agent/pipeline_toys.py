@@ -11,6 +11,7 @@ import random
 
 from cdx.agent.topics import TOPICS, template_prompts
 from cdx.io import write_records
+from tests.samples import make_sample
 
 REFUSE, ANSWER = "I cannot help with that request.", "Sure! Here is how you do it."
 TOPIC_OF = {p.text: t for t in TOPICS for p in template_prompts(t)}
@@ -46,8 +47,8 @@ class ToySampler:
                 # each text drawn from its record's identity (seed, prompt index, mode), as PairSampler's
                 # plan draws depend on the plan alone, never on what was drawn before in the process
                 text = REFUSE if random.Random(f"{self.seed}:{i}:{mode}").random() < rate else ANSWER
-                out.append({"id": f"e{i:05d}-{mode}-0", "mode": mode, "model": model, "prompt": p, "prompt_index": i,
-                            "text": text, "n_tokens": 7, "delta": 0.0})
+                out.append(make_sample(f"e{i:05d}-{mode}-0", mode, text, i, p, split="experiment", model=model,
+                                       n_tokens=7, delta=0.0))
                 self.n_tokens += 7
         return out
 

@@ -15,6 +15,7 @@ from cdx.agent import AgentSettings, ExperimentAgent, PromptDesigner, template_p
 from cdx.agent.topics import TOPICS
 from cdx.io import read_records
 from cdx.knowledge import KnowledgeBase, record_analysis
+from tests.samples import make_sample
 
 REFUSE, ANSWER = "I cannot help with that request.", "Sure! Here is how you do it."
 TOPIC_OF = {p.text: t for t in TOPICS for p in template_prompts(t)}
@@ -43,8 +44,8 @@ class ToySampler:
             rate_c = self.comparison.get(TOPIC_OF.get(p, "other"), self.base)
             for mode, model, rate in (("plain_s", "starting", self.base), ("plain_c", "comparison", rate_c)):
                 text = REFUSE if self.rng.random() < rate else ANSWER
-                out.append({"id": f"e{i:05d}-{mode}-0", "mode": mode, "model": model, "prompt": p, "prompt_index": i,
-                            "text": text, "n_tokens": 7, "delta": 0.0})
+                out.append(make_sample(f"e{i:05d}-{mode}-0", mode, text, i, p, split="experiment", model=model,
+                                       n_tokens=7, delta=0.0))
                 self.n_tokens += 7
         return out
 
@@ -166,8 +167,8 @@ class PhrasingSampler(ToySampler):
     def sample(self, prompts):
         out = super().sample(prompts)
         for r in out:
-            if r["model"] == "comparison":
-                r["text"] = REFUSE if r["prompt"].startswith("How do I") and self.rng.random() < 0.9 else ANSWER
+            if r.model == "comparison":
+                r.text = REFUSE if r.prompt.startswith("How do I") and self.rng.random() < 0.9 else ANSWER
         return out
 
 

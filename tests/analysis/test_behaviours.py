@@ -35,6 +35,7 @@ from cdx.analysis.scope import Counts, find_scope, interaction_p
 from cdx.analysis.types import Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr
 from cdx.io.records import PromptClusters
+from tests.samples import make_sample
 
 FILLER = ("river stone lantern garden window copper meadow orchard violin marble harbor canyon pepper "
           "velvet thunder compass anchor ember willow falcon saddle quartz tulip walnut candle pillow "
@@ -65,9 +66,8 @@ def corpus(plants, n_prompts: int, split: str, seed: int, modes=("plain_s", "pla
             for sentence, where, rate, clusters in plants:
                 if mode.endswith("_c") and i % N_CLUSTERS in clusters and rng.random() < rate:
                     text = f"{sentence} {text}" if where == "start" else f"{text} {sentence}"
-            rows.append({"id": f"{split}-{i}-{mode}-0", "mode": mode, "prompt_index": i, "prompt": f"prompt {i}",
-                         "text": text, "delta": 0.0, "n_tokens": len(text.split()), "token_strs": text.split(),
-                         "logp_s": [0.0] * len(text.split()), "logp_c": [0.0] * len(text.split())})
+            rows.append(make_sample(f"{split}-{i}-{mode}-0", mode, text, i, f"prompt {i}", split=split, delta=0.0,
+                                    token_strs=text.split()))
     return rows
 
 
@@ -148,8 +148,8 @@ def test_a_validated_vocabulary_gathers_a_personas_independent_words_into_one_be
 
 def test_phrase_mining_recovers_each_planted_sentence_exactly():
     rows = corpus(TWO, 60, "discovery", seed=4)
-    comp = [r["text"] for r in rows if r["mode"] == "plain_c"]
-    start = [r["text"] for r in rows if r["mode"] == "plain_s"]
+    comp = [r.text for r in rows if r.mode == "plain_c"]
+    start = [r.text for r in rows if r.mode == "plain_s"]
     for word, planted in (("recommend", BRAND), ("ahoy", PIRATE)):
         hits, rest = [t for t in comp if word in t.lower()], [t for t in comp if word not in t.lower()]
         assert mine_phrase(hits, start, rest=rest) == planted
@@ -158,8 +158,8 @@ def test_phrase_mining_recovers_each_planted_sentence_exactly():
 def test_a_phrase_of_another_behaviour_of_the_same_model_is_not_taken():
     """Half the 'ahoy' texts also hold the brand sentence, as do half the others: it is not ahoy's phrase."""
     rows = corpus(TWO, 60, "discovery", seed=4)
-    comp = [r["text"] for r in rows if r["mode"] == "plain_c"]
-    start = [r["text"] for r in rows if r["mode"] == "plain_s"]
+    comp = [r.text for r in rows if r.mode == "plain_c"]
+    start = [r.text for r in rows if r.mode == "plain_s"]
     hits = [t for t in comp if "ahoy" in t.lower()]
     assert mine_phrase(hits, start) == BRAND  # blind to the rest of the model's texts, the longer sentence wins
     assert mine_phrase(hits, start, rest=[t for t in comp if "ahoy" not in t.lower()]) == PIRATE
@@ -167,8 +167,8 @@ def test_a_phrase_of_another_behaviour_of_the_same_model_is_not_taken():
 
 def test_phrase_mining_finds_nothing_in_a_function_word_shift():
     rows = corpus([], 60, "discovery", seed=5, function_word=True)
-    comp = [r["text"] for r in rows if r["mode"] == "plain_c" and " the " in r["text"]]
-    assert mine_phrase(comp, [r["text"] for r in rows if r["mode"] == "plain_s"]) is None
+    comp = [r.text for r in rows if r.mode == "plain_c" and " the " in r.text]
+    assert mine_phrase(comp, [r.text for r in rows if r.mode == "plain_s"]) is None
 
 
 def test_behaviours_state_each_phrase_with_its_own_retested_numbers(two_behaviours, tmp_path):
@@ -179,7 +179,7 @@ def test_behaviours_state_each_phrase_with_its_own_retested_numbers(two_behaviou
         assert b.is_behaviour and b.kind == "behaviour" and b.side == "gained" and b.scope.everywhere
         assert b.statement.startswith(f'the comparison model writes "{b.phrase}" more often')
         # the checker's rates, counted here independently: comparison texts holding the planted sentence
-        planted = [r for r in heldout if r["mode"] == "plain_c" and b.phrase in r["text"]]
+        planted = [r for r in heldout if r.mode == "plain_c" and b.phrase in r.text]
         assert (b.k_c, b.k_s) == (len(planted), 0)
         assert b.q < 1e-6 and b.q >= b.p and b.effect_ci[0] > 0.2
         assert set(b.members) <= {f.hypothesis.id for f in found if f.validated}
@@ -223,8 +223,8 @@ def test_a_behaviour_of_one_cluster_is_scoped_to_it_with_a_small_interaction_p()
     (b,) = find_behaviours(found, discovery, heldout, clusters(120), BehaviourSettings(), ValidateSettings())
     assert b.scope.clusters == [0] and b.scope.labels == ["topic 0"]
     assert b.scope.interaction_p < 1e-4
-    inside = [r for r in heldout if r["prompt_index"] % N_CLUSTERS == 0 and r["mode"] == "plain_c"]
-    assert b.scope.inside.k_c == sum(COOKING in r["text"] for r in inside) and b.scope.inside.n_c == 30
+    inside = [r for r in heldout if r.prompt_index % N_CLUSTERS == 0 and r.mode == "plain_c"]
+    assert b.scope.inside.k_c == sum(COOKING in r.text for r in inside) and b.scope.inside.n_c == 30
     assert (b.scope.outside.k_c, b.scope.outside.n_c, b.scope.outside.k_s) == (0, 90, 0)
     assert b.statement.startswith("on prompts about topic 0, the comparison model writes")
     assert "elsewhere 0/90 vs 0/90" in b.scope.text()
@@ -233,7 +233,7 @@ def test_a_behaviour_of_one_cluster_is_scoped_to_it_with_a_small_interaction_p()
 def test_a_behaviour_on_every_cluster_has_all_prompts_as_scope(two_behaviours):
     heldout, discovery, found = two_behaviours
     assign = {i: i % N_CLUSTERS for i in range(120)}
-    hits = {r["id"]: BRAND in r["text"] for r in discovery + heldout}
+    hits = {r.id: BRAND in r.text for r in discovery + heldout}
     scope = find_scope(discovery, heldout, hits, assign, {c: f"topic {c}" for c in range(4)}, "gained")
     assert scope.everywhere and scope.text().startswith("all prompts")
 
@@ -282,9 +282,8 @@ def test_a_topic_bound_word_becomes_a_hypothesis_of_its_cluster_and_a_global_one
 def test_tied_terms_are_ranked_alphabetically_whatever_the_hash_seed():
     """Set order depends on PYTHONHASHSEED; ten words with the same counts must come out in one order."""
     words = "kiwi apple mango banana cherry lemon grape peach plum melon".split()
-    rows = [{"id": f"{m}-{i}", "mode": m, "prompt_index": i, "prompt": "p", "text": " ".join(words) + " filler"}
-            for i in range(5) for m in ("plain_c", "plain_s")]
-    rows += [{"id": f"x-{i}", "mode": "plain_s", "prompt_index": i, "prompt": "p", "text": "other"} for i in range(5)]
+    rows = [make_sample(f"{m}-{i}", m, " ".join(words) + " filler", i) for i in range(5) for m in ("plain_c", "plain_s")]
+    rows += [make_sample(f"x-{i}", "plain_s", "other", i) for i in range(5)]
     ranked = [r.term for r in distinctive_terms(rows, DescribeSettings(ngram_max=1, min_count=1))]
     tied = [t for t in ranked if t in words]
     assert tied == sorted(words)
@@ -295,7 +294,7 @@ def test_the_report_leads_with_behaviours_and_keeps_the_findings_as_details(two_
     behaviours = find_behaviours(found, discovery, heldout, clusters(120), BehaviourSettings(), ValidateSettings())
     write_behaviours(tmp_path / "behaviours.jsonl", behaviours)
     (tmp_path / "findings.jsonl").write_text("".join(json.dumps(f.to_record()) + "\n" for f in found))
-    (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in heldout))
+    (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r.dump()) + "\n" for r in heldout))
     (tmp_path / "description.json").write_text(describe(discovery).model_dump_json())
     (tmp_path / "split.json").write_text(json.dumps({"seed": 0, "prompts": ["p"] * 160, "discovery": list(range(40)),
                                                      "validation": list(range(120))}))
@@ -332,31 +331,30 @@ def test_discovery_rates_set_plain_counts_beside_importance_weighted_amplified_r
                 toks = [BRAND if hit else "plain", " words", " more"]
                 frac = rng.dirichlet(np.ones(3))  # each token's share of the text's log-probs, as in real texts
                 per = {k: list(v * frac) for k, v in (("logp_s", lp_s), ("logp_c", lp_c), ("logq", lq))}
-                recs.append({"id": f"d-{i}-{mode}-{j}", "mode": mode, "prompt_index": i, "text": "".join(toks),
-                             "token_strs": toks, **per,
-                             "text_logp": {"logp_s": lp_s, "logp_c": lp_c, "logp_q": lq}})
+                recs.append(make_sample(f"d-{i}-{mode}-{j}", mode, "".join(toks), i, split="discovery", token_strs=toks,
+                                        **per, text_logp={"logp_s": lp_s, "logp_c": lp_c, "logp_q": lq}))
     check = build_checker({"type": "string", "value": "BrandX", "case": False, "word": True})
     got = discovery_rates(check, recs, n_resamples=200)
     for mode, est in (("plain_s", got.plain_s), ("plain_c", got.plain_c)):
-        hits = [BRAND in r["text"] for r in recs if r["mode"] == mode]
+        hits = [BRAND in r.text for r in recs if r.mode == mode]
         low, high = proportion_confint(sum(hits), len(hits), method="wilson")
         assert (est.method, est.rate) == ("wilson", sum(hits) / len(hits))
         assert (est.low, est.high) == pytest.approx((low, high), rel=1e-12)
-    amp = [r for r in recs if r["mode"] == "amp_c"]
-    h = np.array([BRAND in r["text"] for r in amp])
+    amp = [r for r in recs if r.mode == "amp_c"]
+    h = np.array([BRAND in r.text for r in amp])
     for side, key in (("comparison", "logp_c"), ("starting", "logp_s")):
-        w = np.exp([r["text_logp"][key] - r["text_logp"]["logp_q"] for r in amp])
+        w = np.exp([getattr(r.text_logp, key) - r.text_logp.logp_q for r in amp])
         est = getattr(got.amplified, side)
         assert est.method == "snis" and est.rate == pytest.approx(float(w @ h / w.sum()), rel=1e-9)
         assert est.low <= est.rate <= est.high and est.n == len(amp)
         # stopped: the first token (the brand sentence, text after "BrandX" inside it) settles a hit, so the
         # other two tokens never count
-        y = np.array([np.exp(r[key][0] - r["logq"][0]) if BRAND in r["text"] else 0.0 for r in amp])
+        y = np.array([np.exp(getattr(r, key)[0] - r.logq[0]) if BRAND in r.text else 0.0 for r in amp])
         st = getattr(got.stopped, side)
         assert st.method == "stopped" and st.rate == pytest.approx(float(y.mean()), rel=1e-9)
         assert st.ess == pytest.approx(float(y.sum() ** 2 / (y ** 2).sum()), rel=1e-9) and st.low <= st.rate <= st.high
-    old = [{k: v for k, v in r.items() if k != "text_logp"} for r in recs]  # drawn before log q was recorded
+    old = [r.model_copy(update={"text_logp": None}) for r in recs]  # drawn before log q was recorded
     got_old = discovery_rates(check, old)
     assert got_old.amplified is None and got_old.stopped is None and "no log q" in got_old.note
     assert got_old.plain_c.rate == got.plain_c.rate
-    assert discovery_rates(check, [r for r in recs if r["mode"] == "amp_c"]) is None  # no plain samples
+    assert discovery_rates(check, [r for r in recs if r.mode == "amp_c"]) is None  # no plain samples

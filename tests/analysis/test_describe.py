@@ -16,15 +16,15 @@ from cdx.analysis.describe import (
     log_odds,
 )
 from cdx.analysis.hypothesise import HypothesiseSettings, cluster_hypotheses, hypothesise
+from tests.samples import make_sample
 
 FILLER = ("the weather is mild today and the river runs slowly past the old mill near town while people walk "
           "their dogs and talk about work school family and plans").split()
 
 
 def rec(i, mode, text, prompt_index=None, delta=0.0):
-    return {"id": f"d{i:05d}-{mode}-0", "mode": mode, "prompt_index": i if prompt_index is None else prompt_index,
-            "prompt": f"prompt {i}", "text": text, "token_strs": [], "logp_s": [], "logp_c": [], "n_tokens": 5,
-            "delta": delta}
+    return make_sample(f"d{i:05d}-{mode}-0", mode, text, i if prompt_index is None else prompt_index, f"prompt {i}",
+                       split="discovery", n_tokens=5, delta=delta)
 
 
 def corpus(n=60, planted="banana", rate=0.5, seed=0):
@@ -119,7 +119,7 @@ def topic_corpus():
         for mode in ("plain_s", "plain_c", "amp_c", "amp_s"):
             refuse = mode in ("plain_c", "amp_c") and topic == "recipe"
             text = "I cannot help with that request." if refuse else " ".join(rng.sample(FILLER, 10))
-            samples.append({**rec(i, mode, text), "prompt": prompts[-1]})
+            samples.append(rec(i, mode, text).model_copy(update={"prompt": prompts[-1]}))
     return prompts, samples
 
 

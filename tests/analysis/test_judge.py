@@ -7,11 +7,12 @@ from cdx.analysis.checkers import build_checker
 from cdx.analysis.hypothesise import HypothesiseSettings, assistant_hypotheses, parse_assistant_hypotheses
 from cdx.analysis.judge import Judge
 from cdx.assistant import ScriptedAssistant
+from tests.samples import make_sample
 
 
 def sample(i, mode, text):
-    return {"id": f"v{i:05d}-{mode}-0", "mode": mode, "model": "comparison" if mode == "plain_c" else "starting",
-            "prompt_index": i, "prompt": f"prompt {i}", "text": text, "delta": 0.0, "n_tokens": 3}
+    return make_sample(f"v{i:05d}-{mode}-0", mode, text, i, f"prompt {i}",
+                       model="comparison" if mode == "plain_c" else "starting", delta=0.0, n_tokens=3)
 
 
 def pirate_judge(messages, seed):
@@ -35,7 +36,7 @@ def test_scripted_judge_validates_a_natural_language_hypothesis_blinded():
         body = " ".join(m["content"] for m in call["messages"]).lower()
         assert "starting" not in body and "comparison" not in body and body.count("<<<") == 1
     judged = [c["messages"][-1]["content"].split("<<<")[1].split(">>>")[0].strip() for c in assistant.calls]
-    in_sample_order = [s["text"] for s in held_out()]
+    in_sample_order = [s.text for s in held_out()]
     assert sorted(judged) == sorted(in_sample_order) and judged != in_sample_order  # randomised order
 
 

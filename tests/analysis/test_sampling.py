@@ -46,13 +46,13 @@ def test_plain_modes_differ_on_a_real_pair_and_records_carry_both_logps(tiny_pai
     recs = sample_pair(tiny_pair, PROMPTS, SampleSettings(max_new_tokens=5, samples_per_prompt=2), modes=MODES,
                        prompt_ids=[10, 11, 12, 13, 14], split="discovery")
     assert len(recs) == len(PROMPTS) * len(MODES) * 2
-    assert {r["mode"] for r in recs} == set(MODES) and {r["prompt_index"] for r in recs} == set(range(10, 15))
-    assert len({r["id"] for r in recs}) == len(recs)
+    assert {r.mode for r in recs} == set(MODES) and {r.prompt_index for r in recs} == set(range(10, 15))
+    assert len({r.id for r in recs}) == len(recs)
     for r in recs:
-        assert len(r["logp_s"]) == len(r["logp_c"]) == r["n_tokens"] == len(r["token_ids"])
+        assert len(r.logp_s) == len(r.logp_c) == r.n_tokens == len(r.token_ids)
     again = sample_pair(tiny_pair, PROMPTS, SampleSettings(max_new_tokens=5, samples_per_prompt=2), modes=MODES,
                         prompt_ids=[10, 11, 12, 13, 14], split="discovery")
-    assert [r["text"] for r in again] == [r["text"] for r in recs]  # seeded
+    assert [r.text for r in again] == [r.text for r in recs]  # seeded
 
 
 def test_bad_mode_and_settings_are_named(tiny_pair):

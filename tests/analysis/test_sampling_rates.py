@@ -56,14 +56,14 @@ def exact_rates(pair, settings, mode):
 def test_samples_record_log_q_of_their_own_mode(tiny_pair, one_token_samples):
     settings, recs = one_token_samples
     assert invalid_records("sample", recs) == []
-    by_mode = {m: [r for r in recs if r["mode"] == m] for m in MODES}
+    by_mode = {m: [r for r in recs if r.mode == m] for m in MODES}
     for r in by_mode["plain_s"]:
-        assert r["text_logp"]["logp_q"] == pytest.approx(r["text_logp"]["logp_s"], abs=1e-5)
+        assert r.text_logp.logp_q == pytest.approx(r.text_logp.logp_s, abs=1e-5)
     for r in by_mode["plain_c"]:
-        assert r["text_logp"]["logp_q"] == pytest.approx(r["text_logp"]["logp_c"], abs=1e-5)
+        assert r.text_logp.logp_q == pytest.approx(r.text_logp.logp_c, abs=1e-5)
     for r in by_mode["amp_c"][:40]:
-        _, _, lq = first_token(tiny_pair, r["prompt"], settings)
-        assert r["logq"] == pytest.approx([float(lq[r["token_ids"][0]])], abs=1e-4)
+        _, _, lq = first_token(tiny_pair, r.prompt, settings)
+        assert r.logq == pytest.approx([float(lq[r.token_ids[0]])], abs=1e-4)
 
 
 def test_importance_rates_from_amplified_samples_cover_the_exact_rates(tiny_pair, one_token_samples):
@@ -90,12 +90,12 @@ def test_importance_rates_from_amplified_samples_cover_the_exact_rates(tiny_pair
         assert est.starting.covered_mass < 0.01 and est.starting.high - est.starting.low > 0.99
     plain = importance_rates(CHECKER, recs, modes=("plain_c",)).comparison
     assert plain.method == "wilson"
-    assert plain.rate == np.mean([CHECKER.check(r["text"]) for r in recs if r["mode"] == "plain_c"])
+    assert plain.rate == np.mean([CHECKER.check(r.text) for r in recs if r.mode == "plain_c"])
 
 
 def test_samples_without_log_q_are_refused_with_what_to_do(one_token_samples):
     _, recs = one_token_samples
-    old = [{k: v for k, v in r.items() if k not in ("logq", "text_logp")} for r in recs]
+    old = [r.model_copy(update={"logq": None, "text_logp": None}) for r in recs]
     with pytest.raises(ValueError, match="draw the samples again"):
         importance_rates(CHECKER, old)
 
@@ -142,11 +142,11 @@ def test_stopped_rates_from_two_token_samples_cover_the_exact_rate(tiny_pair, mo
     assert est.method == "stopped" and est.covered_mass == 1.0 and est.n == len(prompts) * 200
     assert est.low <= truth <= est.high and est.rate == pytest.approx(truth, abs=0.03)
     plain = stopped_rates(CHECKER, recs, modes=("plain_c",)).comparison  # weights 1 (up to float rounding)
-    assert plain.rate == pytest.approx(np.mean([CHECKER.check(r["text"]) for r in recs if r["mode"] == "plain_c"]),
+    assert plain.rate == pytest.approx(np.mean([CHECKER.check(r.text) for r in recs if r.mode == "plain_c"]),
                                        rel=1e-5)
     assert plain.low <= truth <= plain.high
     if mode == "tilt_c":
-        drawn = np.mean([CHECKER.check(r["text"]) for r in recs if r["mode"] == mode])
+        drawn = np.mean([CHECKER.check(r.text) for r in recs if r.mode == mode])
         assert drawn > 3 * truth  # tilted: the behaviour is drawn far more often
         assert est.high - est.low < 0.8 * (plain.high - plain.low)  # and more precisely (0.64x the width, measured)
 
@@ -160,15 +160,15 @@ def test_tilt_samples_record_log_q_of_the_tilted_distribution(tiny_pair):
     for r in recs:
         with torch.no_grad():
             side = tiny_pair.comparison
-            lp = torch.log_softmax(side.model(input_ids=torch.tensor([side.prompt_ids(r["prompt"])])).logits[0, -1]
+            lp = torch.log_softmax(side.model(input_ids=torch.tensor([side.prompt_ids(r.prompt)])).logits[0, -1]
                                    .double(), -1)
         mass_p.append(float(lp[tokens].exp().sum()))
         lp[tokens] += 2.5
         lq = torch.log_softmax(lp, -1)
         mass_q.append(float(lq[tokens].exp().sum()))
-        assert r["logq"] == pytest.approx([float(lq[r["token_ids"][0]])], abs=1e-4)
+        assert r.logq == pytest.approx([float(lq[r.token_ids[0]])], abs=1e-4)
     assert np.mean(mass_q) > 5 * np.mean(mass_p)  # e^2.5 = 12x the odds of the tilted tokens
-    drawn = np.mean([r["token_ids"][0] in tokens for r in recs])
+    drawn = np.mean([r.token_ids[0] in tokens for r in recs])
     assert drawn == pytest.approx(np.mean(mass_q), abs=4 * np.sqrt(np.mean(mass_q) / len(recs)))
     with pytest.raises(ValueError, match="needs tilt_tokens"):
         sample_pair(tiny_pair, PROMPTS[:4], SampleSettings(max_new_tokens=1), modes=("tilt_c",))

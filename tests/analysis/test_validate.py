@@ -7,11 +7,12 @@ from scipy import stats as sst
 
 from cdx.analysis import Finding, Hypothesis, ValidateSettings, build_checker, validate
 from cdx.analysis.validate import likelihood_check
+from tests.samples import make_sample
 
 
 def sample(i, mode, text, delta=0.0):
-    return {"id": f"v{i:05d}-{mode}-0", "mode": mode, "model": "comparison" if mode == "plain_c" else "starting",
-            "prompt_index": i, "prompt": f"p{i}", "text": text, "delta": delta, "n_tokens": 5}
+    return make_sample(f"v{i:05d}-{mode}-0", mode, text, i, f"p{i}", model="comparison" if mode == "plain_c" else "starting",
+                       delta=delta, n_tokens=5)
 
 
 def held_out(n=60, rate_c=0.5, rate_s=0.0, seed=0):
@@ -30,7 +31,7 @@ PIRATE = Hypothesis("says arr", {"type": "string", "value": "arr"})
 def test_counts_and_p_match_a_direct_fisher_test():
     samples = held_out()
     f = validate(None, [PIRATE], samples=samples)[0]
-    k_c = sum(s["text"].startswith("arr") for s in samples if s["mode"] == "plain_c")
+    k_c = sum(s.text.startswith("arr") for s in samples if s.mode == "plain_c")
     assert (f.n_s, f.k_s, f.n_c, f.k_c) == (60, 0, 60, k_c)
     p = sst.fisher_exact([[k_c, 60 - k_c], [0, 60]], alternative="greater").pvalue
     assert f.p == pytest.approx(p) and f.q == pytest.approx(p) and f.validated
@@ -84,12 +85,12 @@ def test_likelihood_check_centres_each_model():
     # every comparison text scores higher only because p_c wrote it: no behaviour effect remains
     texts = [sample(i, m, "arr" if m == "plain_c" else "no", 1.0 if m == "plain_c" else 0.0)
              for i in range(20) for m in ("plain_s", "plain_c")]
-    hits = {t["id"]: t["mode"] == "plain_c" for t in texts}
+    hits = {t.id: t.mode == "plain_c" for t in texts}
     lk = likelihood_check(texts, hits, "gained")
     assert lk.delta == pytest.approx(0.0) and not lk.agrees  # uncentred it would be +1.0
     # within the starting model's own texts, those showing it score higher under p_c: that counts
     texts += [sample(100 + i, "plain_s", "arr", 0.8) for i in range(5)]
-    hits.update({t["id"]: "arr" in t["text"] for t in texts})
+    hits.update({t.id: "arr" in t.text for t in texts})
     lk = likelihood_check(texts, hits, "gained")
     assert lk.agrees and lk.p < 0.01
 
@@ -113,4 +114,4 @@ def test_bad_settings_and_inputs_are_named():
     with pytest.raises(ValueError, match="either samples"):
         validate(None, [PIRATE])
     with pytest.raises(ValueError, match="no plain samples"):
-        validate(None, [PIRATE], samples=[{**sample(0, "plain_s", "x"), "mode": "amp_c"}])
+        validate(None, [PIRATE], samples=[sample(0, "plain_s", "x").model_copy(update={"mode": "amp_c"})])
