@@ -30,7 +30,10 @@ from cdx.agent.design import PromptDesigner
 from cdx.agent.sampler import Sampler
 from cdx.agent.stats import Counted, interaction_p, pool_counts, pooled_test, sample_size
 from cdx.agent.topics import PHRASING, TOPICS, TopicPrompt, counterfactuals, draw, phrasing_of, phrasing_template, rephrase
+from cdx.analysis import Hypothesis, SampleSettings, ValidateSettings, validate
+from cdx.analysis.checkers import build_checker as default_checker
 from cdx.io.records import FindingRecord, KnownFinding, OpenHypothesis, SampleRecord
+from cdx.knowledge import record_hypothesis
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +118,7 @@ class ExperimentAgent:
             raise ValueError("an agent that records in a knowledge base needs pair_id")
         self.sampler, self.designer, self.s = sampler, designer, settings
         self.kb, self.pair_id, self.run_id = kb, pair_id, run_id
-        if build_checker is None:
-            from cdx.analysis.checkers import build_checker as default_checker
-
-            build_checker = default_checker
-        self.build_checker: Callable = build_checker
+        self.build_checker: Callable = build_checker or default_checker
 
     # -- one hypothesis ---------------------------------------------------------------------------
 
@@ -241,8 +240,6 @@ class ExperimentAgent:
     def _test_groups(self, h: OpenHypothesis | KnownFinding, groups: dict[str, list[TopicPrompt]],
                      records: list[SampleRecord], direction: str) -> dict[str, FindingRecord]:
         """findings.jsonl records of `h` restricted to each prompt group, from the validation stage's `validate`."""
-        from cdx.analysis import Hypothesis, SampleSettings, ValidateSettings, validate
-
         names = list(groups)
         group_of = {p.text: i for i, name in enumerate(names) for p in groups[name]}
         mine = [r for r in records if r.prompt in group_of]
@@ -305,8 +302,6 @@ class ExperimentAgent:
             self._record_in(hid, decision, tests)
 
     def _record_in(self, hid: int, decision: Decision, tests: dict[str, FindingRecord]) -> None:
-        from cdx.knowledge import record_hypothesis
-
         for t, test in tests.items():
             self.kb.add_validation(hid, _with(test, group=t, validated=t in decision.significant_topics),
                                    "experiment", self.run_id, OMIT)

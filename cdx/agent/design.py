@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cdx.agent.topics import PHRASING, TOPICS, TopicPrompt, draw, phrasing_prompts, template_prompts
 from cdx.assistant.replies import parse_prompts
+from cdx.io import RecordLog
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,6 @@ class PromptDesigner:
         self._asked: dict[str, list[TopicPrompt]] = {}
         self._asked_log = None
         if asked_path is not None:  # an assistant's reply is not reproducible: keep it, resume by topic
-            from cdx.io import RecordLog
-
             self._asked_log = RecordLog(asked_path, key="topic")
             for topic, rec in self._asked_log.load().items():  # keyed by topic: str
                 self._asked[str(topic)] = [TopicPrompt(t, str(topic), "assistant") for t in rec["prompts"]]

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from pydantic import BaseModel
+
+from cdx.analysis.sampling import PLAIN, SampleSettings, sample_pair
 from cdx.io import RecordLog
 from cdx.io.records import SampleRecord, samples_of
 
@@ -39,8 +42,6 @@ class PairSampler:
 
     def __init__(self, pair, samples_per_prompt: int = 1, max_new_tokens: int = 48, temperature: float = 1.0,
                  batch_size: int = 8, seed: int = 0):
-        from cdx.analysis.sampling import SampleSettings
-
         self.pair = pair
         self.settings = SampleSettings(samples_per_prompt=samples_per_prompt, max_new_tokens=max_new_tokens,
                                        temperature=temperature, batch_size=batch_size, seed=seed)
@@ -49,8 +50,6 @@ class PairSampler:
         self.n_tokens = 0
 
     def sample(self, prompts: Sequence[str], prompt_ids: Sequence[int] | None = None) -> list[SampleRecord]:
-        from cdx.analysis.sampling import PLAIN, sample_pair
-
         if prompt_ids is not None:  # the caller numbers the prompts and decides what is drawn together
             self._index.update(zip(prompts, prompt_ids, strict=True))
             for p in prompts:
@@ -64,6 +63,21 @@ class PairSampler:
                 self._cache.setdefault(r.prompt, []).append(r)
                 self.n_tokens += r.n_tokens
         return [r for p in dict.fromkeys(prompts) for r in self._cache.get(p, [])]
+
+
+class Plan(BaseModel):
+    """One line of experiment_plans.jsonl: prompts drawn together, with the indices they take."""
+
+    id: str
+    prompts: list[str]
+    prompt_ids: list[int]
+
+
+class PlanDone(BaseModel):
+    """The line `<plan>-done` of experiment_plans.jsonl: the ids of the records its plan drew, in order."""
+
+    id: str
+    ids: list[str]
 
 
 class RecordedSampler:
@@ -92,11 +106,11 @@ class RecordedSampler:
         self._plan_of: dict[str, str] = {}
         """Prompt -> the id of the plan that drew it."""
         self._index: dict[str, int] = {}
-        self._resumed = {plan["id"] for plan in self._plan_records()}
+        self._resumed = {plan.id for plan in self._plan_list()}
         """Plans an earlier process wrote (a killed run): one drawn again is put back in order."""
-        for plan in self._plan_records():
-            for p, i in zip(plan["prompts"], plan["prompt_ids"], strict=True):
-                self._plan_of[p], self._index[p] = plan["id"], i
+        for plan in self._plan_list():
+            for p, i in zip(plan.prompts, plan.prompt_ids, strict=True):
+                self._plan_of[p], self._index[p] = plan.id, i
 
     @property
     def n_tokens(self) -> int:
@@ -114,44 +128,50 @@ class RecordedSampler:
         if new:
             self._add_plan(new)
         plan_ids = list(dict.fromkeys(self._plan_of[p] for p in wanted))
-        redrawn = [self._complete(self.plans.done[plan_id]) for plan_id in plan_ids]
+        redrawn = [self._complete(Plan.model_validate(self.plans.done[plan_id])) for plan_id in plan_ids]
         if any(redrawn):  # a plan cut short by a kill: its records back in the uninterrupted order
             self.records.finalize(self._drawn_ids())
         return [r for p in wanted for r in self._records_of(p)]
 
     def _records_of(self, prompt: str) -> list[SampleRecord]:
         """The records its plan drew for `prompt`, in the order drawn (a stray older record is not one)."""
-        ids = self.plans.done[f"{self._plan_of[prompt]}-done"]["ids"]
-        return samples_of(self.records.done[i] for i in ids if self.records.done[i]["prompt"] == prompt)
+        done = self._done_of(self._plan_of[prompt])
+        assert done is not None  # sample() completed the plan first
+        return [r for r in samples_of(self.records.done[i] for i in done.ids) if r.prompt == prompt]
+
+    def _done_of(self, plan_id: str) -> PlanDone | None:
+        line = self.plans.done.get(f"{plan_id}-done")
+        return None if line is None else PlanDone.model_validate(line)
 
     def _drawn_ids(self) -> list[str]:
-        return [i for plan in self._plan_records() for i in self.plans.done.get(f"{plan['id']}-done", {}).get("ids", [])]
+        return [i for plan in self._plan_list() for i in getattr(self._done_of(plan.id), "ids", [])]
 
-    def _plan_records(self) -> list[dict]:
-        plans = [r for r in self.plans.done.values() if "prompts" in r]
-        return sorted(plans, key=lambda r: int(r["id"]))
+    def _plan_list(self) -> list[Plan]:
+        """The plans on disk (not their done lines), in the order they were made."""
+        plans = [Plan.model_validate(r) for r in self.plans.done.values() if "prompts" in r]
+        return sorted(plans, key=lambda plan: int(plan.id))
 
     def _add_plan(self, prompts: list[str]) -> None:
         start = max(self._index.values(), default=-1) + 1
-        plan_id = str(max((int(r["id"]) + 1 for r in self._plan_records()), default=0))
-        ids = list(range(start, start + len(prompts)))
+        plan = Plan(id=str(max((int(p.id) + 1 for p in self._plan_list()), default=0)), prompts=prompts,
+                    prompt_ids=list(range(start, start + len(prompts))))
         with self.plans.writer() as w:  # on disk before anything is drawn
-            w.write([{"id": plan_id, "prompts": prompts, "prompt_ids": ids}])
-        for p, i in zip(prompts, ids, strict=True):
-            self._plan_of[p], self._index[p] = plan_id, i
+            w.write([plan.model_dump()])
+        for p, i in zip(plan.prompts, plan.prompt_ids, strict=True):
+            self._plan_of[p], self._index[p] = plan.id, i
 
-    def _complete(self, plan: dict) -> bool:
+    def _complete(self, plan: Plan) -> bool:
         """Draw `plan` unless all its records are on disk; write only the missing ones, then its done line.
 
         True when a plan of an earlier process was drawn again (a resume), False otherwise.
         """
-        done = self.plans.done.get(f"{plan['id']}-done")
-        if done is not None and all(i in self.records.done for i in done["ids"]):
+        done = self._done_of(plan.id)
+        if done is not None and all(i in self.records.done for i in done.ids):
             return False
-        drawn = self.inner.sample(plan["prompts"], prompt_ids=plan["prompt_ids"])
+        drawn = self.inner.sample(plan.prompts, prompt_ids=plan.prompt_ids)
         with self.records.writer() as w:
             w.write([r.dump() for r in drawn if r.id not in self.records.done])
         if done is None:
             with self.plans.writer() as w:
-                w.write([{"id": f"{plan['id']}-done", "ids": [r.id for r in drawn]}])
-        return plan["id"] in self._resumed
+                w.write([PlanDone(id=f"{plan.id}-done", ids=[r.id for r in drawn]).model_dump()])
+        return plan.id in self._resumed

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from cdx.analysis.behaviours import BehaviourSettings, find_behaviours, with_discovery_rates, write_behaviours
 from cdx.analysis.describe import DescribeSettings, clean_corpus, cluster_prompts, describe
 from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
+from cdx.analysis.judge import Judge
 from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_decoder, sample_batch, split_prompts
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
@@ -179,8 +180,6 @@ class ValidateStage:
         self.behaviours = BehaviourSettings(**(behaviours or {}))
 
     def run(self, ctx: Context) -> None:
-        from cdx.analysis.judge import Judge
-
         split = read_model(ctx.out / "split.json", Split)
         hyps = [Hypothesis.from_dict(d) for d in read_records(ctx.out / "hypotheses.jsonl")]
         t0 = time.perf_counter()

@@ -29,14 +29,15 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cdx.errors import CdxUserError
-from cdx.io import atomic_write_json, atomic_write_text, read_records, write_records
+from cdx.io import atomic_write_json, atomic_write_text, job_folders, read_records, write_records
 from cdx.io.records import FindingRecord
-from cdx.organisms import build_organism, load_spec, load_truth
+from cdx.organisms import available, build_organism, load_spec, load_truth
 from cdx.organisms.aggregate import JUDGE_METRICS, METRICS, display_rows, table_rows
 from cdx.organisms.judge import RubricJudge, RubricSettings
 from cdx.organisms.records import TableRow
 from cdx.organisms.scoring import MatchRule, score_run
 from cdx.tasks.common import build_assistant, output_dir, run_meta, tracked
+from cdx.tracking.sweep import markdown, parse_override, write_plot
 
 log = logging.getLogger(__name__)
 RECORD = "benchmark_record.json"
@@ -47,8 +48,6 @@ def run(cfg: DictConfig) -> dict:
         folders = collect_folders(cfg.task.collect)
         return collect(folders, folders[0] / "benchmark", cfg.task.png)
     if cfg.get("organism") is None:
-        from cdx.organisms import available
-
         raise CdxUserError(f"task=benchmark needs organism=<name> (or suite=<name>); organisms: {available()}")
     spec = load_spec(cast(dict, OmegaConf.to_container(cfg.organism, resolve=True)))
     out = output_dir(cfg)
@@ -181,8 +180,6 @@ class MissingJob:
 
 def benchmark_jobs(dirs: list[Path]) -> list[tuple[Path, dict] | MissingJob]:
     """(record path, record) of every job folder under `dirs`, or a `MissingJob` saying why there is none."""
-    from cdx.io import job_folders
-
     jobs: list[tuple[Path, dict] | MissingJob] = []
     for d in dirs:
         listed = {folder.resolve(): overrides for _, folder, overrides in job_folders(d)}
@@ -194,8 +191,6 @@ def benchmark_jobs(dirs: list[Path]) -> list[tuple[Path, dict] | MissingJob]:
 
 
 def _job(folder: Path, overrides: list[str]) -> tuple[Path, dict] | MissingJob:
-    from cdx.tracking.sweep import parse_override
-
     asked = dict(parse_override(o) for o in overrides)
     organism = None if asked.get("organism") is None else str(asked["organism"])
     given = asked.get("seed")
@@ -223,16 +218,12 @@ def _job(folder: Path, overrides: list[str]) -> tuple[Path, dict] | MissingJob:
 
 
 def markdown_table(rows: list[TableRow]) -> str:
-    from cdx.tracking.sweep import markdown
-
     return markdown(display_rows(rows), drop=())
 
 
 def plot(rows: list[TableRow], path: Path, png: bool) -> list[Path]:
     """Recovery@1 / @5 per planted pair and validated findings per null pair, with CI error bars."""
     from plotly.subplots import make_subplots
-
-    from cdx.tracking.sweep import write_plot
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("recovery (planted pairs)", "validated findings (null pairs)"))
     planted = [r for r in rows if r.expected == "behaviour"]

@@ -28,12 +28,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, cast
 
+import yaml
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from cdx.agent import ExperimentAgent, PromptDesigner, RecordedSampler
 from cdx.agent.agent import Decision
+from cdx.agent.topics import TOPICS, draw, template_prompts
 from cdx.io import JsonlWriter, RecordLog, atomic_write_json, atomic_write_text, open_run, progress, read_records, strip_execution_only
 from cdx.io.records import FindingRecord, KBFindingDetail, KnownFinding, OpenHypothesis
 from cdx.knowledge import (
@@ -45,6 +47,7 @@ from cdx.knowledge import (
     record_hypothesis,
     register_pair,
 )
+from cdx.search import load_instructions
 from cdx.search.bank import BankStore
 from cdx.tasks.common import (
     build_assistant,
@@ -74,6 +77,27 @@ class Used(BaseModel):
     assistant_calls: int = 0
 
 
+class IterationStats(BaseModel):
+    """One iteration's counts in state.json (logged to the tracker at its end); a count is written once
+    its stage has set it, in the order the stages run."""
+
+    known: int | None = None
+    replicated: int | None = None
+    not_replicated: int | None = None
+    hypotheses: int | None = None
+    validated: int | None = None
+    opened: int | None = None
+    confirm: int | None = None
+    narrow: int | None = None
+    split: int | None = None
+    reject: int | None = None
+    inconclusive: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _set_only(self, handler) -> dict:
+        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
+
+
 class PipelineState(BaseModel):
     """The pipeline's checkpoint (state.json is its model_dump, rewritten after every stage and decision)."""
 
@@ -96,7 +120,7 @@ class PipelineState(BaseModel):
     """This iteration's hypotheses for the experiment agent (with their hypothesis_id)."""
     decided: dict[str, str] = {}
     """hypothesis id -> the agent's action (or the status found in the knowledge base after a kill)."""
-    iterations: dict[str, dict] = {}
+    iterations: dict[str, IterationStats] = {}
     """Per iteration: its counts (logged to the tracker at its end)."""
     stop_reason: str | None = None
 
@@ -186,7 +210,7 @@ class Pipeline:
 
     def end_iteration(self) -> None:
         i = self.state.iteration
-        it = self.state.iterations.setdefault(str(i), {})
+        it = self.iteration_stats(i).model_dump()
         step = {"iteration": i, **{k: v for k, v in it.items() if isinstance(v, int | float)},
                 **{f"used/{k}": v for k, v in self.state.used.model_dump().items()}}
         self.tracker.log_step(step, i)
@@ -215,7 +239,7 @@ class Pipeline:
         explained = self.kb.findings(pair_id=self.state.pair_id, status=list(EXPLAINED))
         self.state.known = [KnownFinding.model_validate(f.model_dump()) for f in known]
         self.state.explained_keys = sorted({self._hypothesis(f.hypothesis_id).key for f in explained})
-        self.iteration_stats(i)["known"] = len(known)
+        self.iteration_stats(i).known = len(known)
         return {"known": [f"#{f.id} {f.statement} ({f.status})" for f in known],
                 "n_explained": len(self.state.explained_keys)}
 
@@ -233,7 +257,8 @@ class Pipeline:
             self.save()
             results.append(res)
         n_ok = sum(r.status == "replicated" for r in results)
-        self.iteration_stats(i).update(replicated=n_ok, not_replicated=len(results) - n_ok)
+        stats = self.iteration_stats(i)
+        stats.replicated, stats.not_replicated = n_ok, len(results) - n_ok
         return {"replicated": n_ok, "not_replicated": len(results) - n_ok, "tested": [r.finding_id for r in results]}
 
     def stage_search(self, i: int) -> dict:
@@ -270,8 +295,9 @@ class Pipeline:
         result = get_method(sub.task._target_)(sub)
         records = [FindingRecord.model_validate(r) for r in read_records(folder / "findings.jsonl")]
         opened, known = self.record_hypotheses(records, folder)
-        self.iteration_stats(i).update(hypotheses=len(records), validated=result.get("n_validated", 0), opened=len(opened),
-                                       known=len(known))
+        stats = self.iteration_stats(i)
+        stats.hypotheses, stats.validated = len(records), result.get("n_validated", 0)
+        stats.opened, stats.known = len(opened), len(known)
         return {"n_prompts": len(prompts), "n_hypotheses": len(records), "n_validated": result.get("n_validated"),
                 "open": [h.statement for h in opened], "not_rediscovered": known, "dir": str(folder),
                 "_tokens": int(result.get("n_tokens", 0))}
@@ -297,7 +323,7 @@ class Pipeline:
             actions.append(d.action)
         stats = self.iteration_stats(i)
         for a in ("confirm", "narrow", "split", "reject", "inconclusive"):
-            stats[a] = actions.count(a)
+            setattr(stats, a, actions.count(a))
         self.state.open = []
         return {"decisions": actions}
 
@@ -340,10 +366,6 @@ class Pipeline:
 
     def steered_instructions(self, folder: Path) -> Path:
         """The search instructions plus what is already explained, so the assistant looks elsewhere."""
-        import yaml
-
-        from cdx.search import load_instructions
-
         base = load_instructions(str(self.cfg.search.instructions))
         known = [f.statement for f in self.state.known]
         data = base.model_dump(exclude_none=True)
@@ -364,8 +386,6 @@ class Pipeline:
             prompts += instantiate(self.cfg.prompts).load()
         per = int(self.t.analyze.topic_prompts or 0)
         if per:  # a broad sample over every topic, so a topic-bound behaviour is among what is analysed
-            from cdx.agent.topics import TOPICS, draw, template_prompts
-
             prompts += [p.text for t in sorted(TOPICS) for p in draw(template_prompts(t), per, int(self.cfg.seed) + 7919 * i)]
         prompts = list(dict.fromkeys(p for p in prompts if p.strip()))
         if len(prompts) < 4:
@@ -451,8 +471,8 @@ class Pipeline:
     def _tokens(self) -> int:
         return self._agent.sampler.n_tokens if self._agent is not None else 0
 
-    def iteration_stats(self, i: int) -> dict:
-        return self.state.iterations.setdefault(str(i), {})
+    def iteration_stats(self, i: int) -> IterationStats:
+        return self.state.iterations.setdefault(str(i), IterationStats())
 
     def save(self) -> None:
         atomic_write_json(self.state_path, self.state.model_dump())
