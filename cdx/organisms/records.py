@@ -109,6 +109,37 @@ class Match(BaseModel):
     agreement_precision: float | None = None
 
 
+class JudgeAttempt(BaseModel):
+    """One request to the rubric judge and its reply."""
+
+    messages: list[dict[str, str]]
+    reply: str
+
+
+class JudgeVerdict(BaseModel):
+    """The rubric judge's transcript for one finding (`RubricJudge.grade`)."""
+
+    grade: int | None
+    """1-5, or None when no reply held a grade (or the request failed: `error`)."""
+    attempts: list[JudgeAttempt]
+    """The request, then the stricter one only when the first reply held no grade."""
+    error: str | None
+    """Why the request failed for good after the client's retries (None: it did not)."""
+
+
+class JudgeSummary(BaseModel):
+    """The rubric judge's settings and counts in a benchmark record (`RubricJudge.summary`)."""
+
+    assistant: str
+    """The assistant's cache id."""
+    calls: int
+    unparsed: int
+    failed: int
+    grade_counts: int
+    """The lowest grade that counts as a recovery."""
+    max_findings: int
+
+
 class MatchRow(SetFields):
     """A validated finding of a scored run, best first: the checker rules' verdict and the judge's."""
 
@@ -123,8 +154,8 @@ class MatchRow(SetFields):
     """The rubric judge's 1-5 grade (None: not graded, or no reply held one)."""
     matched: bool
     """Checker rules or judge."""
-    judge: dict | None = None
-    """The judge's transcript ({grade, attempts, error}), only for graded findings."""
+    judge: JudgeVerdict | None = None
+    """The judge's transcript, only for graded findings."""
 
 
 class RunScore(SetFields):
@@ -145,6 +176,6 @@ class RunScore(SetFields):
     judge_recovery_at_5: float | None = None
     judge_calls: int | None = None
     judge_unparsed: int | None = None
-    judge: dict | None = None
+    judge: JudgeSummary | None = None
     """The judge's settings and counts (`RubricJudge.summary`), only when a judge is configured."""
     matches: list[MatchRow] = []

@@ -116,7 +116,7 @@ def _match_row(rank: int, finding: FindingRecord, truth: PlantedTruth, rule: Mat
                    **m.model_dump(exclude={"matched"}), judge_grade=None, matched=m.matched)
     if judge is not None and rank <= judge.settings.max_findings:
         row.judge = judge.grade(truth, finding)
-        row.judge_grade = row.judge["grade"]
+        row.judge_grade = row.judge.grade
         row.matched = m.matched or counts(row.judge_grade)
     return row
 

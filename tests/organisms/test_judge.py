@@ -89,8 +89,8 @@ def test_a_checker_match_stands_whatever_the_judge_says():
 def test_an_unparsed_reply_is_asked_once_more_strictly():
     judge = RubricJudge(ScriptedAssistant(["I think it is quite close.", "4"]))
     verdict = judge.grade(TRUTH, VAGUE)
-    assert verdict["grade"] == 4 and judge.calls == 2 and judge.unparsed == 0
-    first, second = (a["messages"][1]["content"] for a in verdict["attempts"])
+    assert verdict.grade == 4 and judge.calls == 2 and judge.unparsed == 0
+    first, second = (a.messages[1]["content"] for a in verdict.attempts)
     assert second == f"{first}\n\n{STRICT}"
 
 
