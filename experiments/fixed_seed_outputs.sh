@@ -26,7 +26,7 @@ from tests.agent import pipeline_toys
 from tests.agent.test_pipeline_resume import ANALYZED
 pipeline_toys.ANALYZED = ANALYZED
 sys.argv = ['cdx.run', 'model=tiny_random', 'task=pipeline', 'task.iterations=1', 'task.search.enabled=false',
-            'task.analyze_task.task._target_=tests.agent.pipeline_toys.toy_analyze', 'agent.sampler.max_new_tokens=4',
+            'task.analyze.entry=tests.agent.pipeline_toys.toy_analyze', 'agent.sampler.max_new_tokens=4',
             'agent.sampler.batch_size=4', 'agent.settings.topics=[cooking,travel,weather,mathematics]',
             'report.color=false', 'knowledge.path=$OUT/pipeline.sqlite', 'hydra.run.dir=$OUT/pipeline']
 runpy.run_module('cdx.run', run_name='__main__')"

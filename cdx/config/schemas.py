@@ -486,6 +486,8 @@ class PipelineAnalyzeSchema(Strict):
     enabled: bool = True
     base_prompts: bool = True
     topic_prompts: int = Field(6, ge=0)
+    entry: str = "cdx.tasks.analyze.analyze"
+    """The analysis of each iteration: a function (cdx.tasks.analyze.AnalyzeJob) -> AnalysisSummary | None."""
 
 
 class PipelineTaskSchema(TaskSchema):
@@ -499,7 +501,6 @@ class PipelineTaskSchema(TaskSchema):
     max_hypotheses: int = Field(4, ge=1)
     experiment_unvalidated: bool = False
     search_task: dict
-    analyze_task: dict
 
     @model_validator(mode="after")
     def _something_to_analyse(self) -> PipelineTaskSchema:

@@ -1,19 +1,27 @@
 """task=analyze: what changed in behaviour between the two models, as validated findings.
 
-The stages live in cdx/analysis (built from conf/analysis/); this task only wires the run:
-output folder, pair, prompts, assistant and tracker. Returns analysis.json's numbers.
+The stages live in cdx/analysis (built from conf/analysis/). `analyze(job)` runs one analysis in
+its run folder from objects (an `AnalyzeJob`: the Analysis, the prompts, the pair, the run
+identity) and returns its `AnalysisSummary`; `run(cfg)` is the thin Hydra task that builds the job
+from the config, and task=pipeline builds its jobs from objects it made once. Returns analysis.json's
+numbers.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import cast
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from cdx.analysis.pipeline import Context
-from cdx.io import open_run
+from cdx.analysis.pipeline import Analysis, Context
+from cdx.analysis.report import AnalysisSummary
+from cdx.io import open_run, strip_execution_only, texts_digest
 from cdx.knowledge import KnowledgeBaseError, record_analysis
 from cdx.tasks.common import (
     build_assistant,
@@ -28,19 +36,57 @@ from cdx.tasks.common import (
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class AnalyzeJob:
+    """One analysis run, as objects: what `analyze` needs."""
+
+    out: Path
+    """The run folder (run.json, the stages' files)."""
+    prompts: list[str]
+    """Distinct prompts (a prompt in both splits would leak discovery into validation)."""
+    analysis: Analysis
+    load_pair: Callable[[], Any]
+    """Returns the loaded pair; called once, when the first stage that needs it runs."""
+    identity: dict
+    """The settings that decide the findings (run.json; a resume must match them): `analysis_identity`."""
+    seed: int = 0
+    resume: bool = False
+    assistant: Any = None
+    tracking: Callable[[], AbstractContextManager] | None = None
+    """Starts the run's tracker once the folder is open (task=analyze: `tracked(cfg)`); None: none."""
+    before_finish: Callable[[Path], None] | None = None
+    """Runs after the report, before the run counts as finished (task=analyze: the knowledge base)."""
+
+
+def analysis_identity(seed: int, model: dict, analysis: dict, prompts: list[str]) -> dict:
+    """run.json's identity of an analysis: the seed, the pair's and the analysis's settings, the prompts' digest."""
+    return strip_execution_only({"task": "analyze", "seed": seed, "task_options": {}, "model": model,
+                                 "analysis": analysis, "inputs": {"n": len(prompts), "sha256": texts_digest(prompts)}})
+
+
+def analyze(job: AnalyzeJob) -> AnalysisSummary | None:
+    """Run (or, with job.resume, continue) one analysis in job.out; its analysis.json record."""
+    # One run per folder (lock); resume only with the settings that decide the findings (run.json).
+    with (open_run(job.out, "analyze", job.identity, job.resume) as rundir,
+          (job.tracking or nullcontext)() as tracker):
+        ctx = Context(out=job.out, prompts=job.prompts, load_pair=job.load_pair, seed=job.seed, resume=job.resume,
+                      assistant=job.assistant, tracker=tracker)
+        result = job.analysis.run(ctx)
+        if job.before_finish is not None:
+            job.before_finish(job.out)
+        rundir.finish(n_validated=result.n_validated if result else None)
+    return result
+
+
 def run(cfg: DictConfig) -> dict:
     out = output_dir(cfg)
     seed_everything(cfg.seed)
     prompts = list(dict.fromkeys(instantiate(cfg.prompts).load()))  # a prompt in both splits would leak
-    # One run per folder (lock); resume only with the settings that decide the findings (run.json).
     identity = run_identity(cfg, "analyze", prompts, groups=("model", "analysis"))
-    with open_run(out, "analyze", identity, bool(cfg.resume)) as rundir, tracked(cfg, "analyze") as tracker:
-        analysis = instantiate(cfg.analysis)
-        ctx = Context(out=out, prompts=prompts, load_pair=lambda: instantiate(cfg.model), seed=int(cfg.seed),
-                      resume=bool(cfg.resume), assistant=_assistant(cfg), tracker=tracker)
-        result = analysis.run(ctx)
-        _record_in_knowledge_base(cfg, out)
-        rundir.finish(n_validated=result.n_validated if result else None)
+    result = analyze(AnalyzeJob(
+        out=out, prompts=prompts, analysis=instantiate(cfg.analysis), load_pair=lambda: instantiate(cfg.model),
+        identity=identity, seed=int(cfg.seed), resume=bool(cfg.resume), assistant=analysis_assistant(cfg),
+        tracking=lambda: tracked(cfg, "analyze"), before_finish=lambda folder: _record_in_knowledge_base(cfg, folder)))
     return result.numbers() if result else {}
 
 
@@ -63,7 +109,8 @@ def _record_in_knowledge_base(cfg: DictConfig, out) -> None:
                  "task=findings)", rec.n_findings_new, rec.n_replicated, rec.n_not_replicated)
 
 
-def _assistant(cfg: DictConfig):
+def analysis_assistant(cfg: DictConfig):
+    """The run's assistant when the analysis asks one (hypothesise.use_assistant, validate.judge), else None."""
     a = cfg.analysis
     if not (a.hypothesise.get("use_assistant") or a.validate.get("judge")) or not cfg.get("assistant"):
         return None

@@ -5,7 +5,8 @@ Each iteration runs five stages, each checkpointed (state.json) and logged (even
     knowledge    query the knowledge base for this pair's known findings
     replicate    re-test each known finding briefly (replicated | not_replicated), once per pipeline run
     search       divergence prompt search, told what is already explained (iter<i>/search)
-    analyze      contrastive samples + analysis of the bank and base prompts (iter<i>/analyze); new
+    analyze      contrastive samples + analysis of the bank and base prompts (iter<i>/analyze), through
+                 `task.analyze.entry` (cdx.tasks.analyze.analyze) with the pair and Analysis built once; new
                  hypotheses go to the knowledge base, ones matching known findings are not rediscovered
     experiments  the experiment agent decides on each open hypothesis (confirm | narrow | split | reject)
 
@@ -36,6 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from cdx.agent import ExperimentAgent, PromptDesigner, RecordedSampler
 from cdx.agent.agent import Decision
 from cdx.agent.topics import TOPICS, draw, template_prompts
+from cdx.analysis.pipeline import Analysis
+from cdx.decoding.prompts import PromptsFile
 from cdx.io import JsonlWriter, RecordLog, atomic_write_json, atomic_write_text, open_run, progress, read_records, strip_execution_only
 from cdx.io.records import FindingRecord, KBFindingDetail, KnownFinding, OpenHypothesis
 from cdx.knowledge import (
@@ -49,6 +52,7 @@ from cdx.knowledge import (
 )
 from cdx.search import load_instructions
 from cdx.search.bank import BankStore
+from cdx.tasks.analyze import AnalyzeJob, analysis_assistant, analysis_identity
 from cdx.tasks.common import (
     build_assistant,
     git_commit,
@@ -162,6 +166,9 @@ class Pipeline:
         """(stage, hypothesis statement) the designer is writing prompts for; ids count within it."""
         self._n_designed: dict[tuple, int] = {}
         self._pair = None
+        self._analysis: Analysis | None = None
+        self._analysis_assistant = False
+        """The analysis's assistant once built (False: not yet; None: the analysis asks none)."""
         self._agent: ExperimentAgent | None = None
         self._started = time.monotonic()
         self._wall_before = self.state.used.wall_s
@@ -285,22 +292,25 @@ class Pipeline:
         prompts = self.analysis_prompts(i)
         path = self.out / f"iter{i}" / "prompts.txt"
         atomic_write_text(path, "".join(p.replace("\n", " ") + "\n" for p in prompts))
-        # conf/task/analyze.yaml is a _global_ package: its task node sits under analyze_task.task
-        task_cfg = self.t.analyze_task.task if "task" in self.t.analyze_task else self.t.analyze_task
-        sub = self.subconfig(task_cfg, folder)
-        with open_dict(sub):
-            sub.prompts = OmegaConf.create({"_target_": "cdx.decoding.prompts.PromptsFile", "path": str(path),
-                                            "key": "prompt", "column": "prompt", "limit": None})
-            sub.knowledge.enabled = False  # the pipeline records the hypotheses itself, with their ids
-        result = get_method(sub.task._target_)(sub)
+        analyzed = list(dict.fromkeys(PromptsFile(path=str(path), limit=None).load()))  # as written, one a line
+        seed_everything(int(self.cfg.seed))
+        # the analysis as a library: objects built once (pair, analysis, assistant), no sub-config; the
+        # pipeline records the hypotheses in the knowledge base itself, with their ids
+        job = AnalyzeJob(out=folder, prompts=analyzed, analysis=self.analysis, load_pair=lambda: self.pair,
+                         identity=analysis_identity(int(self.cfg.seed), _plain(self.cfg.model),
+                                                    self.analysis_settings, analyzed),
+                         seed=int(self.cfg.seed), resume=(folder / "run.json").is_file(),
+                         assistant=self.analysis_assistant)
+        result = get_method(str(self.t.analyze.entry))(job)
         records = [FindingRecord.model_validate(r) for r in read_records(folder / "findings.jsonl")]
         opened, known = self.record_hypotheses(records, folder)
+        n_validated = result.n_validated if result is not None else None
         stats = self.iteration_stats(i)
-        stats.hypotheses, stats.validated = len(records), result.get("n_validated", 0)
+        stats.hypotheses, stats.validated = len(records), n_validated if result is not None else 0
         stats.opened, stats.known = len(opened), len(known)
-        return {"n_prompts": len(prompts), "n_hypotheses": len(records), "n_validated": result.get("n_validated"),
+        return {"n_prompts": len(prompts), "n_hypotheses": len(records), "n_validated": n_validated,
                 "open": [h.statement for h in opened], "not_rediscovered": known, "dir": str(folder),
-                "_tokens": int(result.get("n_tokens", 0))}
+                "_tokens": result.n_tokens if result is not None else 0}
 
     def stage_experiments(self, i: int) -> dict:
         actions = []
@@ -334,6 +344,28 @@ class Pipeline:
         if self._pair is None:
             self._pair = instantiate(self.cfg.model)
         return self._pair
+
+    @property
+    def analysis_settings(self) -> dict:
+        """conf/analysis as the pipeline runs it: without the analysis's own findings table (the pipeline
+        prints its summary at the end); part of each analysis's run identity."""
+        settings = _plain(self.cfg.analysis)
+        settings["report"]["print_table"] = False
+        return settings
+
+    @property
+    def analysis(self) -> Analysis:
+        """The analysis of every iteration, built once."""
+        if self._analysis is None:
+            self._analysis = instantiate(self.analysis_settings)
+        return self._analysis
+
+    @property
+    def analysis_assistant(self):
+        """The analysis's assistant (only when its hypothesise or validate stage asks one), built once."""
+        if self._analysis_assistant is False:
+            self._analysis_assistant = analysis_assistant(self.cfg)
+        return self._analysis_assistant
 
     @property
     def agent(self) -> ExperimentAgent:
@@ -525,8 +557,12 @@ def _check_options(t: DictConfig) -> None:
             raise ValueError(f"task.budget.{k} is not a budget; use wall_s, tokens or assistant_calls")
         if v is not None and v <= 0:
             raise ValueError(f"task.budget.{k}={v} must be > 0 (or null for no limit)")
-    if t.analyze.enabled and "analyze_task" not in t:
-        raise ValueError("task.analyze.enabled=true needs the analyze task config (task.analyze_task)")
+    if t.analyze.enabled:
+        try:
+            get_method(str(t.analyze.entry))
+        except Exception as e:  # Hydra's message names the module or attribute it could not find
+            raise ValueError(f"task.analyze.entry={t.analyze.entry} is not a function cdx can import ({e}); "
+                             "the default is cdx.tasks.analyze.analyze") from e
 
 
 def _search_calls(folder: Path) -> int:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import random
 
 from cdx.agent.topics import TOPICS, template_prompts
+from cdx.analysis.report import AnalysisSummary
 from cdx.io import write_records
+from cdx.tasks.analyze import AnalyzeJob
 from tests.samples import make_sample
 
 REFUSE, ANSWER = "I cannot help with that request.", "Sure! Here is how you do it."
@@ -57,9 +59,9 @@ ANALYZED = [BROAD]
 """What toy_analyze reports (a test may set other hypotheses)."""
 
 
-def toy_analyze(cfg) -> dict:
-    """Writes findings.jsonl with the broad hypothesis, as task=analyze would after seeing cooking refusals."""
-    from pathlib import Path
-
-    write_records(Path(cfg.output_dir) / "findings.jsonl", ANALYZED)
-    return {"n_validated": len(ANALYZED), "n_hypotheses": len(ANALYZED), "n_tokens": 100}
+def toy_analyze(job: AnalyzeJob) -> AnalysisSummary:
+    """Writes findings.jsonl with the broad hypothesis, as the analysis would after seeing cooking refusals."""
+    write_records(job.out / "findings.jsonl", ANALYZED)
+    return AnalysisSummary(n_validated=len(ANALYZED), n_hypotheses=len(ANALYZED), n_prompts=len(job.prompts),
+                           n_discovery_prompts=0, n_validation_prompts=0, n_validation_texts_s=0,
+                           n_validation_texts_c=0, n_tokens=100, fdr=0.05, output_dir=str(job.out))

@@ -22,7 +22,7 @@ from tests.conftest import compose
 
 TOY = [
     "model=tiny_random", "task=pipeline", "task.iterations=1", "task.search.enabled=false", "report.color=false",
-    "task.analyze_task.task._target_=tests.agent.pipeline_toys.toy_analyze",
+    "task.analyze.entry=tests.agent.pipeline_toys.toy_analyze",
     "~agent.sampler", "+agent.sampler._target_=tests.agent.pipeline_toys.ToySampler",
     "+agent.sampler.comparison={cooking: 0.9}",
     "agent.settings.topics=[cooking,travel,weather,mathematics]",

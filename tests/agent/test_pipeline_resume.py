@@ -29,7 +29,7 @@ ANALYZED = [  # two validated hypotheses with other rates, hence other sample si
      "checker": {"type": "regex", "pattern": "[A-Z]"}, "rate_s": 0.25, "rate_c": 0.5, "effect": 0.25},
 ]
 ARGS = ["model=tiny_random", "task=pipeline", "task.iterations=1", "task.search.enabled=false", "report.color=false",
-        "task.analyze_task.task._target_=tests.agent.pipeline_toys.toy_analyze", "agent.sampler.max_new_tokens=4",
+        "task.analyze.entry=tests.agent.pipeline_toys.toy_analyze", "agent.sampler.max_new_tokens=4",
         "agent.sampler.batch_size=4", "agent.settings.topics=[cooking,travel,weather,mathematics]"]
 
 # kill -9 at the first batch drawn after the first experiment decision: the second hypothesis's texts
