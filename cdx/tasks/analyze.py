@@ -28,7 +28,6 @@ from cdx.tasks.common import (
     output_dir,
     resolved_config,
     resume_command,
-    run_identity,
     seed_everything,
     tracked,
 )
@@ -59,7 +58,8 @@ class AnalyzeJob:
 
 
 def analysis_identity(seed: int, model: dict, analysis: dict, prompts: list[str]) -> dict:
-    """run.json's identity of an analysis: the seed, the pair's and the analysis's settings, the prompts' digest."""
+    """run.json's identity of an analysis (task=analyze's and the pipeline's): the seed, the pair's and the
+    analysis's settings, the prompts' digest (`cdx.tasks.common.run_identity`'s shape, task options none)."""
     return strip_execution_only({"task": "analyze", "seed": seed, "task_options": {}, "model": model,
                                  "analysis": analysis, "inputs": {"n": len(prompts), "sha256": texts_digest(prompts)}})
 
@@ -82,7 +82,8 @@ def run(cfg: DictConfig) -> dict:
     out = output_dir(cfg)
     seed_everything(cfg.seed)
     prompts = list(dict.fromkeys(instantiate(cfg.prompts).load()))  # a prompt in both splits would leak
-    identity = run_identity(cfg, "analyze", prompts, groups=("model", "analysis"))
+    c = resolved_config(cfg)
+    identity = analysis_identity(c["seed"], c["model"], c["analysis"], prompts)
     result = analyze(AnalyzeJob(
         out=out, prompts=prompts, analysis=instantiate(cfg.analysis), load_pair=lambda: instantiate(cfg.model),
         identity=identity, seed=int(cfg.seed), resume=bool(cfg.resume), assistant=analysis_assistant(cfg),
