@@ -106,6 +106,8 @@ class RecordedSampler:
         self._plan_of: dict[str, str] = {}
         """Prompt -> the id of the plan that drew it."""
         self._index: dict[str, int] = {}
+        self._typed: dict[str, SampleRecord] = {}
+        """Records read from disk, validated once by id."""
         self._resumed = {plan.id for plan in self._plan_list()}
         """Plans an earlier process wrote (a killed run): one drawn again is put back in order."""
         for plan in self._plan_list():
@@ -137,7 +139,12 @@ class RecordedSampler:
         """The records its plan drew for `prompt`, in the order drawn (a stray older record is not one)."""
         done = self._done_of(self._plan_of[prompt])
         assert done is not None  # sample() completed the plan first
-        return [r for r in samples_of(self.records.done[i] for i in done.ids) if r.prompt == prompt]
+        return [r for r in map(self._sample, done.ids) if r.prompt == prompt]
+
+    def _sample(self, rid: str) -> SampleRecord:
+        if rid not in self._typed:
+            self._typed[rid] = samples_of([self.records.done[rid]])[0]
+        return self._typed[rid]
 
     def _done_of(self, plan_id: str) -> PlanDone | None:
         line = self.plans.done.get(f"{plan_id}-done")

@@ -84,10 +84,11 @@ class ReportStage:
     def run(self, ctx: Context) -> None:
         findings = load_findings(ctx.out)
         behaviours = read_behaviours(ctx.out / "behaviours.jsonl")
-        summary = write_summary(ctx, findings, self.fdr, behaviours)
+        samples = read_splits(ctx.out)
+        summary = write_summary(ctx, findings, self.fdr, samples, behaviours)
         desc = read_model(ctx.out / "description.json", Description)
-        val = read_samples(ctx.out / "validation.jsonl") if (ctx.out / "validation.jsonl").exists() else []
-        atomic_write_text(ctx.out / "analysis.html", html_report(findings, summary, desc, val, behaviours))
+        atomic_write_text(ctx.out / "analysis.html",
+                          html_report(findings, summary, desc, samples["validation"], behaviours))
         if self.print_table:
             console = Console(highlight=False, no_color=not self.color, soft_wrap=True)
             print_behaviours(behaviours, self.top_n, console)
@@ -102,11 +103,15 @@ class ReportStage:
         ctx.state.result = summary
 
 
-def write_summary(ctx: Context, findings: list[Finding], fdr: float,
+def read_splits(out: Path) -> dict[str, list[SampleRecord]]:
+    """discovery.jsonl and validation.jsonl of a run folder (empty where a stage has not written one)."""
+    return {split: read_samples(p) if (p := out / f"{split}.jsonl").exists() else []
+            for split in ("discovery", "validation")}
+
+
+def write_summary(ctx: Context, findings: list[Finding], fdr: float, samples: dict[str, list[SampleRecord]],
                   behaviours: Sequence[Behaviour] = ()) -> AnalysisSummary:
     split = read_model(ctx.out / "split.json", Split)
-    samples = {split: read_samples(p) if (p := ctx.out / f"{split}.jsonl").exists() else []
-               for split in ("discovery", "validation")}
     modes = [r.mode for r in samples["validation"]]
     n_s, n_c = modes.count("plain_s"), modes.count("plain_c")
     m = max(len(findings), 1)

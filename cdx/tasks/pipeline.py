@@ -306,7 +306,7 @@ class Pipeline:
         opened, known = self.record_hypotheses(records, folder)
         n_validated = result.n_validated if result is not None else None
         stats = self.iteration_stats(i)
-        stats.hypotheses, stats.validated = len(records), n_validated if result is not None else 0
+        stats.hypotheses, stats.validated = len(records), n_validated or 0
         stats.opened, stats.known = len(opened), len(known)
         return {"n_prompts": len(prompts), "n_hypotheses": len(records), "n_validated": n_validated,
                 "open": [h.statement for h in opened], "not_rediscovered": known, "dir": str(folder),
