@@ -500,7 +500,6 @@ class PipelineTaskSchema(TaskSchema):
     analyze: PipelineAnalyzeSchema = Field(default_factory=PipelineAnalyzeSchema)
     max_hypotheses: int = Field(4, ge=1)
     experiment_unvalidated: bool = False
-    search_task: dict
 
     @model_validator(mode="after")
     def _something_to_analyse(self) -> PipelineTaskSchema:

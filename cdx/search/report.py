@@ -6,11 +6,31 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from cdx.io.records import CycleRecord, Direction
+from cdx.io.records import CycleRecord, Direction, SetFields
 from cdx.search.bank import Bank
 
 
-def summary(bank: Bank, stats: list[CycleRecord], top_n: int, direction: Direction | None = None) -> dict:
+class SearchSummary(SetFields):
+    """A search's headline numbers (summary.json and task=search's result are its `dump()`)."""
+
+    bank_size: int
+    n_seeds: int
+    n_added: int
+    """Prompts the cycles added (the bank's entries beyond the seeds)."""
+    seed_divergence_mean: float
+    top_divergence_mean: float
+    """Mean divergence of the bank's `top_n` highest entries."""
+    new_divergence_mean: float
+    new_top_divergence_mean: float
+    bank_divergence_mean: float
+    cycles: int
+    failed_cycles: int
+    top_n: int
+    direction: Direction | None = None
+    """Which side the responses show (given when the decoding rule says)."""
+
+
+def summary(bank: Bank, stats: list[CycleRecord], top_n: int, direction: Direction | None = None) -> SearchSummary:
     """Headline numbers: seeds' mean divergence against the bank's top `top_n`, and cycle counts.
 
     `direction` (`cdx.decoding.rules.direction_of(rule)`): which side the responses show.
@@ -19,20 +39,20 @@ def summary(bank: Bank, stats: list[CycleRecord], top_n: int, direction: Directi
     seeds = np.array([e.divergence for e in bank.entries if e.cycle == 0])
     new = np.array([e.divergence for e in bank.entries if e.cycle > 0])
     top = np.sort(div)[::-1][:top_n]
-    return {
-        "bank_size": len(bank),
-        "n_seeds": len(seeds),
-        "n_added": len(new),
-        "seed_divergence_mean": float(seeds.mean()) if len(seeds) else 0.0,
-        "top_divergence_mean": float(top.mean()) if len(top) else 0.0,
-        "new_divergence_mean": float(new.mean()) if len(new) else 0.0,
-        "new_top_divergence_mean": float(np.sort(new)[::-1][:top_n].mean()) if len(new) else 0.0,
-        "bank_divergence_mean": float(div.mean()) if len(div) else 0.0,
-        "cycles": sum(1 for s in stats if s.ok),
-        "failed_cycles": sum(1 for s in stats if not s.ok),
-        "top_n": top_n,
-        **({"direction": direction.model_dump(exclude_unset=True)} if direction else {}),
-    }
+    return SearchSummary(
+        bank_size=len(bank),
+        n_seeds=len(seeds),
+        n_added=len(new),
+        seed_divergence_mean=float(seeds.mean()) if len(seeds) else 0.0,
+        top_divergence_mean=float(top.mean()) if len(top) else 0.0,
+        new_divergence_mean=float(new.mean()) if len(new) else 0.0,
+        new_top_divergence_mean=float(np.sort(new)[::-1][:top_n].mean()) if len(new) else 0.0,
+        bank_divergence_mean=float(div.mean()) if len(div) else 0.0,
+        cycles=sum(1 for s in stats if s.ok),
+        failed_cycles=sum(1 for s in stats if not s.ok),
+        top_n=top_n,
+        **({"direction": direction} if direction else {}),
+    )
 
 
 def bank_table(bank: Bank, n: int, top: bool = True, width: int = 48) -> Table:

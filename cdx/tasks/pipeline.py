@@ -21,7 +21,6 @@ state.json, summary.json, iter<i>/{search,analyze}/.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import time
@@ -31,13 +30,14 @@ from typing import Literal, cast
 
 import yaml
 from hydra.utils import get_method, instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from cdx.agent import ExperimentAgent, PromptDesigner, RecordedSampler
 from cdx.agent.agent import Decision
 from cdx.agent.topics import TOPICS, draw, template_prompts
 from cdx.analysis.pipeline import Analysis
+from cdx.assistant import Assistant
 from cdx.decoding.prompts import PromptsFile
 from cdx.io import JsonlWriter, RecordLog, atomic_write_json, atomic_write_text, open_run, progress, read_records, strip_execution_only
 from cdx.io.records import FindingRecord, KBFindingDetail, KnownFinding, OpenHypothesis
@@ -50,7 +50,8 @@ from cdx.knowledge import (
     record_hypothesis,
     register_pair,
 )
-from cdx.search import load_instructions
+from cdx.models.embeddings import Embedder
+from cdx.search import SearchSettings, load_instructions
 from cdx.search.bank import BankStore
 from cdx.tasks.analyze import AnalyzeJob, analysis_assistant, analysis_identity
 from cdx.tasks.common import (
@@ -63,6 +64,7 @@ from cdx.tasks.common import (
     seed_everything,
     tracked,
 )
+from cdx.tasks.search import SearchJob, load_seeds, search, search_decoder, search_identity
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +172,8 @@ class Pipeline:
         self._analysis_assistant = False
         """The analysis's assistant once built (False: not yet; None: the analysis asks none)."""
         self._agent: ExperimentAgent | None = None
+        self._search_assistant: Assistant | None = None
+        self._embedder: Embedder | None = None
         self._started = time.monotonic()
         self._wall_before = self.state.used.wall_s
         if resumed:
@@ -272,18 +276,28 @@ class Pipeline:
         if not self.t.search.enabled:
             return {"skipped": "task.search.enabled=false"}
         folder = self.out / f"iter{i}" / "search"
-        sub = self.subconfig(self.t.search_task, folder)
-        with open_dict(sub):
-            if self.t.search.cycles is not None:
-                sub.search.n_cycles = int(self.t.search.cycles)
-            sub.search.instructions = str(self.steered_instructions(folder.parent))
-        result = get_method(sub.task._target_)(sub)
+        # the search as a library: the pair, assistant and embedder built once; this iteration's settings
+        # name its steered instructions and the pipeline's number of cycles
+        settings_dict = _plain(self.cfg.search)
+        if self.t.search.cycles is not None:
+            settings_dict["n_cycles"] = int(self.t.search.cycles)
+        settings_dict["instructions"] = str(self.steered_instructions(folder.parent))
+        settings = SearchSettings.from_dict(settings_dict)
+        instructions = load_instructions(settings.instructions)
+        seeds = load_seeds(self.cfg.prompts, settings, instructions)
+        seed_everything(int(self.cfg.seed))
+        identity = search_identity(int(self.cfg.seed), _plain(self.cfg.model), _plain(self.cfg.decoding), settings_dict,
+                                   _plain(self.cfg.assistant) if self.cfg.get("assistant") else None, seeds, instructions)
+        result = search(SearchJob(
+            out=folder, seeds=seeds, settings=settings, instructions=instructions,
+            decoder=search_decoder(self.cfg.decoding, self.pair, settings), assistant=self.search_assistant,
+            embedder=self.embedder, identity=identity, seed=int(self.cfg.seed), resume=(folder / "run.json").is_file()))
         calls = _search_calls(folder)
         self.state.used.assistant_calls += calls
-        gens = sub.search.generations_per_prefix or 1
-        return {"bank_size": result["bank_size"], "n_added": result["n_added"], "assistant_calls": calls,
-                "top_divergence_mean": result["top_divergence_mean"], "dir": str(folder),
-                "_tokens": result["bank_size"] * gens * int(sub.search.max_new_tokens or 0)}
+        gens = settings.generations_per_prefix or 1
+        return {"bank_size": result.bank_size, "n_added": result.n_added, "assistant_calls": calls,
+                "top_divergence_mean": result.top_divergence_mean, "dir": str(folder),
+                "_tokens": result.bank_size * gens * int(settings.max_new_tokens or 0)}
 
     def stage_analyze(self, i: int) -> dict:
         if not self.t.analyze.enabled:
@@ -368,6 +382,20 @@ class Pipeline:
         return self._analysis_assistant
 
     @property
+    def search_assistant(self) -> Assistant:
+        """The search's assistant (conf/assistant), built once."""
+        if self._search_assistant is None:
+            self._search_assistant = build_assistant(self.cfg.assistant)
+        return self._search_assistant
+
+    @property
+    def embedder(self) -> Embedder:
+        """The search's embedder (search.embedder), built once."""
+        if self._embedder is None:
+            self._embedder = instantiate(self.cfg.search.embedder)
+        return self._embedder
+
+    @property
     def agent(self) -> ExperimentAgent:
         if self._agent is None:
             a = self.cfg.agent
@@ -384,17 +412,6 @@ class Pipeline:
             self._agent = ExperimentAgent(sampler, designer, instantiate(a.settings), self.kb, self.state.pair_id,
                                           self.state.run_id)
         return self._agent
-
-    def subconfig(self, task_cfg: DictConfig, folder: Path) -> DictConfig:
-        """The pipeline's config with another task, writing to `folder`, resuming it if it holds a run."""
-        sub = copy.deepcopy(self.cfg)
-        with open_dict(sub):
-            sub.task = copy.deepcopy(task_cfg)
-            sub.output_dir = str(folder)
-            sub.resume = (folder / "run.json").is_file()
-            sub.logger = None  # the pipeline's own tracker logs each iteration
-            sub.report.print_top = False
-        return sub
 
     def steered_instructions(self, folder: Path) -> Path:
         """The search instructions plus what is already explained, so the assistant looks elsewhere."""

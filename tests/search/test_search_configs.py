@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 import cdx.tasks.search as search_task
 from cdx.io import read_records
 from cdx.run import run
 from cdx.search import SearchSettings, load_instructions
-from cdx.tasks.search import _decoder_overrides
+from cdx.tasks.search import search_decoder
 from tests.conftest import compose
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,11 +76,11 @@ def test_preset_runs_one_cycle(preset, tmp_path, monkeypatch):
 def test_decoder_overrides_and_nulls(tiny_pair):
     cfg = compose(["task=search", "model=tiny_random"])
     s = SearchSettings.from_dict(OmegaConf.to_container(cfg.search, resolve=True))
-    dec = instantiate(cfg.decoding, pair=tiny_pair, **_decoder_overrides(s))
+    dec = search_decoder(cfg.decoding, tiny_pair, s)
     assert (dec.settings.generations_per_prefix, dec.settings.max_new_tokens) == (2, 24)
     cfg = compose(["task=search", "search.generations_per_prefix=null", "search.max_new_tokens=null"])
     s = SearchSettings.from_dict(OmegaConf.to_container(cfg.search, resolve=True))
-    dec = instantiate(cfg.decoding, pair=tiny_pair, **_decoder_overrides(s))
+    dec = search_decoder(cfg.decoding, tiny_pair, s)
     assert (dec.settings.generations_per_prefix, dec.settings.max_new_tokens) == (cfg.decoding.generations_per_prefix,
                                                                 cfg.decoding.max_new_tokens)
 
@@ -94,3 +93,22 @@ def test_select_high_and_temperature_reach_the_settings():
         SearchSettings.from_dict({"subsample": {"size": 0}})
     with pytest.raises(ValueError, match="search.subsample.tempreature"):
         SearchSettings.from_dict({"subsample": {"tempreature": 1}})
+
+
+@pytest.mark.parametrize("model", ["tiny_random", "smollm2_lora", "llama3_pair"])
+def test_search_identity_is_run_identitys(model):
+    """The search's run identity (task=search's and the pipeline's sub-runs') has run_identity's keys, order
+    and values, so a folder written before the search became a library call still resumes."""
+    from cdx.io import texts_digest
+    from cdx.tasks.common import resolved_config, run_identity
+    from cdx.tasks.search import load_seeds, search_identity
+
+    cfg = compose(["task=search", f"model={model}", "search=social_bias"])
+    s = SearchSettings.from_dict(OmegaConf.to_container(cfg.search, resolve=True))
+    ins = load_instructions(s.instructions)
+    seeds = load_seeds(cfg.prompts, s, ins)
+    c = resolved_config(cfg)
+    ours = search_identity(c["seed"], c["model"], c["decoding"], c["search"], c["assistant"], seeds, ins)
+    theirs = run_identity(cfg, "search", seeds, groups=("model", "decoding", "search", "assistant"),
+                          instructions=texts_digest([ins.model_dump_json()]))
+    assert ours == theirs and list(ours) == list(theirs)

@@ -48,10 +48,10 @@ def _cycle(ok: bool) -> CycleRecord:
 
 def test_summary_headlines_by_hand():
     s = summary(_bank(), [_cycle(True), _cycle(False)], top_n=2)
-    assert s["bank_size"] == 5 and s["n_seeds"] == 2 and s["n_added"] == 3
-    assert s["top_divergence_mean"] == (3.0 + 2.0) / 2
-    assert s["seed_divergence_mean"] == (0.5 + 1.0) / 2
-    assert (s["cycles"], s["failed_cycles"]) == (1, 1)
+    assert s.bank_size == 5 and s.n_seeds == 2 and s.n_added == 3
+    assert s.top_divergence_mean == (3.0 + 2.0) / 2
+    assert s.seed_divergence_mean == (0.5 + 1.0) / 2
+    assert (s.cycles, s.failed_cycles) == (1, 1)
 
 
 def test_direction_heads_the_tables_and_the_summary():
@@ -59,5 +59,6 @@ def test_direction_heads_the_tables_and_the_summary():
     console = Console(record=True, width=300, color_system=None)
     print_tables(_bank(), 2, console=console, direction=d)
     assert console.export_text().splitlines()[0] == f"Responses show: {d.description}"
-    assert summary(_bank(), [], top_n=2, direction=d)["direction"] == {"shows": "comparison", "description": d.description}
-    assert "direction" not in summary(_bank(), [], top_n=2)
+    assert summary(_bank(), [], top_n=2, direction=d).dump()["direction"] == {"shows": "comparison",
+                                                                               "description": d.description}
+    assert "direction" not in summary(_bank(), [], top_n=2).dump()
