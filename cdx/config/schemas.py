@@ -535,6 +535,11 @@ class BenchmarkPromptsSchema(Strict):
         return v
 
 
+class BenchmarkAnalyzeSchema(Strict):
+    entry: str = "cdx.tasks.analyze.analyze"
+    """The analysis of each pair: a function (cdx.tasks.analyze.AnalyzeJob) -> AnalysisSummary | None."""
+
+
 class BenchmarkTaskOptionsSchema(TaskSchema):
     """task=benchmark (conf/task/benchmark.yaml): every key, strictly (match/rubric keys: their targets')."""
 
@@ -544,7 +549,7 @@ class BenchmarkTaskOptionsSchema(TaskSchema):
     collect: str | list[str] | None = None
     png: bool = False
     cache_dir: str | None = Field(None, min_length=1)
-    analyze: dict
+    analyze: BenchmarkAnalyzeSchema = Field(default_factory=lambda: BenchmarkAnalyzeSchema())
     prompts: BenchmarkPromptsSchema
     budget: dict | None = None
 

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_method, instantiate
+from omegaconf import DictConfig
 
 from cdx.analysis.pipeline import Analysis, Context
 from cdx.analysis.report import AnalysisSummary
@@ -64,6 +64,15 @@ def analysis_identity(seed: int, model: dict, analysis: dict, prompts: list[str]
                                  "analysis": analysis, "inputs": {"n": len(prompts), "sha256": texts_digest(prompts)}})
 
 
+def analysis_entry(name: str, option: str = "task.analyze.entry") -> Callable[[AnalyzeJob], AnalysisSummary | None]:
+    """The analysis function named by `option` (task=pipeline's and task=benchmark's), or a ValueError naming it."""
+    try:
+        return get_method(name)
+    except Exception as e:  # Hydra's message names the module or attribute it could not find
+        raise ValueError(f"{option}={name} is not a function cdx can import ({e}); the default is "
+                         "cdx.tasks.analyze.analyze") from e
+
+
 def analyze(job: AnalyzeJob) -> AnalysisSummary | None:
     """Run (or, with job.resume, continue) one analysis in job.out; its analysis.json record."""
     # One run per folder (lock); resume only with the settings that decide the findings (run.json).
@@ -86,20 +95,23 @@ def run(cfg: DictConfig) -> dict:
     identity = analysis_identity(c["seed"], c["model"], c["analysis"], prompts)
     result = analyze(AnalyzeJob(
         out=out, prompts=prompts, analysis=instantiate(cfg.analysis), load_pair=lambda: instantiate(cfg.model),
-        identity=identity, seed=int(cfg.seed), resume=bool(cfg.resume), assistant=analysis_assistant(cfg),
-        tracking=lambda: tracked(cfg, "analyze"), before_finish=lambda folder: _record_in_knowledge_base(cfg, folder)))
+        identity=identity, seed=int(cfg.seed), resume=bool(cfg.resume),
+        assistant=analysis_assistant(cfg.analysis, cfg.get("assistant")), tracking=lambda: tracked(cfg, "analyze"),
+        before_finish=lambda folder: record_in_knowledge_base(c.get("knowledge"), c["model"], c, folder,
+                                                              resume_command(cfg))))
     return result.numbers() if result else {}
 
 
-def _record_in_knowledge_base(cfg: DictConfig, out) -> None:
-    """Every tested hypothesis into the findings database (unless knowledge.enabled=false)."""
-    if not cfg.get("knowledge"):
+def record_in_knowledge_base(knowledge: dict | None, model: dict, config: dict, out: Path, resume: str) -> None:
+    """Every tested hypothesis of the analysis in `out` into the findings database (conf/knowledge's settings
+    `knowledge`; nothing when None or enabled=false), with the pair and the config it ran with; `resume` is
+    the command that records it after a failure."""
+    if not knowledge:
         return
     try:
-        rec = record_analysis(out, kb=cast(dict, OmegaConf.to_container(cfg.knowledge, resolve=True)),
-                              model=OmegaConf.to_container(cfg.model, resolve=True), config=resolved_config(cfg))
+        rec = record_analysis(out, kb=knowledge, model=model, config=config)
     except KnowledgeBaseError as e:  # locked, full, read-only: the run stays unfinished, so resume records it
-        raise type(e)(f"{e}. The analysis itself is saved in {out}; record it with: {resume_command(cfg)}") from e
+        raise type(e)(f"{e}. The analysis itself is saved in {out}; record it with: {resume}") from e
     if rec is None:
         return
     if rec.already_recorded:
@@ -110,9 +122,9 @@ def _record_in_knowledge_base(cfg: DictConfig, out) -> None:
                  "task=findings)", rec.n_findings_new, rec.n_replicated, rec.n_not_replicated)
 
 
-def analysis_assistant(cfg: DictConfig):
-    """The run's assistant when the analysis asks one (hypothesise.use_assistant, validate.judge), else None."""
-    a = cfg.analysis
-    if not (a.hypothesise.get("use_assistant") or a.validate.get("judge")) or not cfg.get("assistant"):
+def analysis_assistant(analysis: DictConfig, assistant: DictConfig | None):
+    """The assistant (conf/assistant) when the analysis settings ask one (hypothesise.use_assistant,
+    validate.judge), else None."""
+    if not (analysis.hypothesise.get("use_assistant") or analysis.validate.get("judge")) or not assistant:
         return None
-    return build_assistant(cfg.assistant)
+    return build_assistant(assistant)

@@ -8,8 +8,9 @@ One Hydra job per (pair, seed), so `-m`, suites and launchers apply:
     python -m cdx.run task=benchmark task.collect=[<sweep 1>,<sweep 2>]        # merged (written under the first)
     python -m cdx.run task=benchmark organism=brand_zephyrix task.judge=true assistant=openai   # + rubric judge
 
-Each job builds the organism (cached), runs the analysis (task=analyze, composed as a child config
-with the organism's pair and the benchmark's prompts and budget) into `<job>/analysis/`, scores its
+Each job builds the organism (cached), runs the analysis (`task.analyze.entry`, default
+`cdx.tasks.analyze.analyze`, as task=analyze would with the organism's pair and the benchmark's
+prompts and budget) into `<job>/analysis/`, scores its
 findings against truth.json (cdx.organisms.scoring; with `task.judge=true` the run's `assistant` also
 grades the top findings on a 1-5 rubric, cdx.organisms.judge) and writes `<job>/benchmark_record.json`. In a
 multirun every finished job also refreshes the suite table in `<sweep dir>/benchmark/`:
@@ -25,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from hydra.utils import get_method
-from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
 from cdx.errors import CdxUserError
 from cdx.io import atomic_write_json, atomic_write_text, job_folders, read_records, write_records
@@ -36,7 +37,8 @@ from cdx.organisms.aggregate import JUDGE_METRICS, METRICS, display_rows, table_
 from cdx.organisms.judge import RubricJudge, RubricSettings
 from cdx.organisms.records import TableRow
 from cdx.organisms.scoring import MatchRule, score_run
-from cdx.tasks.common import build_assistant, output_dir, run_meta, tracked
+from cdx.tasks.analyze import AnalyzeJob, analysis_assistant, analysis_entry, analysis_identity, record_in_knowledge_base
+from cdx.tasks.common import build_assistant, output_dir, resolved_config, resume_command, run_meta, seed_everything, tracked
 from cdx.tracking.sweep import markdown, parse_override, write_plot
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ def run(cfg: DictConfig) -> dict:
     if cfg.get("organism") is None:
         raise CdxUserError(f"task=benchmark needs organism=<name> (or suite=<name>); organisms: {available()}")
     spec = load_spec(cast(dict, OmegaConf.to_container(cfg.organism, resolve=True)))
+    entry_fn = analysis_entry(str(cfg.task.analyze.entry))  # a bad name is refused before the organism is built
     out = output_dir(cfg)
     with tracked(cfg, "benchmark") as tracker:
         c0, t0 = time.process_time(), time.perf_counter()
@@ -59,13 +62,14 @@ def run(cfg: DictConfig) -> dict:
         if plant_cpu < 1:  # built earlier: charge what planting cost when it was built
             plant_cpu = float(truth.build.get("cpu_s") or 0.0)
         c1 = time.process_time()
-        analysis = get_method(cfg.task.analyze._target_)(child_config(cfg, truth.pair, out / "analysis"))
+        seed_everything(int(cfg.seed))  # as task=analyze does before it builds anything
+        analysis = entry_fn(analysis_job(cfg, truth.pair, out / "analysis"))
         analysis_cpu = time.process_time() - c1
         findings = [FindingRecord.model_validate(r) for r in read_records(out / "analysis" / "findings.jsonl")]
         record = {
             "organism": spec.name, "kind": spec.kind, "seed": int(cfg.seed), "statement": spec.statement,
             **score_run(findings, truth, MatchRule(**cfg.task.match), heldout_texts(entry), rubric_judge(cfg)).dump(),
-            "n_hypotheses": analysis.get("n_hypotheses"),
+            "n_hypotheses": analysis.n_hypotheses if analysis is not None else None,
             "plant_cpu_min": round(plant_cpu / 60, 2), "analysis_cpu_min": round(analysis_cpu / 60, 2),
             "cpu_min": round((plant_cpu + analysis_cpu) / 60, 2), "wall_min": round((time.perf_counter() - t0) / 60, 2),
         }
@@ -92,18 +96,27 @@ def rubric_judge(cfg: DictConfig) -> RubricJudge | None:
     return RubricJudge(build_assistant(cfg.assistant), settings)
 
 
-def child_config(cfg: DictConfig, pair: dict, out: Path) -> DictConfig:
-    """The analysis run's config: this config with the organism's pair, the benchmark's prompts and budget."""
-    child = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    with open_dict(child):
-        child.task = OmegaConf.create(OmegaConf.to_container(cfg.task.analyze))
-        child.model = {"_target_": "cdx.models.load_pair", "_convert_": "all", **pair,
-                       "chat_template": True, "cache_dir": None}
-        child.prompts = OmegaConf.to_container(cfg.task.prompts)
-        child.analysis = OmegaConf.merge(child.analysis, cfg.task.budget or {})
-        child.output_dir = str(out)
-    assert isinstance(child, DictConfig)  # created from a DictConfig's container
-    return child
+def analysis_job(cfg: DictConfig, pair: dict, out: Path) -> AnalyzeJob:
+    """The analysis of the organism's pair (cdx.tasks.analyze.analyze): this config's analysis with the
+    benchmark's budget merged in, on the benchmark's prompts, into `out`; tracked and recorded in the
+    knowledge base as task=analyze with that config would be."""
+    model = {"_target_": "cdx.models.load_pair", "_convert_": "all", **pair, "chat_template": True, "cache_dir": None}
+    # resolved before the budget is merged in: a value that follows another (validate.sampling.max_new_tokens
+    # follows sample's) keeps the analysis's own, as it always has in the benchmark
+    analysis_cfg = cast(DictConfig, OmegaConf.merge(OmegaConf.create(resolved_config(cfg)["analysis"]),
+                                                    cfg.task.budget or {}))
+    settings = cast(dict, OmegaConf.to_container(analysis_cfg, resolve=True))
+    prompts = list(dict.fromkeys(instantiate(cfg.task.prompts).load()))  # a prompt in both splits would leak
+    # the config of that task=analyze run: logged by its tracker and kept with its knowledge-base rows
+    ran = {**resolved_config(cfg), "task": {"_target_": "cdx.tasks.analyze.run", "name": "analyze"}, "model": model,
+           "prompts": OmegaConf.to_container(cfg.task.prompts, resolve=True), "analysis": settings, "output_dir": str(out)}
+    return AnalyzeJob(
+        out=out, prompts=prompts, analysis=instantiate(settings), load_pair=lambda: instantiate(model),
+        identity=analysis_identity(int(cfg.seed), model, settings, prompts), seed=int(cfg.seed),
+        resume=bool(cfg.resume), assistant=analysis_assistant(analysis_cfg, cfg.get("assistant")),
+        tracking=lambda: tracked(cfg, "analyze", config=ran, out=out),
+        before_finish=lambda folder: record_in_knowledge_base(ran.get("knowledge"), model, ran, folder,
+                                                              resume_command(cfg)))
 
 
 def heldout_texts(entry: Path) -> list[str]:

@@ -90,14 +90,21 @@ def record_id(prompt_index: int, sample_index: int) -> str:
 
 
 @contextlib.contextmanager
-def tracked(cfg: DictConfig, task: str):
-    """A started tracker (cfg.logger) that is always finished, also when the task fails."""
+def tracked(cfg: DictConfig, task: str, config: dict | None = None, out: Path | None = None):
+    """A started tracker (cfg.logger) that is always finished, also when the task fails.
+
+    It logs `config` (default: cfg resolved) and keeps its files under `out` (default: cfg.output_dir):
+    a run inside another task's (the benchmark's analysis) states what it ran with and where.
+    """
     tracker = instantiate(cfg.logger) if cfg.get("logger") else None
     if tracker is None:
         from cdx.tracking.tracker import NullTracker
 
         tracker = NullTracker()
-    tracker.start(resolved_config(cfg), run_meta(cfg, task))
+    meta = run_meta(cfg, task)
+    if out is not None:
+        meta["output_dir"] = str(out)
+    tracker.start(resolved_config(cfg) if config is None else config, meta)
     failed = True
     try:
         yield tracker

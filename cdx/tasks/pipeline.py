@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 import yaml
-from hydra.utils import get_method, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
@@ -53,7 +53,7 @@ from cdx.knowledge import (
 from cdx.models.embeddings import Embedder
 from cdx.search import SearchSettings, load_instructions
 from cdx.search.bank import BankStore
-from cdx.tasks.analyze import AnalyzeJob, analysis_assistant, analysis_identity
+from cdx.tasks.analyze import AnalyzeJob, analysis_assistant, analysis_entry, analysis_identity
 from cdx.tasks.common import (
     build_assistant,
     git_commit,
@@ -315,7 +315,7 @@ class Pipeline:
                                                     self.analysis_settings, analyzed),
                          seed=int(self.cfg.seed), resume=(folder / "run.json").is_file(),
                          assistant=self.analysis_assistant)
-        result = get_method(str(self.t.analyze.entry))(job)
+        result = analysis_entry(str(self.t.analyze.entry))(job)
         records = [FindingRecord.model_validate(r) for r in read_records(folder / "findings.jsonl")]
         opened, known = self.record_hypotheses(records, folder)
         n_validated = result.n_validated if result is not None else None
@@ -378,7 +378,7 @@ class Pipeline:
     def analysis_assistant(self):
         """The analysis's assistant (only when its hypothesise or validate stage asks one), built once."""
         if self._analysis_assistant is False:
-            self._analysis_assistant = analysis_assistant(self.cfg)
+            self._analysis_assistant = analysis_assistant(self.cfg.analysis, self.cfg.get("assistant"))
         return self._analysis_assistant
 
     @property
@@ -575,11 +575,7 @@ def _check_options(t: DictConfig) -> None:
         if v is not None and v <= 0:
             raise ValueError(f"task.budget.{k}={v} must be > 0 (or null for no limit)")
     if t.analyze.enabled:
-        try:
-            get_method(str(t.analyze.entry))
-        except Exception as e:  # Hydra's message names the module or attribute it could not find
-            raise ValueError(f"task.analyze.entry={t.analyze.entry} is not a function cdx can import ({e}); "
-                             "the default is cdx.tasks.analyze.analyze") from e
+        analysis_entry(str(t.analyze.entry))
 
 
 def _search_calls(folder: Path) -> int:

@@ -50,6 +50,18 @@ def test_benchmark_needs_an_organism_and_collect_needs_records(tmp_path):
         run(compose(["task=benchmark", f"task.collect={tmp_path}"], output_dir=str(tmp_path)))
 
 
+def test_a_bad_analysis_entry_is_refused_before_the_organism_is_built(tmp_path, monkeypatch):
+    import cdx.tasks.benchmark as bench
+
+    def build(*a, **k):
+        raise AssertionError("the organism was built before the analysis entry was checked")
+
+    monkeypatch.setattr(bench, "build_organism", build)
+    with pytest.raises(ValueError, match=r"task.analyze.entry=no.such.analysis is not a function cdx can import"):
+        bench.run(compose(["task=benchmark", "organism=tiny_ahoy", "task.analyze.entry=no.such.analysis"],
+                          output_dir=str(tmp_path)))
+
+
 def _record(folder, organism: str, seed: int, r1: float) -> None:
     folder.mkdir(parents=True)
     (folder / "benchmark_record.json").write_text(json.dumps({

@@ -194,15 +194,13 @@ def test_bad_judge_setting_is_refused(overrides, pattern):
 # ---- the task's record, and one real assistant -----------------------------------------------------------
 
 
-def _fake_analysis(cfg) -> dict:
-    """Stands in for task=analyze: one validated finding that the checker rules miss."""
-    from pathlib import Path
-
+def _fake_analysis(job):
+    """Stands in for the analysis (cdx.tasks.analyze.analyze): one validated finding that the checker rules miss."""
     from cdx.io import write_records
 
-    Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
-    write_records(Path(cfg.output_dir) / "findings.jsonl", [VAGUE.model_dump()])
-    return {"n_hypotheses": 1}
+    job.out.mkdir(parents=True, exist_ok=True)
+    write_records(job.out / "findings.jsonl", [VAGUE.model_dump()])
+    return None  # as an analysis that stopped before its report
 
 
 def test_benchmark_record_carries_the_judges_grades(tmp_path, monkeypatch):
@@ -213,7 +211,7 @@ def test_benchmark_record_carries_the_judges_grades(tmp_path, monkeypatch):
     (entry / "truth.json").write_text(json.dumps({**TRUTH.model_dump(), "build": {"cpu_s": 60.0}}))
     monkeypatch.setattr(bench, "build_organism", lambda spec, cache_dir=None: entry)
     cfg = compose(["task=benchmark", "organism=brand_zephyrix", "task.judge=true", "assistant=scripted",
-                   "assistant.replies=[Grade: 5]", f"task.analyze._target_={__name__}._fake_analysis"],
+                   "assistant.replies=[Grade: 5]", f"task.analyze.entry={__name__}._fake_analysis"],
                   output_dir=str(tmp_path / "job"))
     out = bench.run(cfg)
     assert out["recovery_at_1"] == 1.0 and out["judge_calls"] == 1 and out["checker_recovery_at_1"] == 0.0
