@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, cast
@@ -34,13 +35,13 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from cdx.agent import ExperimentAgent, PromptDesigner, RecordedSampler
-from cdx.agent.agent import Decision
+from cdx.agent.agent import Decision, Replication
 from cdx.agent.topics import TOPICS, draw, template_prompts
 from cdx.analysis.pipeline import Analysis
 from cdx.assistant import Assistant
 from cdx.decoding.prompts import PromptsFile
 from cdx.io import JsonlWriter, RecordLog, atomic_write_json, atomic_write_text, open_run, progress, read_records, strip_execution_only
-from cdx.io.records import FindingRecord, KBFindingDetail, KnownFinding, OpenHypothesis
+from cdx.io.records import FindingRecord, KBFindingDetail, KnownFinding, OpenHypothesis, SetFields
 from cdx.knowledge import (
     KnowledgeBase,
     KnowledgeBaseError,
@@ -131,6 +132,113 @@ class PipelineState(BaseModel):
     stop_reason: str | None = None
 
 
+# ---- what the pipeline writes to events.jsonl ------------------------------------------------------------
+
+
+class Skipped(BaseModel):
+    """A stage switched off by an option."""
+
+    skipped: str
+    """The option that switched it off, e.g. `task.search.enabled=false`."""
+
+
+class KnowledgeDone(BaseModel):
+    known: list[str]
+    """`#<id> <statement> (<status>)` of each known finding of the pair."""
+    n_explained: int
+    """Hypothesis keys the analysis will not hand to the agent again."""
+
+
+class ReplicateDone(BaseModel):
+    replicated: int
+    not_replicated: int
+    tested: list[int]
+    """Ids of the findings re-tested in this stage."""
+
+
+class SearchDone(BaseModel):
+    bank_size: int
+    n_added: int
+    assistant_calls: int
+    top_divergence_mean: float
+    dir: str
+
+
+class AnalyzeDone(BaseModel):
+    n_prompts: int
+    n_hypotheses: int
+    n_validated: int | None
+    """None when the analysis stopped before its report (no prompt left to validate on)."""
+    open: list[str]
+    """Statements of the hypotheses handed to the agent."""
+    not_rediscovered: list[str]
+    """Statements matching findings already in the knowledge base."""
+    dir: str
+
+
+class ExperimentsDone(BaseModel):
+    decisions: list[str]
+    """The agent's action on each hypothesis decided in this stage."""
+
+
+StageDone = Skipped | KnowledgeDone | ReplicateDone | SearchDone | AnalyzeDone | ExperimentsDone
+
+
+class ScanRow(BaseModel):
+    """One topic's test in a decision's event: the counts and the p and q behind it."""
+
+    k_s: int | None = None
+    n_s: int | None = None
+    k_c: int | None = None
+    n_c: int | None = None
+    p: float | None = None
+    q: float | None = None
+
+
+class ChildSummary(BaseModel):
+    statement: str
+    validated: bool | None
+    reason: str | None
+    finding_id: int | None
+
+
+class DecisionSummary(BaseModel):
+    """An experiment decision as its event states it (the full `Decision` is in the knowledge base)."""
+
+    hypothesis: str
+    action: str
+    n_per_topic: int
+    significant_topics: list[str]
+    scan: dict[str, ScanRow]
+    children: list[ChildSummary]
+
+    @classmethod
+    def of(cls, d: Decision) -> DecisionSummary:
+        return cls(hypothesis=d.statement, action=d.action, n_per_topic=d.n_per_topic,
+                   significant_topics=d.significant_topics,
+                   scan={t: ScanRow(k_s=v.k_s, n_s=v.n_s, k_c=v.k_c, n_c=v.n_c, p=v.p, q=v.q) for t, v in d.scan.items()},
+                   children=[ChildSummary(statement=c.statement, validated=c.validated, reason=c.reason,
+                                          finding_id=(c.model_extra or {}).get("finding_id")) for c in d.children])
+
+
+class PipelineEvent(SetFields):
+    """One line of events.jsonl: a stage's start or end, a decision, a steer, a budget stop; optional parts
+    are written only when given."""
+
+    time: str
+    iteration: int
+    stage: str
+    event: str
+    inputs: dict | None = None
+    outputs: StageDone | DecisionSummary | Replication | dict | None = None
+    """A stage's end: its `StageDone`; a decision: `DecisionSummary`; a replication: `Replication`;
+    the iteration's and the pipeline's end: the numbers logged to the tracker; a steer, a known or
+    recovered hypothesis, a resume: the few values they name."""
+    reason: str | None = None
+    seconds: float | None = None
+    tokens: int | None = None
+
+
 def run(cfg: DictConfig) -> dict:
     out = output_dir(cfg)
     seed_everything(cfg.seed)
@@ -207,12 +315,13 @@ class Pipeline:
         self.save()
         return self.finish()
 
-    def run_stage(self, name: str, fn) -> None:
+    def run_stage(self, name: str, fn: Callable[[int], tuple[StageDone, int]]) -> None:
+        """Runs one stage; `fn(i)` returns what it did and the tokens it generated outside the agent's sampler."""
         i = self.state.iteration
         t0, tokens0 = time.monotonic(), self._tokens()
         self.event(name, "start")
-        outputs = fn(i)
-        spent = self._tokens() - tokens0 + outputs.pop("_tokens", 0)
+        outputs, tokens = fn(i)
+        spent = self._tokens() - tokens0 + tokens
         self.state.used.tokens += spent
         self._update_wall()
         self.state.done.append(name)
@@ -245,18 +354,18 @@ class Pipeline:
 
     # -- stages -------------------------------------------------------------------------------
 
-    def stage_knowledge(self, i: int) -> dict:
+    def stage_knowledge(self, i: int) -> tuple[KnowledgeDone, int]:
         known = self.kb.findings(pair_id=self.state.pair_id, status=list(KNOWN))
         explained = self.kb.findings(pair_id=self.state.pair_id, status=list(EXPLAINED))
         self.state.known = [KnownFinding.model_validate(f.model_dump()) for f in known]
         self.state.explained_keys = sorted({self._hypothesis(f.hypothesis_id).key for f in explained})
         self.iteration_stats(i).known = len(known)
-        return {"known": [f"#{f.id} {f.statement} ({f.status})" for f in known],
-                "n_explained": len(self.state.explained_keys)}
+        return KnowledgeDone(known=[f"#{f.id} {f.statement} ({f.status})" for f in known],
+                             n_explained=len(self.state.explained_keys)), 0
 
-    def stage_replicate(self, i: int) -> dict:
+    def stage_replicate(self, i: int) -> tuple[ReplicateDone | Skipped, int]:
         if not self.t.replicate:
-            return {"skipped": "task.replicate=false"}
+            return Skipped(skipped="task.replicate=false"), 0
         results = []
         for f in self.state.known:
             if f.id in self.state.replicated or self._touched_by_this_run(f.id):
@@ -264,17 +373,18 @@ class Pipeline:
             self._designing = ("replicate", f.statement)
             res = self.agent.replicate(f, salt=1000 + i)
             self.state.replicated.append(f.id)
-            self.event("replicate", "decision", outputs=res.model_dump(), reason=res.reason)
+            self.event("replicate", "decision", outputs=res, reason=res.reason)
             self.save()
             results.append(res)
         n_ok = sum(r.status == "replicated" for r in results)
         stats = self.iteration_stats(i)
         stats.replicated, stats.not_replicated = n_ok, len(results) - n_ok
-        return {"replicated": n_ok, "not_replicated": len(results) - n_ok, "tested": [r.finding_id for r in results]}
+        return ReplicateDone(replicated=n_ok, not_replicated=len(results) - n_ok,
+                             tested=[r.finding_id for r in results]), 0
 
-    def stage_search(self, i: int) -> dict:
+    def stage_search(self, i: int) -> tuple[SearchDone | Skipped, int]:
         if not self.t.search.enabled:
-            return {"skipped": "task.search.enabled=false"}
+            return Skipped(skipped="task.search.enabled=false"), 0
         folder = self.out / f"iter{i}" / "search"
         # the search as a library: the pair, assistant and embedder built once; this iteration's settings
         # name its steered instructions and the pipeline's number of cycles
@@ -295,13 +405,13 @@ class Pipeline:
         calls = _search_calls(folder)
         self.state.used.assistant_calls += calls
         gens = settings.generations_per_prefix or 1
-        return {"bank_size": result.bank_size, "n_added": result.n_added, "assistant_calls": calls,
-                "top_divergence_mean": result.top_divergence_mean, "dir": str(folder),
-                "_tokens": result.bank_size * gens * int(settings.max_new_tokens or 0)}
+        return (SearchDone(bank_size=result.bank_size, n_added=result.n_added, assistant_calls=calls,
+                           top_divergence_mean=result.top_divergence_mean, dir=str(folder)),
+                result.bank_size * gens * int(settings.max_new_tokens or 0))
 
-    def stage_analyze(self, i: int) -> dict:
+    def stage_analyze(self, i: int) -> tuple[AnalyzeDone | Skipped, int]:
         if not self.t.analyze.enabled:
-            return {"skipped": "task.analyze.enabled=false"}
+            return Skipped(skipped="task.analyze.enabled=false"), 0
         folder = self.out / f"iter{i}" / "analyze"
         prompts = self.analysis_prompts(i)
         path = self.out / f"iter{i}" / "prompts.txt"
@@ -322,11 +432,11 @@ class Pipeline:
         stats = self.iteration_stats(i)
         stats.hypotheses, stats.validated = len(records), n_validated or 0
         stats.opened, stats.known = len(opened), len(known)
-        return {"n_prompts": len(prompts), "n_hypotheses": len(records), "n_validated": n_validated,
-                "open": [h.statement for h in opened], "not_rediscovered": known, "dir": str(folder),
-                "_tokens": result.n_tokens if result is not None else 0}
+        return (AnalyzeDone(n_prompts=len(prompts), n_hypotheses=len(records), n_validated=n_validated,
+                            open=[h.statement for h in opened], not_rediscovered=known, dir=str(folder)),
+                result.n_tokens if result is not None else 0)
 
-    def stage_experiments(self, i: int) -> dict:
+    def stage_experiments(self, i: int) -> tuple[ExperimentsDone, int]:
         actions = []
         for h in self.state.open:
             assert h.hypothesis_id is not None  # set by record_hypotheses
@@ -342,14 +452,14 @@ class Pipeline:
             self._designing = ("experiments", h.statement)
             d = self.agent.step(h, salt=i)
             self.state.decided[hid] = d.action
-            self.event("experiments", "decision", reason=d.reason, outputs=_decision_summary(d))
+            self.event("experiments", "decision", reason=d.reason, outputs=DecisionSummary.of(d))
             self.save()
             actions.append(d.action)
         stats = self.iteration_stats(i)
         for a in ("confirm", "narrow", "split", "reject", "inconclusive"):
             setattr(stats, a, actions.count(a))
         self.state.open = []
-        return {"decisions": actions}
+        return ExperimentsDone(decisions=actions), 0
 
     # -- pieces ---------------------------------------------------------------------------------
 
@@ -491,14 +601,14 @@ class Pipeline:
 
     # -- logs, state, summary -----------------------------------------------------------------------
 
-    def event(self, stage: str, event: str, inputs: dict | None = None, outputs: dict | None = None,
-              reason: str | None = None, seconds: float | None = None, tokens: int | None = None) -> None:
-        rec = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "iteration": self.state.iteration,
-               "stage": stage, "event": event}
-        for k, v in (("inputs", inputs), ("outputs", outputs), ("reason", reason), ("seconds", seconds), ("tokens", tokens)):
-            if v is not None:
-                rec[k] = v
-        self.events.write([rec])
+    def event(self, stage: str, event: str, inputs: dict | None = None,
+              outputs: StageDone | DecisionSummary | Replication | dict | None = None, reason: str | None = None,
+              seconds: float | None = None, tokens: int | None = None) -> None:
+        given = {k: v for k, v in (("inputs", inputs), ("outputs", outputs), ("reason", reason), ("seconds", seconds),
+                                   ("tokens", tokens)) if v is not None}
+        rec = PipelineEvent(time=datetime.now(UTC).isoformat(timespec="milliseconds"), iteration=self.state.iteration,
+                            stage=stage, event=event, **given)
+        self.events.write([rec.dump()])
 
     def log_prompt(self, rec: dict) -> None:
         """Logs a designed prompt as `<iteration>-<stage>-<hypothesis hash>-<n>`: the n-th for that hypothesis.
@@ -587,14 +697,6 @@ def _search_calls(folder: Path) -> int:
 
 def _plain(node) -> dict:
     return cast(dict, OmegaConf.to_container(node, resolve=True)) if isinstance(node, DictConfig) else dict(node or {})
-
-
-def _decision_summary(d: Decision) -> dict:
-    return {"hypothesis": d.statement, "action": d.action, "n_per_topic": d.n_per_topic,
-            "significant_topics": d.significant_topics,
-            "scan": {t: {k: getattr(v, k) for k in ("k_s", "n_s", "k_c", "n_c", "p", "q")} for t, v in d.scan.items()},
-            "children": [{"statement": c.statement, "validated": c.validated, "reason": c.reason,
-                          "finding_id": (c.model_extra or {}).get("finding_id")} for c in d.children]}
 
 
 def _history_line(f: KBFindingDetail) -> str:

@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 
 from cdx.io import read_records
-from cdx.tasks.pipeline import run
+from cdx.tasks.pipeline import (
+    AnalyzeDone,
+    ExperimentsDone,
+    KnowledgeDone,
+    PipelineEvent,
+    ReplicateDone,
+    SearchDone,
+    run,
+)
 from tests.conftest import compose
 
 FAST = ["model=tiny_random", "task=pipeline", "task.iterations=1", "assistant=scripted", "report.color=false",
@@ -33,6 +41,13 @@ def test_real_sub_runs_on_tiny_models(tmp_path):
     assert ends == ["knowledge", "replicate", "search", "analyze", "experiments"]
     assert any(e["event"] == "steer" for e in ev)
     assert all("seconds" in e for e in ev if e["event"] == "end" and e["stage"] not in ("pipeline", "iteration"))
+    # each stage's end states its typed result, field for field, in the record's order
+    done = {"knowledge": KnowledgeDone, "replicate": ReplicateDone, "search": SearchDone, "analyze": AnalyzeDone,
+            "experiments": ExperimentsDone}
+    for e in ev:
+        assert PipelineEvent.model_validate(e).dump() == e
+        if e["event"] == "end" and e["stage"] in done:
+            assert list(done[e["stage"]].model_validate(e["outputs"]).model_dump().items()) == list(e["outputs"].items())
     state = json.loads((out / "state.json").read_text())
     assert state["iteration"] == 1 and state["used"]["tokens"] > 0
     # the analysis stage charges the tokens its samples hold (analysis.json's n_tokens; it charged 0 before)
