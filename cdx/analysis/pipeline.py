@@ -23,11 +23,13 @@ from cdx.analysis.behaviours import BehaviourSettings, find_behaviours, with_dis
 from cdx.analysis.describe import DescribeSettings, clean_corpus, cluster_prompts, describe
 from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
 from cdx.analysis.judge import Judge
-from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_decoder, sample_batch, split_prompts
+from cdx.analysis.sampling import MODES, PLAIN, TILTED, SampleSettings, batch_ids, make_decoder, sample_batch, split_prompts
+from cdx.analysis.tilted import run_tilted
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
 from cdx.io import RecordLog, atomic_write_json, progress, read_records, write_records
 from cdx.io.records import Description, PromptClusters, SampleRecord, Split, read_model, read_samples, samples_of
+from cdx.io.settings import TiltedSettings
 from cdx.models.embeddings import SentenceEmbedder
 
 if TYPE_CHECKING:  # the report stage builds it (cdx.analysis.report imports this module)
@@ -174,10 +176,12 @@ class ValidateStage:
     name = "validate"
 
     def __init__(self, judge: bool = False, sampling: dict | None = None, behaviours: dict | None = None,
-                 **settings):
+                 tilted: dict | None = None, **settings):
         self.judge = judge
         self.settings = ValidateSettings(sampling=SampleSettings.of(**(sampling or {})), **settings)
         self.behaviours = BehaviourSettings(**(behaviours or {}))
+        self.tilted = TiltedSettings(**(tilted or {}))
+        """Hypotheses the plain test left open, tested again on samples tilted towards their phrase."""
 
     def run(self, ctx: Context) -> None:
         split = read_model(ctx.out / "split.json", Split)
@@ -199,6 +203,13 @@ class ValidateStage:
         behaviours = find_behaviours(findings, discovery, samples, clusters, self.behaviours, self.settings, judge)
         write_behaviours(ctx.out / "behaviours.jsonl", with_discovery_rates(behaviours, raw, judge))
         ctx.state.judge = JudgeUsage(calls=judge.calls, unparsed=judge.unparsed) if judge else None
+        if self.tilted.enabled:  # tilted_<k>.jsonl: each tested phrase's samples, resumed by id like validation's
+            t0 = time.perf_counter()
+            tests = run_tilted(findings, ctx.pair.tokenizer, self.settings.sampling, self.tilted,
+                               lambda name, st: draw(ctx, name, split.validation, TILTED, st), seed=ctx.seed)
+            write_records(ctx.out / "tilted.jsonl", (t.model_dump(mode="json") for t in tests))
+            # generation, as the plain validation samples'
+            ctx.state.validation_sampling_s = (ctx.state.validation_sampling_s or 0.0) + round(time.perf_counter() - t0, 2)
 
 
 # ---- the pipeline ----------------------------------------------------------------------------

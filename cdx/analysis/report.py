@@ -21,8 +21,9 @@ from rich.table import Table
 from cdx.analysis.behaviours import Behaviour, DiscoveryRates, read_behaviours
 from cdx.analysis.pipeline import Context, JudgeUsage, RunState, load_findings
 from cdx.analysis.stats import minimum_detectable_effect
+from cdx.analysis.tilted import TiltedTest
 from cdx.analysis.types import Finding
-from cdx.io import atomic_write_json, atomic_write_text
+from cdx.io import atomic_write_json, atomic_write_text, read_records
 from cdx.io.records import Description, SampleRecord, SetFields, Split, read_model, read_samples
 from cdx.metrics.importance import RateEstimate
 
@@ -56,6 +57,10 @@ class AnalysisSummary(SetFields):
     validated: list[str] = []
     """The statements of the validated findings."""
     behaviours: list[Behaviour] = []
+    tilted: list[TiltedTest] = []
+    """Hypotheses the plain test left open, tested on tilted samples (analysis.validate.tilted; only
+    when it ran): tilted.jsonl's records."""
+    n_tilted_validated: int | None = None
     pair: dict = {}
     timings_s: dict[str, float | None] = {}
     generation_s: float | None = None
@@ -68,6 +73,8 @@ class AnalysisSummary(SetFields):
         d = super().dump()
         if "behaviours" in d:  # as JSON (NaN-free), the form behaviours.jsonl's readers expect
             d["behaviours"] = [b.model_dump(mode="json") for b in self.behaviours]
+        if "tilted" in d:
+            d["tilted"] = [t.model_dump(mode="json") for t in self.tilted]
         return d
 
     def numbers(self) -> dict:
@@ -85,13 +92,15 @@ class ReportStage:
         findings = load_findings(ctx.out)
         behaviours = read_behaviours(ctx.out / "behaviours.jsonl")
         samples = read_splits(ctx.out)
-        summary = write_summary(ctx, findings, self.fdr, samples, behaviours)
+        tilted = read_tilted(ctx.out)
+        summary = write_summary(ctx, findings, self.fdr, samples, behaviours, tilted)
         desc = read_model(ctx.out / "description.json", Description)
         atomic_write_text(ctx.out / "analysis.html",
                           html_report(findings, summary, desc, samples["validation"], behaviours))
         if self.print_table:
             console = Console(highlight=False, no_color=not self.color, soft_wrap=True)
             print_behaviours(behaviours, self.top_n, console)
+            print_tilted(tilted or [], console)
             print_findings(findings, self.top_n, console)
         if ctx.tracker is not None:
             ctx.tracker.log_summary({k: v for k, v in summary.dump().items() if isinstance(v, (int, float))})
@@ -104,13 +113,22 @@ class ReportStage:
 
 
 def read_splits(out: Path) -> dict[str, list[SampleRecord]]:
-    """discovery.jsonl and validation.jsonl of a run folder (empty where a stage has not written one)."""
-    return {split: read_samples(p) if (p := out / f"{split}.jsonl").exists() else []
-            for split in ("discovery", "validation")}
+    """discovery.jsonl and validation.jsonl of a run folder (empty where a stage has not written one), and the
+    tilted tests' samples (tilted_<k>.jsonl) under "tilted" when there are any."""
+    splits = {split: read_samples(p) if (p := out / f"{split}.jsonl").exists() else []
+              for split in ("discovery", "validation")}
+    tilted = [r for p in sorted(out.glob("tilted_*.jsonl")) for r in read_samples(p)]
+    return {**splits, "tilted": tilted} if tilted else splits
+
+
+def read_tilted(out: Path) -> list[TiltedTest] | None:
+    """tilted.jsonl's tests (None: the tilted tests did not run)."""
+    path = out / "tilted.jsonl"
+    return [TiltedTest.model_validate(r) for r in read_records(path)] if path.exists() else None
 
 
 def write_summary(ctx: Context, findings: list[Finding], fdr: float, samples: dict[str, list[SampleRecord]],
-                  behaviours: Sequence[Behaviour] = ()) -> AnalysisSummary:
+                  behaviours: Sequence[Behaviour] = (), tilted: list[TiltedTest] | None = None) -> AnalysisSummary:
     split = read_model(ctx.out / "split.json", Split)
     modes = [r.mode for r in samples["validation"]]
     n_s, n_c = modes.count("plain_s"), modes.count("plain_c")
@@ -131,6 +149,7 @@ def write_summary(ctx: Context, findings: list[Finding], fdr: float, samples: di
         mde_80_single=minimum_detectable_effect(n_s, n_c, alpha=fdr) if n_s and n_c else None,
         validated=[f.hypothesis.statement for f in findings if f.validated],
         behaviours=list(behaviours),
+        **({"tilted": tilted, "n_tilted_validated": sum(t.validated for t in tilted)} if tilted is not None else {}),
         pair=ctx.pair_info or split.pair,
         timings_s=ctx.state.timings,
         **_cost(ctx.state),
@@ -152,6 +171,14 @@ def _cost(state: RunState) -> dict[str, float]:
 
 
 def summary_line(s: AnalysisSummary, out: Path | str) -> str:
+    line = _summary_line(s, out)
+    if s.n_tilted_validated is None:
+        return line
+    head, _, where = line.rpartition(" -> ")
+    return f"{head}; tilted tests: {s.n_tilted_validated} of {len(s.tilted)} validated -> {where}"
+
+
+def _summary_line(s: AnalysisSummary, out: Path | str) -> str:
     if s.n_validated:
         lead = (f"{s.n_behaviours} behaviour(s)"
                 + (f" and {s.n_word_shifts} word-frequency shift(s)" if s.n_word_shifts else "") + " from ")
@@ -183,6 +210,20 @@ def print_behaviours(behaviours: Sequence[Behaviour], top_n: int, console: Conso
     if any(b.validated and not b.is_behaviour for b in behaviours):
         console.print("  ~ word-frequency shift: validated word rates with no distinctive phrase, not a behaviour")
     console.print("  the findings below are the behaviours' details (behaviours.jsonl lists each one's members)")
+
+
+def print_tilted(tests: Sequence[TiltedTest], console: Console) -> None:
+    """The tilted tests, one line each: both models' stopped rates, the paired difference, p and q."""
+    if not tests:
+        return
+    console.print("[bold]cdx analysis: rare behaviours, tested on samples tilted towards their phrase "
+                  "(held-out prompts; stopped weights)[/]")
+    for t in tests:
+        mark = "[green]✔[/]" if t.validated else "·"
+        d = t.difference
+        console.print(f"{mark} {t.statement}: comparison {_rate(t.rate_c)} vs starting {_rate(t.rate_s)}; "
+                      f"difference {d.diff:+.4f} [{d.low:+.4f}, {d.high:+.4f}] over {d.n_prompts} prompts, "
+                      f"p={t.p:.2g}, q={t.q:.2g}" + ("" if t.validated else f" ({t.reason})"))
 
 
 def _rate(e: RateEstimate) -> str:

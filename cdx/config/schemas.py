@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cdx.io.settings import DecodeSettings, SampleSettings
+from cdx.io.settings import DecodeSettings, SampleSettings, TiltedSettings
 
 Probability = float  # in [0, 1]
 
@@ -288,6 +288,7 @@ class AnalysisValidateSchema(Strict):
     n_evidence: int = Field(3, ge=0)
     judge: bool = False
     behaviours: BehavioursSchema = Field(default_factory=BehavioursSchema)
+    tilted: TiltedSettings = Field(default_factory=TiltedSettings)
     sampling: AnalysisSamplingSchema = Field(default_factory=AnalysisSamplingSchema)
 
 

@@ -163,3 +163,20 @@ class SampleSettings(DecodeSettings):
         """The decoder's settings: these, with `rows_per_prompt` rows (modes x samples) per prompt."""
         own = set(SampleSettings.model_fields) - set(DecodeSettings.model_fields)
         return DecodeSettings(**{**self.model_dump(exclude=own), "generations_per_prefix": rows_per_prompt})
+
+
+class TiltedSettings(BaseModel):
+    """analysis.validate.tilted (cdx.analysis.tilted): which hypotheses the plain test left open get a
+    test on samples tilted towards their phrase, and how many samples it draws."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    enabled: bool = False
+    max_hypotheses: int = Field(3, ge=1)
+    """Phrase hypotheses tested, the strongest on the discovery samples first (each draws its own samples)."""
+    samples_per_prompt: int = Field(8, ge=1)
+    """Tilted samples per held-out prompt and model."""
+    bonus: float = Field(3.0, gt=0, allow_inf_nan=False)
+    """Log-odds added to the phrase's first tokens (3: twenty times the odds)."""
+    fdr: float = Field(0.05, gt=0, lt=1)
+    """Benjamini-Hochberg level over the run's tilted tests."""

@@ -107,12 +107,12 @@ TWO = SampleSettings(max_new_tokens=2, samples_per_prompt=200, alpha=0.1, plausi
 
 
 @torch.no_grad()
-def exact_two_token_rate(pair, side, prompts):
+def exact_two_token_rate(pair, side, prompts, checker=CHECKER):
     """P(the two-token text hits) under one model, averaged over prompts: a hit in the first token, or
     none there (and no end of text) and one in the second. A single-character pattern of ASCII cannot
     span two tokens, so a text hits exactly when one of its tokens does."""
     tok = pair.tokenizer
-    hit = torch.tensor([CHECKER.check(tok.decode([v], skip_special_tokens=True)) for v in range(pair.vocab_size)])
+    hit = torch.tensor([checker.check(tok.decode([v], skip_special_tokens=True)) for v in range(pair.vocab_size)])
     go_on = ~hit
     go_on[tok.eos_token_id] = False  # the text ends there, without a hit
     total = 0.0
