@@ -10,8 +10,9 @@ likelihood ratio of its tokens up to the one that settled it (stopped weights,
 `cdx.metrics.importance.stopped_rate`), so each side's estimate is of that model's own rate.
 
 The test is `stopped_rate_difference`: per held-out prompt the difference of the two models'
-stopped means, a paired t-test over prompts (its level under the null is checked by simulation in
-tests/metrics/test_importance_stopped.py). Benjamini-Hochberg runs over the tilted tests of a run,
+stopped means, a paired t-test over prompts, one-sided in the hypothesis's direction as the plain
+test is (its level under the null is checked by simulation in tests/metrics/test_importance_stopped.py
+and on a real null pair by experiments/tilted_power.py). Benjamini-Hochberg runs over the tilted tests of a run,
 a family of their own: the hypotheses tested here were chosen because the plain test left them
 open. A tilted test validates a hypothesis when its q is at most `fdr` and the difference lies on
 the side the hypothesis states. Written to tilted.jsonl, one `TiltedTest` per hypothesis.
@@ -55,6 +56,7 @@ class TiltedTest(BaseModel):
     difference: RateDifference
     """rate_c - rate_s, paired over held-out prompts, with its t interval and p."""
     p: float
+    """One-sided p of the paired test in the hypothesis's direction (`one_sided_p`)."""
     q: float = 1.0
     validated: bool = False
     reason: str = ""
@@ -118,7 +120,17 @@ def tilted_test(f: Finding, tokens: list[int], samples: Sequence[SampleRecord], 
     rate_s = stopped_rate(lw_s, g_s, logw_full=full_s, seed=seed)
     diff = stopped_rate_difference(lw_c, g_c, lw_s, g_s)
     return TiltedTest(hypothesis_id=h.id, statement=h.statement, direction=h.direction, phrase=str(phrase_of(h.checker)),
-                      tokens=tokens, bonus=s.bonus, rate_c=rate_c, rate_s=rate_s, difference=diff, p=diff.p)
+                      tokens=tokens, bonus=s.bonus, rate_c=rate_c, rate_s=rate_s, difference=diff,
+                      p=one_sided_p(diff, h.direction))
+
+
+def one_sided_p(d: RateDifference, direction: str) -> float:
+    """The paired test's p in the hypothesis's direction (gained: rate_c > rate_s), as the plain test's is:
+    half the two-sided p on the stated side, one minus that on the other; 1 when no prompt differs."""
+    if d.diff == 0 and d.p == 1.0:  # no spread at all (e.g. no hits on either side): nothing to test
+        return 1.0
+    stated = d.diff > 0 if direction == "gained" else d.diff < 0
+    return d.p / 2 if stated else 1 - d.p / 2
 
 
 def apply_tilted_fdr(tests: list[TiltedTest], fdr: float) -> None:

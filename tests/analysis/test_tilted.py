@@ -13,7 +13,15 @@ from cdx.analysis import build_checker
 from cdx.analysis.pipeline import Analysis, Context, DescribeStage, SampleStage, ValidateStage
 from cdx.analysis.report import ReportStage
 from cdx.analysis.sampling import TILTED, SampleSettings, sample_pair
-from cdx.analysis.tilted import TiltedTest, apply_tilted_fdr, candidates, phrase_of, tilt_settings, tilted_test
+from cdx.analysis.tilted import (
+    TiltedTest,
+    apply_tilted_fdr,
+    candidates,
+    one_sided_p,
+    phrase_of,
+    tilt_settings,
+    tilted_test,
+)
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.io import read_records, write_records
 from cdx.io.settings import TiltedSettings
@@ -54,7 +62,7 @@ def test_each_side_is_measured_at_its_exact_rate(tiny_pair):
         assert drawn > 1.5 * truth[side]  # tilted: the behaviour is drawn more often than the model writes it
     d = t.difference
     assert d.n_prompts == 6 and d.low <= truth["comparison"] - truth["starting"] <= d.high
-    assert t.p == d.p and t.phrase == "e" and t.tokens == tokens
+    assert t.p == (d.p / 2 if d.diff > 0 else 1 - d.p / 2) and t.phrase == "e" and t.tokens == tokens
 
 
 def _test(p: float, diff: float, direction: str = "gained") -> TiltedTest:
@@ -73,6 +81,13 @@ def test_benjamini_hochberg_and_the_stated_side_by_hand():
     assert [round(t.q, 4) for t in tests] == [0.02, 0.0267, 0.5, 0.004]
     assert [t.validated for t in tests] == [True, False, False, True]
     assert "other side" in tests[1].reason and "q=0.5 > 0.05" in tests[2].reason and tests[0].reason == ""
+
+
+def test_the_p_value_is_one_sided_in_the_stated_direction():
+    d = RateDifference(diff=0.02, low=0.001, high=0.039, p=0.04, confidence=0.95, n_prompts=10)
+    assert one_sided_p(d, "gained") == pytest.approx(0.02) and one_sided_p(d, "lost") == pytest.approx(0.98)
+    flat = RateDifference(diff=0.0, low=0.0, high=0.0, p=1.0, confidence=0.95, n_prompts=10)
+    assert one_sided_p(flat, "gained") == one_sided_p(flat, "lost") == 1.0  # no hits anywhere: nothing shown
 
 
 def test_only_open_phrase_hypotheses_over_all_prompts_are_tested_strongest_first():
