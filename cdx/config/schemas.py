@@ -487,7 +487,7 @@ class PipelineAnalyzeSchema(Strict):
     enabled: bool = True
     base_prompts: bool = True
     topic_prompts: int = Field(6, ge=0)
-    entry: str = "cdx.tasks.analyze.analyze"
+    entry: str = "cdx.analysis.job.analyze"
     """The analysis of each iteration: a function (cdx.tasks.analyze.AnalyzeJob) -> AnalysisSummary | None."""
 
 
@@ -537,7 +537,7 @@ class BenchmarkPromptsSchema(Strict):
 
 
 class BenchmarkAnalyzeSchema(Strict):
-    entry: str = "cdx.tasks.analyze.analyze"
+    entry: str = "cdx.analysis.job.analyze"
     """The analysis of each pair: a function (cdx.tasks.analyze.AnalyzeJob) -> AnalysisSummary | None."""
 
 

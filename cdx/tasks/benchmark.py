@@ -9,7 +9,7 @@ One Hydra job per (pair, seed), so `-m`, suites and launchers apply:
     python -m cdx.run task=benchmark organism=brand_zephyrix task.judge=true assistant=openai   # + rubric judge
 
 Each job builds the organism (cached), runs the analysis (`task.analyze.entry`, default
-`cdx.tasks.analyze.analyze`, as task=analyze would with the organism's pair and the benchmark's
+`cdx.analysis.job.analyze`, as task=analyze would with the organism's pair and the benchmark's
 prompts and budget) into `<job>/analysis/`, scores its
 findings against truth.json (cdx.organisms.scoring; with `task.judge=true` the run's `assistant` also
 grades the top findings on a 1-5 rubric, cdx.organisms.judge) and writes `<job>/benchmark_record.json`. In a
@@ -29,6 +29,7 @@ from typing import cast
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from cdx.analysis.job import AnalyzeJob, analysis_identity
 from cdx.errors import CdxUserError
 from cdx.io import atomic_write_json, atomic_write_text, job_folders, read_records, write_records
 from cdx.io.records import FindingRecord
@@ -37,7 +38,7 @@ from cdx.organisms.aggregate import JUDGE_METRICS, METRICS, display_rows, table_
 from cdx.organisms.judge import RubricJudge, RubricSettings
 from cdx.organisms.records import TableRow
 from cdx.organisms.scoring import MatchRule, score_run
-from cdx.tasks.analyze import AnalyzeJob, analysis_assistant, analysis_entry, analysis_identity, record_in_knowledge_base
+from cdx.tasks.analyze import analysis_assistant, analysis_entry, record_in_knowledge_base
 from cdx.tasks.common import build_assistant, output_dir, resolved_config, resume_command, run_meta, seed_everything, tracked
 from cdx.tracking.sweep import markdown, parse_override, write_plot
 
@@ -97,7 +98,7 @@ def rubric_judge(cfg: DictConfig) -> RubricJudge | None:
 
 
 def analysis_job(cfg: DictConfig, pair: dict, out: Path) -> AnalyzeJob:
-    """The analysis of the organism's pair (cdx.tasks.analyze.analyze): this config's analysis with the
+    """The analysis of the organism's pair (cdx.analysis.job.analyze): this config's analysis with the
     benchmark's budget merged in, on the benchmark's prompts, into `out`; tracked and recorded in the
     knowledge base as task=analyze with that config would be."""
     model = {"_target_": "cdx.models.load_pair", "_convert_": "all", **pair, "chat_template": True, "cache_dir": None}

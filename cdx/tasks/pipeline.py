@@ -6,7 +6,7 @@ Each iteration runs five stages, each checkpointed (state.json) and logged (even
     replicate    re-test each known finding briefly (replicated | not_replicated), once per pipeline run
     search       divergence prompt search, told what is already explained (iter<i>/search)
     analyze      contrastive samples + analysis of the bank and base prompts (iter<i>/analyze), through
-                 `task.analyze.entry` (cdx.tasks.analyze.analyze) with the pair and Analysis built once; new
+                 `task.analyze.entry` (cdx.analysis.job.analyze) with the pair and Analysis built once; new
                  hypotheses go to the knowledge base, ones matching known findings are not rediscovered
     experiments  the experiment agent decides on each open hypothesis (confirm | narrow | split | reject)
 
@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from cdx.agent import ExperimentAgent, PromptDesigner, RecordedSampler
 from cdx.agent.agent import Decision, Replication
 from cdx.agent.topics import TOPICS, draw, template_prompts
+from cdx.analysis.job import AnalyzeJob, analysis_identity
 from cdx.analysis.pipeline import Analysis
 from cdx.assistant import Assistant
 from cdx.decoding.prompts import PromptsFile
@@ -54,7 +55,8 @@ from cdx.knowledge import (
 from cdx.models.embeddings import Embedder
 from cdx.search import SearchSettings, load_instructions
 from cdx.search.bank import BankStore
-from cdx.tasks.analyze import AnalyzeJob, analysis_assistant, analysis_entry, analysis_identity
+from cdx.search.job import SearchJob, search, search_identity
+from cdx.tasks.analyze import analysis_assistant, analysis_entry
 from cdx.tasks.common import (
     build_assistant,
     git_commit,
@@ -65,7 +67,7 @@ from cdx.tasks.common import (
     seed_everything,
     tracked,
 )
-from cdx.tasks.search import SearchJob, load_seeds, search, search_decoder, search_identity
+from cdx.tasks.search import load_seeds, search_decoder
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 
 from cdx.agent.topics import TOPICS, template_prompts
+from cdx.analysis.job import AnalyzeJob
 from cdx.analysis.report import AnalysisSummary
 from cdx.io import write_records
-from cdx.tasks.analyze import AnalyzeJob
 from tests.samples import make_sample
 
 REFUSE, ANSWER = "I cannot help with that request.", "Sure! Here is how you do it."

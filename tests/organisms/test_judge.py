@@ -195,7 +195,7 @@ def test_bad_judge_setting_is_refused(overrides, pattern):
 
 
 def _fake_analysis(job):
-    """Stands in for the analysis (cdx.tasks.analyze.analyze): one validated finding that the checker rules miss."""
+    """Stands in for the analysis (cdx.analysis.job.analyze): one validated finding that the checker rules miss."""
     from cdx.io import write_records
 
     job.out.mkdir(parents=True, exist_ok=True)

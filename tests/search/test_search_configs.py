@@ -100,8 +100,9 @@ def test_search_identity_is_run_identitys(model):
     """The search's run identity (task=search's and the pipeline's sub-runs') has run_identity's keys, order
     and values, so a folder written before the search became a library call still resumes."""
     from cdx.io import texts_digest
+    from cdx.search.job import search_identity
     from cdx.tasks.common import resolved_config, run_identity
-    from cdx.tasks.search import load_seeds, search_identity
+    from cdx.tasks.search import load_seeds
 
     cfg = compose(["task=search", f"model={model}", "search=social_bias"])
     s = SearchSettings.from_dict(OmegaConf.to_container(cfg.search, resolve=True))
