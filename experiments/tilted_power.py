@@ -10,7 +10,10 @@ draws, on the same held-out prompts and in the same decoder batches, `--per-prom
 of plain_s, plain_c, tilt_c and tilt_s, and tests the hypothesis twice with as many texts per model:
   plain:  the validate stage's test (one-sided Fisher on the plain texts' counts, cdx.analysis.stats.rate_test);
   tilted: the tilted test (cdx.analysis.tilted.tilted_test: stopped rates of tilt_c towards p_c and of
-          tilt_s towards p_s, the paired t-test over prompts, one-sided in the stated direction).
+          tilt_s towards p_s, the paired t-test over prompts, one-sided in the stated direction), a
+          rejection when the validate stage would validate it: p <= level, the stated side, and hits
+          of the comparison model on at least 5 prompts; beside it, the rejections by p alone and
+          how often the comparison model's stopped rate was refused (too few effective hits).
 The table gives the share of replicates rejecting at `--level` (on the null pair: the test's level).
 
     python experiments/tilted_power.py --null-lams 0.7 0.75 1 --lams 0.6 0.7 0.75 0.8 --seeds 60 --out tilted_power.md
@@ -31,7 +34,7 @@ from tqdm import tqdm
 from cdx.analysis import build_checker
 from cdx.analysis.sampling import SampleSettings, sample_pair
 from cdx.analysis.stats import rate_test
-from cdx.analysis.tilted import tilted_test
+from cdx.analysis.tilted import apply_tilted_fdr, tilted_test
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.decoding import phrase_tokens
 from cdx.io.settings import TiltedSettings
@@ -57,7 +60,9 @@ def replicate(pair, finding: Finding, checker, prompts, a, seed: int, tokens: li
         more = rate_test(kk["plain_s"], nn["plain_s"], kk["plain_c"], nn["plain_c"], "gained").p
     t = tilted_test(finding, tokens, [r for r in recs if r.mode in ("tilt_c", "tilt_s")],
                     TiltedSettings(enabled=True, samples_per_prompt=a.per_prompt, bonus=a.bonus), seed=seed)
-    return {"plain_p": plain.p, "more_p": more, "tilted_p": t.p, "tilted_diff": t.difference.diff,
+    apply_tilted_fdr([t], a.level)  # one test: q = p; its verdict as the validate stage gives it
+    return {"plain_p": plain.p, "more_p": more, "tilted_p": t.p, "tilted_ok": t.validated,
+            "tilted_refused": t.rate_c.degenerate, "tilted_diff": t.difference.diff,
             "rate_c": t.rate_c.rate, "plain_rate_c": plain.rate_c, "drawn_c": k["tilt_c"] / n["tilt_c"],
             "k": k, "n": n}
 
@@ -92,8 +97,9 @@ def main() -> None:
              f"(tilt bonus {a.bonus:g} on the first tokens of {a.phrase!r}); {a.seeds} replicates; rejection at "
              f"level {a.level:g}.", "",
              "| lambda | brand in plain_c texts | in tilt_c texts | plain test rejects | tilted test rejects | "
+             "tilted p <= level (any number of hit prompts) | tilted rate refused | "
              + (f"plain test with {a.plain_factor}x the texts rejects | " if a.plain_factor > 1 else "")
-             + "median p plain | median p tilted |", "|---|---|---|---|---|---|---|" + ("---|" if a.plain_factor > 1 else "")]
+             + "median p plain | median p tilted |", "|---" * 9 + "|" + ("---|" if a.plain_factor > 1 else "")]
     t0 = time.time()
     for null, lam in [(True, x) for x in a.null_lams] + [(False, x) for x in a.lams]:
         pair = pair_at(lam, a.cache, a.organism)[0]
@@ -103,7 +109,9 @@ def main() -> None:
         reps = [replicate(pair, finding, checker, prompts, a, seed, tokens)
                 for seed in tqdm(range(a.seeds), desc=f"{'null ' if null else ''}lambda {lam:g}")]
         plain = np.mean([r["plain_p"] <= a.level for r in reps])
-        tilted = np.mean([r["tilted_p"] <= a.level and r["tilted_diff"] > 0 for r in reps])
+        tilted = np.mean([r["tilted_ok"] for r in reps])
+        by_p = np.mean([r["tilted_p"] <= a.level and r["tilted_diff"] > 0 for r in reps])
+        refused = np.mean([r["tilted_refused"] for r in reps])
         kc = sum(r["k"]["plain_c"] for r in reps)
         nc = sum(r["n"]["plain_c"] for r in reps)
         kt = sum(r["k"]["tilt_c"] for r in reps)
@@ -111,7 +119,8 @@ def main() -> None:
         name = f"null: lambda {lam:g} against itself" if null else f"{lam:g}"
         more = f" {np.mean([r['more_p'] <= a.level for r in reps]):.2f} |" if a.plain_factor > 1 else ""
         lines.append(f"| {name} | {kc}/{nc} ({kc / nc:.4f}) | {kt}/{nt} ({kt / nt:.4f}) | {plain:.2f} | "
-                     f"{tilted:.2f} |{more} {np.median([r['plain_p'] for r in reps]):.3g} | "
+                     f"{tilted:.2f} | {by_p:.2f} | {refused:.2f} |{more} "
+                     f"{np.median([r['plain_p'] for r in reps]):.3g} | "
                      f"{np.median([r['tilted_p'] for r in reps]):.3g} |")
         print(lines[-1], flush=True)
     lines += ["", f"{time.time() - t0:.0f} s wall"]

@@ -14,8 +14,12 @@ stopped means, a paired t-test over prompts, one-sided in the hypothesis's direc
 test is (its level under the null is checked by simulation in tests/metrics/test_importance_stopped.py
 and on a real null pair by experiments/tilted_power.py). Benjamini-Hochberg runs over the tilted tests of a run,
 a family of their own: the hypotheses tested here were chosen because the plain test left them
-open. A tilted test validates a hypothesis when its q is at most `fdr` and the difference lies on
-the side the hypothesis states. Written to tilted.jsonl, one `TiltedTest` per hypothesis.
+open. A tilted test validates a hypothesis when its q is at most `fdr`, the difference lies on
+the side the hypothesis states, and the model said to show it more often shows it on at least
+`cdx.metrics.importance.MIN_HIT_PROMPTS` held-out prompts. Its rates may still be refused (too few
+effective hits to state a rate with a useful interval: the estimates' rule): the test's level rests
+on the paired test over prompts, checked on null pairs, not on the rates' intervals. Written to
+tilted.jsonl, one `TiltedTest` per hypothesis.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from cdx.analysis.types import Finding
 from cdx.decoding import phrase_tokens
 from cdx.io.records import SampleRecord
 from cdx.io.settings import SampleSettings, TiltedSettings
-from cdx.metrics.importance import RateDifference, RateEstimate, stopped_rate, stopped_rate_difference
+from cdx.metrics.importance import MIN_HIT_PROMPTS, RateDifference, RateEstimate, stopped_rate, stopped_rate_difference
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,9 @@ class TiltedTest(BaseModel):
     """Its rate under the starting model, from tilt_s samples."""
     difference: RateDifference
     """rate_c - rate_s, paired over held-out prompts, with its t interval and p."""
+    hit_prompts_c: int
+    """Held-out prompts with at least one hit among the comparison model's tilted texts."""
+    hit_prompts_s: int
     p: float
     """One-sided p of the paired test in the hypothesis's direction (`one_sided_p`)."""
     q: float = 1.0
@@ -121,7 +128,12 @@ def tilted_test(f: Finding, tokens: list[int], samples: Sequence[SampleRecord], 
     diff = stopped_rate_difference(lw_c, g_c, lw_s, g_s)
     return TiltedTest(hypothesis_id=h.id, statement=h.statement, direction=h.direction, phrase=str(phrase_of(h.checker)),
                       tokens=tokens, bonus=s.bonus, rate_c=rate_c, rate_s=rate_s, difference=diff,
+                      hit_prompts_c=_hit_prompts(lw_c, g_c), hit_prompts_s=_hit_prompts(lw_s, g_s),
                       p=one_sided_p(diff, h.direction))
+
+
+def _hit_prompts(hit_logw: list[float | None], group: np.ndarray) -> int:
+    return len({g for w, g in zip(hit_logw, group, strict=True) if w is not None})
 
 
 def one_sided_p(d: RateDifference, direction: str) -> float:
@@ -134,17 +146,26 @@ def one_sided_p(d: RateDifference, direction: str) -> float:
 
 
 def apply_tilted_fdr(tests: list[TiltedTest], fdr: float) -> None:
-    """BH q over the tilted tests; validated when q <= fdr and the difference has the stated sign."""
+    """BH q over the tilted tests; validated when q <= fdr, the difference has the stated sign and the
+    model said to show the behaviour more often shows it on at least MIN_HIT_PROMPTS held-out prompts
+    (a paired test over prompts that one or two prompts carry says little, however small its p)."""
     if not tests:
         return
     qs = benjamini_hochberg([t.p for t in tests])
     for t, q in zip(tests, qs, strict=True):
         t.q = float(q)
         sign = 1.0 if t.direction == "gained" else -1.0
-        right_side = sign * t.difference.diff > 0
-        t.validated = t.q <= fdr and right_side
-        t.reason = "" if t.validated else (f"q={t.q:.3g} > {fdr:g}" if t.q > fdr else
-                                           f"the difference {t.difference.diff:+.4f} is on the other side")
+        prompts, model = (t.hit_prompts_c, "comparison") if t.direction == "gained" else (t.hit_prompts_s, "starting")
+        if t.q > fdr:
+            t.reason = f"q={t.q:.3g} > {fdr:g}"
+        elif sign * t.difference.diff <= 0:
+            t.reason = f"the difference {t.difference.diff:+.4f} is on the other side"
+        elif prompts < MIN_HIT_PROMPTS:
+            t.reason = (f"the {model} model's tilted texts show it on {prompts} prompt(s) (need >= {MIN_HIT_PROMPTS}): "
+                        "draw more tilted samples (samples_per_prompt) or use more prompts")
+        else:
+            t.reason = ""
+        t.validated = not t.reason
 
 
 def run_tilted(findings: Sequence[Finding], tokenizer, base: SampleSettings, s: TiltedSettings,

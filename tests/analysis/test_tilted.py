@@ -63,24 +63,30 @@ def test_each_side_is_measured_at_its_exact_rate(tiny_pair):
     d = t.difference
     assert d.n_prompts == 6 and d.low <= truth["comparison"] - truth["starting"] <= d.high
     assert t.p == (d.p / 2 if d.diff > 0 else 1 - d.p / 2) and t.phrase == "e" and t.tokens == tokens
+    hit = {m: {r.prompt_index for r in recs if r.mode == m and checker.check(r.text)} for m in TILTED}
+    assert (t.hit_prompts_c, t.hit_prompts_s) == (len(hit["tilt_c"]), len(hit["tilt_s"]))
 
 
-def _test(p: float, diff: float, direction: str = "gained") -> TiltedTest:
+def _test(p: float, diff: float, direction: str = "gained", hit_prompts_c: int = 8) -> TiltedTest:
     est = RateEstimate(rate=0.1, low=0.0, high=0.2, confidence=0.95, ess=20, n=100, n_hits=10, n_groups=10,
                        method="stopped")
     return TiltedTest(hypothesis_id="h", statement="s", direction=direction, phrase="x", tokens=[1], bonus=3.0,
-                      rate_c=est, rate_s=est, p=p,
+                      rate_c=est, rate_s=est, p=p, hit_prompts_c=hit_prompts_c, hit_prompts_s=6,
                       difference=RateDifference(diff=diff, low=diff - 0.01, high=diff + 0.01, p=p, confidence=0.95,
                                                 n_prompts=10))
 
 
-def test_benjamini_hochberg_and_the_stated_side_by_hand():
-    tests = [_test(0.01, 0.05), _test(0.02, -0.05), _test(0.5, 0.05), _test(0.001, -0.02, direction="lost")]
+def test_benjamini_hochberg_the_stated_side_and_enough_prompts_by_hand():
+    tests = [_test(0.01, 0.05), _test(0.02, -0.05), _test(0.5, 0.05), _test(0.001, -0.02, direction="lost"),
+             _test(0.001, 0.05, hit_prompts_c=4)]
     apply_tilted_fdr(tests, 0.05)
-    # sorted p 0.001, 0.01, 0.02, 0.5 -> BH q = min over ranks >= i of p_(j) m / j: 0.004, 0.02, 0.0267, 0.5
-    assert [round(t.q, 4) for t in tests] == [0.02, 0.0267, 0.5, 0.004]
-    assert [t.validated for t in tests] == [True, False, False, True]
+    # sorted p 0.001, 0.001, 0.01, 0.02, 0.5 -> BH q = min over ranks >= i of p_(j) m / j:
+    # 0.0025, 0.0025, 0.0167, 0.025, 0.5
+    assert [round(t.q, 4) for t in tests] == [0.0167, 0.025, 0.5, 0.0025, 0.0025]
+    assert [t.validated for t in tests] == [True, False, False, True, False]
     assert "other side" in tests[1].reason and "q=0.5 > 0.05" in tests[2].reason and tests[0].reason == ""
+    # significant, but the comparison model's hits come from 4 prompts: too few for a test over prompts
+    assert "comparison model's tilted texts show it on 4 prompt(s) (need >= 5)" in tests[4].reason
 
 
 def test_the_p_value_is_one_sided_in_the_stated_direction():
