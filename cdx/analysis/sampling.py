@@ -228,16 +228,28 @@ def stopped_rates(checker, samples: Sequence[SampleRecord], modes: Sequence[str]
     top-p / top-k); the covered-mass check widens the interval when the samples show it could
     not. `kw` goes to `stopped_rate` (confidence, min_effective_hits, n_resamples, seed).
     """
-    use, logps, group, lq = _weighted_samples(samples, modes)
+    use = _weighted_samples(samples, modes)[0]
     steps = [settled_step(checker, r.token_strs, r.text) for r in use]
     rate = {}
     for side in ("starting", "comparison"):
-        key = f"logp_{side[0]}"
-        hit_logw = [None if t is None else float(np.sum(np.subtract(getattr(r, key)[:t], (r.logq or [])[:t])))
-                    for r, t in zip(use, steps, strict=True)]
-        full = np.array([getattr(t, key) for t in logps]) - lq
+        hit_logw, group, full = stopped_logw(checker, use, side, steps)
         rate[side] = stopped_rate(hit_logw, group, logw_full=full, **kw)
     return ModelRates(**rate, modes=list(modes))
+
+
+def stopped_logw(checker, samples: Sequence[SampleRecord], target: str, steps: Sequence[int | None] | None = None
+                 ) -> tuple[list[float | None], np.ndarray, np.ndarray]:
+    """Per text: log W_tau towards `target` (starting | comparison) up to the token that settled a hit
+    (None without a hit), the prompt index, and the whole-text log p - log q (covered-mass check).
+    `steps`: the settled steps when already known (`settled_step` of each text)."""
+    logps = [_text_logp(r) for r in samples]
+    if steps is None:
+        steps = [settled_step(checker, r.token_strs, r.text) for r in samples]
+    key = f"logp_{target[0]}"
+    hit_logw = [None if t is None else float(np.sum(np.subtract(getattr(r, key)[:t], np.array((r.logq or [])[:t], dtype=float))))
+                for r, t in zip(samples, steps, strict=True)]
+    full = np.array([getattr(t, key) for t in logps]) - np.array([t.logp_q for t in logps])
+    return hit_logw, np.array([r.prompt_index for r in samples]), full
 
 
 def _weighted_samples(samples: Sequence[SampleRecord], modes: Sequence[str]):

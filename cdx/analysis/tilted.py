@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel
 
-from cdx.analysis.checkers import build_checker, settled_step
-from cdx.analysis.sampling import TILTED
+from cdx.analysis.checkers import build_checker
+from cdx.analysis.sampling import TILTED, stopped_logw
 from cdx.analysis.stats import benjamini_hochberg
 from cdx.analysis.types import Finding
 from cdx.decoding import phrase_tokens
@@ -97,22 +97,6 @@ def tilt_settings(base: SampleSettings, tokens: list[int], s: TiltedSettings, sa
     hypothesis's rank), so that no tilted draw repeats the plain validation draws."""
     return base.but(samples_per_prompt=s.samples_per_prompt, tilt_tokens=tuple(tokens), tilt_bonus=s.bonus,
                     seed=base.seed + 1000 * (salt + 1))
-
-
-def stopped_logw(checker, samples: Sequence[SampleRecord], target: str) -> tuple[list[float | None], np.ndarray,
-                                                                                  np.ndarray]:
-    """Per text: log W_tau towards `target` (starting | comparison) up to the token that settled a hit
-    (None without a hit), the prompt index, and the whole-text log p - log q (covered-mass check)."""
-    key = f"logp_{target[0]}"
-    hit_logw: list[float | None] = []
-    full = []
-    for r in samples:
-        if r.logq is None or r.text_logp is None or r.text_logp.logp_q is None:
-            raise ValueError(f"sample {r.id} has no log q: tilted samples are recorded with it; draw them again")
-        t = settled_step(checker, r.token_strs, r.text)
-        hit_logw.append(None if t is None else float(np.sum(np.subtract(getattr(r, key)[:t], np.array(r.logq[:t], dtype=float)))))
-        full.append(getattr(r.text_logp, key) - r.text_logp.logp_q)
-    return hit_logw, np.array([r.prompt_index for r in samples]), np.array(full)
 
 
 def tilted_test(f: Finding, tokens: list[int], samples: Sequence[SampleRecord], s: TiltedSettings,
