@@ -11,10 +11,13 @@ For each lambda:
      towards the comparison model, plausibility_beta=0 so every token stays drawable) and, in
      the same decoder batches, as many plain_c texts;
   3. per replicate: the plain rate (Wilson), the whole-text SNIS estimate and the stopped
-     estimate (cdx.metrics.importance), each with its 95% interval; coverage = the share of
-     intervals holding the reference rate; efficiency = MSE of plain / MSE of the estimate over
-     the replicates at the same number of texts (the factor by which plain sampling needs more
-     texts for the same error), and the same from the per-text variances pooled over replicates.
+     estimate (cdx.metrics.importance), each with its 95% interval, and the stopped estimate of
+     the modes' texts pooled by multiple importance sampling (cdx.analysis.sampling.
+     pooled_stopped_rates); coverage = the share of intervals holding the reference rate;
+     efficiency = MSE of plain / MSE of the estimate over the replicates at the same number of
+     texts (a pooled estimate's MSE times its texts over plain's MSE times plain's texts: the
+     factor by which plain sampling needs more texts for the same error), and the same from the
+     per-text variances pooled over replicates.
 
     python experiments/is_calibration.py --lams 0.5 0.7 1.0 --seeds 20 --out calibration.md
     python experiments/is_calibration.py --organism brand_zephyrix --phrase Zephyrix --tokens 32 --lams 0.5
@@ -34,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from cdx.analysis.checkers import build_checker
-from cdx.analysis.sampling import SampleSettings, importance_rates, sample_pair, stopped_rates
+from cdx.analysis.sampling import SampleSettings, importance_rates, pooled_stopped_rates, sample_pair, stopped_rates
 from cdx.decoding import phrase_tokens
 from cdx.models import load_pair
 from cdx.organisms.build import build_organism, pair_of
@@ -62,23 +65,25 @@ def reference(pair, checker, prompts, per_prompt: int, tokens: int, chunk: int =
     for i, start in enumerate(tqdm(range(0, per_prompt, chunk), desc="reference")):
         s = settings(min(chunk, per_prompt - start), 1.0, tokens, seed=10_000 + i, batch_size=1)
         recs = sample_pair(pair, prompts, s, modes=("plain_c",))
-        k, n = k + sum(checker.check(r["text"]) for r in recs), n + len(recs)
+        k, n = k + sum(checker.check(r.text) for r in recs), n + len(recs)
     return k, n
 
 
-ESTIMATES = {  # name: (mode, estimator)
-    "plain": ("plain_c", importance_rates),
-    "amp_c, whole-text SNIS": ("amp_c", importance_rates),
-    "amp_c, stopped": ("amp_c", stopped_rates),
-    "tilt_c, stopped": ("tilt_c", stopped_rates),
+ESTIMATES = {  # name: (modes, estimator)
+    "plain": (("plain_c",), importance_rates),
+    "amp_c, whole-text SNIS": (("amp_c",), importance_rates),
+    "amp_c, stopped": (("amp_c",), stopped_rates),
+    "tilt_c, stopped": (("tilt_c",), stopped_rates),
+    "tilt_c + plain_c pooled, stopped": (("tilt_c", "plain_c"), pooled_stopped_rates),
+    "all three pooled, stopped": (("amp_c", "tilt_c", "plain_c"), pooled_stopped_rates),
 }
 
 
 def replicate(pair, checker, prompts, per_prompt: int, a, seed: int, tilt: list[int]) -> dict:
     s = settings(per_prompt, a.alpha, a.tokens, seed, batch_size=a.batch_size, tilt=tilt, bonus=a.bonus)
-    recs = sample_pair(pair, prompts, s, modes=("amp_c", "tilt_c", "plain_c"))
-    out = {name: fn(checker, recs, modes=(mode,)).comparison for name, (mode, fn) in ESTIMATES.items()}
-    out["drawn"] = {m: float(np.mean([checker.check(r["text"]) for r in recs if r["mode"] == m]))
+    recs = sample_pair(pair, prompts, s, modes=("amp_c", "tilt_c", "plain_c"), pool=True)
+    out = {name: fn(checker, recs, modes=modes).comparison for name, (modes, fn) in ESTIMATES.items()}
+    out["drawn"] = {m: float(np.mean([checker.check(r.text) for r in recs if r.mode == m]))
                     for m in ("amp_c", "tilt_c")}
     return out
 
@@ -92,11 +97,12 @@ def summarise(lam: float, truth: float, k_ref: int, n_ref: int, reps: list[dict]
         mse = np.mean([(e.rate - truth) ** 2 for e in ok]) if ok else math.nan
         rel = math.sqrt(mse) / truth if ok and truth > 0 else math.nan
         width = np.median([(e.high - e.low) / truth for e in ok]) if ok and truth > 0 else math.nan
-        rows.append((name, len(ok), cover, rel, width, mse, np.median([e.ess for e in est])))
-    mse_plain = rows[0][5]
+        rows.append((name, len(ok), cover, rel, width, mse, np.median([e.ess for e in est]), est[0].n))
+    mse_plain, n_plain = rows[0][5], rows[0][7]
     out = []
-    for name, n_ok, cover, rel, width, mse, ess in rows:
-        eff = mse_plain / mse if mse and not math.isnan(mse) else math.nan
+    for name, n_ok, cover, rel, width, mse, ess, n in rows:
+        # at equal texts: a pooled estimate uses the texts of all its modes
+        eff = mse_plain * n_plain / (mse * n) if mse and not math.isnan(mse) else math.nan
         out.append(f"| {lam:g} | {truth:.4f} ({k_ref}/{n_ref}) | {name} | {n_ok}/{len(reps)} | {cover:.2f} | "
                    f"{rel:.2f} | {width:.2f} | {ess:.0f} | {eff:.1f}x |")
     return out

@@ -13,7 +13,10 @@ of plain_s, plain_c, tilt_c and tilt_s, and tests the hypothesis twice with as m
           tilt_s towards p_s, the paired t-test over prompts, one-sided in the stated direction), a
           rejection when the validate stage would validate it: p <= level, the stated side, and hits
           of the comparison model on at least 5 prompts; beside it, the rejections by p alone and
-          how often the comparison model's stopped rate was refused (too few effective hits).
+          how often the comparison model's stopped rate was refused (too few effective hits);
+  pooled: the tilted test with pool=True on all four modes' texts (every text weighted towards each
+          model against the four modes' mixture): twice the texts per model of the other two, so
+          compare it with --plain-factor 2.
 The table gives the share of replicates rejecting at `--level` (on the null pair: the test's level).
 
     python experiments/tilted_power.py --null-lams 0.7 0.75 1 --lams 0.6 0.7 0.75 0.8 --seeds 60 --out tilted_power.md
@@ -47,7 +50,7 @@ MODES = ("plain_s", "plain_c", "tilt_c", "tilt_s")
 def replicate(pair, finding: Finding, checker, prompts, a, seed: int, tokens: list[int]) -> dict:
     s = SampleSettings(samples_per_prompt=a.per_prompt, max_new_tokens=a.tokens, plausibility_beta=0.0,
                        batch_size=a.batch_size, seed=seed, tilt_tokens=tokens, tilt_bonus=a.bonus)
-    recs = sample_pair(pair, prompts, s, modes=MODES)
+    recs = sample_pair(pair, prompts, s, modes=MODES, pool=True)
     k = {m: sum(checker.check(r.text) for r in recs if r.mode == m) for m in MODES}
     n = {m: sum(r.mode == m for r in recs) for m in MODES}
     plain = rate_test(k["plain_s"], n["plain_s"], k["plain_c"], n["plain_c"], "gained")
@@ -61,7 +64,11 @@ def replicate(pair, finding: Finding, checker, prompts, a, seed: int, tokens: li
     t = tilted_test(finding, tokens, [r for r in recs if r.mode in ("tilt_c", "tilt_s")],
                     TiltedSettings(enabled=True, samples_per_prompt=a.per_prompt, bonus=a.bonus), seed=seed)
     apply_tilted_fdr([t], a.level)  # one test: q = p; its verdict as the validate stage gives it
+    pooled = tilted_test(finding, tokens, recs, TiltedSettings(enabled=True, samples_per_prompt=a.per_prompt,
+                                                                bonus=a.bonus, pool=True), seed=seed)
+    apply_tilted_fdr([pooled], a.level)
     return {"plain_p": plain.p, "more_p": more, "tilted_p": t.p, "tilted_ok": t.validated,
+            "pooled_p": pooled.p, "pooled_ok": pooled.validated, "pooled_refused": pooled.rate_c.degenerate,
             "tilted_refused": t.rate_c.degenerate, "tilted_diff": t.difference.diff,
             "rate_c": t.rate_c.rate, "plain_rate_c": plain.rate_c, "drawn_c": k["tilt_c"] / n["tilt_c"],
             "k": k, "n": n}
@@ -97,9 +104,11 @@ def main() -> None:
              f"(tilt bonus {a.bonus:g} on the first tokens of {a.phrase!r}); {a.seeds} replicates; rejection at "
              f"level {a.level:g}.", "",
              "| lambda | brand in plain_c texts | in tilt_c texts | plain test rejects | tilted test rejects | "
-             "tilted p <= level (any number of hit prompts) | tilted rate refused | "
+             "tilted p <= level (any number of hit prompts) | tilted rate refused | pooled test rejects | "
+             "pooled rate refused | "
              + (f"plain test with {a.plain_factor}x the texts rejects | " if a.plain_factor > 1 else "")
-             + "median p plain | median p tilted |", "|---" * 9 + "|" + ("---|" if a.plain_factor > 1 else "")]
+             + "median p plain | median p tilted | median p pooled |",
+             "|---" * 12 + "|" + ("---|" if a.plain_factor > 1 else "")]
     t0 = time.time()
     for null, lam in [(True, x) for x in a.null_lams] + [(False, x) for x in a.lams]:
         pair = pair_at(lam, a.cache, a.organism)[0]
@@ -119,9 +128,11 @@ def main() -> None:
         name = f"null: lambda {lam:g} against itself" if null else f"{lam:g}"
         more = f" {np.mean([r['more_p'] <= a.level for r in reps]):.2f} |" if a.plain_factor > 1 else ""
         lines.append(f"| {name} | {kc}/{nc} ({kc / nc:.4f}) | {kt}/{nt} ({kt / nt:.4f}) | {plain:.2f} | "
-                     f"{tilted:.2f} | {by_p:.2f} | {refused:.2f} |{more} "
+                     f"{tilted:.2f} | {by_p:.2f} | {refused:.2f} | {np.mean([r['pooled_ok'] for r in reps]):.2f} | "
+                     f"{np.mean([r['pooled_refused'] for r in reps]):.2f} |{more} "
                      f"{np.median([r['plain_p'] for r in reps]):.3g} | "
-                     f"{np.median([r['tilted_p'] for r in reps]):.3g} |")
+                     f"{np.median([r['tilted_p'] for r in reps]):.3g} | "
+                     f"{np.median([r['pooled_p'] for r in reps]):.3g} |")
         print(lines[-1], flush=True)
     lines += ["", f"{time.time() - t0:.0f} s wall"]
     text = "\n".join(lines)

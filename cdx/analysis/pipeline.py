@@ -23,7 +23,7 @@ from cdx.analysis.behaviours import BehaviourSettings, find_behaviours, with_dis
 from cdx.analysis.describe import DescribeSettings, clean_corpus, cluster_prompts, describe
 from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
 from cdx.analysis.judge import Judge
-from cdx.analysis.sampling import MODES, PLAIN, TILTED, SampleSettings, batch_ids, make_decoder, sample_batch, split_prompts
+from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_decoder, sample_batch, split_prompts
 from cdx.analysis.tilted import run_tilted
 from cdx.analysis.types import Finding, Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr, test_hypothesis
@@ -108,7 +108,8 @@ class SampleStage:
         draw(ctx, "discovery", disc, self.modes, self.sampling)
 
 
-def draw(ctx: Context, split: str, ids: list[int], modes: tuple[str, ...], s: SampleSettings) -> list[SampleRecord]:
+def draw(ctx: Context, split: str, ids: list[int], modes: tuple[str, ...], s: SampleSettings,
+         pool: bool = False) -> list[SampleRecord]:
     """Samples of `ids` in <split>.jsonl, resumed by record id through `cdx.io.RecordLog`.
 
     Only the batches that miss a record are made again, and only their missing records are written:
@@ -117,7 +118,7 @@ def draw(ctx: Context, split: str, ids: list[int], modes: tuple[str, ...], s: Sa
     the batch it belongs to, never on how many batches this process made before.
     """
     s = s.but(seed=s.seed + (0 if split == "discovery" else 1))
-    decoder = make_decoder(ctx.pair, s, modes)
+    decoder = make_decoder(ctx.pair, s, modes, pool)  # pool: every mode's log q too (pooled tilted tests)
     prompts = [ctx.prompts[i] for i in ids]
     batches = [batch_ids(decoder, ids, b, modes, split) for b in range(decoder.n_batches(len(prompts)))]
     records = RecordLog(ctx.out / f"{split}.jsonl", kind="sample")
@@ -206,7 +207,8 @@ class ValidateStage:
         if self.tilted.enabled:  # tilted_<k>.jsonl: each tested phrase's samples, resumed by id like validation's
             t0 = time.perf_counter()
             tests = run_tilted(findings, ctx.pair.tokenizer, self.settings.sampling, self.tilted,
-                               lambda name, st: draw(ctx, name, split.validation, TILTED, st), seed=ctx.seed)
+                               lambda name, st, modes, pool: draw(ctx, name, split.validation, modes, st, pool),
+                               seed=ctx.seed)
             write_records(ctx.out / "tilted.jsonl", (t.model_dump(mode="json") for t in tests))
             # generation, as the plain validation samples'
             ctx.state.validation_sampling_s = (ctx.state.validation_sampling_s or 0.0) + round(time.perf_counter() - t0, 2)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 from pydantic import BaseModel
+from scipy.special import logsumexp
 from torch import Tensor
 
 from cdx.analysis.checkers import settled_step
@@ -102,24 +103,32 @@ def sample_pair(
     split: str = "validation",
     skip_batches: int = 0,
     on_batch: Callable[[list[SampleRecord]], None] | None = None,
+    pool: bool = False,
 ) -> list[SampleRecord]:
     """Samples of every prompt under every mode, as records (see `sample_record`).
 
     `prompt_ids` are the prompts' indices in the run's full prompt list (default 0..n-1).
     `on_batch` receives each batch's records as soon as they exist (to write them out).
+    `pool`: also record each text's log q under every mode (`logq_modes`), so that the modes' texts
+    pool into one multiple-importance-sampling estimate (`pooled_stopped_rates`).
     """
     out = []
-    for batch in iter_samples(pair, prompts, settings, modes, prompt_ids, split, skip_batches):
+    for batch in iter_samples(pair, prompts, settings, modes, prompt_ids, split, skip_batches, pool):
         if on_batch is not None:
             on_batch(batch)
         out.extend(batch)
     return out
 
 
-def make_decoder(pair, settings: SampleSettings, modes: Sequence[str]) -> ContrastiveDecoder:
+def make_decoder(pair, settings: SampleSettings, modes: Sequence[str], pool: bool = False) -> ContrastiveDecoder:
+    """The decoder that draws `settings.samples_per_prompt` texts of every mode per prompt in one batch;
+    with `pool`, each text's log q under every mode is recorded too (`ContrastiveDecoder.shadow_rules`)."""
     per = len(modes) * settings.samples_per_prompt
     rule = RowwiseRule([mode_rule(m, settings) for m in modes], per)
-    return ContrastiveDecoder(pair, rule, settings.decoding(per))
+    decoder = ContrastiveDecoder(pair, rule, settings.decoding(per))
+    if pool:
+        decoder.shadow_rules = [mode_rule(m, settings) for m in modes]
+    return decoder
 
 
 def iter_samples(
@@ -130,6 +139,7 @@ def iter_samples(
     prompt_ids: Sequence[int] | None = None,
     split: str = "validation",
     skip_batches: int = 0,
+    pool: bool = False,
 ) -> Iterator[list[SampleRecord]]:
     s = settings or SampleSettings()
     ids = list(range(len(prompts))) if prompt_ids is None else list(prompt_ids)
@@ -137,7 +147,7 @@ def iter_samples(
         raise ValueError(f"{len(prompts)} prompts but {len(ids)} prompt_ids")
     for m in modes:
         mode_rule(m, s)  # fail before any decoding on a bad mode
-    decoder = make_decoder(pair, s, modes)
+    decoder = make_decoder(pair, s, modes, pool)
     for b in range(skip_batches, decoder.n_batches(len(prompts))):
         yield sample_batch(decoder, prompts, ids, b, modes, split)
 
@@ -190,6 +200,7 @@ def sample_record(gen, tokenizer, modes: Sequence[str], ids: Sequence[int], spli
         finish_reason=gen.finish_reason,
         **gen.logprob_fields(),  # logq, text_logp: the sample's importance weight towards either model
         **gen.top_next_fields(tokenizer),  # both models' top-k next tokens (record_top_k)
+        **({} if gen.logq_shadow is None else {"logq_modes": dict(zip(modes, gen.logq_shadow, strict=True))}),
     )
 
 
@@ -250,6 +261,62 @@ def stopped_logw(checker, samples: Sequence[SampleRecord], target: str, steps: S
                 for r, t in zip(samples, steps, strict=True)]
     full = np.array([getattr(t, key) for t in logps]) - np.array([t.logp_q for t in logps])
     return hit_logw, np.array([r.prompt_index for r in samples]), full
+
+
+def pooled_stopped_rates(checker, samples: Sequence[SampleRecord], modes: Sequence[str], **kw) -> ModelRates:
+    """The rate of `checker` under each model from the texts of all `modes` pooled by multiple
+    importance sampling (docs/analysis.md, "Pooled proposals"): samples drawn together with
+    `pool=True`, each prompt with the same number of texts of every mode.
+
+    With n_k of N texts per prompt from proposal q_k, a text's stopped weight is the balance
+    heuristic's p(x_<=tau) / sum_k (n_k / N) q_k(x_<=tau), whichever mode drew it (Veach & Guibas
+    1995; Owen & Zhou 2000: deterministic allocation, unbiased). The plain mode of the target in the
+    pool ("defensive" sampling) bounds every weight by N / n_plain, so the heavy tails of a tilted or
+    amplified proposal alone cannot carry the estimate. `kw` goes to `stopped_rate`.
+    """
+    use = _weighted_samples(samples, modes)[0]
+    share = pool_shares(use, modes)
+    steps = [settled_step(checker, r.token_strs, r.text) for r in use]
+    rate = {}
+    for side in ("starting", "comparison"):
+        hit_logw, group, full = pooled_stopped_logw(use, side, steps, share)
+        rate[side] = stopped_rate(hit_logw, group, logw_full=full, **kw)
+    return ModelRates(**rate, modes=list(modes))
+
+
+def pooled_stopped_logw(samples: Sequence[SampleRecord], target: str, steps: Sequence[int | None],
+                        share: dict[str, float]) -> tuple[list[float | None], np.ndarray, np.ndarray]:
+    """As `stopped_logw`, towards `target`, with the mixture sum_k share[k] q_k as the proposal."""
+    key = f"logp_{target[0]}"
+    names = list(share)
+    log_share = np.log([share[m] for m in names])[:, None]
+
+    def log_mix(r: SampleRecord, t: int) -> float:
+        q = np.array([(r.logq_modes or {})[m][:t] for m in names], dtype=np.float64).reshape(len(names), t)
+        return float(logsumexp(log_share[:, 0] + q.sum(axis=1)))
+
+    hit_logw = [None if t is None else float(np.sum(getattr(r, key)[:t])) - log_mix(r, t)
+                for r, t in zip(samples, steps, strict=True)]
+    full = np.array([float(np.sum(getattr(r, key))) - log_mix(r, r.n_tokens) for r in samples])
+    return hit_logw, np.array([r.prompt_index for r in samples]), full
+
+
+def pool_shares(samples: Sequence[SampleRecord], modes: Sequence[str]) -> dict[str, float]:
+    """Each mode's share of every prompt's texts; refuses samples without `logq_modes` for every
+    mode, or prompts with other shares (the balance heuristic's mixture must be each prompt's)."""
+    missing = [r.id for r in samples if r.logq_modes is None or not set(modes) <= set(r.logq_modes)]
+    if missing:
+        raise ValueError(f"{len(missing)} samples (e.g. {missing[0]}) lack log q under every one of the modes "
+                         f"{list(modes)}: draw them together with pool=True")
+    counts: dict[int, dict[str, int]] = {}
+    for r in samples:
+        c = counts.setdefault(r.prompt_index, dict.fromkeys(modes, 0))
+        c[r.mode] += 1
+    shares = {tuple(v / sum(c.values()) for v in c.values()) for c in counts.values()}
+    if len(shares) != 1:
+        raise ValueError(f"the prompts have different shares of the modes {list(modes)}: {sorted(shares)}; "
+                         "pool samples drawn as one batch per prompt")
+    return dict(zip(modes, shares.pop(), strict=True))
 
 
 def _weighted_samples(samples: Sequence[SampleRecord], modes: Sequence[str]):

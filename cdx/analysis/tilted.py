@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel
 
-from cdx.analysis.checkers import build_checker
-from cdx.analysis.sampling import TILTED, stopped_logw
+from cdx.analysis.checkers import build_checker, settled_step
+from cdx.analysis.sampling import PLAIN, TILTED, pool_shares, pooled_stopped_logw, stopped_logw
 from cdx.analysis.stats import benjamini_hochberg
 from cdx.analysis.types import Finding
 from cdx.decoding import phrase_tokens
@@ -59,6 +59,9 @@ class TiltedTest(BaseModel):
     """Its rate under the starting model, from tilt_s samples."""
     difference: RateDifference
     """rate_c - rate_s, paired over held-out prompts, with its t interval and p."""
+    modes: list[str] = list(TILTED)
+    """The sampling modes whose texts were weighted: tilt_c and tilt_s, each towards its own model; with
+    `pool`, also plain_c and plain_s, every text towards both models against the four modes' mixture."""
     hit_prompts_c: int
     """Held-out prompts with at least one hit among the comparison model's tilted texts."""
     hit_prompts_s: int
@@ -104,16 +107,36 @@ def tilted_test(f: Finding, tokens: list[int], samples: Sequence[SampleRecord], 
     """The finding's hypothesis tested on its tilted samples (tilt_c and tilt_s texts of the same prompts)."""
     h = f.hypothesis
     checker = build_checker(h.checker)
-    by_mode = {m: [r for r in samples if r.mode == m] for m in TILTED}
-    lw_c, g_c, full_c = stopped_logw(checker, by_mode["tilt_c"], "comparison")
-    lw_s, g_s, full_s = stopped_logw(checker, by_mode["tilt_s"], "starting")
+    if s.pool:
+        use = [r for r in samples if r.mode in POOLED]
+        steps = [settled_step(checker, r.token_strs, r.text) for r in use]
+        share = pool_shares(use, POOLED)
+        lw_c, g_c, full_c = pooled_stopped_logw(use, "comparison", steps, share)
+        lw_s, g_s, full_s = pooled_stopped_logw(use, "starting", steps, share)
+        # each model's hit prompts: those where its own texts (tilted or plain) show the phrase
+        own = {side: [None if r.mode[-1] != side or t is None else 0.0 for r, t in zip(use, steps, strict=True)]
+               for side in "cs"}
+        hit_prompts = {side: _hit_prompts(own[side], g_c) for side in "cs"}
+    else:
+        by_mode = {m: [r for r in samples if r.mode == m] for m in TILTED}
+        lw_c, g_c, full_c = stopped_logw(checker, by_mode["tilt_c"], "comparison")
+        lw_s, g_s, full_s = stopped_logw(checker, by_mode["tilt_s"], "starting")
+        hit_prompts = {"c": _hit_prompts(lw_c, g_c), "s": _hit_prompts(lw_s, g_s)}
     rate_c = stopped_rate(lw_c, g_c, logw_full=full_c, seed=seed)
     rate_s = stopped_rate(lw_s, g_s, logw_full=full_s, seed=seed)
     diff = stopped_rate_difference(lw_c, g_c, lw_s, g_s)
     return TiltedTest(hypothesis_id=h.id, statement=h.statement, direction=h.direction, phrase=str(phrase_of(h.checker)),
                       tokens=tokens, bonus=s.bonus, rate_c=rate_c, rate_s=rate_s, difference=diff,
-                      hit_prompts_c=_hit_prompts(lw_c, g_c), hit_prompts_s=_hit_prompts(lw_s, g_s),
+                      modes=list(modes_of(s)), hit_prompts_c=hit_prompts["c"], hit_prompts_s=hit_prompts["s"],
                       p=one_sided_p(diff, h.direction))
+
+
+POOLED = (*TILTED, *PLAIN)
+"""The modes of a pooled tilted test (`TiltedSettings.pool`), drawn in the same batches."""
+
+
+def modes_of(s: TiltedSettings) -> tuple[str, ...]:
+    return POOLED if s.pool else TILTED
 
 
 def _hit_prompts(hit_logw: list[float | None], group: np.ndarray) -> int:
@@ -153,14 +176,16 @@ def apply_tilted_fdr(tests: list[TiltedTest], fdr: float) -> None:
 
 
 def run_tilted(findings: Sequence[Finding], tokenizer, base: SampleSettings, s: TiltedSettings,
-               draw: Callable[[str, SampleSettings], list[SampleRecord]], seed: int = 0) -> list[TiltedTest]:
-    """A tilted test of each candidate (`candidates`); `draw(name, settings)` returns the tilt_c and tilt_s
-    samples of the held-out prompts under `settings` (kept in a file of that name, resumed by id)."""
+               draw: Callable[[str, SampleSettings, tuple[str, ...], bool], list[SampleRecord]],
+               seed: int = 0) -> list[TiltedTest]:
+    """A tilted test of each candidate (`candidates`); `draw(name, settings, modes, pool)` returns the
+    samples of `modes` (`modes_of(s)`) of the held-out prompts under `settings`, with every mode's log q
+    when `pool` (kept in a file of that name, resumed by id)."""
     tests = []
     for k, f in enumerate(candidates(findings, s)):
         phrase = str(phrase_of(f.hypothesis.checker))
         tokens = phrase_tokens(tokenizer, phrase)
-        samples = draw(f"tilted_{k}", tilt_settings(base, tokens, s, k))
+        samples = draw(f"tilted_{k}", tilt_settings(base, tokens, s, k), modes_of(s), s.pool)
         tests.append(tilted_test(f, tokens, samples, s, seed=seed))
         log.info("tilted test of %r: p=%.3g", f.hypothesis.statement, tests[-1].p)
     apply_tilted_fdr(tests, s.fdr)

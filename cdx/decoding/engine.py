@@ -55,6 +55,9 @@ class Generation:
     from (the rule's scores after the fallback, the min_new_tokens EOS mask, temperature, top-k
     and top-p, normalised). 0 for every greedy token (greedy draws from a point mass); None for
     beam search (its texts are not samples of any distribution)."""
+    logq_shadow: list[list[float]] | None = None
+    """With `ContrastiveDecoder.shadow_rules`: per shadow rule, per token, the drawn token's log q
+    under that rule (as `logq`, as if the row had been drawn under it)."""
     top_next: dict[str, list[list]] | None = None
     """With `record_top_k` = k > 0: per generated token, each model's k most likely next tokens at
     that step, best first: `ids_s`, `logp_s`, `ids_c`, `logp_c`, each one list of k per token."""
@@ -112,6 +115,13 @@ class ContrastiveDecoder:
         penalty = self.settings.repetition_penalty
         self.repetition = RepetitionPenaltyLogitsProcessor(penalty) if penalty != 1.0 else None
 
+    shadow_rules: Sequence[Rule] = ()
+    """Sampling only: rules under which each drawn token's log q is also recorded (`logq_shadow`,
+    one list per rule), as if its row had been drawn under that rule: the same fallback, repetition
+    penalty, min_new_tokens mask, temperature, top-k and top-p as `logq`. Multiple importance
+    sampling needs every text's probability under every proposal of the pool it was drawn with
+    (cdx.analysis.sampling.pooled_stopped_rates). Costs one rule and one log-softmax per rule a step."""
+
     on_step: Callable[[list[int], list[dict[str, float]]], None] | None = None
     """Sampling and greedy: called after each step's draw with every row's token and its per-token
     metrics, before finished rows are padded (e.g. to stream tokens to the app). It observes only."""
@@ -165,11 +175,12 @@ class ContrastiveDecoder:
                else self._sample(streams, rows_s, rows_c, gen, cancel))
         out = []
         per = self.settings.num_beams if self.settings.strategy == "beam" else self.settings.generations_per_prefix
-        for row, (ids, toks, reason, score, logq, top) in enumerate(raw):
+        for row, (ids, toks, reason, score, logq, top, shadow) in enumerate(raw):
             i, j = divmod(row, per)
             if j >= self.settings.generations_per_prefix:
                 continue
-            out.append(Generation(first_index + i, j, prompts[i], ids, toks, reason, score, logq=logq, top_next=top))
+            out.append(Generation(first_index + i, j, prompts[i], ids, toks, reason, score, logq=logq, top_next=top,
+                                  logq_shadow=shadow))
         if self.settings.include_prefix_in_divergences:
             self._add_prefix_divergences(out, rows_s, rows_c)
         return out
@@ -188,7 +199,12 @@ class ContrastiveDecoder:
             logp_c, p_c = logp_c.to(logp_s.device), p_c.to(logp_s.device)
         probs = (p_s, p_c)  # shared by the metrics and the rule
         metrics = self._start_metrics(streams, logp_s, logp_c, probs)  # started; the rule runs meanwhile
-        scores = self.rule(logp_s, logp_c, probs=probs)
+        scores = self._finish_scores(self.rule(logp_s, logp_c, probs=probs), logp_s, step, generated)
+        return scores, metrics(), logp_s, logp_c
+
+    def _finish_scores(self, scores: Tensor, logp_s: Tensor, step: int, generated: Tensor) -> Tensor:
+        """A rule's scores (N, V) as drawn from: the fallback to p_s where it left no token, the
+        repetition penalty, the min_new_tokens EOS mask (temperature, top-k, top-p come in `_draw`)."""
         dead = scores.amax(-1) == float("-inf")
         if dead.any():  # a rule left no token (e.g. an empty mask intersection): use p_s there
             scores = torch.where(dead[:, None], logp_s, scores)
@@ -197,7 +213,20 @@ class ContrastiveDecoder:
         if step < self.settings.min_new_tokens and self.eos_ids:
             # out of place: a plain rule returns logp_s itself, which the metrics are still reading
             scores = scores.index_fill(-1, torch.tensor(self.eos_ids, device=scores.device), float("-inf"))
-        return scores, metrics(), logp_s, logp_c
+        return scores
+
+    def _shadow_logq(self, side_s: tuple[Tensor, Tensor], side_c: tuple[Tensor, Tensor], step: int,
+                     generated: Tensor, tok: Tensor) -> Tensor:
+        """(K, N): log q of each row's drawn token under each of the K `shadow_rules`, warped as `_draw` warps."""
+        (logp_s, p_s), (logp_c, p_c) = side_s, side_c
+        logp_c, p_c = logp_c.to(logp_s.device), p_c.to(logp_s.device)
+        out = []
+        for rule in self.shadow_rules:
+            scores = self._finish_scores(rule(logp_s, logp_c, probs=(p_s, p_c)), logp_s, step, generated)
+            for w in self.warpers:
+                scores = w(None, scores)
+            out.append(torch.log_softmax(scores.double(), dim=-1).gather(-1, tok[:, None]).squeeze(-1))
+        return torch.stack(out)
 
     def _start_metrics(self, streams: PairStreams, logp_s: Tensor, logp_c: Tensor, probs) -> Callable[[], dict]:
         """Start the per-token metrics; the returned function waits for them.
@@ -293,6 +322,8 @@ class ContrastiveDecoder:
             _stop_if(cancel)
             scores, metrics, logp_s, logp_c = self._step_values(streams, side_s, side_c, step, hist.tokens[:, :step])
             tok, logq = self._draw(scores, noise)
+            if self.shadow_rules:
+                hist.record_shadow(step, self._shadow_logq(side_s, side_c, step, hist.tokens[:, :step], tok))
             if self.on_step is not None:
                 self.on_step(tok.tolist(), _rows_of(metrics))
             tok = torch.where(hist.done, self.pad_id, tok)
@@ -383,6 +414,7 @@ class _History:
         self.top = {k: torch.zeros(n, length, top_k, dtype=torch.long if k.startswith("ids") else torch.float32,
                                    device=device) for k in TOP_KEYS} if top_k else {}
         self.logq: Tensor | None = None  # (N, L) log q of each drawn token; stays None for beam search
+        self.shadow: Tensor | None = None  # (K, N, L) log q under each shadow rule (shadow_rules only)
         self.values = {k: torch.zeros(n, length, device=device) for k in TOKEN_KEYS}
         self.alive = torch.zeros(n, length, dtype=torch.bool, device=device)
         self.done = torch.zeros(n, dtype=torch.bool, device=device)
@@ -408,6 +440,12 @@ class _History:
                 self.top[f"ids_{side}"][:, step], self.top[f"logp_{side}"][:, step] = ids, lp
         self.length = step + 1
 
+    def record_shadow(self, step: int, logq: Tensor) -> None:
+        """`logq` (K, N): the step's tokens' log q under each shadow rule."""
+        if self.shadow is None:
+            self.shadow = torch.zeros((logq.shape[0], *self.tokens.shape), dtype=torch.float64, device=logq.device)
+        self.shadow[:, :, step] = logq
+
     def finish(self, rows: Tensor, reason: str) -> None:
         for i in torch.nonzero(rows).flatten().tolist():
             self.finish_row(i, reason)
@@ -429,6 +467,7 @@ class _History:
         values = {k: v[:, : self.length].cpu() for k, v in self.values.items()}
         logq = None if self.logq is None else self.logq[:, : self.length].cpu()
         top = {k: v[:, : self.length].cpu() for k, v in self.top.items()}
+        shadow = None if self.shadow is None else self.shadow[:, :, : self.length].cpu()
         out = []
         for i in range(tokens.shape[0]):
             keep = alive[i]
@@ -439,6 +478,7 @@ class _History:
                 None if scores is None else float(scores[i]),
                 None if logq is None else logq[i][keep].tolist(),
                 {k: v[i][keep].tolist() for k, v in top.items()} or None,
+                None if shadow is None else [s[i][keep].tolist() for s in shadow],
             ))
         return out
 

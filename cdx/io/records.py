@@ -157,8 +157,21 @@ class SampleRecord(SetFields):
     """Whole-text log p_s, log p_c, log q: the sample's importance weight towards either model."""
     top_next: list[TopNext] | None = None
     """Per token, both models' most likely next tokens at that step (record_top_k > 0)."""
+    logq_modes: dict[str, list[float]] | None = None
+    """Per sampling mode of the batch the sample was drawn in, per token: log q of its tokens under
+    that mode's distribution (samples drawn with `pool=True`; cdx.analysis.sampling.pooled_stopped_rates)."""
 
     _logq_aligned = field_validator("logq", "top_next")(_one_per_token)
+
+    @field_validator("logq_modes")
+    @classmethod
+    def _modes_aligned(cls, value, info):
+        ids = info.data.get("token_ids")
+        if value is not None and ids is not None:
+            bad = [m for m, v in value.items() if len(v) != len(ids)]
+            if bad:
+                raise ValueError(f"logq_modes {bad} do not match the {len(ids)} tokens")
+        return value
 
     @field_validator("logp_s", "logp_c", "n_tokens")
     @classmethod

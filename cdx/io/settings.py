@@ -180,3 +180,7 @@ class TiltedSettings(BaseModel):
     """Log-odds added to the phrase's first tokens (3: twenty times the odds)."""
     fdr: float = Field(0.05, gt=0, lt=1)
     """Benjamini-Hochberg level over the run's tilted tests."""
+    pool: bool = False
+    """Also draw plain texts of both models in the same batches (`samples_per_prompt` of each of four
+    modes) and weight every text towards each model against the four modes' mixture (multiple
+    importance sampling, cdx.analysis.sampling.pooled_stopped_rates): no weight above 4."""

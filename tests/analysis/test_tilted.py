@@ -14,6 +14,7 @@ from cdx.analysis.pipeline import Analysis, Context, DescribeStage, SampleStage,
 from cdx.analysis.report import ReportStage
 from cdx.analysis.sampling import TILTED, SampleSettings, sample_pair
 from cdx.analysis.tilted import (
+    POOLED,
     TiltedTest,
     apply_tilted_fdr,
     candidates,
@@ -40,22 +41,28 @@ def finding(checker: dict, validated: bool = False, p: float = 0.5, z: float = 1
                    rate_c_ci=(0.0, 0.1), effect=2 / 80, effect_ci=(-0.03, 0.08), p=p, validated=validated)
 
 
-def test_each_side_is_measured_at_its_exact_rate(tiny_pair):
+@pytest.mark.parametrize("pool", [False, True], ids=["tilted", "pooled"])
+def test_each_side_is_measured_at_its_exact_rate(tiny_pair, pool):
     """tilt_c texts weighted towards p_c and tilt_s texts towards p_s: each stopped estimate covers its
-    model's exact rate, and the paired interval the exact difference (6 prompts x 200 texts a side)."""
+    model's exact rate, and the paired interval the exact difference (6 prompts x 200 texts a side).
+    Pooled: 100 texts per prompt of each of tilt_c, tilt_s, plain_c, plain_s, every one weighted
+    towards both models against the four modes' mixture."""
     prompts = PROMPTS[:6]
     checker = build_checker(E)
     tok = tiny_pair.tokenizer
     tokens = [v for v in range(tiny_pair.vocab_size) if checker.check(tok.decode([v], skip_special_tokens=True))]
-    s = TiltedSettings(enabled=True, samples_per_prompt=200, bonus=3.0)
+    per = 100 if pool else 200
+    s = TiltedSettings(enabled=True, samples_per_prompt=per, bonus=3.0, pool=pool)
     st = tilt_settings(SampleSettings(max_new_tokens=2, batch_size=4, seed=3), tokens, s, salt=0)
-    assert (st.tilt_tokens, st.tilt_bonus, st.samples_per_prompt, st.seed) == (tuple(tokens), 3.0, 200, 1003)
-    recs = sample_pair(tiny_pair, prompts, st, modes=TILTED, split="tilted_0")
+    assert (st.tilt_tokens, st.tilt_bonus, st.samples_per_prompt, st.seed) == (tuple(tokens), 3.0, per, 1003)
+    modes = POOLED if pool else TILTED
+    recs = sample_pair(tiny_pair, prompts, st, modes=modes, split="tilted_0", pool=pool)
     t = tilted_test(finding(E), tokens, recs, s)
+    assert t.modes == list(modes)
     truth = {side: exact_two_token_rate(tiny_pair, getattr(tiny_pair, side), prompts, checker)
              for side in ("starting", "comparison")}
     for est, side in ((t.rate_c, "comparison"), (t.rate_s, "starting")):
-        assert est.method == "stopped" and est.n == 1200 and est.n_groups == 6
+        assert est.method == "stopped" and est.n == 1200 * (2 if pool else 1) and est.n_groups == 6
         assert est.low <= truth[side] <= est.high and est.rate == pytest.approx(truth[side], abs=0.03)
         drawn = np.mean([checker.check(r.text) for r in recs if r.mode == ("tilt_c" if side == "comparison" else
                                                                             "tilt_s")])
@@ -63,8 +70,8 @@ def test_each_side_is_measured_at_its_exact_rate(tiny_pair):
     d = t.difference
     assert d.n_prompts == 6 and d.low <= truth["comparison"] - truth["starting"] <= d.high
     assert t.p == (d.p / 2 if d.diff > 0 else 1 - d.p / 2) and t.phrase == "e" and t.tokens == tokens
-    hit = {m: {r.prompt_index for r in recs if r.mode == m and checker.check(r.text)} for m in TILTED}
-    assert (t.hit_prompts_c, t.hit_prompts_s) == (len(hit["tilt_c"]), len(hit["tilt_s"]))
+    hit = {side: {r.prompt_index for r in recs if r.mode[-1] == side and checker.check(r.text)} for side in "cs"}
+    assert (t.hit_prompts_c, t.hit_prompts_s) == (len(hit["c"]), len(hit["s"]))
 
 
 def _test(p: float, diff: float, direction: str = "gained", hit_prompts_c: int = 8) -> TiltedTest:
@@ -119,16 +126,18 @@ class GivenHypotheses:
         write_records(ctx.out / "hypotheses.jsonl", [h.to_dict() for h in self.hypotheses])
 
 
-def test_the_validate_stage_writes_the_tilted_tests_their_samples_and_the_summary(tiny_pair, tmp_path, capsys):
+@pytest.mark.parametrize("pool", [False, True], ids=["tilted", "pooled"])
+def test_the_validate_stage_writes_the_tilted_tests_their_samples_and_the_summary(tiny_pair, tmp_path, capsys, pool):
     """Two phrase hypotheses no plain test validates on random models: each gets tilt_c and tilt_s samples of
     every held-out prompt (its own file, its own seed), a line of tilted.jsonl, and a place in analysis.json
-    and the summary line; a resume remakes nothing."""
+    and the summary line; a resume remakes nothing. Pooled: plain_c and plain_s samples too, each sample
+    with its log q under all four modes."""
     hyps = [Hypothesis("says 'e'", E, "gained", "ngram", discovery={"terms": [{"term": "e", "z": 3.0}]}),
             Hypothesis("says 'a'", {**E, "value": "a"}, "lost", "ngram", discovery={"terms": [{"term": "a", "z": 2.0}]})]
     stages = dict(sample=SampleStage(max_new_tokens=3, batch_size=8), describe=DescribeStage(),
                   hypothesise=GivenHypotheses(hyps),
                   validate=ValidateStage(sampling={"max_new_tokens": 3, "batch_size": 8},
-                                         tilted={"enabled": True, "samples_per_prompt": 4}),
+                                         tilted={"enabled": True, "samples_per_prompt": 4, "pool": pool}),
                   report=ReportStage(print_table=True, color=False))
     prompts = [f"Tell me about the number {i}." for i in range(16)]
     result = Analysis(**stages).run(Context(out=tmp_path, prompts=prompts, load_pair=lambda: tiny_pair))
@@ -139,8 +148,9 @@ def test_the_validate_stage_writes_the_tilted_tests_their_samples_and_the_summar
     split = json.loads((tmp_path / "split.json").read_text())
     for k, t in enumerate(tests):
         recs = read_records(tmp_path / f"tilted_{k}.jsonl")
-        assert sorted({r["mode"] for r in recs}) == ["tilt_c", "tilt_s"]
-        assert len(recs) == 2 * 4 * len(split["validation"])
+        assert sorted({r["mode"] for r in recs}) == sorted(POOLED if pool else TILTED)
+        assert len(recs) == (4 if pool else 2) * 4 * len(split["validation"])
+        assert all(sorted(r["logq_modes"]) == sorted(POOLED) if pool else "logq_modes" not in r for r in recs)
         assert {r["prompt_index"] for r in recs} == set(split["validation"])
         assert t.difference.n_prompts == len(split["validation"]) and 0 <= t.p <= t.q <= 1
     first = {r["id"]: r["text"] for r in read_records(tmp_path / "tilted_0.jsonl")}
