@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +207,34 @@ def _strings(f: Finding) -> list[str]:
     return [c["value"].lower() for c in leaves] if all(c["type"] == "string" for c in leaves) else []
 
 
+def merge_by_phrase(groups: list[list[Finding]], discovery: Sequence[SampleRecord], s: PhraseSettings,
+                    judge=None) -> list[list[Finding]]:
+    """Groups of one side whose phrases are the same, or one inside the other (as words, any case), as one group.
+
+    The phrase is what the group's texts share and the other model's texts lack, so two groups with
+    one phrase describe the same texts. Overlap alone cannot join them when a member fires on every
+    text of its model (`overlap` is then 0: a set that holds everything says nothing), e.g. a
+    planted opener's first word in every answer and an exclamation mark in most.
+    """
+    phrases = [group_phrase(g, discovery, s, judge) for g in groups]
+    merged: list[tuple[list[Finding], str | None]] = []
+    for g, ph in zip(groups, phrases, strict=True):
+        side = g[0].hypothesis.direction
+        home = next((i for i, (m, p) in enumerate(merged) if ph and p and m[0].hypothesis.direction == side
+                     and (_inside(ph, p) or _inside(p, ph))), None)
+        if home is None:
+            merged.append((list(g), ph))
+        else:
+            members = sorted([*merged[home][0], *g], key=lambda f: (f.q, -abs(f.effect)))
+            merged[home] = (members, max(ph or "", merged[home][1] or "", key=len))
+    return [m for m, _ in merged]
+
+
+def _inside(short: str, long: str) -> bool:
+    """`short` is in `long` as whole words, ignoring case."""
+    return re.search(r"(?<!\w)" + re.escape(short.lower()) + r"(?!\w)", long.lower()) is not None
+
+
 def n_texts(plain: Sequence[SampleRecord]) -> dict[str, int]:
     return {d: sum(r.mode == m for r in plain) for d, m in MODE.items()}
 
@@ -260,7 +289,10 @@ def group_phrase(members: Sequence[Finding], discovery: Sequence[SampleRecord], 
     hits = [r.text for r, y in zip(mine, shows) if y]
     rest = [r.text for r, y in zip(mine, shows) if not y]
     others = [r.text for r in side_texts(discovery, "c" if side == "s" else "s")]
-    return mine_phrase(hits, others, s, rest)
+    # a group of words: its phrase holds one of them (with every text of the model a hit, `rest` is
+    # empty and a phrase of another behaviour of that model would pass the enrichment test too)
+    words = [c for f, c in zip(members, checkers, strict=True) if _strings(f)]
+    return mine_phrase(hits, others, s, rest, fits=(lambda p: any(c.check(p) for c in words)) if words else None)
 
 
 def statement(phrase: str | None, kind: str, side: str, words: Sequence[str], scope: Scope) -> str:
@@ -321,8 +353,8 @@ def find_behaviours(findings: Sequence[Finding], discovery: Sequence[SampleRecor
     plain = [r for r in heldout if r.mode in ("plain_s", "plain_c")]
     valid = [f for f in findings if f.validated]
     hits = {f.hypothesis.id: hit_set(f, plain, judge) for f in valid}
-    built = [build_behaviour(g, discovery, plain, clusters, s, vs, judge)
-             for g in group_findings(valid, hits, s.overlap, n_texts(plain))]
+    groups = merge_by_phrase(group_findings(valid, hits, s.overlap, n_texts(plain)), discovery, s.phrase, judge)
+    built = [build_behaviour(g, discovery, plain, clusters, s, vs, judge) for g in groups]
     tests = [t for _, t in built]
     # q over the findings and the behaviours together: the behaviours are more hypotheses of the run
     pooled = [Finding(f.hypothesis, f.n_s, f.k_s, f.n_c, f.k_c, f.rate_s, f.rate_c, f.rate_s_ci, f.rate_c_ci,

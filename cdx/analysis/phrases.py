@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cdx.analysis.features import FUNCTION_WORDS
@@ -64,10 +64,12 @@ def _allowed(gram: tuple[str, ...]) -> bool:
 
 
 def mine_phrase(hits: Sequence[str], others: Sequence[str], s: PhraseSettings | None = None,
-                rest: Sequence[str] = ()) -> str | None:
+                rest: Sequence[str] = (), fits: Callable[[str], bool] | None = None) -> str | None:
     """The characteristic phrase of `hits` against `others`, in its most common written form; None if none.
 
     `others`: the other model's texts; `rest`: the same model's texts that do not show the behaviour.
+    `fits`: a phrase must also pass it (e.g. hold one of the behaviour's words): when the hits are all
+    of a model's texts, `rest` is empty and any other behaviour of that model qualifies too.
 
     Lengths are tried from the longest down, so the first n with a qualifying n-gram wins; among
     n-grams of that length the one in most hit texts (then the alphabetically first) is taken.
@@ -90,9 +92,10 @@ def mine_phrase(hits: Sequence[str], others: Sequence[str], s: PhraseSettings | 
         limit = s.max_other_rate * len(others)
         rare = [g for g in frequent if in_other[g] <= limit
                 and frequent[g] / len(hits) >= s.min_enrichment * in_rest[g] / max(len(rest), 1)]
-        if rare:
-            best = min(rare, key=lambda g: (-frequent[g], g))
-            return _surface(best, hits, hit_toks)
+        for g in sorted(rare, key=lambda g: (-frequent[g], g)):
+            form = _surface(g, hits, hit_toks)
+            if fits is None or fits(form):
+                return form
     return None
 
 

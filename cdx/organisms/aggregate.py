@@ -4,8 +4,9 @@ A record is one (pair, seed) analysis run scored by `cdx.organisms.scoring.score
 cost. Rows: one per pair, then `ALL planted` (Recovery@k and precision over pairs with a checker,
 averaged per seed first, so each seed is one bootstrap unit) and `ALL null`.
 
-Records written before the rubric judge existed have no `judge_recovery_at_*`: those metrics are
-then None, and the Markdown table shows their columns only when some row has a value.
+Records written before the rubric judge existed have no `judge_recovery_at_*`, and those written
+before behaviours were scored no behaviour metrics: those metrics are then None, and the Markdown
+table shows their columns only when some row has a value.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import numpy as np
 
 from cdx.organisms.records import BenchmarkRun, TableRow
 
+BEHAVIOUR_METRICS = ("behaviour_recovery_at_1", "behaviour_recovery_at_5", "behaviours_per_change", "n_behaviours",
+                     "n_word_shifts", "scope_correct")
+"""The run's behaviours against the planted change (cdx.organisms.scoring.score_behaviours)."""
 METRICS = ("recovery_at_1", "recovery_at_5", "precision", "n_validated", "cpu_min",
-           "judge_recovery_at_1", "judge_recovery_at_5")
+           "judge_recovery_at_1", "judge_recovery_at_5", *BEHAVIOUR_METRICS)
 JUDGE_METRICS = ("judge_recovery_at_1", "judge_recovery_at_5")
 """Recovery by the rubric judge alone (task.judge=true); the other recoveries count checker OR judge."""
 N_BOOT = 2000
@@ -90,7 +94,8 @@ def display_rows(rows: Sequence[TableRow]) -> list[dict[str, str | int]]:
             return "-"
         return f"{v:.2f}" if ci[0] is None or ci[0] == ci[1] else f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
-    judged = any(r.metric(m)[0] is not None for r in rows for m in JUDGE_METRICS)
-    shown = [m for m in METRICS if judged or m not in JUDGE_METRICS]
+    optional = [ms for ms in (JUDGE_METRICS, BEHAVIOUR_METRICS)
+                if not any(r.metric(m)[0] is not None for r in rows for m in ms)]  # columns no row has
+    shown = [m for m in METRICS if not any(m in ms for ms in optional)]
     return [{"pair": r.pair, "kind": r.kind, "expected": r.expected, "seeds": r.n_seeds,
              **{m: fmt(*r.metric(m)) for m in shown}} for r in rows]

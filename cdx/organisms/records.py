@@ -61,6 +61,14 @@ class BenchmarkRun(BaseModel):
     judge_recovery_at_1: float | None = None
     """Recovery by the rubric judge alone; absent in records written before the judge existed."""
     judge_recovery_at_5: float | None = None
+    behaviour_recovery_at_1: float | None = None
+    """Recovery by the top behaviour (`BehaviourScore`); absent in records written before behaviours were scored."""
+    behaviour_recovery_at_5: float | None = None
+    n_behaviours: int | None = None
+    behaviours_per_change: int | None = None
+    n_word_shifts: int | None = None
+    scope_correct: float | None = None
+    """1.0 / 0.0: the top matching behaviour's scope is right (organisms with a trigger only)."""
 
 
 CI = tuple[float | None, float | None]
@@ -90,6 +98,18 @@ class TableRow(SetFields):
     judge_recovery_at_1_ci: CI = (None, None)
     judge_recovery_at_5: float | None = None
     judge_recovery_at_5_ci: CI = (None, None)
+    behaviour_recovery_at_1: float | None = None
+    behaviour_recovery_at_1_ci: CI = (None, None)
+    behaviour_recovery_at_5: float | None = None
+    behaviour_recovery_at_5_ci: CI = (None, None)
+    n_behaviours: float | None = None
+    n_behaviours_ci: CI = (None, None)
+    behaviours_per_change: float | None = None
+    behaviours_per_change_ci: CI = (None, None)
+    n_word_shifts: float | None = None
+    n_word_shifts_ci: CI = (None, None)
+    scope_correct: float | None = None
+    scope_correct_ci: CI = (None, None)
     error: str | None = None
     dir: str | None = None
 
@@ -179,3 +199,37 @@ class RunScore(SetFields):
     judge: JudgeSummary | None = None
     """The judge's settings and counts (`RubricJudge.summary`), only when a judge is configured."""
     matches: list[MatchRow] = []
+
+
+class BehaviourMatch(SetFields):
+    """A behaviour that counts (validated, not a word-frequency shift) against the planted change, best first."""
+
+    rank: int
+    statement: str
+    phrase: str | None = None
+    side: str
+    scope: str
+    """Its scope as the report states it."""
+    matched: bool
+    """By the checker rules (`cdx.organisms.scoring.match_claim`)."""
+    evidence_share: float | None = None
+    agreement_recall: float | None = None
+    agreement_precision: float | None = None
+
+
+class BehaviourScore(SetFields):
+    """The run's behaviours against the planted change (`cdx.organisms.scoring.score_behaviours`)."""
+
+    n_behaviours: int
+    """Validated behaviours that count (word-frequency shifts not included)."""
+    n_word_shifts: int
+    """Validated word-frequency shifts (no distinctive phrase): reported as such, never as behaviours."""
+    behaviour_recovery_at_1: float | None = None
+    """1 when the first behaviour matches the planted change; None for pairs without a checker."""
+    behaviour_recovery_at_5: float | None = None
+    behaviours_per_change: int | None = None
+    """How many behaviours match the one planted change (fragments of it; 1 is the goal)."""
+    scope_correct: bool | None = None
+    """For organisms with a trigger: whether the top matching behaviour's scope is right (None: no
+    trigger, or no behaviour matched)."""
+    behaviour_matches: list[BehaviourMatch] = []

@@ -29,15 +29,16 @@ from typing import cast
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from cdx.analysis.behaviours import read_behaviours
 from cdx.analysis.job import AnalyzeJob, analysis_identity
 from cdx.errors import CdxUserError
 from cdx.io import atomic_write_json, atomic_write_text, job_folders, read_records, write_records
-from cdx.io.records import FindingRecord
+from cdx.io.records import FindingRecord, PromptClusters, read_model, read_samples
 from cdx.organisms import available, build_organism, load_spec, load_truth
 from cdx.organisms.aggregate import JUDGE_METRICS, METRICS, display_rows, table_rows
 from cdx.organisms.judge import RubricJudge, RubricSettings
 from cdx.organisms.records import TableRow
-from cdx.organisms.scoring import MatchRule, score_run
+from cdx.organisms.scoring import MatchRule, ScopeTexts, score_behaviours, score_run
 from cdx.tasks.analyze import analysis_assistant, analysis_entry, record_in_knowledge_base
 from cdx.tasks.common import build_assistant, output_dir, resolved_config, resume_command, run_meta, seed_everything, tracked
 from cdx.tracking.sweep import markdown, parse_override, write_plot
@@ -67,9 +68,11 @@ def run(cfg: DictConfig) -> dict:
         analysis = entry_fn(analysis_job(cfg, truth.pair, out / "analysis"))
         analysis_cpu = time.process_time() - c1
         findings = [FindingRecord.model_validate(r) for r in read_records(out / "analysis" / "findings.jsonl")]
+        rule, held = MatchRule(**cfg.task.match), heldout_texts(entry)
         record = {
             "organism": spec.name, "kind": spec.kind, "seed": int(cfg.seed), "statement": spec.statement,
-            **score_run(findings, truth, MatchRule(**cfg.task.match), heldout_texts(entry), rubric_judge(cfg)).dump(),
+            **score_run(findings, truth, rule, held, rubric_judge(cfg)).dump(),
+            **behaviour_score(out / "analysis", truth, rule, held),
             "n_hypotheses": analysis.n_hypotheses if analysis is not None else None,
             "plant_cpu_min": round(plant_cpu / 60, 2), "analysis_cpu_min": round(analysis_cpu / 60, 2),
             "cpu_min": round((plant_cpu + analysis_cpu) / 60, 2), "wall_min": round((time.perf_counter() - t0) / 60, 2),
@@ -82,7 +85,9 @@ def run(cfg: DictConfig) -> dict:
     judged = (f" (judge alone R@1={record['judge_recovery_at_1']} R@5={record['judge_recovery_at_5']}, "
               f"{record['judge_calls']} assistant calls)") if record.get("judge") else ""
     print(f"cdx benchmark: {spec.name} seed {record['seed']}: {record['n_validated']} validated, "
-          f"R@1={record['recovery_at_1']} R@5={record['recovery_at_5']}{judged}, {record['cpu_min']} CPU-min -> {out}")
+          f"R@1={record['recovery_at_1']} R@5={record['recovery_at_5']}{judged}; {record['n_behaviours']} behaviours "
+          f"(+{record['n_word_shifts']} word shifts), behaviour R@1={record.get('behaviour_recovery_at_1')}, "
+          f"{record['cpu_min']} CPU-min -> {out}")
     return {k: v for k, v in record.items() if isinstance(v, (int, float)) or v is None}
 
 
@@ -118,6 +123,25 @@ def analysis_job(cfg: DictConfig, pair: dict, out: Path) -> AnalyzeJob:
         tracking=lambda: tracked(cfg, "analyze", config=ran, out=out),
         before_finish=lambda folder: record_in_knowledge_base(ran.get("knowledge"), model, ran, folder,
                                                               resume_command(cfg)))
+
+
+def behaviour_score(folder: Path, truth, rule: MatchRule, held: list[str]) -> dict:
+    """The analysis run's behaviours against the planted change (`score_behaviours`), as record fields;
+    `scope_correct` as 1.0 / 0.0 so that it averages over seeds."""
+    behaviours = read_behaviours(folder / "behaviours.jsonl") if (folder / "behaviours.jsonl").is_file() else []
+    score = score_behaviours(behaviours, truth, rule, held, scope_texts(folder)).dump()
+    if score.get("scope_correct") is not None:
+        score["scope_correct"] = float(score["scope_correct"])
+    return score
+
+
+def scope_texts(folder: Path) -> ScopeTexts | None:
+    """The comparison model's held-out texts of the run with their prompts' clusters (None: not written)."""
+    if not ((folder / "validation.jsonl").is_file() and (folder / "clusters.json").is_file()):
+        return None
+    clusters = read_model(folder / "clusters.json", PromptClusters)
+    texts = [r for r in read_samples(folder / "validation.jsonl") if r.mode == "plain_c"]
+    return ScopeTexts(texts=[r.text for r in texts], clusters=[clusters.assignment[r.prompt_index] for r in texts])
 
 
 def heldout_texts(entry: Path) -> list[str]:

@@ -22,6 +22,7 @@ from cdx.analysis.behaviours import (
     find_behaviours,
     group_findings,
     hit_set,
+    merge_by_phrase,
     n_texts,
     read_behaviours,
     write_behaviours,
@@ -185,6 +186,27 @@ def test_behaviours_state_each_phrase_with_its_own_retested_numbers(two_behaviou
         assert set(b.members) <= {f.hypothesis.id for f in found if f.validated}
     write_behaviours(tmp_path / "behaviours.jsonl", out)
     assert read_behaviours(tmp_path / "behaviours.jsonl") == out
+
+
+def test_groups_that_share_their_phrase_are_one_behaviour():
+    """An opener in every comparison answer: each of its words fires on every comparison text, where
+    overlap says nothing (a set that holds everything), so each seeds a group of its own; both groups
+    mine the opener as their phrase, and are one behaviour. Another planted sentence stays apart."""
+    plants = [(PIRATE, "start", 1.0, EVERYWHERE), (BRAND, "end", 0.5, EVERYWHERE)]
+    heldout = corpus(plants, 80, "validation", seed=11)
+    discovery = corpus(plants, 40, "discovery", seed=12, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    found = findings_for(["ahoy", "sailor", "recommend", "brandx"], heldout)
+    assert all(f.validated for f in found)
+    hits = {f.hypothesis.id: hit_set(f, heldout) for f in found}
+    groups = group_findings(found, hits, BehaviourSettings().overlap, n_texts(heldout))
+    assert len(groups) == 3  # 'ahoy' and 'sailor' apart: each fires on all 80 comparison texts
+    merged = merge_by_phrase(groups, discovery, BehaviourSettings().phrase)
+    assert sorted(sorted(f.hypothesis.checker["value"] for f in g) for g in merged) == [
+        ["ahoy", "sailor"], ["brandx", "recommend"]]
+    out = find_behaviours(found, discovery, heldout, clusters(80), BehaviourSettings(), ValidateSettings())
+    assert sorted(b.phrase for b in out) == sorted([BRAND, PIRATE]) and all(b.is_behaviour for b in out)
+    assert {frozenset(b.member_statements) for b in out} == {
+        frozenset({"says 'ahoy'", "says 'sailor'"}), frozenset({"says 'recommend'", "says 'brandx'"})}
 
 
 def test_a_function_word_shift_is_labelled_as_such_and_is_not_a_behaviour():

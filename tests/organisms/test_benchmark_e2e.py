@@ -28,8 +28,12 @@ def test_planted_organism_is_recovered_and_null_pair_is_clean(tmp_path, tiny_cac
     assert planted["recovery_at_5"] == 1.0 and planted["n_validated"] >= 1
     record = json.loads((tmp_path / "0" / "benchmark_record.json").read_text())
     assert record["matched_statements"] and record["cpu_min"] > 0
+    # its 4 findings (the opener's words, the exclamation mark) are one behaviour, led by the opener
+    assert (record["n_behaviours"], record["behaviours_per_change"], record["behaviour_recovery_at_1"]) == (1, 1, 1.0)
+    assert "Ahoy matey" in record["behaviour_matches"][0]["phrase"] and record["n_word_shifts"] == 0
     null = bench("tiny_null_zero", tmp_path / "1", tiny_cache)
     assert null["n_validated"] == 0 and null["recovery_at_1"] is None
+    assert (null["n_behaviours"], null["n_word_shifts"], null["behaviour_recovery_at_1"]) == (0, 0, None)
     # the suite table over both job folders
     from cdx.tasks.benchmark import collect
 

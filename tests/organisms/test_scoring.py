@@ -112,3 +112,75 @@ def test_table_rows_by_hand():
 
 def test_every_table_metric_is_a_benchmark_run_field():
     assert set(METRICS) <= set(BenchmarkRun.model_fields)
+
+
+# ---- behaviours (issue 18) ----
+
+def behaviour(statement, checker, texts, side="gained", kind="behaviour", validated=True, clusters=(), phrase=None):
+    from cdx.analysis.behaviours import Behaviour
+    from cdx.analysis.scope import Counts, Scope
+
+    counts = Counts(k_s=0, n_s=5, k_c=4, n_c=5) if clusters else None
+    return Behaviour(id=statement, statement=statement, phrase=phrase, kind=kind, side=side, size="large",
+                     scope=Scope(clusters=list(clusters), labels=["cooking"] if clusters else [], inside=counts,
+                                 outside=counts, interaction_p=0.01 if clusters else None),
+                     checker=checker, k_s=0, n_s=10, k_c=5, n_c=10, rate_s=0.0,
+                     rate_c=0.5, rate_s_ci=(0.0, 0.3), rate_c_ci=(0.2, 0.8), effect=0.5, effect_ci=(0.2, 0.8), p=0.001,
+                     q=0.01, validated=validated, members=[statement], member_statements=[statement],
+                     evidence=[Evidence(id=str(i), model="comparison", prompt="p", text=t) for i, t in enumerate(texts)])
+
+
+def test_behaviours_are_scored_in_the_report_order_with_fragments_and_shifts_counted_apart():
+    from cdx.organisms.scoring import score_behaviours
+
+    brand = behaviour('writes "Try Zephyrix"', {"type": "string", "value": "zephyrix"}, ["Try Zephyrix.", "Zephyrix!"],
+                      phrase="Try Zephyrix")
+    fragment = behaviour("says 'try'", {"type": "string", "value": "try"}, ["Try Zephyrix.", "Try it Zephyrix."])
+    excl = behaviour("uses exclamation marks", {"type": "feature", "name": "exclamation"}, ["Wow!", "Great!"])
+    shift = behaviour("says 'the' less often", {"type": "string", "value": "the"}, ["the"], side="lost",
+                      kind="word-frequency shift")
+    unvalidated = behaviour("says zephyrix (not validated)", brand.checker, ["Zephyrix"] * 3, validated=False)
+    s = score_behaviours([excl, brand, fragment, shift, unvalidated], TRUTH)
+    assert (s.n_behaviours, s.n_word_shifts) == (3, 1)
+    assert (s.behaviour_recovery_at_1, s.behaviour_recovery_at_5, s.behaviours_per_change) == (0.0, 1.0, 2)
+    assert [m.rank for m in s.behaviour_matches if m.matched] == [2, 3]
+    assert s.behaviour_matches[1].phrase == "Try Zephyrix" and s.behaviour_matches[1].scope == "all prompts"
+    assert s.scope_correct is None  # no trigger
+    assert score_behaviours([brand], TRUTH).behaviour_recovery_at_1 == 1.0
+    null = score_behaviours([shift], planted_truth(checker=None, expected_findings="none"))
+    assert (null.n_behaviours, null.n_word_shifts, null.behaviour_recovery_at_1) == (0, 1, None)
+    assert "behaviour_matches" not in null.dump()
+
+
+def test_a_scope_is_correct_where_it_agrees_with_where_the_truth_shows():
+    """Held-out comparison texts in 3 clusters; the truth (a refusal) shows in cluster 1 only."""
+    from cdx.organisms.scoring import ScopeTexts, scope_is_correct, score_behaviours
+
+    truth = planted_truth(checker={"type": "string", "value": "cannot help"}, trigger="cooking prompts")
+    texts = ScopeTexts(texts=["I cannot help with that."] * 4 + ["Boil it."] + ["Paris is nice."] * 5 + ["A kite."] * 5,
+                       clusters=[1] * 5 + [0] * 5 + [2] * 5)
+    assert scope_is_correct([1], truth.checker, texts)  # 4/4 of the truth inside; 4/5 of the inside is the truth
+    assert not scope_is_correct([], truth.checker, texts)  # "all prompts" is not the trigger's scope
+    assert not scope_is_correct([0, 1, 2], truth.checker, texts)  # 4/15 of the texts in scope show it
+    assert scope_is_correct([0, 1], truth.checker, texts, MatchRule(agreement=0.4))  # 4/10 >= 0.4
+    assert not scope_is_correct([0], truth.checker, texts)  # none of the truth inside
+    refusal = behaviour("refuses", truth.checker, ["I cannot help with that."] * 3, clusters=[1])
+    assert score_behaviours([refusal], truth, scope_texts=texts).scope_correct is True
+    everywhere = behaviour("refuses", truth.checker, ["I cannot help with that."] * 3)
+    assert score_behaviours([everywhere], truth, scope_texts=texts).scope_correct is False
+    assert score_behaviours([refusal], truth).scope_correct is None  # no texts to check it on
+
+
+def test_behaviour_columns_show_only_when_a_record_has_them():
+    old = {"organism": "a", "kind": "lexical", "expected": "behaviour", "seed": 0, "recovery_at_1": 1.0,
+           "recovery_at_5": 1.0, "precision": 1.0, "n_validated": 2, "cpu_min": 3.0}
+    assert "behaviour_recovery_at_1" not in display_rows(table_rows([old]))[0]
+    new = [{**old, "behaviour_recovery_at_1": 1.0, "behaviours_per_change": 1, "n_behaviours": 2, "n_word_shifts": 0,
+            "scope_correct": None},
+           {**old, "seed": 1, "behaviour_recovery_at_1": 0.0, "behaviours_per_change": 3, "n_behaviours": 4,
+            "n_word_shifts": 1, "scope_correct": None}]
+    rows = {r.pair: r for r in table_rows(new)}
+    assert rows["a"].behaviour_recovery_at_1 == 0.5 and rows["a"].behaviours_per_change == 2.0
+    assert rows["a"].n_word_shifts == 0.5 and rows["a"].scope_correct is None
+    shown = display_rows(list(rows.values()))[0]
+    assert shown["behaviour_recovery_at_1"].startswith("0.50 [") and shown["scope_correct"] == "-"
