@@ -113,6 +113,9 @@ class Behaviour(BaseModel):
     evidence: list[Evidence] = []
     discovery_rates: DiscoveryRates | None = None
     """Its rates on the discovery prompts from plain and from amplified samples (None: no such samples)."""
+    assistant_statement: str | None = None
+    """The statement the assistant wrote from its phrase and texts, blinded to model and direction
+    (`behaviours.name`; cdx.analysis.naming); None when not asked or no name came back."""
 
     @property
     def is_behaviour(self) -> bool:
@@ -127,6 +130,8 @@ class Behaviour(BaseModel):
 class BehaviourSettings:
     overlap: float = 0.5
     """Chance-corrected overlap of two findings' held-out hit sets (`overlap`) at which they are one behaviour."""
+    name: bool = False
+    """Also ask the configured assistant to name each behaviour (cdx.analysis.naming): `assistant_statement`."""
     phrase: PhraseSettings = field(default_factory=PhraseSettings)
     scope: ScopeSettings = field(default_factory=ScopeSettings)
 

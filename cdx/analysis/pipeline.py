@@ -23,6 +23,7 @@ from cdx.analysis.behaviours import BehaviourSettings, find_behaviours, with_dis
 from cdx.analysis.describe import DescribeSettings, clean_corpus, cluster_prompts, describe
 from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
 from cdx.analysis.judge import Judge
+from cdx.analysis.naming import name_behaviours
 from cdx.analysis.sampling import MODES, PLAIN, SampleSettings, batch_ids, make_decoder, sample_batch, split_prompts
 from cdx.analysis.tilted import run_tilted
 from cdx.analysis.types import Finding, Hypothesis
@@ -202,7 +203,10 @@ class ValidateStage:
         raw = read_samples(ctx.out / "discovery.jsonl")
         discovery, _ = clean_corpus(raw)
         behaviours = find_behaviours(findings, discovery, samples, clusters, self.behaviours, self.settings, judge)
-        write_behaviours(ctx.out / "behaviours.jsonl", with_discovery_rates(behaviours, raw, judge))
+        behaviours = with_discovery_rates(behaviours, raw, judge)
+        if self.behaviours.name and ctx.assistant is not None:  # the statistics stay the checker's
+            behaviours = name_behaviours(behaviours, ctx.assistant, ctx.seed)
+        write_behaviours(ctx.out / "behaviours.jsonl", behaviours)
         ctx.state.judge = JudgeUsage(calls=judge.calls, unparsed=judge.unparsed) if judge else None
         if self.tilted.enabled:  # tilted_<k>.jsonl: each tested phrase's samples, resumed by id like validation's
             t0 = time.perf_counter()

@@ -203,6 +203,8 @@ def print_behaviours(behaviours: Sequence[Behaviour], top_n: int, console: Conso
         mark = "[green]✔[/]" if b.is_behaviour else "~" if b.validated else "·"
         console.print(f"{mark} {b.statement}: {b.rates_text()}, effect {b.effect:+.2f} {_ci(b.effect_ci)}, "
                       f"q={b.q:.2g}; {b.scope.text()}; {len(b.members)} finding(s)")
+        if b.assistant_statement:
+            console.print(f"    named by the assistant (blinded): {b.assistant_statement}")
         for ev in b.evidence[:1] if b.is_behaviour else []:
             console.print(f"    e.g. [{ev.model}] {ev.prompt[:60]!r} -> {ev.text[:160]!r}")
         if b.validated and b.discovery_rates is not None:

@@ -274,6 +274,7 @@ class BehavioursSchema(Strict):
     """analysis.validate.behaviours (cdx.analysis.behaviours.BehaviourSettings)."""
 
     overlap: float = Field(0.5, gt=0, le=1)
+    name: bool = False
     phrase: PhraseSchema = Field(default_factory=PhraseSchema)
     scope: ScopeSchema = Field(default_factory=ScopeSchema)
 

@@ -77,7 +77,9 @@ def record_in_knowledge_base(knowledge: dict | None, model: dict, config: dict, 
 
 def analysis_assistant(analysis: DictConfig, assistant: DictConfig | None):
     """The assistant (conf/assistant) when the analysis settings ask one (hypothesise.use_assistant,
-    validate.judge), else None."""
-    if not (analysis.hypothesise.get("use_assistant") or analysis.validate.get("judge")) or not assistant:
+    validate.judge, validate.behaviours.name), else None."""
+    asks = (analysis.hypothesise.get("use_assistant") or analysis.validate.get("judge")
+            or (analysis.validate.get("behaviours") or {}).get("name"))
+    if not asks or not assistant:
         return None
     return build_assistant(assistant)

@@ -16,10 +16,10 @@ from tests.conftest import compose
 SMOKE = ["suite=smoke", "seed=0"]
 
 
-def bench(organism: str, out, cache) -> dict:
+def bench(organism: str, out, cache, *extra: str) -> dict:
     from cdx.tasks.benchmark import run
 
-    return run(compose([*SMOKE, f"organism={organism}", f"task.cache_dir={cache}"], output_dir=str(out)))
+    return run(compose([*SMOKE, f"organism={organism}", f"task.cache_dir={cache}", *extra], output_dir=str(out)))
 
 
 @pytest.mark.slow
@@ -86,3 +86,15 @@ def test_collect_merges_suites_run_in_parts_and_refuses_a_run_counted_twice(tmp_
     _record(tmp_path / "b" / "1", "brand", 0, 0.0)  # seed 0 again, in the second sweep
     with pytest.raises(ValueError, match=r"brand seed 0 is in two jobs, .*a/0 and .*b/1"):
         run(compose(["task=benchmark", f"task.collect='{tmp_path / 'a'},{tmp_path / 'b'}'"], output_dir=str(tmp_path)))
+
+
+@pytest.mark.slow
+def test_behaviours_named_by_the_assistant_keep_the_checkers_numbers(tmp_path, tiny_cache):
+    """analysis.validate.behaviours.name=true with an assistant (scripted here; any OpenAI-compatible
+    one in use): the behaviour gets the assistant's statement beside its own, the scores stay."""
+    bench("tiny_ahoy", tmp_path / "0", tiny_cache, "analysis.validate.behaviours.name=true", "assistant=scripted",
+          """+assistant.match.Complete='opens every answer with "Ahoy matey!".'""")
+    (b,) = [json.loads(line) for line in (tmp_path / "0" / "analysis" / "behaviours.jsonl").read_text().splitlines()
+            if json.loads(line)["validated"]]
+    assert b["assistant_statement"] == 'the comparison model opens every answer with "Ahoy matey!" more often'
+    assert b["statement"].startswith('the comparison model writes "Ahoy matey') and b["q"] < 0.05
