@@ -33,7 +33,7 @@ def test_planted_organism_is_recovered_and_null_pair_is_clean(tmp_path, tiny_cac
     assert "Ahoy matey" in record["behaviour_matches"][0]["phrase"] and record["n_word_shifts"] == 0
     null = bench("tiny_null_zero", tmp_path / "1", tiny_cache)
     assert null["n_validated"] == 0 and null["recovery_at_1"] is None
-    assert (null["n_behaviours"], null["n_word_shifts"], null["behaviour_recovery_at_1"]) == (0, 0, None)
+    assert (null["n_behaviours"], null["n_word_shifts"], null.get("behaviour_recovery_at_1")) == (0, 0, None)
     # the suite table over both job folders
     from cdx.tasks.benchmark import collect
 
