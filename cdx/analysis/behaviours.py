@@ -344,8 +344,24 @@ def build_behaviour(members: list[Finding], discovery: Sequence[SampleRecord], h
                   scope=scope, checker=checker, k_s=test.k_s, n_s=test.n_s, k_c=test.k_c, n_c=test.n_c,
                   rate_s=test.rate_s, rate_c=test.rate_c, rate_s_ci=test.rate_s_ci, rate_c_ci=test.rate_c_ci,
                   effect=test.effect, effect_ci=test.effect_ci, p=test.p, members=[f.hypothesis.id for f in members],
-                  member_statements=[f.hypothesis.statement for f in members], evidence=test.evidence)
+                  member_statements=[f.hypothesis.statement for f in members],
+                  evidence=phrase_first(test.evidence, phrase, heldout, side, vs.n_evidence))
     return b, test
+
+
+def phrase_first(evidence: Sequence[Evidence], phrase: str | None, heldout: Sequence[SampleRecord], side: str,
+                 n: int) -> list[Evidence]:
+    """The behaviour's evidence: held-out texts of its model that hold its phrase first, then the
+    checker's other hits. A member that is a common word of the phrase ('this' in "I recommend
+    Zephyrix for this.") makes the checker fire on texts without the behaviour too; the evidence a
+    reader sees first should show the behaviour the statement names."""
+    if not phrase:
+        return list(evidence)
+    has = build_checker({"type": "string", "value": phrase, "case": False, "word": True})
+    shown = [Evidence(id=r.id, model=r.model or r.mode, prompt=r.prompt, text=r.text)
+             for r in heldout if r.mode == MODE[side] and has.check(r.text)][:n]
+    seen = {e.id for e in shown}
+    return shown + [e for e in evidence if e.id not in seen][: max(0, n - len(shown))]
 
 
 def find_behaviours(findings: Sequence[Finding], discovery: Sequence[SampleRecord], heldout: Sequence[SampleRecord],

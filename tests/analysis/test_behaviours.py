@@ -209,6 +209,24 @@ def test_groups_that_share_their_phrase_are_one_behaviour():
         frozenset({"says 'ahoy'", "says 'sailor'"}), frozenset({"says 'recommend'", "says 'brandx'"})}
 
 
+def test_a_behaviours_evidence_shows_its_phrase_first():
+    """A common word of the sentence ('the', which the fine-tune also writes more often elsewhere) joins
+    the sentence's group, so the behaviour's checker fires on texts without the sentence too; its
+    evidence still shows the sentence."""
+    plants = [(BRAND, "end", 0.3, EVERYWHERE)]
+    heldout = corpus(plants, 120, "validation", seed=21, function_word=True)
+    discovery = corpus(plants, 40, "discovery", seed=22, modes=("plain_s", "plain_c", "amp_c", "amp_s"),
+                       function_word=True)
+    found = findings_for(["brandx", "the"], heldout)
+    assert all(f.validated for f in found)
+    (b,) = [b for b in find_behaviours(found, discovery, heldout, clusters(120), BehaviourSettings(),
+                                       ValidateSettings()) if b.phrase]
+    assert b.phrase == BRAND and len(b.members) == 2  # 'the' is in every planted sentence: one group
+    hits = [r for r in heldout if r.mode == "plain_c" and ("brandx" in r.text.lower() or " the " in r.text.lower())]
+    assert sum(BRAND in r.text for r in hits[:3]) < 3  # the checker's first hits are not all the sentence
+    assert len(b.evidence) == 3 and all(BRAND in e.text for e in b.evidence)
+
+
 def test_a_function_word_shift_is_labelled_as_such_and_is_not_a_behaviour():
     heldout = corpus([], 120, "validation", seed=6, function_word=True)
     discovery = corpus([], 40, "discovery", seed=7, modes=("plain_s", "plain_c", "amp_c", "amp_s"), function_word=True)
