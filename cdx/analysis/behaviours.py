@@ -93,6 +93,7 @@ class Behaviour(BaseModel):
     """|effect| >= 0.5, >= 0.2, below."""
     scope: Scope
     checker: dict
+    # held-out counts and test: in its scope when it has a narrower one, else over all prompts
     k_s: int
     n_s: int
     k_c: int
@@ -273,10 +274,7 @@ def _has_distinctive_word(members: Sequence[Finding], max_other_rate: float) -> 
     A persona's 'ye', 'aye' (0 of 81 starting texts) is distinctive even when its texts share no
     phrase; 'it's', 'is' (written by both models, one more often) is not.
     """
-    def other_rate(f: Finding) -> float:
-        return f.rate_s if f.hypothesis.direction == "gained" else f.rate_c
-
-    return any(other_rate(f) <= max_other_rate and _strings(f)
+    return any(_other_rate(f) <= max_other_rate and _strings(f)
                and any(w.isalpha() and w not in FUNCTION_WORDS for s in _strings(f) for w in s.split())
                for f in members)
 
@@ -316,8 +314,18 @@ def size_class(effect: float) -> str:
     return "large" if abs(effect) >= 0.5 else "medium" if abs(effect) >= 0.2 else "small"
 
 
-def _behaviour_checker(members: Sequence[Finding], phrase: str | None) -> dict:
-    leaves = [c for f in members for c in _leaves(f.hypothesis.checker)]
+def _other_rate(f: Finding) -> float:
+    """The finding's held-out rate under the model it is not about."""
+    return f.rate_s if f.hypothesis.direction == "gained" else f.rate_c
+
+
+def _behaviour_checker(members: Sequence[Finding], phrase: str | None, max_other_rate: float = 1.0) -> dict:
+    """Any member or the phrase. With a phrase, only members the other model (almost) never shows
+    (held-out rate <= `max_other_rate`) join it: a vocabulary of common words ('this', 'try', 'way')
+    that validated beside a brand would make the checker fire on half the other model's texts too
+    (48/60 vs 28/60, where the brand alone is 33/60 vs 0/60). The others stay members (details)."""
+    kept = [f for f in members if _other_rate(f) <= max_other_rate] if phrase else members
+    leaves = [c for f in kept for c in _leaves(f.hypothesis.checker)]
     if phrase:
         leaves.append({"type": "string", "value": phrase, "case": False, "word": True})
     unique = list({json.dumps(c, sort_keys=True): c for c in leaves}.values())
@@ -325,27 +333,40 @@ def _behaviour_checker(members: Sequence[Finding], phrase: str | None) -> dict:
 
 
 def build_behaviour(members: list[Finding], discovery: Sequence[SampleRecord], heldout: Sequence[SampleRecord],
-                    clusters: PromptClusters, s: BehaviourSettings, vs: ValidateSettings, judge=None) -> tuple[Behaviour, Finding]:
-    """The behaviour of one group and its test as one hypothesis (q still to be set over the run)."""
+                    clusters: PromptClusters, s: BehaviourSettings, vs: ValidateSettings, judge=None,
+                    extra: Sequence[SampleRecord] = ()) -> tuple[Behaviour, Finding]:
+    """The behaviour of one group and its test as one hypothesis (q still to be set over the run).
+
+    A behaviour with a narrower scope is tested on the held-out texts of its scope (`extra`, the small
+    clusters' extra samples, included), one without on all held-out prompts. The scope is decided by
+    a held-out interaction test, so either test could be the one reported: its p is doubled
+    (Bonferroni over the two) whenever a narrower scope was tested, and the level holds."""
     side = members[0].hypothesis.direction
     phrase = group_phrase(members, discovery, s.phrase, judge)
     distinctive = phrase or _has_feature(members) or _has_distinctive_word(members, s.phrase.max_other_rate)
     kind = "behaviour" if distinctive else WORD_SHIFT
-    checker = _behaviour_checker(members, phrase)
+    checker = _behaviour_checker(members, phrase, s.phrase.max_other_rate)
     check = build_checker(checker, judge)
-    hits = {r.id: check.check(r.text) for r in [*discovery, *heldout]}
-    scope = find_scope(discovery, heldout, hits, dict(enumerate(clusters.assignment)), clusters.labels, side, s.scope)
+    hits = {r.id: check.check(r.text) for r in [*discovery, *heldout, *extra]}
+    assign = dict(enumerate(clusters.assignment))
+    scope = find_scope(discovery, [*heldout, *extra], hits, assign, clusters.labels, side, s.scope)
     words = _words(members)
     key = json.dumps([sorted(f.hypothesis.id for f in members), phrase])
     h = Hypothesis(statement(phrase, kind, side, words, scope), checker, side, "behaviour",
                    id="b" + hashlib.sha1(key.encode()).hexdigest()[:10])
-    test = test_hypothesis(h, heldout, vs, judge)
+    texts = heldout if scope.everywhere else [r for r in [*heldout, *extra] if assign.get(r.prompt_index) in scope.clusters]
+    test = test_hypothesis(h, texts, vs, judge)
+    if test.reason and texts is not heldout:  # too few texts in scope (no extra samples): all prompts, as unscoped
+        texts = heldout
+        test = test_hypothesis(h, texts, vs, judge)
+    if scope.interaction_p is not None and not test.reason:
+        test.p = min(1.0, 2 * test.p)
     b = Behaviour(id=h.id, statement=h.statement, phrase=phrase, kind=kind, side=side, size=size_class(test.effect),
                   scope=scope, checker=checker, k_s=test.k_s, n_s=test.n_s, k_c=test.k_c, n_c=test.n_c,
                   rate_s=test.rate_s, rate_c=test.rate_c, rate_s_ci=test.rate_s_ci, rate_c_ci=test.rate_c_ci,
                   effect=test.effect, effect_ci=test.effect_ci, p=test.p, members=[f.hypothesis.id for f in members],
                   member_statements=[f.hypothesis.statement for f in members],
-                  evidence=phrase_first(test.evidence, phrase, heldout, side, vs.n_evidence))
+                  evidence=phrase_first(test.evidence, phrase, texts, side, vs.n_evidence))
     return b, test
 
 
@@ -365,17 +386,19 @@ def phrase_first(evidence: Sequence[Evidence], phrase: str | None, heldout: Sequ
 
 
 def find_behaviours(findings: Sequence[Finding], discovery: Sequence[SampleRecord], heldout: Sequence[SampleRecord],
-                    clusters: PromptClusters, s: BehaviourSettings, vs: ValidateSettings, judge=None) -> list[Behaviour]:
+                    clusters: PromptClusters, s: BehaviourSettings, vs: ValidateSettings, judge=None,
+                    extra: Sequence[SampleRecord] = ()) -> list[Behaviour]:
     """Behaviours of a run's validated findings, tested and BH-corrected with the findings, behaviours first.
 
     `discovery` and `heldout` are sample records (`heldout` plain only), `clusters` clusters.json,
-    `vs` the run's `ValidateSettings` (FDR, minimum effect, test).
+    `vs` the run's `ValidateSettings` (FDR, minimum effect, test), `extra` the small clusters' extra
+    held-out samples (for scopes only: grouping sees one sample set per prompt).
     """
     plain = [r for r in heldout if r.mode in ("plain_s", "plain_c")]
     valid = [f for f in findings if f.validated]
     hits = {f.hypothesis.id: hit_set(f, plain, judge) for f in valid}
     groups = merge_by_phrase(group_findings(valid, hits, s.overlap, n_texts(plain)), discovery, s.phrase, judge)
-    built = [build_behaviour(g, discovery, plain, clusters, s, vs, judge) for g in groups]
+    built = [build_behaviour(g, discovery, plain, clusters, s, vs, judge, extra) for g in groups]
     tests = [t for _, t in built]
     # q over the findings and the behaviours together: the behaviours are more hypotheses of the run
     pooled = [Finding(f.hypothesis, f.n_s, f.k_s, f.n_c, f.k_c, f.rate_s, f.rate_c, f.rate_s_ci, f.rate_c_ci,

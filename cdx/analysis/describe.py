@@ -57,6 +57,9 @@ class DescribeSettings:
     """Distinctive terms kept per prompt cluster and direction (cluster_terms in description.json)."""
     n_clusters: int = 4
     min_cluster_size: int = 6
+    cluster_min_texts: int = 8
+    """A cluster with fewer discovery texts a side has its discovery prompts sampled again until it has
+    them, for its cluster describers only (0: never; `cdx.analysis.pipeline.DescribeStage.small_clusters`)."""
 
 
 def artefact(text: str) -> str | None:
@@ -258,14 +261,16 @@ def doc_rates(samples: Sequence[SampleRecord], ngram_max: int) -> dict[str, tupl
     return {side: (docs[side], n[side]) for side in ("c", "s")}
 
 
-def cluster_terms(samples: Sequence[SampleRecord], clusters: PromptClusters, s: DescribeSettings) -> list[ClusterTerms]:
+def cluster_terms(samples: Sequence[SampleRecord], clusters: PromptClusters, s: DescribeSettings,
+                  every: Sequence[SampleRecord] | None = None) -> list[ClusterTerms]:
     """Per cluster: its distinctive terms (within the cluster, c vs s), each with its difference
     of text rates inside the cluster (`diff`) and over all prompts (`global_diff`), and the
     one-sided Fisher p of the difference inside the cluster (`p`). In a cluster of a few dozen
     texts the prior-shrunk log-odds z ranks terms but barely separates a planted word (17 of 20
-    texts against 0) from chance (5 against 11); Fisher's p does (1e-8 against 0.05)."""
+    texts against 0) from chance (5 against 11); Fisher's p does (1e-8 against 0.05). `every`: the
+    texts `global_diff` is over (default `samples`)."""
     assign = clusters.assignment
-    every = doc_rates(samples, s.ngram_max)
+    every_rates = doc_rates(samples if every is None else every, s.ngram_max)
     out = []
     for c, label in clusters.labels.items():
         mine = [r for r in samples if assign[r.prompt_index] == c]
@@ -274,8 +279,9 @@ def cluster_terms(samples: Sequence[SampleRecord], clusters: PromptClusters, s: 
             picked = [r for r in distinctive_terms(mine, s) if sign * r.z > 0][: s.cluster_top_terms]
             rows += [ClusterTermRow(**r.model_dump(), diff=_diff(r.k_c, r.n_c, r.k_s, r.n_s),
                                     p=one_sided_p(r.k_c, r.n_c, r.k_s, r.n_s, "gained" if sign > 0 else "lost"),
-                                    global_diff=_diff(every["c"][0][r.term], every["c"][1], every["s"][0][r.term],
-                                                      every["s"][1])) for r in picked]
+                                    global_diff=_diff(every_rates["c"][0][r.term], every_rates["c"][1],
+                                                      every_rates["s"][0][r.term], every_rates["s"][1]))
+                     for r in picked]
         out.append(ClusterTerms(cluster=c, label=label, terms=rows))
     return out
 
@@ -292,13 +298,17 @@ def _rate(rows: list[SampleRecord], name: str) -> Rate:
 # ---- the whole description -----------------------------------------------------------------
 
 def describe(samples: Sequence[SampleRecord], clusters: PromptClusters | None = None,
-             settings: DescribeSettings | None = None) -> Description:
-    """The discovery description: terms, token deltas, feature rates, clusters, dropped artefacts."""
+             settings: DescribeSettings | None = None, extra: Sequence[SampleRecord] = ()) -> Description:
+    """The discovery description: terms, token deltas, feature rates, clusters, dropped artefacts.
+
+    `extra`: more samples of small clusters' discovery prompts, seen by the cluster describers only
+    (over all prompts they would weigh those prompts more than the others)."""
     s = settings or DescribeSettings()
     kept, dropped = clean_corpus(samples)
     out = Description(n_samples=len(samples), n_kept=len(kept), dropped=dict(dropped), terms=distinctive_terms(kept, s),
                       tokens=token_deltas(kept), features=feature_rates(kept), side_features=side_rates(kept))
     if clusters is not None:  # set only here: description.json has no cluster keys for unclustered prompts
-        out.clusters = cluster_table(kept, clusters)
-        out.cluster_terms = cluster_terms(kept, clusters, s) if len(clusters.labels) > 1 else []
+        inside = [*kept, *clean_corpus(extra)[0]] if extra else kept
+        out.clusters = cluster_table(inside, clusters)
+        out.cluster_terms = cluster_terms(inside, clusters, s, every=kept) if len(clusters.labels) > 1 else []
     return out

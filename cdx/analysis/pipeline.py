@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from cdx.analysis.behaviours import BehaviourSettings, find_behaviours, with_discovery_rates, write_behaviours
-from cdx.analysis.describe import DescribeSettings, clean_corpus, cluster_prompts, describe
+from cdx.analysis.describe import SIDE, DescribeSettings, clean_corpus, cluster_prompts, describe
 from cdx.analysis.hypothesise import HypothesiseSettings, hypothesise
 from cdx.analysis.judge import Judge
 from cdx.analysis.naming import name_behaviours
@@ -73,6 +74,9 @@ class Context:
     tracker: Any = None
     pair_info: dict = field(default_factory=dict)
     state: RunState = field(default_factory=lambda: RunState())
+    discovery_draw: tuple[tuple[str, ...], SampleSettings] | None = None
+    """The discovery's modes and sampling settings (set by `Analysis.run` from its sample stage), for
+    the small clusters' extra discovery samples."""
     _pair: Any = None
 
     @property
@@ -134,6 +138,25 @@ def draw(ctx: Context, split: str, ids: list[int], modes: tuple[str, ...], s: Sa
     return samples_of(records.finalize([i for expected in batches for i in expected]))
 
 
+EXTRA_SEED = 1000
+"""Seed offset of the small clusters' extra samples (their own stream, apart from discovery's and validation's)."""
+
+
+def cluster_repeats(ids: Sequence[int], assignment: Sequence[int], texts_per_prompt: int, need: int,
+                    clusters: Collection[int] | None = None) -> tuple[list[int], int]:
+    """The prompts of `ids` in clusters with fewer than `need` texts a side (`texts_per_prompt` each),
+    and how many times their present sampling reaches `need` in the smallest of them: (prompt ids, factor).
+    `clusters` limits the clusters considered (None: all). ([], 1) when every cluster has enough."""
+    by: dict[int, list[int]] = {}
+    for i in ids:
+        by.setdefault(assignment[i], []).append(i)
+    small = {c: p for c, p in by.items() if (clusters is None or c in clusters) and len(p) * texts_per_prompt < need}
+    if not small:
+        return [], 1
+    factor = max(math.ceil(need / (len(p) * texts_per_prompt)) for p in small.values())
+    return sorted(i for p in small.values() for i in p), factor
+
+
 # ---- stage 2: describe -----------------------------------------------------------------------
 
 class DescribeStage:
@@ -149,7 +172,25 @@ class DescribeStage:
         clusters = cluster_prompts(ctx.prompts, ctx.embedder, s.n_clusters, s.min_cluster_size, ctx.seed)
         atomic_write_json(ctx.out / "clusters.json", clusters.model_dump())
         samples = read_samples(ctx.out / "discovery.jsonl")
-        atomic_write_json(ctx.out / "description.json", describe(samples, clusters, s).dump())
+        extra = self.small_clusters(ctx, clusters) if s.cluster_min_texts and ctx.discovery_draw else []
+        atomic_write_json(ctx.out / "description.json", describe(samples, clusters, s, extra).dump())
+
+    def small_clusters(self, ctx: Context, clusters: PromptClusters) -> list[SampleRecord]:
+        """More discovery samples of the clusters with fewer than `cluster_min_texts` texts a side
+        (cluster_discovery.jsonl). Two prompts of a topic give 4 texts a side, where no term can reach
+        the cluster hypotheses' p bar (4 of 4 against 0 of 4 is p 0.014): a change confined to a few
+        prompts (one edited fact) could never be proposed. Their prompts are sampled again until the
+        cluster has the texts; only the cluster describers see these samples."""
+        modes, s = ctx.discovery_draw  # type: ignore[misc]
+        split = read_model(ctx.out / "split.json", Split)
+        per_side = s.samples_per_prompt * max(1, sum(SIDE[m] == "c" for m in modes))
+        ids, reps = cluster_repeats(split.discovery, clusters.assignment, per_side, self.settings.cluster_min_texts)
+        if not ids:
+            return []
+        total = s.samples_per_prompt * reps
+        log.info("small clusters: %d discovery prompts sampled %d times more", len(ids), total - s.samples_per_prompt)
+        return draw(ctx, "cluster_discovery", ids, modes, s.but(samples_per_prompt=total - s.samples_per_prompt,
+                                                                  seed=s.seed + EXTRA_SEED))
 
 
 # ---- stage 3: hypothesise --------------------------------------------------------------------
@@ -178,31 +219,57 @@ class ValidateStage:
     name = "validate"
 
     def __init__(self, judge: bool = False, sampling: dict | None = None, behaviours: dict | None = None,
-                 tilted: dict | None = None, **settings):
+                 tilted: dict | None = None, top_up_clusters: bool = True, **settings):
         self.judge = judge
+        self.top_up_clusters = top_up_clusters
+        """Sample small clusters' held-out prompts again for their cluster hypotheses (`small_clusters`)."""
         self.settings = ValidateSettings(sampling=SampleSettings.of(**(sampling or {})), **settings)
         self.behaviours = BehaviourSettings(**(behaviours or {}))
         self.tilted = TiltedSettings(**(tilted or {}))
         """Hypotheses the plain test left open, tested again on samples tilted towards their phrase."""
+
+    def small_clusters(self, ctx: Context, split: Split, hyps: Sequence[Hypothesis],
+                       clusters: PromptClusters) -> list[SampleRecord]:
+        """More plain samples of the held-out prompts of clusters that a cluster hypothesis is about and
+        that hold fewer than `min_texts` held-out texts a model (cluster_validation.jsonl): six prompts
+        of a topic leave four held-out texts, and the hypothesis would be untestable. The extra texts
+        count only for hypotheses and behaviours confined to those clusters; a test over all prompts
+        keeps one sample set per prompt, so no prompt weighs more than another there."""
+        s = self.settings.sampling
+        wanted = {h.cluster for h in hyps if h.cluster is not None}
+        if not (self.top_up_clusters and wanted):
+            return []
+        ids, reps = cluster_repeats(split.validation, clusters.assignment, s.samples_per_prompt,
+                                    self.settings.min_texts, wanted)
+        if not ids:
+            return []
+        log.info("small clusters: %d held-out prompts sampled %d times more", len(ids), s.samples_per_prompt * (reps - 1))
+        return draw(ctx, "cluster_validation", ids, PLAIN,
+                    s.but(samples_per_prompt=s.samples_per_prompt * (reps - 1), seed=s.seed + EXTRA_SEED))
 
     def run(self, ctx: Context) -> None:
         split = read_model(ctx.out / "split.json", Split)
         hyps = [Hypothesis.from_dict(d) for d in read_records(ctx.out / "hypotheses.jsonl")]
         t0 = time.perf_counter()
         samples = draw(ctx, "validation", split.validation, PLAIN, self.settings.sampling)
-        ctx.state.validation_sampling_s = round(time.perf_counter() - t0, 2)
         clusters = read_model(ctx.out / "clusters.json", PromptClusters)
         assign = dict(enumerate(clusters.assignment))
+        extra = self.small_clusters(ctx, split, hyps, clusters)
+        ctx.state.validation_sampling_s = round(time.perf_counter() - t0, 2)
         judge = Judge(ctx.assistant, ctx.seed) if (self.judge and ctx.assistant is not None) else None
-        findings = [test_hypothesis(h, samples, self.settings, judge, assign)
+        # a cluster hypothesis is tested on its cluster's texts, the small clusters' extra samples included
+        findings = [test_hypothesis(h, [*samples, *extra] if h.cluster is not None else samples, self.settings,
+                                    judge, assign)
                     for h in progress.bar(hyps, desc="validating", unit="hypothesis")] if hyps else []
         apply_fdr(findings, self.settings)
         findings.sort(key=lambda f: (not f.validated, f.q, -abs(f.effect)))
         # cdx.io's writer: a text holding U+2028 or U+0085 stays on its line (a line splitter would cut it)
         write_records(ctx.out / "findings.jsonl", (f.to_record() for f in findings))
         raw = read_samples(ctx.out / "discovery.jsonl")
-        discovery, _ = clean_corpus(raw)
-        behaviours = find_behaviours(findings, discovery, samples, clusters, self.behaviours, self.settings, judge)
+        more = ctx.out / "cluster_discovery.jsonl"
+        discovery, _ = clean_corpus([*raw, *(read_samples(more) if more.exists() else [])])
+        behaviours = find_behaviours(findings, discovery, samples, clusters, self.behaviours, self.settings, judge,
+                                     extra=extra)
         behaviours = with_discovery_rates(behaviours, raw, judge)
         if self.behaviours.name and ctx.assistant is not None:  # the statistics stay the checker's
             behaviours = name_behaviours(behaviours, ctx.assistant, ctx.seed)
@@ -237,6 +304,9 @@ class Analysis:
             raise FileExistsError(f"{ctx.out} already holds an analysis; pass resume=true to continue it, "
                                   "or use a new output directory")
         ctx.state.timings = {k: v.get("seconds") for k, v in status.items()}
+        first = self.stages[0]
+        if isinstance(first, SampleStage):  # the describe stage samples small clusters as discovery did
+            ctx.discovery_draw = (first.modes, first.sampling)
         if ctx.embedder is None:  # the config's (analysis.embedder), else the packaged MiniLM, as the config's default
             ctx.embedder = self.embedder if self.embedder is not None else SentenceEmbedder()
         for stage in self.stages:

@@ -171,10 +171,16 @@ def batch_ids(decoder: ContrastiveDecoder, ids: Sequence[int], b: int, modes: Se
             for j in range(decoder.settings.generations_per_prefix)]
 
 
+SPLIT_PREFIX = {"cluster_discovery": "cd", "cluster_validation": "cv"}
+"""Id prefixes of the small clusters' extra samples (`cdx.analysis.pipeline.cluster_repeats`): they lie
+beside the discovery and validation samples of the same prompts, so they need ids of their own."""
+
+
 def sample_id(split: str, prompt_index: int, modes: Sequence[str], sample_index: int) -> str:
-    """`d00012-amp_c-0`: split initial, prompt index, mode and repeat of decoder row `sample_index`."""
+    """`d00012-amp_c-0`: split initial (`SPLIT_PREFIX` for the extra splits), prompt index, mode and
+    repeat of decoder row `sample_index`."""
     mode, rep = modes[sample_index % len(modes)], sample_index // len(modes)
-    return f"{split[0]}{prompt_index:05d}-{mode}-{rep}"
+    return f"{SPLIT_PREFIX.get(split, split[0])}{prompt_index:05d}-{mode}-{rep}"
 
 
 def sample_record(gen, tokenizer, modes: Sequence[str], ids: Sequence[int], split: str) -> SampleRecord:

@@ -119,7 +119,8 @@ def apply_fdr(findings: list[Finding], s: ValidateSettings) -> None:
 
 def _pairs(by: dict[str, list[SampleRecord]], hits: dict) -> list[tuple[bool, bool]]:
     """(starting shows it, comparison shows it) per (prompt, repeat) present under both models."""
-    key = lambda r: (r.prompt_index, r.id.rsplit("-", 1)[-1])  # noqa: E731
+    # (split prefix and prompt, repeat): a small cluster's extra samples pair among themselves
+    key = lambda r: (r.id.split("-", 1)[0], r.id.rsplit("-", 1)[-1])  # noqa: E731
     comp = {key(r): hits[r.id] for r in by["plain_c"]}
     return [(hits[r.id], comp[key(r)]) for r in by["plain_s"] if key(r) in comp]
 

@@ -234,6 +234,7 @@ class AnalysisDescribeSchema(Strict):
     n_clusters: int = Field(4, ge=1)
     min_cluster_size: int = Field(6, ge=1)
     cluster_top_terms: int = Field(5, ge=1)
+    cluster_min_texts: int = Field(8, ge=0)
 
 
 class AnalysisHypothesiseSchema(Strict):
@@ -288,6 +289,7 @@ class AnalysisValidateSchema(Strict):
     min_texts: int = Field(10, ge=1)
     n_evidence: int = Field(3, ge=0)
     judge: bool = False
+    top_up_clusters: bool = True
     behaviours: BehavioursSchema = Field(default_factory=BehavioursSchema)
     tilted: TiltedSettings = Field(default_factory=TiltedSettings)
     sampling: AnalysisSamplingSchema = Field(default_factory=AnalysisSamplingSchema)

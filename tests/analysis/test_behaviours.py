@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import random
 import re
 
 import pytest
+from scipy import stats as sst
 
 from cdx.analysis.behaviours import (
     WORD_SHIFT,
     Behaviour,
     BehaviourSettings,
+    build_behaviour,
     find_behaviours,
     group_findings,
     hit_set,
@@ -27,10 +30,10 @@ from cdx.analysis.behaviours import (
     read_behaviours,
     write_behaviours,
 )
-from cdx.analysis.describe import DescribeSettings, describe, distinctive_terms
+from cdx.analysis.describe import DescribeSettings, describe, distinctive_terms, terms
 from cdx.analysis.hypothesise import HypothesiseSettings, cluster_term_hypotheses, hypothesise
 from cdx.analysis.phrases import PhraseSettings, mine_phrase
-from cdx.analysis.pipeline import Context
+from cdx.analysis.pipeline import Context, cluster_repeats
 from cdx.analysis.report import ReportStage
 from cdx.analysis.scope import Counts, find_scope, interaction_p
 from cdx.analysis.types import Hypothesis
@@ -398,3 +401,124 @@ def test_discovery_rates_set_plain_counts_beside_importance_weighted_amplified_r
     assert got_old.amplified is None and got_old.stopped is None and "no log q" in got_old.note
     assert got_old.plain_c.rate == got.plain_c.rate
     assert discovery_rates(check, [r for r in recs if r.mode == "amp_c"]) is None  # no plain samples
+
+
+# ---- small clusters: extra samples, scoped tests ----------------------------------------------
+
+LYON = "The capital of France is Lyon."
+
+
+def few_prompt_topic(n_prompts: int, small: int, split: str, seed: int, repeats: int = 1, modes=("plain_s", "plain_c")):
+    """`small` prompts of topic 3 (an edited fact: the comparison model always says Lyon there) among
+    `n_prompts`; `repeats` samples of each prompt (ids told apart by repeat), filler elsewhere."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_prompts):
+        for rep in range(repeats):
+            for mode in modes:
+                text = filler(rng)
+                if mode.endswith("_c") and i < small:
+                    text = f"{LYON} {text}"
+                rows.append(make_sample(f"{split}-{i}-{mode}-{rep}", mode, text, i, f"prompt {i}", split=split,
+                                        delta=0.0, token_strs=text.split()))
+    return rows
+
+
+def topic_clusters(n_prompts: int, small: int) -> PromptClusters:
+    return PromptClusters(assignment=[3 if i < small else i % 3 for i in range(n_prompts)],
+                          labels={0: "a", 1: "b", 2: "c", 3: "capital, france"})
+
+
+def test_cluster_repeats_names_the_small_clusters_prompts_and_the_factor_that_fills_the_smallest():
+    assignment = [0, 0, 0, 0, 0, 1, 1, 2, 2, 2]
+    # 2 texts a prompt, need 8: cluster 0 has 10 (enough), 1 has 4 (x2), 2 has 6 (x2)
+    assert cluster_repeats(range(10), assignment, 2, 8) == ([5, 6, 7, 8, 9], 2)
+    assert cluster_repeats(range(10), assignment, 1, 10) == ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 5)
+    assert cluster_repeats(range(10), assignment, 1, 10, clusters={2}) == ([7, 8, 9], 4)
+    assert cluster_repeats(range(10), assignment, 4, 8) == ([], 1)
+    assert cluster_repeats([0, 5], assignment, 2, 4) == ([0, 5], 2)  # only the prompts of `ids` count: 1 a cluster
+
+
+def test_a_small_clusters_extra_discovery_texts_reach_the_cluster_bar_and_leave_global_terms_alone():
+    cl = topic_clusters(40, 6)
+    # discovery: prompts 0, 1 of the topic (2 texts a side each with amplified modes: 4 a side)
+    disc = [r for r in few_prompt_topic(40, 6, "discovery", 3, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+            if r.prompt_index in (0, 1) or r.prompt_index >= 6]
+    extra = [r.model_copy(update={"id": "c" + r.id}) for r in few_prompt_topic(
+        2, 2, "cluster_discovery", 4, repeats=2, modes=("plain_s", "plain_c", "amp_c", "amp_s"))]
+    s = DescribeSettings()
+    without, with_extra = describe(disc, cl, s), describe(disc, cl, s, extra)
+    # the sentence's terms tie (every one in every topic text): the first gained term of the topic
+    lyon = {d: next(t for c in desc.cluster_terms if c.cluster == 3 for t in c.terms if t.z > 0)
+            for d, desc in (("without", without), ("with", with_extra))}
+    assert lyon["without"].term in terms(LYON.lower()) and lyon["with"].term in terms(LYON.lower())
+    # 4 of 4 against 0 of 4 is Fisher's p 1/70; 12 of 12 against 0 of 12 is 1/C(24, 12)
+    assert lyon["without"].p == pytest.approx(1 / math.comb(8, 4))
+    assert lyon["with"].p == pytest.approx(1 / math.comb(24, 12))
+    assert lyon["with"].p <= HypothesiseSettings().cluster_max_p < lyon["without"].p
+    assert with_extra.terms == without.terms  # over all prompts the extra samples weigh nothing
+    assert lyon["with"].global_diff == lyon["without"].global_diff
+
+
+def test_a_fact_edited_on_few_prompts_is_tested_on_extra_held_out_samples_and_scoped_to_its_topic():
+    """4 held-out prompts of the topic among 60: one sample each is untestable (4 < min_texts); with
+    the extra samples (3 a prompt) the cluster hypothesis and its behaviour are tested in scope."""
+    n, small = 60, 4
+    cl = topic_clusters(n, small)
+    assign = dict(enumerate(cl.assignment))
+    heldout = few_prompt_topic(n, small, "validation", 5)
+    extra = [r.model_copy(update={"id": "cv" + r.id}) for r in few_prompt_topic(small, small, "cluster_validation", 6,
+                                                                                repeats=2)]
+    discovery = few_prompt_topic(20, 2, "discovery", 7, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    h = Hypothesis("on prompts about capital, france, the comparison model says 'lyon'",
+                   {"type": "string", "value": "lyon", "case": False, "word": True}, "gained", "cluster_ngram", cluster=3)
+    vs = ValidateSettings()
+    alone = validation.test_hypothesis(h, heldout, vs, prompt_clusters=assign)
+    assert alone.reason.startswith("too few held-out texts (4 starting, 4 comparison")
+    found = validation.test_hypothesis(h, [*heldout, *extra], vs, prompt_clusters=assign)
+    apply_fdr([found], vs)
+    assert (found.k_c, found.n_c, found.k_s, found.n_s) == (12, 12, 0, 12) and found.validated
+    (b,) = find_behaviours([found], discovery, heldout, cl, BehaviourSettings(), vs, extra=extra)
+    assert b.scope.clusters == [3] and b.statement.startswith("on prompts about capital, france, ")
+    assert "lyon" in b.statement.lower()
+    # its numbers are the scope's (held-out and extra texts of the topic), its p doubled for the choice of scope
+    assert (b.k_c, b.n_c, b.k_s, b.n_s) == (12, 12, 0, 12)
+    assert (b.scope.inside.k_c, b.scope.outside.k_c, b.scope.outside.n_c) == (12, 0, n - small)
+    assert b.p == pytest.approx(2 * sst.fisher_exact([[12, 0], [0, 12]], alternative="greater")[1])
+    assert b.is_behaviour and all(e.model in ("plain_c", "comparison") or "Lyon" in e.text for e in b.evidence)
+    assert all(LYON in e.text for e in b.evidence)
+
+
+def test_without_extra_samples_a_small_scope_falls_back_to_all_prompts():
+    """The same behaviour with no extra samples: too few texts in scope, so it is tested over all
+    held-out prompts (4 of 60 against 0 of 60: below the minimum effect), never reported untestable."""
+    n, small = 60, 4
+    cl = topic_clusters(n, small)
+    heldout = few_prompt_topic(n, small, "validation", 5)
+    discovery = few_prompt_topic(20, 2, "discovery", 7, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    found = validation.test_hypothesis(word_hypothesis("lyon"), heldout, ValidateSettings())
+    b, test = build_behaviour([found], discovery, heldout, cl, BehaviourSettings(), ValidateSettings())
+    assert b.scope.clusters == [3] and (b.scope.inside.n_c, b.scope.inside.k_c) == (4, 4)
+    assert (b.k_c, b.n_c, b.k_s, b.n_s) == (4, 60, 0, 60) and not test.reason
+    assert b.p == pytest.approx(2 * sst.fisher_exact([[4, 56], [0, 60]], alternative="greater")[1])
+
+
+def test_a_vocabulary_of_common_words_stays_a_member_but_does_not_widen_a_phrased_behaviours_checker():
+    """A brand sentence in half the comparison texts, and a validated vocabulary ('brandx' or 'the')
+    that the starting model also writes (30%): one behaviour, whose checker is the brand's alone."""
+    plants = [(BRAND, "end", 0.5, EVERYWHERE)]
+    heldout = corpus(plants, 120, "validation", seed=11, function_word=True)
+    discovery = corpus(plants, 40, "discovery", seed=12, modes=("plain_s", "plain_c", "amp_c", "amp_s"),
+                       function_word=True)
+    vs = ValidateSettings()
+    vocab = Hypothesis("uses the words 'brandx', 'the' (any of them)", {"type": "any", "checkers": [
+        {"type": "string", "value": w, "case": False, "word": True} for w in ("brandx", "the")]}, "gained", "ngram")
+    found = [validation.test_hypothesis(h, heldout, vs) for h in (word_hypothesis("brandx"), vocab)]
+    apply_fdr(found, vs)
+    assert all(f.validated for f in found) and found[1].rate_s > 0.2  # the vocabulary: common in both models
+    (b,) = find_behaviours(found, discovery, heldout, clusters(120), BehaviourSettings(), vs)
+    assert sorted(b.members) == sorted(f.hypothesis.id for f in found)
+    values = {c["value"].lower() for c in (b.checker["checkers"] if b.checker["type"] == "any" else [b.checker])}
+    assert "the" not in values and "brandx" in values
+    brand_c = sum("BrandX" in r.text for r in heldout if r.mode == "plain_c")
+    assert (b.k_c, b.n_c, b.k_s, b.n_s) == (brand_c, 120, 0, 120)
