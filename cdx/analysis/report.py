@@ -113,12 +113,15 @@ class ReportStage:
 
 
 def read_splits(out: Path) -> dict[str, list[SampleRecord]]:
-    """discovery.jsonl and validation.jsonl of a run folder (empty where a stage has not written one), and the
-    tilted tests' samples (tilted_<k>.jsonl) under "tilted" when there are any."""
+    """discovery.jsonl and validation.jsonl of a run folder (empty where a stage has not written one), the
+    small clusters' extra samples (cluster_discovery.jsonl, cluster_validation.jsonl) under "cluster" and
+    the tilted tests' samples (tilted_<k>.jsonl) under "tilted" when there are any: all count in n_tokens."""
     splits = {split: read_samples(p) if (p := out / f"{split}.jsonl").exists() else []
               for split in ("discovery", "validation")}
-    tilted = [r for p in sorted(out.glob("tilted_*.jsonl")) for r in read_samples(p)]
-    return {**splits, "tilted": tilted} if tilted else splits
+    extra = {name: rows for name, paths in (("cluster", [out / "cluster_discovery.jsonl", out / "cluster_validation.jsonl"]),
+                                            ("tilted", sorted(out.glob("tilted_*.jsonl"))))
+             if (rows := [r for p in paths if p.exists() for r in read_samples(p)])}
+    return {**splits, **extra}
 
 
 def read_tilted(out: Path) -> list[TiltedTest] | None:

@@ -33,7 +33,15 @@ def test_every_stage_writes_its_file_and_the_summary(finished, capsys):
     assert summary["n_validation_texts_s"] == summary["n_validation_texts_c"] == 18
     assert set(summary["timings_s"]) == {"sample", "describe", "hypothesise", "validate"}
     assert summary["analysis_s"] >= summary["generation_s"] > 0 and summary["cost_ratio"] >= 1
-    drawn = read_records(out / "discovery.jsonl") + read_records(out / "validation.jsonl")
+    # 6 discovery prompts in up to 4 clusters: the prompts of clusters with fewer than 8 discovery
+    # texts a side (2 a prompt: plain and amplified) were sampled again, and only those
+    assign = json.loads((out / "clusters.json").read_text())["assignment"]
+    small = {i for i in split["discovery"] if 2 * sum(assign[j] == assign[i] for j in split["discovery"]) < 8}
+    extra = read_records(out / "cluster_discovery.jsonl")
+    assert small and all(r["id"].startswith("cd") for r in extra)
+    assert {r["prompt_index"] for r in extra} == small
+    drawn = [r for name in ("discovery", "validation", "cluster_discovery", "cluster_validation")
+             if (out / f"{name}.jsonl").exists() for r in read_records(out / f"{name}.jsonl")]
     assert summary["n_tokens"] == result["n_tokens"] == sum(len(r["token_ids"]) for r in drawn) > 0
     modes = {r["mode"] for r in read_records(out / "discovery.jsonl")}
     assert modes == {"plain_s", "plain_c", "amp_c", "amp_s"}
