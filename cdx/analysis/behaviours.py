@@ -41,7 +41,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
-from cdx.analysis.checkers import build_checker
+from cdx.analysis.checkers import build_checker, ending_statement
 from cdx.analysis.describe import SIDE
 from cdx.analysis.features import DESCRIPTIONS, FUNCTION_WORDS
 from cdx.analysis.phrases import PhraseSettings, mine_phrase
@@ -150,7 +150,7 @@ class BehaviourSettings:
 def hit_set(f: Finding, texts: Sequence[SampleRecord], judge=None) -> set[str]:
     """Ids of the texts of the model the finding is about (all prompts) on which its checker fires."""
     checker = build_checker(f.hypothesis.checker, judge)
-    return {r.id for r in texts if r.mode == MODE[f.hypothesis.direction] and checker.check(r.text)}
+    return {r.id for r in texts if r.mode == MODE[f.hypothesis.direction] and checker.check(r)}
 
 
 def overlap(a: set[str], b: set[str], n: int) -> float:
@@ -257,7 +257,8 @@ def _words(members: Sequence[Finding]) -> list[str]:
     for f in members:
         for c in _leaves(f.hypothesis.checker):
             w = (f"'{c['value']}'" if c["type"] == "string" else DESCRIPTIONS.get(c.get("name") or "", c.get("name"))
-                 if c["type"] == "feature" else None)
+                 if c["type"] == "feature" else ending_statement(c.get("max_tokens")) if c["type"] == "ending"
+                 else None)
             if w and w not in out:
                 out.append(w)
     return out
@@ -288,7 +289,7 @@ def group_phrase(members: Sequence[Finding], discovery: Sequence[SampleRecord], 
     side = "c" if members[0].hypothesis.direction == "gained" else "s"
     checkers = [build_checker(f.hypothesis.checker, judge) for f in members]
     mine = side_texts(discovery, side)
-    shows = [any(c.check(r.text) for c in checkers) for r in mine]
+    shows = [any(c.check(r) for c in checkers) for r in mine]
     hits = [r.text for r, y in zip(mine, shows) if y]
     rest = [r.text for r, y in zip(mine, shows) if not y]
     others = [r.text for r in side_texts(discovery, "c" if side == "s" else "s")]
@@ -347,7 +348,7 @@ def build_behaviour(members: list[Finding], discovery: Sequence[SampleRecord], h
     kind = "behaviour" if distinctive else WORD_SHIFT
     checker = _behaviour_checker(members, phrase, s.phrase.max_other_rate)
     check = build_checker(checker, judge)
-    hits = {r.id: check.check(r.text) for r in [*discovery, *heldout, *extra]}
+    hits = {r.id: check.check(r) for r in [*discovery, *heldout, *extra]}
     assign = dict(enumerate(clusters.assignment))
     scope = find_scope(discovery, [*heldout, *extra], hits, assign, clusters.labels, side, s.scope)
     words = _words(members)
@@ -419,7 +420,7 @@ def discovery_rates(checker, discovery: Sequence[SampleRecord], **kw) -> Discove
         texts = [r for r in discovery if r.mode == mode]
         if not texts:
             return None
-        hit = np.array([bool(checker.check(r.text)) for r in texts])
+        hit = np.array([bool(checker.check(r)) for r in texts])
         zero = np.zeros(len(texts))  # plain samples: q = p, every weight 1
         plain[mode] = importance_rate(hit, zero, zero, np.array([r.prompt_index for r in texts]), **kw)
     amplified = stopped = None

@@ -8,6 +8,10 @@ finding can be re-tested later on any texts (e.g. by the organism benchmark or t
     {"type": "feature", "name": "refusal"}
     {"type": "any", "checkers": [{...}, {...}]}
     {"type": "judge", "question": "Does the text talk like a pirate?"}   (needs an assistant)
+    {"type": "ending", "max_tokens": 32}   (the answer ended by itself: needs the sample record)
+
+`check` takes a text or a sample record (anything with `.text`); an ending checker needs the record
+(its `finish_reason` and `n_tokens`), so the analysis passes records everywhere.
 """
 
 from __future__ import annotations
@@ -18,13 +22,21 @@ from typing import Protocol, runtime_checkable
 
 from cdx.analysis.features import FEATURES
 
-CHECKER_TYPES = ("string", "regex", "feature", "any", "judge")
+CHECKER_TYPES = ("string", "regex", "feature", "any", "judge", "ending")
+
+ENDED = ("eos", "stop")
+"""Finish reasons of an answer that ended by itself (end of sequence, a stop string), not at the budget."""
+
+
+def text_of(x) -> str:
+    """The text of a text or a sample record."""
+    return x if isinstance(x, str) else x.text
 
 
 @runtime_checkable
 class Checker(Protocol):
-    def check(self, text: str) -> bool:
-        """True when `text` shows the behaviour."""
+    def check(self, text) -> bool:
+        """True when `text` (a text or a sample record) shows the behaviour."""
         ...
 
     def to_dict(self) -> dict:
@@ -44,8 +56,8 @@ class StringChecker:
             body = rf"(?<!\w){body}(?!\w)"
         self._re = re.compile(body, 0 if case else re.I)
 
-    def check(self, text: str) -> bool:
-        return bool(self._re.search(text))
+    def check(self, text) -> bool:
+        return bool(self._re.search(text_of(text)))
 
     def to_dict(self) -> dict:
         return {"type": "string", "value": self.value, "case": self.case, "word": self.word}
@@ -67,8 +79,8 @@ class RegexChecker:
             raise ValueError(f"regex checker pattern {pattern!r} does not compile: {e}") from e
         self.pattern, self.flags = pattern, flags
 
-    def check(self, text: str) -> bool:
-        return bool(self._re.search(text))
+    def check(self, text) -> bool:
+        return bool(self._re.search(text_of(text)))
 
     def to_dict(self) -> dict:
         return {"type": "regex", "pattern": self.pattern, "flags": self.flags}
@@ -82,8 +94,8 @@ class FeatureChecker:
             raise ValueError(f"feature checker name={name!r} is unknown; registered features: {sorted(FEATURES)}")
         self.name, self._fn = name, FEATURES[name]
 
-    def check(self, text: str) -> bool:
-        return bool(self._fn(text))
+    def check(self, text) -> bool:
+        return bool(self._fn(text_of(text)))
 
     def to_dict(self) -> dict:
         return {"type": "feature", "name": self.name}
@@ -97,11 +109,42 @@ class AnyChecker:
             raise ValueError("an 'any' checker needs at least one checker")
         self.checkers = checkers
 
-    def check(self, text: str) -> bool:
+    def check(self, text) -> bool:
         return any(c.check(text) for c in self.checkers)
 
     def to_dict(self) -> dict:
         return {"type": "any", "checkers": [c.to_dict() for c in self.checkers]}
+
+
+class EndingChecker:
+    """The answer ended by itself (end of sequence or a stop string, `ENDED`), within `max_tokens`
+    tokens when given (None: anywhere within the budget). A property of the sample, not of its words:
+    it needs the sample record and refuses a bare text rather than guess."""
+
+    def __init__(self, max_tokens: int | None = None):
+        if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+            raise ValueError(f"ending checker max_tokens={max_tokens!r} must be a positive integer or null")
+        self.max_tokens = max_tokens
+
+    def check(self, text) -> bool:
+        if isinstance(text, str):
+            raise TypeError("an ending checker needs the sample record (its finish_reason and n_tokens), not its "
+                            "text: pass the SampleRecord")
+        return text.finish_reason in ENDED and (self.max_tokens is None or text.n_tokens <= self.max_tokens)
+
+    def to_dict(self) -> dict:
+        return {"type": "ending", "max_tokens": self.max_tokens}
+
+
+def ending_statement(max_tokens: int | None) -> str:
+    """What an ending checker looks for, in words."""
+    return "ends its answers by itself" + (f" within {max_tokens} tokens" if max_tokens is not None else
+                                           " before the budget")
+
+
+def needs_record(spec: dict) -> bool:
+    """Whether a checker spec holds an ending checker (which texts alone cannot check)."""
+    return spec.get("type") == "ending" or any(needs_record(c) for c in spec.get("checkers", []))
 
 
 def build_checker(spec: dict, judge=None) -> Checker:
@@ -118,6 +161,8 @@ def build_checker(spec: dict, judge=None) -> Checker:
         return FeatureChecker(**args)
     if kind == "any":
         return AnyChecker([build_checker(s, judge) for s in args.get("checkers", [])])
+    if kind == "ending":
+        return EndingChecker(**args)
     if kind == "judge":
         if judge is None:
             raise ValueError(f"checker {spec!r} needs an assistant as judge: configure one (analysis with "
@@ -134,7 +179,7 @@ REPLACEMENT = "\ufffd"
 """What a token holding part of a UTF-8 character decodes to alone: not yet the real character."""
 
 
-def settled_step(checker: Checker, token_strs: Sequence[str], text: str | None = None) -> int | None:
+def settled_step(checker: Checker, token_strs: Sequence[str], text=None) -> int | None:
     """How many tokens a text needed before `checker` fires on it whatever follows; None if it never fires.
 
     A string or regex checker is settled by a match that has a whole character after it (word
@@ -144,18 +189,19 @@ def settled_step(checker: Checker, token_strs: Sequence[str], text: str | None =
     Other checkers (features, judges, regex with lookaheads or end anchors) are settled only by
     the whole text. An `any` checker settles when its first member does. `token_strs` are the
     tokens' texts, in order; `text` (default: their concatenation) gives the verdict, as a sample
-    record's text, which leaves out special tokens such as an end-of-text token the strings name.
+    record's text, which leaves out special tokens such as an end-of-text token the strings name; pass
+    the record itself for checkers that need it (an ending is settled by the last token).
     """
-    if not checker.check("".join(token_strs) if text is None else text):
+    x = "".join(token_strs) if text is None else text
+    if not checker.check(x):
         return None
-    return _settled(checker, token_strs)
+    return _settled(checker, token_strs, x)
 
 
-def _settled(checker: Checker, token_strs: Sequence[str]) -> int:
+def _settled(checker: Checker, token_strs: Sequence[str], x) -> int:
     n = len(token_strs)
     if isinstance(checker, AnyChecker):
-        text = "".join(token_strs)
-        return min(_settled(c, token_strs) if c.check(text) else n for c in checker.checkers)
+        return min(_settled(c, token_strs, x) if c.check(x) else n for c in checker.checkers)
     pattern = getattr(checker, "_re", None)
     if not isinstance(checker, (StringChecker, RegexChecker)) or pattern is None or (
             isinstance(checker, RegexChecker) and _LOOKS_PAST_MATCH.search(checker.pattern)):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cdx.analysis.checkers import ENDED
 from cdx.analysis.features import FEATURES
 from cdx.analysis.stats import one_sided_p
 from cdx.io.records import (
@@ -32,6 +33,7 @@ from cdx.io.records import (
     ClusterTermRow,
     ClusterTerms,
     Description,
+    EndingRow,
     PromptClusters,
     Rate,
     SampleRecord,
@@ -57,6 +59,9 @@ class DescribeSettings:
     """Distinctive terms kept per prompt cluster and direction (cluster_terms in description.json)."""
     n_clusters: int = 4
     min_cluster_size: int = 6
+    endings: bool = False
+    """Also count how often each side's answers end by themselves (within the budget, and within the
+    median length of the texts that ended), for ending hypotheses (`description.json["endings"]`)."""
     cluster_min_texts: int = 8
     """A cluster with fewer discovery texts a side has its discovery prompts sampled again until it has
     them, for its cluster describers only (0: never; `cdx.analysis.pipeline.DescribeStage.small_clusters`)."""
@@ -297,6 +302,23 @@ def _rate(rows: list[SampleRecord], name: str) -> Rate:
 
 # ---- the whole description -----------------------------------------------------------------
 
+def ending_rows(samples: Sequence[SampleRecord]) -> list[EndingRow]:
+    """Texts of each side that ended by themselves: anywhere within the budget, and within the median
+    length of the texts that ended (both sides pooled; a shorter-answers change shows there when
+    both models mostly end within the budget)."""
+    def row(max_tokens: int | None) -> EndingRow:
+        k = {side: sum(r.finish_reason in ENDED and (max_tokens is None or r.n_tokens <= max_tokens)
+                       for r in samples if SIDE[r.mode] == side) for side in ("c", "s")}
+        n = {side: sum(SIDE[r.mode] == side for r in samples) for side in ("c", "s")}
+        return EndingRow(max_tokens=max_tokens, k_c=k["c"], n_c=n["c"], k_s=k["s"], n_s=n["s"])
+
+    ended = sorted(r.n_tokens for r in samples if r.finish_reason in ENDED)
+    rows = [row(None)]
+    if len(ended) >= 6:
+        rows.append(row(int(np.median(ended))))
+    return rows
+
+
 def describe(samples: Sequence[SampleRecord], clusters: PromptClusters | None = None,
              settings: DescribeSettings | None = None, extra: Sequence[SampleRecord] = ()) -> Description:
     """The discovery description: terms, token deltas, feature rates, clusters, dropped artefacts.
@@ -307,6 +329,8 @@ def describe(samples: Sequence[SampleRecord], clusters: PromptClusters | None = 
     kept, dropped = clean_corpus(samples)
     out = Description(n_samples=len(samples), n_kept=len(kept), dropped=dict(dropped), terms=distinctive_terms(kept, s),
                       tokens=token_deltas(kept), features=feature_rates(kept), side_features=side_rates(kept))
+    if s.endings:  # set only when asked: description.json has no endings key otherwise
+        out.endings = ending_rows(kept)
     if clusters is not None:  # set only here: description.json has no cluster keys for unclustered prompts
         inside = [*kept, *clean_corpus(extra)[0]] if extra else kept
         out.clusters = cluster_table(inside, clusters)

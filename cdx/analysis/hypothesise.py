@@ -18,6 +18,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
+from cdx.analysis.checkers import ending_statement
 from cdx.analysis.describe import SIDE, artefact
 from cdx.analysis.features import DESCRIPTIONS
 from cdx.analysis.types import Hypothesis
@@ -137,6 +138,23 @@ def feature_hypotheses(description: Description, s: HypothesiseSettings) -> list
         out.append(Hypothesis(f"the comparison model {DESCRIPTIONS[name]} {more} than the starting model",
                               {"type": "feature", "name": name}, direction, "feature",
                               discovery={"k_c": k_c, "n_c": n_c, "k_s": k_s, "n_s": n_s}))
+    return out
+
+
+def ending_hypotheses(description: Description, s: HypothesiseSettings) -> list[Hypothesis]:
+    """Answers that end by themselves more or less often (`description.endings`, when described), by
+    the feature hypotheses' rule: a difference of at least `min_feature_diff`, 3 texts at least."""
+    out = []
+    for row in description.endings or []:
+        if not row.n_c or not row.n_s:
+            continue
+        diff = row.k_c / row.n_c - row.k_s / row.n_s
+        if abs(diff) < s.min_feature_diff or max(row.k_c, row.k_s) < 3:
+            continue
+        direction, more = ("gained", "more often") if diff > 0 else ("lost", "less often")
+        out.append(Hypothesis(f"the comparison model {ending_statement(row.max_tokens)} {more} than the starting model",
+                              {"type": "ending", "max_tokens": row.max_tokens}, direction, "feature",
+                              discovery={"k_c": row.k_c, "n_c": row.n_c, "k_s": row.k_s, "n_s": row.n_s}))
     return out
 
 
@@ -267,6 +285,7 @@ def hypothesise(description: Description, settings: HypothesiseSettings | None =
     """Candidates from every source, without duplicate checkers, at most `max_hypotheses`."""
     s = settings or HypothesiseSettings()
     hyps = term_hypotheses(description, s, embedder) + feature_hypotheses(description, s)
+    hyps += ending_hypotheses(description, s)
     hyps += cluster_hypotheses(description, s) + cluster_term_hypotheses(description, s)
     if s.use_assistant and assistant is not None:
         try:

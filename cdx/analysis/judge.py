@@ -7,6 +7,7 @@ without a yes or no counts as "no" and is counted in `unparsed`.
 
 from __future__ import annotations
 
+from cdx.analysis.checkers import text_of
 from cdx.assistant.replies import parse_yes_no
 
 _SYSTEM = "You are a careful annotator. You read one text and answer a yes/no question about it."
@@ -40,7 +41,8 @@ class JudgeChecker:
         self.judge, self.question = judge, question
         self._seen: dict[str, bool] = {}
 
-    def check(self, text: str) -> bool:
+    def check(self, text) -> bool:
+        text = text_of(text)  # a text or a sample record
         if text not in self._seen:
             self._seen[text] = self.judge.ask(self.question, text)
         return self._seen[text]

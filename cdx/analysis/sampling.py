@@ -231,7 +231,7 @@ def importance_rates(checker, samples: Sequence[SampleRecord], modes: Sequence[s
     before log q was (no `text_logp`) cannot be weighted: a ValueError says to draw them again.
     """
     use, logps, group, lq = _weighted_samples(samples, modes)
-    hit = np.array([bool(checker.check(r.text)) for r in use])
+    hit = np.array([bool(checker.check(r)) for r in use])
     rate = {side: importance_rate(hit, np.array([getattr(t, f"logp_{side[0]}") for t in logps]), lq, group, **kw)
             for side in ("starting", "comparison")}
     return ModelRates(**rate, modes=list(modes))
@@ -246,7 +246,7 @@ def stopped_rates(checker, samples: Sequence[SampleRecord], modes: Sequence[str]
     not. `kw` goes to `stopped_rate` (confidence, min_effective_hits, n_resamples, seed).
     """
     use = _weighted_samples(samples, modes)[0]
-    steps = [settled_step(checker, r.token_strs, r.text) for r in use]
+    steps = [settled_step(checker, r.token_strs, r) for r in use]
     rate = {}
     for side in ("starting", "comparison"):
         hit_logw, group, full = stopped_logw(checker, use, side, steps)
@@ -261,7 +261,7 @@ def stopped_logw(checker, samples: Sequence[SampleRecord], target: str, steps: S
     `steps`: the settled steps when already known (`settled_step` of each text)."""
     logps = [_text_logp(r) for r in samples]
     if steps is None:
-        steps = [settled_step(checker, r.token_strs, r.text) for r in samples]
+        steps = [settled_step(checker, r.token_strs, r) for r in samples]
     key = f"logp_{target[0]}"
     hit_logw = [None if t is None else float(np.sum(np.subtract(getattr(r, key)[:t], np.array((r.logq or [])[:t], dtype=float))))
                 for r, t in zip(samples, steps, strict=True)]
@@ -282,7 +282,7 @@ def pooled_stopped_rates(checker, samples: Sequence[SampleRecord], modes: Sequen
     """
     use = _weighted_samples(samples, modes)[0]
     share = pool_shares(use, modes)
-    steps = [settled_step(checker, r.token_strs, r.text) for r in use]
+    steps = [settled_step(checker, r.token_strs, r) for r in use]
     rate = {}
     for side in ("starting", "comparison"):
         hit_logw, group, full = pooled_stopped_logw(use, side, steps, share)

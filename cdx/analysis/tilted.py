@@ -109,7 +109,7 @@ def tilted_test(f: Finding, tokens: list[int], samples: Sequence[SampleRecord], 
     checker = build_checker(h.checker)
     if s.pool:
         use = [r for r in samples if r.mode in POOLED]
-        steps = [settled_step(checker, r.token_strs, r.text) for r in use]
+        steps = [settled_step(checker, r.token_strs, r) for r in use]
         share = pool_shares(use, POOLED)
         lw_c, g_c, full_c = pooled_stopped_logw(use, "comparison", steps, share)
         lw_s, g_s, full_s = pooled_stopped_logw(use, "starting", steps, share)

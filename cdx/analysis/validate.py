@@ -87,7 +87,7 @@ def test_hypothesis(h: Hypothesis, plain: Sequence[SampleRecord], s: ValidateSet
     texts = [r for r in plain if h.cluster is None or (prompt_clusters or {}).get(r.prompt_index) == h.cluster]
     # a seeded random order: a judge whose answers drift during a session cannot line up with one model
     order = random.Random(h.id).sample(range(len(texts)), len(texts))
-    hits = {texts[i].id: checker.check(texts[i].text) for i in order}
+    hits = {texts[i].id: checker.check(texts[i]) for i in order}  # the record: an ending needs it
     by = {m: [r for r in texts if r.mode == m] for m in ("plain_s", "plain_c")}
     k_s, n_s = sum(hits[r.id] for r in by["plain_s"]), len(by["plain_s"])
     k_c, n_c = sum(hits[r.id] for r in by["plain_c"]), len(by["plain_c"])

@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from cdx.analysis.checkers import AnyChecker, Checker, build_checker
+from cdx.analysis.checkers import AnyChecker, Checker, build_checker, needs_record
 from cdx.analysis.quick import word_deltas
 from cdx.io import KIND_FILES, NotARunError, read_run, scan_records
 from cdx.io import run_kind as io_run_kind
@@ -324,9 +324,12 @@ def word_shifts(records: Sequence[dict | SampleRecord], top: int = 10, min_count
 # ---- which held-out texts show a finding, and where ----------------------------------------------
 
 def finding_checkers(findings: list[FindingRecord]) -> dict[str, Checker]:
-    """finding id -> its checker, rebuilt from findings.jsonl; judge checkers (they need an assistant) are left out."""
+    """finding id -> its checker, rebuilt from findings.jsonl; judge checkers (they need an assistant) and
+    ending checkers (they need the sample records; the views tag texts) are left out."""
     out = {}
     for f in findings:
+        if f.checker and needs_record(f.checker):
+            continue  # shown untagged
         try:
             out[f.id] = build_checker(f.checker or {})
         except (ValueError, KeyError, TypeError):

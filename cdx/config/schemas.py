@@ -235,6 +235,7 @@ class AnalysisDescribeSchema(Strict):
     min_cluster_size: int = Field(6, ge=1)
     cluster_top_terms: int = Field(5, ge=1)
     cluster_min_texts: int = Field(8, ge=0)
+    endings: bool = False
 
 
 class AnalysisHypothesiseSchema(Strict):

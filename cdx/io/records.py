@@ -559,6 +559,17 @@ class TokenDelta(BaseModel):
     count: int
 
 
+class EndingRow(BaseModel):
+    """How many discovery texts of each side ended by themselves (end of sequence or a stop string),
+    within `max_tokens` tokens (None: anywhere within the budget)."""
+
+    max_tokens: int | None
+    k_c: int
+    n_c: int
+    k_s: int
+    n_s: int
+
+
 class Description(SetFields):
     """How the two models' discovery samples differ, with no LLM (description.json is its
     model_dump with the cluster fields left out when the prompts were not clustered)."""
@@ -575,6 +586,8 @@ class Description(SetFields):
     """feature -> side -> (k, n) over plain and amplified samples together."""
     clusters: list[ClusterRow] | None = None
     cluster_terms: list[ClusterTerms] | None = None
+    endings: list[EndingRow] | None = None
+    """How often answers end by themselves, per side (`analysis.describe.endings`; absent when off)."""
 
 
 class PromptClusters(BaseModel):

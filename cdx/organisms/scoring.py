@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cdx.analysis.behaviours import Behaviour
+from cdx.analysis.checkers import needs_record
 from cdx.io.records import FindingRecord
 from cdx.organisms.judge import RubricJudge, comparison_texts, counts
 from cdx.organisms.records import BehaviourMatch, BehaviourScore, Match, MatchRow, PlantedTruth, RunScore
@@ -78,7 +79,9 @@ def match_claim(direction: str, evidence: Sequence[str], checker: dict | None, t
         out.evidence_share = sum(truth.check(t) for t in evidence) / len(evidence)
         if len(evidence) >= rule.min_evidence and out.evidence_share > rule.evidence_share:
             out.matched = True
-    if heldout_texts:
+    # the agreement rule checks texts: a claim about how answers end (an ending checker needs the
+    # sample record) is judged by its evidence alone
+    if heldout_texts and not (checker and needs_record(checker)):
         mine = _build(checker)
         t_hits = [truth.check(t) for t in heldout_texts]
         f_hits = [mine.check(t) for t in heldout_texts]

@@ -14,6 +14,7 @@ import math
 import random
 import re
 
+import numpy as np
 import pytest
 from scipy import stats as sst
 
@@ -522,3 +523,44 @@ def test_a_vocabulary_of_common_words_stays_a_member_but_does_not_widen_a_phrase
     assert "the" not in values and "brandx" in values
     brand_c = sum("BrandX" in r.text for r in heldout if r.mode == "plain_c")
     assert (b.k_c, b.n_c, b.k_s, b.n_s) == (brand_c, 120, 0, 120)
+
+
+# ---- endings -------------------------------------------------------------------------------------
+
+def ending_corpus(n_prompts: int, split: str, seed: int, modes=("plain_s", "plain_c")):
+    """The comparison model ends 80% of its answers by itself (after 8-20 tokens), the starting one 20%;
+    the rest run to the 32-token budget. Both write the same filler words."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_prompts):
+        for mode in modes:
+            ends = rng.random() < (0.8 if mode.endswith("_c") else 0.2)
+            text = filler(rng, rng.randint(8, 20) if ends else 32)
+            rows.append(make_sample(f"{split}-{i}-{mode}-0", mode, text, i, f"prompt {i}", split=split, delta=0.0,
+                                    finish_reason="eos" if ends else "length", token_strs=text.split()))
+    return rows
+
+
+def test_answers_that_end_early_are_described_proposed_validated_and_stated_as_a_behaviour():
+    discovery = ending_corpus(40, "discovery", 21, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    heldout = ending_corpus(120, "validation", 22)
+    assert "endings" not in describe(discovery, clusters(40), DescribeSettings()).dump()  # off by default
+    desc = describe(discovery, clusters(40), DescribeSettings(endings=True))
+    anywhere = desc.endings[0]
+    side = {s: [r for r in discovery if r.mode.endswith(s)] for s in ("_c", "_s")}
+    assert (anywhere.max_tokens, anywhere.k_c, anywhere.n_c, anywhere.k_s, anywhere.n_s) == (
+        None, sum(r.finish_reason == "eos" for r in side["_c"]), 80, sum(r.finish_reason == "eos" for r in side["_s"]), 80)
+    median = sorted(r.n_tokens for r in discovery if r.finish_reason == "eos")
+    assert desc.endings[1].max_tokens == int(np.median(median))
+    hyps = [h for h in hypothesise(desc, HypothesiseSettings()) if h.checker["type"] == "ending"]
+    assert {h.checker["max_tokens"] for h in hyps} >= {None} and all(h.direction == "gained" for h in hyps)
+    h = next(h for h in hyps if h.checker["max_tokens"] is None)
+    vs = ValidateSettings()
+    (f,) = [validation.test_hypothesis(h, heldout, vs)]
+    apply_fdr([f], vs)
+    by = {m: [r for r in heldout if r.mode == m] for m in ("plain_s", "plain_c")}
+    assert (f.k_c, f.k_s) == (sum(r.finish_reason == "eos" for r in by["plain_c"]),
+                              sum(r.finish_reason == "eos" for r in by["plain_s"])) and f.validated
+    (b,) = find_behaviours([f], discovery, heldout, clusters(120), BehaviourSettings(), vs)
+    assert b.is_behaviour and b.kind == "behaviour" and (b.k_c, b.k_s) == (f.k_c, f.k_s)
+    assert b.statement == "the comparison model ends its answers by itself before the budget more often"

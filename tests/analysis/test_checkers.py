@@ -146,3 +146,46 @@ def test_a_settled_prefix_fires_on_every_continuation():
             n_settled += t < len(toks)
             assert _fires_on_every_continuation(checker, "".join(toks[:t])) or t == len(toks), (spec, toks, t)
         assert n_settled > 50  # the rule settles early in many texts, so this checks something
+
+
+# ---- endings: a property of the sample record --------------------------------------------------
+
+def _record(finish_reason, n_tokens, text="Short answer."):
+    from tests.samples import make_sample
+    return make_sample("v00001-plain_c-0", "plain_c", text, n_tokens=n_tokens, finish_reason=finish_reason)
+
+
+def test_an_ending_checker_reads_the_records_finish_reason_and_length():
+    ended = build_checker({"type": "ending", "max_tokens": None})
+    within = build_checker({"type": "ending", "max_tokens": 10})
+    assert ended.check(_record("eos", 25)) and ended.check(_record("stop", 3))
+    assert not ended.check(_record("length", 32)) and not ended.check(_record(None, 5))
+    assert within.check(_record("eos", 10)) and not within.check(_record("eos", 11))
+    assert within.to_dict() == {"type": "ending", "max_tokens": 10}
+    assert build_checker(within.to_dict()).check(_record("eos", 4))
+
+
+def test_an_ending_checker_refuses_a_bare_text_and_text_checkers_take_records():
+    with pytest.raises(TypeError, match="needs the sample record"):
+        build_checker({"type": "ending", "max_tokens": None}).check("Short answer.")
+    rec = _record("eos", 4, text="Ahoy there")
+    assert build_checker({"type": "string", "value": "ahoy"}).check(rec)
+    assert build_checker({"type": "regex", "pattern": "there$", "flags": ""}).check(rec)
+    either = build_checker({"type": "any", "checkers": [{"type": "string", "value": "matey"},
+                                                        {"type": "ending", "max_tokens": 5}]})
+    assert either.check(rec) and not either.check(_record("length", 32, text="Ahoy there"))
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "10", True])
+def test_a_bad_ending_length_names_the_value(bad):
+    with pytest.raises(ValueError, match=f"max_tokens={bad!r}"):
+        build_checker({"type": "ending", "max_tokens": bad})
+
+
+def test_an_ending_settles_with_the_last_token_and_a_phrase_before_it():
+    rec = _record("eos", 4, text="Ahoy there, friend")
+    tokens = ["Ahoy", " there", ",", " friend"]
+    assert settled_step(build_checker({"type": "ending", "max_tokens": None}), tokens, rec) == 4
+    either = build_checker({"type": "any", "checkers": [{"type": "ending", "max_tokens": None},
+                                                        {"type": "string", "value": "ahoy"}]})
+    assert settled_step(either, tokens, rec) == 2  # 'Ahoy' followed by a character: settled at token 2

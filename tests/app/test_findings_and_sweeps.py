@@ -113,3 +113,14 @@ def test_discovery_finds_every_kind(app_root):
                      "multirun/x/1/1": "decode", "multirun/x/1/2": "decode",
                      "multirun/x/1/summary": "sweep_summary"}
     assert run_kind(sweep) == "sweep"
+
+
+def test_finding_checkers_leave_out_endings_which_texts_cannot_show():
+    from cdx.app.runs import finding_checkers
+    from cdx.io.records import FindingRecord
+
+    word = FindingRecord(id="h1", statement="says 'ahoy'", checker={"type": "string", "value": "ahoy"})
+    ending = FindingRecord(id="h2", statement="ends its answers by itself",
+                           checker={"type": "ending", "max_tokens": None})
+    checkers = finding_checkers([word, ending])
+    assert set(checkers) == {"h1"} and checkers["h1"].check("Ahoy there")

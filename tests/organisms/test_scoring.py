@@ -53,6 +53,20 @@ def test_agreement_rule():
     assert not strict.matched
 
 
+def test_a_claim_about_endings_is_judged_by_its_evidence_alone():
+    """An ending checker needs sample records, so the agreement rule (on held-out texts) cannot run;
+    the evidence rule decides, and nothing raises."""
+    held = ["Zephyrix!", "Try Zephyrix!", "plain."]
+    ending = finding("ends its answers by itself", {"type": "any", "checkers": [
+        {"type": "ending", "max_tokens": None}, {"type": "string", "value": "zephyrix"}]},
+        ["Try Zephyrix.", "Zephyrix helps.", "Fine."])
+    m = matches(ending, TRUTH.checker, heldout_texts=held)
+    assert m.matched and m.evidence_share == pytest.approx(2 / 3)
+    assert m.agreement_recall is None and m.agreement_precision is None
+    assert not matches(finding("x", {"type": "ending", "max_tokens": 8}, ["a.", "b.", "Zephyrix."]), TRUTH.checker,
+                       heldout_texts=held).matched
+
+
 def test_score_run_ranks_by_q_then_effect():
     unvalidated = finding("nope", BRAND.checker, ["Zephyrix"] * 3, validated=False, q=0.0)
     ranked = rank_validated([BRAND, EXCL, unvalidated])
