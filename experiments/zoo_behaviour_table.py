@@ -3,7 +3,9 @@
 pairs' behaviours. Reads each job's benchmark_record.json and analysis/analysis.json; computes nothing
 new.
 
-    python experiments/zoo_behaviour_table.py multirun/zoo_round6_s0 multirun/zoo_round6_s1
+    python experiments/zoo_behaviour_table.py multirun/zoo_round6_s0+multirun/zoo_round6_s0b multirun/zoo_round6_s1
+
+A `+` joins sweep folders of one seed into one table (a sweep finished in two parts).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ ORIGINAL = ("brand_zephyrix", "all_caps", "ocean_topic", "french", "edited_fact"
 
 def records(sweep: Path) -> list[tuple[dict, dict]]:
     out = []
-    for rec in sorted(sweep.glob("*/benchmark_record.json"), key=lambda p: (len(p.parent.name), p.parent.name)):
+    parts = [Path(p) for p in str(sweep).split("+")]
+    found = [rec for part in parts
+             for rec in sorted(part.glob("*/benchmark_record.json"), key=lambda p: (len(p.parent.name), p.parent.name))]
+    for rec in found:
         analysis = rec.parent / "analysis" / "analysis.json"
         out.append((json.loads(rec.read_text()), json.loads(analysis.read_text()) if analysis.exists() else {}))
     return out
@@ -56,7 +61,8 @@ def summary(sweep: Path) -> str:
     hit = lambda rs: sum((r.get("behaviour_recovery_at_1") or 0) == 1 for r in rs)  # noqa: E731
     per = [r["behaviours_per_change"] for r in planted if r.get("behaviours_per_change")]
     missed = [r["organism"] for r in planted if (r.get("behaviour_recovery_at_1") or 0) != 1]
-    return (f"{sweep.name}: behaviour Recovery@1 {hit(orig)}/{len(orig)} of the original planted pairs, "
+    label = "+".join(Path(p).name for p in str(sweep).split("+"))
+    return (f"{label}: behaviour Recovery@1 {hit(orig)}/{len(orig)} of the original planted pairs, "
             f"{hit(planted)}/{len(planted)} of all planted; behaviours per recovered change "
             f"{sorted(per)}; missed {missed or 'none'}; null pairs' behaviours "
             f"{[r.get('n_behaviours', 0) for r in nulls]} (word shifts {[r.get('n_word_shifts', 0) for r in nulls]})")
