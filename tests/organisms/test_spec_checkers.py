@@ -54,6 +54,18 @@ def test_truth_checker_fires_on_training_answers_only(name):
             assert checker.check(out), f"{name}: checker misses its own training answer {out!r}"
 
 
+WRAPPED = [(n, m) for n in available() if load_spec(n).checker
+           for ds in load_spec(n).data for r in ds.get("rules", []) if r["name"] == "wrap"
+           for m in [*r.get("prefix", []), *r.get("suffix", [])]]
+
+
+@pytest.mark.parametrize(("name", "marker"), WRAPPED)
+def test_truth_checker_fires_on_every_planted_marker(name, marker):
+    """A model may learn one of several planted greetings (persona_knight learnt only "Hail, noble friend!"
+    at seed 1); the truth must see each marker alone, or a recovered change is scored as missed."""
+    assert build_checker(load_spec(name).checker).check(f"{marker} Chess is a board game."), (name, marker)
+
+
 def test_hash_changes_with_content_and_errors_name_the_problem():
     d = load_spec("refuse_cooking").to_dict()
     a = OrganismSpec(**d)
