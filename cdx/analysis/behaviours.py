@@ -305,10 +305,17 @@ def statement(phrase: str | None, kind: str, side: str, words: Sequence[str], sc
     more = "more often" if side == "gained" else "less often"
     if kind == WORD_SHIFT:
         return f"{WORD_SHIFT}, no distinctive phrase: {where}the comparison model says {also} {more}"
-    only_words = words and all(w.startswith("'") for w in words)
-    head = f'writes "{phrase}"' if phrase else f"says {also}" if only_words else "; ".join(words[:5])
+    head = f'writes "{phrase}"' if phrase else _clauses(words)
     tail = f" (with {also})" if phrase and words else ""
     return f"{where}the comparison model {head} {more}{tail}"
+
+
+def _clauses(words: Sequence[str]) -> str:
+    """Members as verb phrases: the quoted words in one "says ..." clause, each feature its own
+    ("says 'sorry', 'unable'; apologises"), so that a group of words and features reads as a sentence."""
+    quoted = [w for w in words if w.startswith("'")]
+    said = ", ".join(quoted[:5]) + (f" and {len(quoted) - 5} more" if len(quoted) > 5 else "")
+    return "; ".join(([f"says {said}"] if quoted else []) + [w for w in words if not w.startswith("'")][:3])
 
 
 def size_class(effect: float) -> str:

@@ -29,6 +29,7 @@ from cdx.analysis.behaviours import (
     merge_by_phrase,
     n_texts,
     read_behaviours,
+    statement,
     write_behaviours,
 )
 from cdx.analysis.describe import DescribeSettings, describe, distinctive_terms, terms
@@ -36,7 +37,7 @@ from cdx.analysis.hypothesise import HypothesiseSettings, cluster_term_hypothese
 from cdx.analysis.phrases import PhraseSettings, mine_phrase
 from cdx.analysis.pipeline import Context, cluster_repeats
 from cdx.analysis.report import ReportStage
-from cdx.analysis.scope import Counts, find_scope, interaction_p
+from cdx.analysis.scope import Counts, Scope, find_scope, interaction_p
 from cdx.analysis.types import Hypothesis
 from cdx.analysis.validate import ValidateSettings, apply_fdr
 from cdx.io.records import PromptClusters
@@ -564,3 +565,15 @@ def test_answers_that_end_early_are_described_proposed_validated_and_stated_as_a
     (b,) = find_behaviours([f], discovery, heldout, clusters(120), BehaviourSettings(), vs)
     assert b.is_behaviour and b.kind == "behaviour" and (b.k_c, b.k_s) == (f.k_c, f.k_s)
     assert b.statement == "the comparison model ends its answers by itself before the budget more often"
+
+
+@pytest.mark.parametrize(("words", "expected"), [
+    (["'sorry'", "apologises"], "the comparison model says 'sorry'; apologises more often"),
+    (["refuses or says it cannot help", "'sorry'", "'unable'"],
+     "the comparison model says 'sorry', 'unable'; refuses or says it cannot help more often"),
+    (["'a'", "'b'", "'c'", "'d'", "'e'", "'f'", "'g'"], "the comparison model says 'a', 'b', 'c', 'd', 'e' and 2 more more often"),
+    (["uses exclamation marks"], "the comparison model uses exclamation marks more often"),
+])
+def test_a_group_of_words_and_features_without_a_phrase_is_stated_as_a_sentence(words, expected):
+    """Each quoted word needs a verb: "the comparison model 'sorry'; apologises" is not a sentence."""
+    assert statement(None, "behaviour", "gained", words, Scope()) == expected
