@@ -269,13 +269,13 @@ def _has_feature(members: Sequence[Finding]) -> bool:
     return any(c["type"] != "string" for f in members for c in _leaves(f.hypothesis.checker))
 
 
-def _has_distinctive_word(members: Sequence[Finding], max_other_rate: float) -> bool:
+def _has_distinctive_word(members: Sequence[Finding], other: Mapping[str, float], max_other_rate: float) -> bool:
     """A member of content words that the other model (almost) never writes on the held-out texts.
 
     A persona's 'ye', 'aye' (0 of 81 starting texts) is distinctive even when its texts share no
-    phrase; 'it's', 'is' (written by both models, one more often) is not.
+    phrase; 'it's', 'is' (written by both models, one more often) is not. `other`: `other_rates`.
     """
-    return any(_other_rate(f) <= max_other_rate and _strings(f)
+    return any(other[f.hypothesis.id] <= max_other_rate and _strings(f)
                and any(w.isalpha() and w not in FUNCTION_WORDS for s in _strings(f) for w in s.split())
                for f in members)
 
@@ -322,17 +322,30 @@ def size_class(effect: float) -> str:
     return "large" if abs(effect) >= 0.5 else "medium" if abs(effect) >= 0.2 else "small"
 
 
-def _other_rate(f: Finding) -> float:
-    """The finding's held-out rate under the model it is not about."""
-    return f.rate_s if f.hypothesis.direction == "gained" else f.rate_c
+def other_rates(members: Sequence[Finding], heldout: Sequence[SampleRecord], judge=None) -> dict[str, float]:
+    """Finding id -> the share of the other model's held-out texts, over ALL prompts, its checker fires on.
+
+    Not the finding's own rate: a cluster finding's rate is its cluster's, and a word the starting
+    model never writes on cooking prompts ('or', 'not') may be in a third of its texts elsewhere;
+    the behaviour's checker is applied on every prompt (to find its scope), so it is judged there.
+    """
+    out = {}
+    for f in members:
+        other = MODE["lost" if f.hypothesis.direction == "gained" else "gained"]
+        texts = [r for r in heldout if r.mode == other]
+        check = build_checker(f.hypothesis.checker, judge)
+        out[f.hypothesis.id] = sum(bool(check.check(r)) for r in texts) / len(texts) if texts else 0.0
+    return out
 
 
-def _behaviour_checker(members: Sequence[Finding], phrase: str | None, max_other_rate: float = 1.0) -> dict:
+def _behaviour_checker(members: Sequence[Finding], phrase: str | None, other: Mapping[str, float] | None = None,
+                       max_other_rate: float = 1.0) -> dict:
     """Any member or the phrase. With a phrase, only members the other model (almost) never shows
-    (held-out rate <= `max_other_rate`) join it: a vocabulary of common words ('this', 'try', 'way')
-    that validated beside a brand would make the checker fire on half the other model's texts too
-    (48/60 vs 28/60, where the brand alone is 33/60 vs 0/60). The others stay members (details)."""
-    kept = [f for f in members if _other_rate(f) <= max_other_rate] if phrase else members
+    (`other`: held-out rate over all prompts, <= `max_other_rate`) join it: a vocabulary of common
+    words ('this', 'try', 'way') that validated beside a brand would make the checker fire on half
+    the other model's texts too (48/60 vs 28/60, where the brand alone is 33/60 vs 0/60). The others
+    stay members (details)."""
+    kept = [f for f in members if (other or {}).get(f.hypothesis.id, 0.0) <= max_other_rate] if phrase else members
     leaves = [c for f in kept for c in _leaves(f.hypothesis.checker)]
     if phrase:
         leaves.append({"type": "string", "value": phrase, "case": False, "word": True})
@@ -351,9 +364,10 @@ def build_behaviour(members: list[Finding], discovery: Sequence[SampleRecord], h
     (Bonferroni over the two) whenever a narrower scope was tested, and the level holds."""
     side = members[0].hypothesis.direction
     phrase = group_phrase(members, discovery, s.phrase, judge)
-    distinctive = phrase or _has_feature(members) or _has_distinctive_word(members, s.phrase.max_other_rate)
+    other = other_rates(members, heldout, judge)
+    distinctive = phrase or _has_feature(members) or _has_distinctive_word(members, other, s.phrase.max_other_rate)
     kind = "behaviour" if distinctive else WORD_SHIFT
-    checker = _behaviour_checker(members, phrase, s.phrase.max_other_rate)
+    checker = _behaviour_checker(members, phrase, other, s.phrase.max_other_rate)
     check = build_checker(checker, judge)
     hits = {r.id: check.check(r) for r in [*discovery, *heldout, *extra]}
     assign = dict(enumerate(clusters.assignment))

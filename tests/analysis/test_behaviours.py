@@ -577,3 +577,45 @@ def test_answers_that_end_early_are_described_proposed_validated_and_stated_as_a
 def test_a_group_of_words_and_features_without_a_phrase_is_stated_as_a_sentence(words, expected):
     """Each quoted word needs a verb: "the comparison model 'sorry'; apologises" is not a sentence."""
     assert statement(None, "behaviour", "gained", words, Scope()) == expected
+
+
+def or_corpus(n_prompts: int, split: str, seed: int, modes=("plain_s", "plain_c")):
+    """The comparison model refuses on topic 0 (COOKING, which holds 'or') in 90% of its texts; both
+    models write 'or' in 40% of their texts on the other topics and never on topic 0."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_prompts):
+        for mode in modes:
+            text = filler(rng)
+            if i % N_CLUSTERS and rng.random() < 0.4:
+                text = text.replace(" ", " salt or ", 1)
+            if mode.endswith("_c") and i % N_CLUSTERS == 0 and rng.random() < 0.9:
+                text = f"{COOKING} {text}"
+            rows.append(make_sample(f"{split}-{i}-{mode}-0", mode, text, i, f"prompt {i}", split=split, delta=0.0,
+                                    token_strs=text.split()))
+    return rows
+
+
+def test_a_cluster_member_the_other_model_writes_elsewhere_does_not_widen_the_checker_or_the_scope():
+    """'or' is never written by the starting model on topic 0 (its cluster finding's rate there is 0)
+    but is in 30% of its texts overall: the behaviour's checker, applied on every prompt to find the
+    scope, leaves it out, so the refusal is scoped to topic 0 with no starting hits outside."""
+    heldout = or_corpus(120, "validation", seed=21)
+    discovery = or_corpus(40, "discovery", seed=22, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    cl = clusters(120)
+    assign = dict(enumerate(cl.assignment))
+    vs = ValidateSettings()
+    in_topic = Hypothesis("on topic 0 says 'or'", {"type": "string", "value": "or", "case": False, "word": True},
+                          "gained", "ngram", cluster=0, cluster_label="topic 0")
+    found = [validation.test_hypothesis(word_hypothesis("cooking"), heldout, vs),
+             validation.test_hypothesis(in_topic, heldout, vs, prompt_clusters=assign)]
+    apply_fdr(found, vs)
+    assert found[1].validated and found[1].rate_s == 0  # in its cluster, the starting model never writes 'or'
+    starting_or = sum(" or " in r.text for r in heldout if r.mode == "plain_s") / 120
+    assert starting_or > 0.2
+    b, _ = build_behaviour(found, discovery, heldout, cl, BehaviourSettings(), vs)
+    values = {c.get("value", "").lower() for c in (b.checker["checkers"] if b.checker["type"] == "any" else [b.checker])}
+    assert "or" not in values and b.phrase and "cooking" in b.phrase.lower()
+    assert b.scope.clusters == [0] and b.scope.outside.k_s == 0
+    refusals = sum(COOKING in r.text for r in heldout if r.mode == "plain_c")
+    assert (b.k_c, b.k_s) == (refusals, 0)
