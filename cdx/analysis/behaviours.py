@@ -325,9 +325,9 @@ def size_class(effect: float) -> str:
 def other_rates(members: Sequence[Finding], heldout: Sequence[SampleRecord], judge=None) -> dict[str, float]:
     """Finding id -> the share of the other model's held-out texts, over ALL prompts, its checker fires on.
 
-    Not the finding's own rate: a cluster finding's rate is its cluster's, and a word the starting
-    model never writes on cooking prompts ('or', 'not') may be in a third of its texts elsewhere;
-    the behaviour's checker is applied on every prompt (to find its scope), so it is judged there.
+    Not the finding's own rate: a cluster finding's rate is its cluster's, and a word the other
+    model never writes on one topic may be common elsewhere; the behaviour's checker is applied on
+    every prompt (to find its scope), so it is judged there.
     """
     out = {}
     for f in members:
