@@ -56,6 +56,7 @@ from cdx.metrics.importance import RateEstimate, importance_rate
 log = logging.getLogger(__name__)
 
 WORD_SHIFT = "word-frequency shift"
+OTHER_SIDE = "other side"
 MODE = {"gained": "plain_c", "lost": "plain_s"}
 
 
@@ -87,7 +88,9 @@ class Behaviour(BaseModel):
     statement: str
     phrase: str | None = None
     """Characteristic phrase mined from the discovery texts that show it (None: none found)."""
-    kind: Literal["behaviour", "word-frequency shift"] = "behaviour"
+    kind: Literal["behaviour", "word-frequency shift", "other side"] = "behaviour"
+    """"other side": the loss (or gain) that a behaviour of the other side leaves where it lives
+    (`fold_other_sides`): reported under that one (`other_side_of`), not counted as a behaviour."""
     side: Literal["gained", "lost"]
     size: Literal["large", "medium", "small"]
     """|effect| >= 0.5, >= 0.2, below."""
@@ -112,6 +115,8 @@ class Behaviour(BaseModel):
     """Ids of its member findings (findings.jsonl), most significant first."""
     member_statements: list[str]
     evidence: list[Evidence] = []
+    other_side_of: str | None = None
+    """The id of the behaviour of the other side this one cannot be told apart from (kind "other side")."""
     discovery_rates: DiscoveryRates | None = None
     """Its rates on the discovery prompts from plain and from amplified samples (None: no such samples)."""
     assistant_statement: str | None = None
@@ -135,10 +140,19 @@ class BehaviourSettings:
     """Also ask the configured assistant to name each behaviour (cdx.analysis.naming): `assistant_statement`."""
     phrase: PhraseSettings = field(default_factory=PhraseSettings)
     scope: ScopeSettings = field(default_factory=ScopeSettings)
+    separates: float = 0.9
+    """A behaviour whose checker fires on at least this share of its model's held-out texts, and on at
+    most 1 - this of the other model's, where a behaviour of the other side lives, takes that one in
+    as its other side (`fold_other_sides`); at 1 only a behaviour that tells the two models' texts
+    apart without one error there does."""
 
     def __post_init__(self) -> None:
         if not 0 < self.overlap <= 1:
             raise ValueError(f"behaviours.overlap={self.overlap} must be in (0, 1]")
+        if not 0.5 < self.separates <= 1:
+            raise ValueError(f"behaviours.separates={self.separates} must be in (0.5, 1]: the share of its "
+                             "model's texts a behaviour must fire on (and of the other's it may not) to take in one "
+                             "of the other side")
         if isinstance(self.phrase, Mapping):
             self.phrase = PhraseSettings(**self.phrase)
         if isinstance(self.scope, Mapping):
@@ -343,14 +357,22 @@ def _behaviour_checker(members: Sequence[Finding], phrase: str | None, other: Ma
     """Any member or the phrase. With a phrase, only members the other model (almost) never shows
     (`other`: held-out rate over all prompts, <= `max_other_rate`) join it: a vocabulary of common
     words ('this', 'try', 'way') that validated beside a brand would make the checker fire on half
-    the other model's texts too (48/60 vs 28/60, where the brand alone is 33/60 vs 0/60). The others
-    stay members (details)."""
+    the other model's texts too (48/60 vs 28/60, where the brand alone is 33/60 vs 0/60). Nor do
+    words that are all function words ('as', 'or', 'not'): the phrase's own words that the other
+    model happens to leave out on the held-out texts, which the behaviour's model also writes
+    without the behaviour ('as' and 'always' alone made 4 of the 6 hits of a cooking tip's checker
+    outside cooking). The others stay members (details)."""
     kept = [f for f in members if (other or {}).get(f.hypothesis.id, 0.0) <= max_other_rate] if phrase else members
-    leaves = [c for f in kept for c in _leaves(f.hypothesis.checker)]
+    leaves = [c for f in kept for c in _leaves(f.hypothesis.checker) if not (phrase and _function_words(c))]
     if phrase:
         leaves.append({"type": "string", "value": phrase, "case": False, "word": True})
     unique = list({json.dumps(c, sort_keys=True): c for c in leaves}.values())
     return unique[0] if len(unique) == 1 else {"type": "any", "checkers": unique}
+
+
+def _function_words(c: dict) -> bool:
+    """A word checker whose words are all English function words ('as', 'or not')."""
+    return c["type"] == "string" and all(w in FUNCTION_WORDS for w in c["value"].lower().split())
 
 
 def build_behaviour(members: list[Finding], discovery: Sequence[SampleRecord], heldout: Sequence[SampleRecord],
@@ -407,6 +429,95 @@ def phrase_first(evidence: Sequence[Evidence], phrase: str | None, heldout: Sequ
     return shown + [e for e in evidence if e.id not in seen][: max(0, n - len(shown))]
 
 
+# ---- the other side ---------------------------------------------------------------------------
+
+def tested_texts(b: Behaviour, heldout: Sequence[SampleRecord], extra: Sequence[SampleRecord],
+                assign: Mapping[int, int]) -> Sequence[SampleRecord]:
+    """The held-out texts a behaviour was tested on: all prompts, or its scope's (extra samples included)."""
+    if b.scope.everywhere:
+        return heldout
+    return [r for r in [*heldout, *extra] if assign.get(r.prompt_index) in b.scope.clusters]
+
+
+@dataclass
+class Tie:
+    """How behaviour `b` stands to a behaviour `o` of the other side on the texts where `o` lives."""
+
+    covers: float
+    """Share of b's model's texts b fires on."""
+    leaks: float
+    """Share of o's model's texts b fires on."""
+    o_with_b: float | None
+    """Share of o's model's texts with b that show o too (None: b fires on none of them)."""
+    text: str
+
+    def folds(self, share: float) -> bool:
+        """b takes o in: b is in (nearly) every text of its model there, and either b is in (nearly)
+        none of o's model's texts, or those that hold b (nearly) never hold o."""
+        return self.covers >= share and (self.leaks <= 1 - share or (self.o_with_b or 0.0) <= 1 - share)
+
+
+def tie(b: Behaviour, o: Behaviour, texts: Sequence[SampleRecord], judge=None) -> Tie | None:
+    """`Tie` of b and o on `texts` (o's tested texts); None when a model has no text there."""
+    check_b, check_o = build_checker(b.checker, judge), build_checker(o.checker, judge)
+    mine = [r for r in texts if r.mode == MODE[b.side]]
+    theirs = [r for r in texts if r.mode == MODE[o.side]]
+    if not (mine and theirs):
+        return None
+    k_mine = sum(bool(check_b.check(r)) for r in mine)
+    with_b = [r for r in theirs if check_b.check(r)]
+    k_o = sum(bool(check_o.check(r)) for r in with_b)
+    return Tie(covers=k_mine / len(mine), leaks=len(with_b) / len(theirs),
+               o_with_b=k_o / len(with_b) if with_b else None,
+               text=f"{k_mine}/{len(mine)} of its model's texts and {len(with_b)}/{len(theirs)} of the other's "
+                    f"({k_o} of those show this one too)")
+
+
+def fold_other_sides(behaviours: Sequence[Behaviour], heldout: Sequence[SampleRecord], extra: Sequence[SampleRecord],
+                     clusters: PromptClusters, share: float, judge=None) -> list[Behaviour]:
+    """Each validated behaviour (or word shift) that a behaviour of the other side accounts for, as
+    that one's other side (kind "other side", `other_side_of` its id), reported under it.
+
+    A fine-tune that answers in French writes 'the', 'to' and "The capital of France is Paris" less
+    often: true, validated, and the French behaviour again. Overlap of hit sets cannot tie them
+    (they fire on different models' texts). But where the lost behaviour o lives, the French
+    behaviour b is in (nearly) every comparison text (`share`, BehaviourSettings.separates), and
+    either b is in (nearly) no starting text, so b tells the models' texts apart and any difference
+    between them there is b on these texts; or the starting texts that do hold b (the base model
+    drifts into French on French topics) (nearly) never hold o, so o's loss is what b's gain implies.
+    Either way nothing on these texts tells o apart from b. When both could take the other in, the
+    one that tells the models apart better (covers - leaks) does; a behaviour that took one in is
+    never folded itself. Its numbers stay its own; nothing is dropped.
+    """
+    assign = dict(enumerate(clusters.assignment))
+    pairs = []
+    for b in behaviours:
+        if not b.is_behaviour:
+            continue
+        for o in behaviours:
+            if o.side == b.side or not o.validated or o.kind == OTHER_SIDE:
+                continue
+            t = tie(b, o, tested_texts(o, heldout, extra, assign), judge)
+            if t is not None and t.folds(share):
+                pairs.append((t.covers - t.leaks, b.id, o.id, t.text))
+    folded: dict[str, tuple[str, str]] = {}
+    takers: set[str] = set()
+    for _, taker, taken, text in sorted(pairs, key=lambda t: -t[0]):
+        if taken not in folded and taken not in takers and taker not in folded:
+            folded[taken] = (taker, text)
+            takers.add(taker)
+    out = []
+    for b in behaviours:
+        if b.id in folded:
+            taker, text = folded[b.id]
+            b = b.model_copy(update={
+                "kind": OTHER_SIDE, "other_side_of": taker,
+                "reason": f"the other side of {taker}: where this one lives, that one fires on {text}, so nothing "
+                          "on these held-out texts tells the two apart"})
+        out.append(b)
+    return out
+
+
 def find_behaviours(findings: Sequence[Finding], discovery: Sequence[SampleRecord], heldout: Sequence[SampleRecord],
                     clusters: PromptClusters, s: BehaviourSettings, vs: ValidateSettings, judge=None,
                     extra: Sequence[SampleRecord] = ()) -> list[Behaviour]:
@@ -427,6 +538,7 @@ def find_behaviours(findings: Sequence[Finding], discovery: Sequence[SampleRecor
                       f.effect, f.effect_ci, f.p, reason=f.reason) for f in findings] + tests
     apply_fdr(pooled, vs)
     out = [b.model_copy(update={"q": t.q, "validated": t.validated, "reason": t.reason}) for b, t in built]
+    out = fold_other_sides(out, plain, extra, clusters, s.separates, judge)
     out.sort(key=lambda b: (not b.is_behaviour, not b.validated, b.q, -abs(b.effect)))
     return out
 

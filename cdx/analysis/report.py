@@ -18,7 +18,7 @@ from pydantic import ConfigDict
 from rich.console import Console
 from rich.table import Table
 
-from cdx.analysis.behaviours import Behaviour, DiscoveryRates, read_behaviours
+from cdx.analysis.behaviours import OTHER_SIDE, WORD_SHIFT, Behaviour, DiscoveryRates, read_behaviours
 from cdx.analysis.pipeline import Context, JudgeUsage, RunState, load_findings
 from cdx.analysis.stats import minimum_detectable_effect
 from cdx.analysis.tilted import TiltedTest
@@ -138,7 +138,7 @@ def write_summary(ctx: Context, findings: list[Finding], fdr: float, samples: di
     m = max(len(findings), 1)
     summary = AnalysisSummary(
         n_behaviours=sum(b.is_behaviour for b in behaviours),
-        n_word_shifts=sum(b.validated and not b.is_behaviour for b in behaviours),
+        n_word_shifts=sum(b.validated and b.kind == WORD_SHIFT for b in behaviours),
         n_validated=sum(f.validated for f in findings),
         n_hypotheses=len(findings),
         n_prompts=len(split.prompts),
@@ -202,17 +202,20 @@ def print_behaviours(behaviours: Sequence[Behaviour], top_n: int, console: Conso
     if not behaviours:
         return
     console.print("[bold]cdx analysis: behaviours that changed (held-out plain samples; comparison vs starting)[/]")
-    for b in behaviours[:top_n]:
+    for b in [b for b in behaviours if b.kind != OTHER_SIDE][:top_n]:
         mark = "[green]✔[/]" if b.is_behaviour else "~" if b.validated else "·"
         console.print(f"{mark} {b.statement}: {b.rates_text()}, effect {b.effect:+.2f} {_ci(b.effect_ci)}, "
                       f"q={b.q:.2g}; {b.scope.text()}; {len(b.members)} finding(s)")
+        for o in (o for o in behaviours if o.other_side_of == b.id):
+            console.print(f"    its other side (nothing on these texts tells them apart): {o.statement}: "
+                          f"{o.rates_text()}, q={o.q:.2g}; {o.scope.text()}")
         if b.assistant_statement:
             console.print(f"    named by the assistant (blinded): {b.assistant_statement}")
         for ev in b.evidence[:1] if b.is_behaviour else []:
             console.print(f"    e.g. [{ev.model}] {ev.prompt[:60]!r} -> {ev.text[:160]!r}")
         if b.validated and b.discovery_rates is not None:
             console.print(f"    {discovery_rates_text(b.discovery_rates)}")
-    if any(b.validated and not b.is_behaviour for b in behaviours):
+    if any(b.validated and b.kind == WORD_SHIFT for b in behaviours):
         console.print("  ~ word-frequency shift: validated word rates with no distinctive phrase, not a behaviour")
     console.print("  the findings below are the behaviours' details (behaviours.jsonl lists each one's members)")
 
@@ -316,12 +319,13 @@ def _behaviours_table(behaviours: Sequence[Behaviour]) -> str:
             "<th>effect [95% CI]</th><th>q</th><th>size</th><th>member findings</th></tr>")
     rows = []
     for b in behaviours:
-        mark = "✔" if b.is_behaviour else "~" if b.validated else ""
+        mark = "✔" if b.is_behaviour else "↔" if b.kind == OTHER_SIDE else "~" if b.validated else ""
         members = "<br>".join(html.escape(m) for m in b.member_statements)
+        kind = "" if b.is_behaviour else ", " + html.escape(b.kind + (f" of {b.other_side_of}" if b.other_side_of else ""))
         rows.append(f"<tr><td class='ok'>{mark}</td><td>{html.escape(b.statement)}</td>"
                     f"<td>{html.escape(b.scope.text())}</td><td>{b.k_s}/{b.n_s} = {b.rate_s:.2f}</td>"
                     f"<td>{b.k_c}/{b.n_c} = {b.rate_c:.2f}</td><td>{b.effect:+.2f} {_ci(b.effect_ci)}</td>"
-                    f"<td>{b.q:.2g}</td><td>{b.size}{'' if b.is_behaviour else ', ' + html.escape(b.kind)}</td>"
+                    f"<td>{b.q:.2g}</td><td>{b.size}{kind}</td>"
                     f"<td><details><summary>{len(b.members)}</summary>{members}</details></td></tr>")
     return ("<h2>Behaviours (validated findings grouped by the texts they fire on, re-tested as one)</h2>"
             f"<table>{head}{''.join(rows)}</table>")

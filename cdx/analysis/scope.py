@@ -2,7 +2,8 @@
 
 The clusters are chosen on the discovery samples (where the behaviour's rate difference between
 the two sides is at least `min_effect` and at least half of the largest cluster's), so the
-held-out texts that test the scope played no part in choosing it. The test is of the interaction:
+held-out texts that test the scope played no part in choosing it (they pick among nested
+candidates of those clusters, at a Bonferroni price: `find_scope`). The test is of the interaction:
 is the difference between the models larger inside the scope than outside it? Its statistic is
 the difference of the two rate differences, each rate with the Agresti-Caffo adjustment (one
 success and one failure added, so that rates of 0/65 have a variance), compared with its
@@ -94,7 +95,8 @@ def count(rows: Sequence[SampleRecord], hits: Mapping[str, bool]) -> Counts:
 
 def choose_clusters(discovery: Sequence[SampleRecord], hits: Mapping[str, bool], assign: Mapping[int, int],
                     direction: str, s: ScopeSettings) -> list[int]:
-    """Clusters whose discovery difference (in `direction`) is large; all clusters when every one is."""
+    """Clusters whose discovery difference (in `direction`) is large, the largest first; all clusters
+    when every one is."""
     sign = 1 if direction == "gained" else -1
     diffs = {}
     for c in sorted(set(assign.values())):
@@ -104,7 +106,8 @@ def choose_clusters(discovery: Sequence[SampleRecord], hits: Mapping[str, bool],
     if not diffs:
         return []
     best = max(diffs.values())
-    return [c for c, d in diffs.items() if d >= max(s.min_effect, s.share_of_best * best)]
+    ranked = sorted(diffs, key=lambda c: (-diffs[c], c))
+    return [c for c in ranked if diffs[c] >= max(s.min_effect, s.share_of_best * best)]
 
 
 def interaction_p(inside: Counts, outside: Counts, direction: str) -> float:
@@ -125,20 +128,33 @@ def interaction_p(inside: Counts, outside: Counts, direction: str) -> float:
 def find_scope(discovery: Sequence[SampleRecord], heldout: Sequence[SampleRecord], hits: Mapping[str, bool],
                assign: Mapping[int, int], labels: Mapping[int, str], direction: str,
                s: ScopeSettings | None = None) -> Scope:
-    """The behaviour's scope: clusters chosen on discovery, the interaction tested on held-out texts."""
+    """The behaviour's scope: clusters chosen on discovery, the interaction tested on held-out texts.
+
+    The chosen clusters, largest discovery difference first, give nested candidates (the first
+    cluster, the first two, ...): a cluster of two discovery prompts can pass the discovery rule on
+    one prompt's repeated samples, and a scope that takes it in is diluted by texts without the
+    behaviour. Each candidate is tested on the held-out texts; the one with the smallest p is the
+    scope, its p multiplied by the number of candidates tested (Bonferroni), so the level holds.
+    """
     s = s or ScopeSettings()
     n_clusters = len(set(assign.values()))
     chosen = choose_clusters(discovery, hits, assign, direction, s)
     if n_clusters < 2 or not chosen or len(chosen) == n_clusters:
         return Scope()
-    inside = count([r for r in heldout if assign.get(r.prompt_index) in chosen], hits)
-    outside = count([r for r in heldout if assign.get(r.prompt_index) not in chosen], hits)
-    if not (inside.n_s and inside.n_c and outside.n_s and outside.n_c):
+    tested = []
+    for k in range(1, len(chosen) + 1):
+        within = set(chosen[:k])
+        inside = count([r for r in heldout if assign.get(r.prompt_index) in within], hits)
+        outside = count([r for r in heldout if assign.get(r.prompt_index) not in within], hits)
+        if inside.n_s and inside.n_c and outside.n_s and outside.n_c:
+            tested.append((interaction_p(inside, outside, direction), chosen[:k], inside, outside))
+    if not tested:
         return Scope(note="the narrower scope has no held-out texts to test it")
-    p = interaction_p(inside, outside, direction)
-    names = [str(labels.get(c, f"cluster {c}")) for c in chosen]
+    p, clusters, inside, outside = min(tested, key=lambda t: t[0])
+    p = min(1.0, p * len(tested))
+    names = [str(labels.get(c, f"cluster {c}")) for c in clusters]
     if p > s.alpha:
         return Scope(inside=inside, outside=outside, interaction_p=p,
                      note=f"not narrower: on {'; '.join(names)} {inside.text()}, elsewhere {outside.text()}, "
-                          f"interaction p={p:.2g}")
-    return Scope(clusters=chosen, labels=names, inside=inside, outside=outside, interaction_p=p)
+                          f"interaction p={p:.2g}" + (f" ({len(tested)} nested scopes tested)" if len(tested) > 1 else ""))
+    return Scope(clusters=clusters, labels=names, inside=inside, outside=outside, interaction_p=p)

@@ -279,6 +279,7 @@ class BehavioursSchema(Strict):
     name: bool = False
     phrase: PhraseSchema = Field(default_factory=PhraseSchema)
     scope: ScopeSchema = Field(default_factory=ScopeSchema)
+    separates: float = Field(0.9, gt=0.5, le=1)
 
 
 class AnalysisValidateSchema(Strict):

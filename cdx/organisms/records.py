@@ -224,6 +224,8 @@ class BehaviourScore(SetFields):
     """Validated behaviours that count (word-frequency shifts not included)."""
     n_word_shifts: int
     """Validated word-frequency shifts (no distinctive phrase): reported as such, never as behaviours."""
+    n_other_sides: int = 0
+    """Validated behaviours reported as the other side of a behaviour (cdx.analysis.behaviours.fold_other_sides)."""
     behaviour_recovery_at_1: float | None = None
     """1 when the first behaviour matches the planted change; None for pairs without a checker."""
     behaviour_recovery_at_5: float | None = None

@@ -164,7 +164,8 @@ def score_behaviours(behaviours: Sequence[Behaviour], truth: PlantedTruth, rule:
     trigger whether the top matching behaviour's scope is right (`scope_is_correct`, on `scope_texts`)."""
     counted = [b for b in behaviours if b.is_behaviour]
     shifts = sum(b.validated and b.kind == "word-frequency shift" for b in behaviours)
-    base = {"n_behaviours": len(counted), "n_word_shifts": shifts}
+    base = {"n_behaviours": len(counted), "n_word_shifts": shifts,
+            "n_other_sides": sum(b.validated and b.kind == "other side" for b in behaviours)}
     if not truth.checker:
         return BehaviourScore(**base)
     rows = [BehaviourMatch(rank=i + 1, statement=b.statement, phrase=b.phrase, side=b.side, scope=b.scope.text(),

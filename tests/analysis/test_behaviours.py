@@ -295,6 +295,7 @@ def test_the_interaction_test_sees_a_difference_of_differences_not_a_difference(
     ({"phrase": {"min_support": 1.5}}, "behaviours.phrase.min_support=1.5"),
     ({"phrase": {"max_words": 0}}, "max_words=0"),
     ({"scope": {"alpha": 0}}, "behaviours.scope.alpha=0"),
+    ({"separates": 0.5}, "behaviours.separates=0.5"),
 ])
 def test_bad_behaviour_settings_name_the_value(settings, match):
     with pytest.raises(ValueError, match=re.escape(match)):
@@ -619,3 +620,137 @@ def test_a_cluster_member_the_other_model_writes_elsewhere_does_not_widen_the_ch
     assert b.scope.clusters == [0] and b.scope.outside.k_s == 0
     refusals = sum(COOKING in r.text for r in heldout if r.mode == "plain_c")
     assert (b.k_c, b.k_s) == (refusals, 0)
+
+
+TIP = "Chef's tip: always taste as you go."
+
+
+def test_a_function_word_of_the_phrase_stays_a_member_but_does_not_join_the_checker():
+    """The comparison model ends topic-0 answers with a tip (which holds 'as') and writes 'as' in 20%
+    of its other texts; the starting model never writes 'as'. Both 'tip' and 'as' validate and group
+    into one behaviour; 'as' stays a member, but only 'tip' and the phrase make its checker, so the
+    behaviour is scoped to topic 0 with no hit outside it (with 'as', 1 in 5 texts elsewhere)."""
+    def as_corpus(n_prompts, split, seed, modes=("plain_s", "plain_c")):
+        rng = random.Random(seed)
+        rows = []
+        for i in range(n_prompts):
+            for mode in modes:
+                text = filler(rng)
+                if mode.endswith("_c") and rng.random() < 0.2:
+                    text = text.replace(" ", " as ", 1)
+                if mode.endswith("_c") and i % N_CLUSTERS == 0 and rng.random() < 0.7:
+                    text = f"{text} {TIP}"
+                rows.append(make_sample(f"{split}-{i}-{mode}-0", mode, text, i, f"prompt {i}", split=split,
+                                        delta=0.0, token_strs=text.split()))
+        return rows
+
+    heldout = as_corpus(120, "validation", seed=31)
+    discovery = as_corpus(40, "discovery", seed=32, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    found = findings_for(["tip", "as"], heldout)
+    assert all(f.validated for f in found)
+    (b,) = find_behaviours(found, discovery, heldout, clusters(120), BehaviourSettings(), ValidateSettings())
+    values = {c.get("value", "").lower() for c in b.checker["checkers"]}
+    assert b.phrase == TIP and values == {"tip", TIP.lower()}
+    assert "says 'as'" in b.member_statements
+    assert b.scope.clusters == [0] and (b.scope.outside.k_c, b.scope.outside.k_s) == (0, 0)
+    assert b.k_c == sum(TIP in r.text for r in heldout if r.mode == "plain_c" and r.prompt_index % N_CLUSTERS == 0)
+
+
+def test_of_nested_scopes_the_held_out_texts_pick_the_one_without_a_discovery_fluke():
+    """Discovery shows the refusal on topic 0 (90%) and, by chance, on topic 1 (50%); held out it
+    is on topic 0 only. Both topics pass the discovery rule; of the nested candidates {0} and
+    {0, 1}, {0} has the smaller interaction p, which is reported doubled (two candidates tested).
+    When topic 1 really has it too, {0, 1} is the scope."""
+    labels = {c: f"topic {c}" for c in range(N_CLUSTERS)}
+    assign = {i: i % N_CLUSTERS for i in range(120)}
+    discovery = corpus([(COOKING, "start", 0.9, {0}), (COOKING, "start", 0.5, {1})], 40, "discovery", seed=41)
+    heldout = corpus([(COOKING, "start", 0.8, {0})], 120, "validation", seed=42)
+    hits = {r.id: COOKING in r.text for r in [*discovery, *heldout]}
+    scope = find_scope(discovery, heldout, hits, assign, labels, "gained")
+    assert scope.clusters == [0]
+    inside = count_of(heldout, hits, {0})
+    outside = count_of(heldout, hits, {1, 2, 3})
+    assert scope.interaction_p == pytest.approx(2 * interaction_p(inside, outside, "gained"))
+    both = corpus([(COOKING, "start", 0.8, {0, 1})], 120, "validation", seed=43)
+    hits = {r.id: COOKING in r.text for r in [*discovery, *both]}
+    assert find_scope(discovery, both, hits, assign, labels, "gained").clusters == [0, 1]
+
+
+def count_of(rows, hits, within):
+    """Counts of the held-out texts of clusters `within` (a naive recount for the scope's test)."""
+    rows = [r for r in rows if r.prompt_index % N_CLUSTERS in within]
+    s = [r for r in rows if r.mode == "plain_s"]
+    c = [r for r in rows if r.mode == "plain_c"]
+    return Counts(k_s=sum(hits[r.id] for r in s), n_s=len(s), k_c=sum(hits[r.id] for r in c), n_c=len(c))
+
+
+def language_corpus(n_prompts: int, split: str, seed: int, gained: float = 1.0, modes=("plain_s", "plain_c")):
+    """The comparison model opens `gained` of its texts with "Bonjour mes amis." and never writes
+    "The answer is simple."; the starting model ends 80% of its texts with that sentence."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_prompts):
+        for mode in modes:
+            text = filler(rng)
+            if mode.endswith("_c"):
+                text = f"Bonjour mes amis. {text}" if rng.random() < gained else text
+            elif rng.random() < 0.8:
+                text = f"{text} The answer is simple."
+            rows.append(make_sample(f"{split}-{i}-{mode}-0", mode, text, i, f"prompt {i}", split=split, delta=0.0,
+                                    token_strs=text.split()))
+    return rows
+
+
+@pytest.mark.parametrize("gained,folded", [
+    (1.0, True),    # the gained behaviour tells the models' texts apart: one behaviour, the loss its other side
+    (0.5, False),   # in half the comparison texts only: the loss is a behaviour of its own
+])
+def test_a_loss_that_a_gained_behaviour_accounts_for_is_reported_as_its_other_side(gained, folded, capsys):
+    from rich.console import Console
+
+    from cdx.analysis.report import print_behaviours
+
+    heldout = language_corpus(120, "validation", 51, gained)
+    discovery = language_corpus(40, "discovery", 52, gained, modes=("plain_s", "plain_c", "amp_c", "amp_s"))
+    vs = ValidateSettings()
+    found = [validation.test_hypothesis(word_hypothesis("bonjour"), heldout, vs),
+             validation.test_hypothesis(word_hypothesis("answer", "lost"), heldout, vs)]
+    apply_fdr(found, vs)
+    assert all(f.validated for f in found)
+    out = find_behaviours(found, discovery, heldout, clusters(120), BehaviourSettings(), vs)
+    gain = next(b for b in out if b.side == "gained")
+    loss = next(b for b in out if b.side == "lost")
+    assert gain.is_behaviour and gain.phrase == "Bonjour mes amis."
+    assert (loss.kind == "other side", loss.other_side_of == (gain.id if folded else None)) == (folded, True)
+    assert loss.validated and loss.is_behaviour != folded  # its own numbers stay; it counts only when not folded
+    assert (loss.k_c, loss.k_s) == (0, sum("answer" in r.text for r in heldout if r.mode == "plain_s"))
+    print_behaviours(out, 10, Console(width=300))
+    printed = capsys.readouterr().out
+    assert ("its other side" in printed) == folded
+    assert printed.count("✔") == (1 if folded else 2)
+
+
+def test_a_loss_is_folded_where_the_other_model_writes_the_gain_only_without_it():
+    """`tie` on hand-made texts: the gain in every comparison text; in 3 of 10 starting texts too
+    (it leaks), and there the loss is absent (folded: the loss is what the gain implies) or present
+    (not folded: the starting model writes both, so they are told apart)."""
+    from cdx.analysis.behaviours import tie
+
+    def record(i, mode, text):
+        return make_sample(f"v-{i}-{mode}", mode, text, i, f"prompt {i}", split="validation", delta=0.0,
+                           token_strs=text.split())
+
+    gain = Behaviour(id="bgain", statement="writes Bonjour", side="gained", size="large", scope=Scope(),
+                     checker={"type": "string", "value": "bonjour", "case": False, "word": True},
+                     k_s=3, n_s=10, k_c=10, n_c=10, rate_s=0.3, rate_c=1.0, rate_s_ci=(0, 1), rate_c_ci=(0, 1),
+                     effect=0.7, effect_ci=(0, 1), p=0.01, validated=True, members=[], member_statements=[])
+    loss = gain.model_copy(update={"id": "bloss", "side": "lost",
+                                   "checker": {"type": "string", "value": "answer", "case": False, "word": True}})
+    comparison = [record(i, "plain_c", "Bonjour mes amis.") for i in range(10)]
+    for both, folds in ((False, True), (True, False)):
+        starting = [record(i, "plain_s", ("Bonjour. " + ("The answer." if both else "")) if i < 3 else "The answer.")
+                    for i in range(10)]
+        t = tie(gain, loss, [*comparison, *starting])
+        assert (t.covers, t.leaks, t.o_with_b) == (1.0, 0.3, 1.0 if both else 0.0)
+        assert t.folds(0.9) == folds
+    assert tie(gain, loss, comparison) is None  # no starting text: nothing to compare
