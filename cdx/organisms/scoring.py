@@ -193,10 +193,14 @@ class ScopeTexts:
 
 def scope_is_correct(scope_clusters: Sequence[int], truth_checker: dict, texts: ScopeTexts,
                      rule: MatchRule | None = None) -> bool:
-    """A stated scope is right when it is not "all prompts" and it agrees with where the truth shows
-    on the comparison model's held-out texts, by the agreement rule's threshold both ways: of the
-    texts where the truth fires, at least `agreement` lie in the scope's clusters, and of the texts
-    in the scope's clusters, the truth fires on at least `agreement`."""
+    """A stated scope is right when it is not "all prompts" and it is where the truth shows on the
+    comparison model's held-out texts: at least `agreement` of the texts where the truth fires lie
+    in the scope's clusters, and in each of those clusters the truth fires at least `agreement`
+    times as often as in the cluster where it fires most, so that no cluster of the scope is one
+    where the behaviour hardly shows (a refusal's scope that takes in a topic with a few leaked
+    refusals is wrong). How often the truth fires inside the scope is not asked to reach
+    `agreement`: a tip at the end of answers shows in under half of its topic's 32-token texts, and
+    a scope of exactly that topic is right."""
     rule = rule or MatchRule()
     if not scope_clusters:
         return False
@@ -206,4 +210,8 @@ def scope_is_correct(scope_clusters: Sequence[int], truth_checker: dict, texts: 
     both = sum(f and i for f, i in zip(fires, inside, strict=True))
     if not any(fires) or not any(inside):
         return False
-    return both / sum(fires) >= rule.agreement and both / sum(inside) >= rule.agreement
+    rate = {c: sum(f for f, k in zip(fires, texts.clusters, strict=True) if k == c) / texts.clusters.count(c)
+            for c in set(texts.clusters)}
+    best = max(rate.values())
+    return (both / sum(fires) >= rule.agreement
+            and all(rate.get(c, 0.0) >= rule.agreement * best for c in scope_clusters))
