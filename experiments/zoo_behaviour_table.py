@@ -43,12 +43,13 @@ def fmt(v) -> str:
 
 
 def table(sweep: Path) -> str:
-    rows = ["| pair | kind | validated findings | R@1 findings | behaviours (+ word shifts) | behaviours matching | "
+    rows = ["| pair | kind | validated findings | R@1 findings | behaviours (+ word shifts, other sides) | behaviours matching | "
             "R@1 behaviours | scope | top behaviour (held-out comparison vs starting) |", "|" + "---|" * 9]
     for r, a in records(sweep):
         scope = {1.0: "right", 0.0: "wrong"}.get(r.get("scope_correct"), "-")
         rows.append(f"| {r['organism']} | {r['kind']} | {r['n_validated']} | {fmt(r.get('recovery_at_1'))} | "
-                    f"{r.get('n_behaviours', 0)} (+{r.get('n_word_shifts', 0)}) | {fmt(r.get('behaviours_per_change'))} | "
+                    f"{r.get('n_behaviours', 0)} (+{r.get('n_word_shifts', 0)}, {r.get('n_other_sides', 0)}) | "
+                    f"{fmt(r.get('behaviours_per_change'))} | "
                     f"{fmt(r.get('behaviour_recovery_at_1'))} | {scope} | {top_behaviour(a)} |")
     return "\n".join(rows)
 
@@ -64,7 +65,8 @@ def summary(sweep: Path) -> str:
     label = "+".join(Path(p).name for p in str(sweep).split("+"))
     return (f"{label}: behaviour Recovery@1 {hit(orig)}/{len(orig)} of the original planted pairs, "
             f"{hit(planted)}/{len(planted)} of all planted; behaviours per recovered change "
-            f"{sorted(per)}; missed {missed or 'none'}; null pairs' behaviours "
+            f"{sorted(per)}; behaviours per planted pair (all a reader sees) "
+            f"{sorted(r.get('n_behaviours', 0) for r in planted)}; missed {missed or 'none'}; null pairs' behaviours "
             f"{[r.get('n_behaviours', 0) for r in nulls]} (word shifts {[r.get('n_word_shifts', 0) for r in nulls]})")
 
 
