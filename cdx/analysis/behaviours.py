@@ -141,10 +141,10 @@ class BehaviourSettings:
     phrase: PhraseSettings = field(default_factory=PhraseSettings)
     scope: ScopeSettings = field(default_factory=ScopeSettings)
     separates: float = 0.9
-    """A behaviour whose checker fires on at least this share of its model's held-out texts, and on at
-    most 1 - this of the other model's, where a behaviour of the other side lives, takes that one in
-    as its other side (`fold_other_sides`); at 1 only a behaviour that tells the two models' texts
-    apart without one error there does."""
+    """Where a behaviour of the other side lives, a behaviour whose checker fires on at least this
+    share of its model's held-out texts, and either on at most 1 - this of the other model's or on
+    texts of the other model that (1 - this at most) hold that one, takes it in as its other side
+    (`fold_other_sides`); at 1 only one without a single exception there does."""
 
     def __post_init__(self) -> None:
         if not 0 < self.overlap <= 1:
@@ -358,10 +358,10 @@ def _behaviour_checker(members: Sequence[Finding], phrase: str | None, other: Ma
     (`other`: held-out rate over all prompts, <= `max_other_rate`) join it: a vocabulary of common
     words ('this', 'try', 'way') that validated beside a brand would make the checker fire on half
     the other model's texts too (48/60 vs 28/60, where the brand alone is 33/60 vs 0/60). Nor do
-    words that are all function words ('as', 'or', 'not'): the phrase's own words that the other
-    model happens to leave out on the held-out texts, which the behaviour's model also writes
-    without the behaviour ('as' and 'always' alone made 4 of the 6 hits of a cooking tip's checker
-    outside cooking). The others stay members (details)."""
+    word checkers made only of function words ('as', 'or', 'not'): words of an English phrase that
+    pass that bar on the held-out texts but that the behaviour's model also writes without the
+    behaviour ('as' and 'always' alone made 4 of the 6 hits of a cooking tip's checker outside
+    cooking). The others stay members (details)."""
     kept = [f for f in members if (other or {}).get(f.hypothesis.id, 0.0) <= max_other_rate] if phrase else members
     leaves = [c for f in kept for c in _leaves(f.hypothesis.checker) if not (phrase and _function_words(c))]
     if phrase:
@@ -478,8 +478,8 @@ def fold_other_sides(behaviours: Sequence[Behaviour], heldout: Sequence[SampleRe
     """Each validated behaviour (or word shift) that a behaviour of the other side accounts for, as
     that one's other side (kind "other side", `other_side_of` its id), reported under it.
 
-    A fine-tune that answers in French writes 'the', 'to' and "The capital of France is Paris" less
-    often: true, validated, and the French behaviour again. Overlap of hit sets cannot tie them
+    A fine-tune that answers in French writes 'the', 'to', 'in' less often: true, validated, and the
+    French behaviour again, seen from the starting model's side. Overlap of hit sets cannot tie them
     (they fire on different models' texts). But where the lost behaviour o lives, the French
     behaviour b is in (nearly) every comparison text (`share`, BehaviourSettings.separates), and
     either b is in (nearly) no starting text, so b tells the models' texts apart and any difference
