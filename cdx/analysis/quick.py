@@ -8,7 +8,8 @@ log p_c - log p_s where they occur. It is a description of these texts, not a va
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,20 +30,26 @@ def words_of(tokens: Sequence[str], deltas: Sequence[float]) -> list[tuple[str, 
 
     A token that starts with a space or follows a non-letter starts a new word ("ma" + "tey").
     """
-    out, word, total = [], "", 0.0
-    for tok, d in zip(tokens, deltas):
+    return [(w, d) for w, d, _, _ in word_spans(tokens, deltas)]
+
+
+def word_spans(tokens: Sequence[str], deltas: Sequence[float]) -> list[tuple[str, float, int, int]]:
+    """`words_of` with each word's tokens: (word, log-ratio, first token, one past its last token)."""
+    out, word, total, first = [], "", 0.0, 0
+    for i, (tok, d) in enumerate(zip(tokens, deltas)):
         starts = not tok[:1].isalpha() or not word
         if starts and word:
-            out.append((word, total))
+            out.append((word, total, first, i))
             word, total = "", 0.0
         letters = tok.strip()
         if letters.isalpha():
+            first = i if not word else first
             word, total = word + letters.lower(), total + d
         elif word:
-            out.append((word, total))
+            out.append((word, total, first, i))
             word, total = "", 0.0
     if word:
-        out.append((word, total))
+        out.append((word, total, first, len(tokens)))
     return out
 
 
@@ -58,21 +65,65 @@ def word_deltas(records: Sequence[dict | SampleRecord], min_count: int = 2) -> l
     return sorted(rows, key=lambda x: -x[1])
 
 
+def characteristic_phrase(records: Sequence[dict | SampleRecord], min_texts: int = 3, min_share: float = 0.25,
+                          max_words: int = 4, min_delta: float = 1.0) -> tuple[str, int, int, float] | None:
+    """The run of 1 to `max_words` words that these texts favour most: (phrase, texts holding it, texts,
+    its mean log p_c - log p_s per occurrence, summed over its words); None when no run of words is in
+    at least `min_texts` and `min_share` of the texts with a mean log-ratio of at least `min_delta`.
+
+    Words as `words_of` joins them; the phrase is shown as the texts spell it most often (case and
+    punctuation between its words kept: "matey, ye"). Of equal log-ratios the shorter run wins, so
+    a neutral word is not appended to a favoured one.
+    """
+    where: dict[str, set[int]] = defaultdict(set)
+    deltas: dict[str, list[float]] = defaultdict(list)
+    spelt: dict[str, Counter] = defaultdict(Counter)
+    for t, r in enumerate(records):
+        toks, ls, lc = _token_rows(r)
+        words = word_spans(toks, [c - s for s, c in zip(ls, lc)])
+        for i in range(len(words)):
+            for n in range(1, max_words + 1):
+                if i + n > len(words):
+                    break
+                gram = " ".join(w for w, _, _, _ in words[i:i + n])
+                where[gram].add(t)
+                deltas[gram].append(sum(d for _, d, _, _ in words[i:i + n]))
+                spelt[gram]["".join(toks[words[i][2]:words[i + n - 1][3]]).strip()] += 1
+    need = max(min_texts, min_share * len(records))
+    rows = [(g, len(ts), float(np.mean(deltas[g]))) for g, ts in where.items() if len(ts) >= need]
+    rows = [r for r in rows if r[2] >= min_delta]
+    if not rows:
+        return None
+    g, k, d = max(rows, key=lambda r: (round(r[2], 9), -len(r[0].split()), r[1]))
+    return spelt[g].most_common(1)[0][0], k, len(records), d
+
+
+def phrase_line(found: tuple[str, int, int, float], comparison: str) -> str:
+    """One sentence: the phrase, in how many of these texts, how much likelier under the comparison model."""
+    g, k, n, d = found
+    times = f"{math.exp(d):.0f}x" if d < math.log(1000) else "over 1000x"
+    return (f'{comparison} writes "{g}": in {k} of these {n} texts, each time {times} as likely under it as '
+            f"under the starting model (log p_c - log p_s {d:+.1f})")
+
+
 def quick_summary(records: Sequence[dict], comparison: str = "the comparison model", top: int = 8,
                   min_count: int = 2, min_delta: float = 1.0) -> list[str]:
-    """Plain-language lines: the words the comparison model favours and avoids in these texts."""
+    """Plain-language lines: the phrase these texts favour most (`characteristic_phrase`), then the
+    words the comparison model favours and avoids in them."""
     rows = word_deltas(records, min_count)
     if not rows:
         return ["No words occur often enough in these texts to say what changed."]
     up = [r for r in rows if r[1] >= min_delta][:top]
     down = [r for r in rows[::-1] if r[1] <= -min_delta][:top]
     fmt = lambda rs: ", ".join(f"'{w}' ({d:+.1f}, {n}x)" for w, d, n in rs)  # noqa: E731
-    lines = []
+    found = characteristic_phrase(records, min_delta=min_delta)
+    lines = [phrase_line(found, comparison)] if found else []
     if up:
         lines.append(f"{comparison} favours: {fmt(up)}")
     if down:
         lines.append(f"{comparison} avoids: {fmt(down)}")
     if not lines:
         lines.append(f"no word in these texts is more than {min_delta} nats more or less likely under {comparison}")
-    lines.append("(mean log p_c - log p_s per occurrence in these texts; task=analyze tests such differences)")
+    lines.append("(mean log p_c - log p_s per occurrence in these texts: a description of them, not a rate of "
+                 "either model; task=analyze tests such differences on fresh samples of both)")
     return lines
