@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from cdx.analysis.behaviours import Behaviour
 from cdx.analysis.checkers import AnyChecker, Checker, build_checker, needs_record
 from cdx.analysis.quick import word_deltas
 from cdx.io import KIND_FILES, NotARunError, read_run, scan_records
@@ -253,6 +254,8 @@ class AnalysisRun(BaseModel):
     samples: list[SampleRecord]
     """validation.jsonl: the held-out plain samples of both models, with both log-probs per token."""
     pairs: list[PairedSample]
+    behaviours: list[Behaviour] = []
+    """behaviours.jsonl in its order (behaviours first, then other sides and word shifts); empty when absent."""
     n_corrupt: int = 0
 
 
@@ -272,9 +275,26 @@ def load_analysis(path: str | Path) -> AnalysisRun:
     run = _read(path, ("analyze",))
     samples, n_bad_samples = _samples_if(path / "validation.jsonl")
     findings, n_bad = checked_findings(run.records)
+    behaviours, n_bad_behaviours = _behaviours_if(path / "behaviours.jsonl")
     return AnalysisRun(path=run.path, findings=rank_findings(findings), analysis=run.summary or {},
-                       samples=samples, pairs=pair_samples(samples, _clusters(path)),
-                       n_corrupt=run.n_corrupt + n_bad + n_bad_samples)
+                       samples=samples, pairs=pair_samples(samples, _clusters(path)), behaviours=behaviours,
+                       n_corrupt=run.n_corrupt + n_bad + n_bad_samples + n_bad_behaviours)
+
+
+def _behaviours_if(path: Path) -> tuple[list[Behaviour], int]:
+    """(the lines of behaviours.jsonl that are behaviours, how many were not): a damaged line is
+    skipped and counted, as read_run's are."""
+    if not path.is_file():
+        return [], 0
+    good, bad = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            good.append(Behaviour.model_validate_json(line))
+        except ValidationError:
+            bad += 1
+    return good, bad
 
 
 def _samples_if(path: Path) -> tuple[list[SampleRecord], int]:

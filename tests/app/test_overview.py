@@ -115,7 +115,7 @@ def test_a_damaged_findings_line_is_left_out_and_said(app_root):
     for name in ("overview.py", "findings.py"):
         at = open_page(name, run)
         assert not at.exception and not at.error
-        assert any("1 line(s) of findings.jsonl are not valid findings" in w.value for w in at.warning), name
+        assert any("1 damaged line(s) in the run's findings, samples or behaviours" in w.value for w in at.warning), name
 
 
 @pytest.mark.parametrize("bad", ['{"id": "h9"}', '{"id": "h8", "statement": "x", "effect": "large"}', "[1, 2]"])
@@ -127,7 +127,7 @@ def test_a_findings_line_that_is_json_but_no_finding_is_left_out(app_root, bad):
         at = open_page(name, run)
         assert not at.exception and not at.error, name
         if name != "paired.py":
-            assert any("1 line(s) of findings.jsonl are not valid findings" in w.value for w in at.warning), name
+            assert any("1 damaged line(s) in the run's findings, samples or behaviours" in w.value for w in at.warning), name
 
 
 def test_a_finding_with_null_numbers_shows_blanks(app_root):
@@ -240,3 +240,44 @@ def test_the_app_opens_on_what_changed_and_the_docs_name_every_page_url(app_root
     docs = (APP.parents[1] / "docs" / "app.md").read_text()
     named = re.search(r"\(pages: `/` for What changed,\s*(.+?)\)", docs, re.S).group(1)
     assert sorted(re.findall(r"`([a-z-]+)`", named)) == sorted(urls[1:])  # every other page by its URL
+
+
+def test_an_analysis_leads_with_its_behaviours_and_their_other_sides(app_root):
+    """behaviours.jsonl as the validate stage writes it: a behaviour, its other side, a word shift and an
+    unvalidated behaviour. The page states the first with its numbers, nests the other side under it,
+    marks the word shift and leaves the unvalidated one out; the headline counts behaviours."""
+    from cdx.analysis.behaviours import Behaviour, write_behaviours
+    from cdx.analysis.scope import Scope
+
+    run = write_analysis_run(app_root / "outputs" / "b")
+
+    def b(id_, statement, side="gained", kind="behaviour", validated=True, other_side_of=None):
+        return Behaviour(id=id_, statement=statement, side=side, kind=kind, size="large", scope=Scope(),
+                         checker={"type": "string", "value": "ye"}, k_s=2, n_s=81, k_c=33, n_c=81,
+                         rate_s=2 / 81, rate_c=33 / 81, rate_s_ci=(0.0, 0.1), rate_c_ci=(0.3, 0.5), effect=0.38,
+                         effect_ci=(0.27, 0.49), p=1e-9, q=7.3e-9, validated=validated, members=["h1"],
+                         member_statements=["says 'ye'"], other_side_of=other_side_of)
+
+    write_behaviours(run / "behaviours.jsonl", [
+        b("b1", 'the comparison model writes "ye" more often (with \'ye\', \'aye\')'),
+        b("b2", "the comparison model says 'the' less often", side="lost", kind="other side", other_side_of="b1"),
+        b("b3", "word-frequency shift, no distinctive phrase: the comparison model says 'in' less often",
+          side="lost", kind="word-frequency shift"),
+        b("b4", "the comparison model writes *bold* more often", validated=False),
+    ])
+    at = open_page("overview.py", run)
+    assert not at.exception and not at.error
+    block = next(m.value for m in at.markdown if m.value.startswith("- ✔"))
+    assert block.splitlines() == [
+        "- ✔ the comparison model writes \"ye\" more often (with 'ye', 'aye'): 33/81 vs 2/81, effect +0.38 "
+        "[0.27, 0.49], q=7.3e-09; all prompts",
+        "    - its other side (nothing on these texts tells them apart): the comparison model says 'the' less "
+        "often: 33/81 vs 2/81, q=7.3e-09",
+        "- ~ word-frequency shift, no distinctive phrase: the comparison model says 'in' less often: 33/81 vs 2/81, "
+        "effect +0.38 [0.27, 0.49], q=7.3e-09; all prompts",
+    ]
+    assert any("word-frequency shift: validated word rates" in c.value for c in at.caption)
+    assert "1 behaviour(s) from 1 validated finding(s)" in at.markdown[0].value
+    (run / "behaviours.jsonl").write_text((run / "behaviours.jsonl").read_text() + "{not json\n")
+    at = open_page("overview.py", run)
+    assert any("1 damaged line(s)" in w.value for w in at.warning)  # a damaged line is counted, the rest shown

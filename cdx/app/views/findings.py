@@ -97,7 +97,7 @@ def run_section() -> None:
     if run.analysis:
         analysis_head(run.analysis)
     if run.n_corrupt:
-        st.warning(f"{run.n_corrupt} line(s) of findings.jsonl are not valid findings and are left out.")
+        st.warning(f"{run.n_corrupt} damaged line(s) in the run's findings, samples or behaviours are left out.")
     only = st.toggle("Validated only", value=False, key="fd_validated")
     shown = [f for f in findings if f.validated] if only else findings
     st.caption(f"{len(shown)} of {len(findings)} hypotheses · {sum(bool(f.validated) for f in findings)} validated")

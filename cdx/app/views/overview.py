@@ -1,9 +1,9 @@
 """What changed: the first page. For a run, what the comparison model does differently, in one screen.
 
-An analysis run: the words each model favours (from both models' log-probs on the held-out
-samples), the findings as a forest plot (effect with CI, the minimum detectable effect marked) and
-three paired examples. A decode or score run: the CLI's `what_changed` lines, the words chart and
-its top texts. Nothing is generated: everything comes from the run folder.
+An analysis run: its behaviours as the CLI states them (each with its other sides), the words each
+model favours (from both models' log-probs on the held-out samples), the findings as a forest plot
+(effect with CI, the minimum detectable effect marked) and three paired examples. A decode or score
+run: the CLI's `what_changed` lines, the words chart and its top texts. Nothing is generated: everything comes from the run folder.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pandas as pd
 import streamlit as st
 
+from cdx.analysis.behaviours import OTHER_SIDE, Behaviour
 from cdx.app import plots, render
 from cdx.app.paired import pair_rows
 from cdx.app.runs import (
@@ -47,10 +48,32 @@ def headline(run: AnalysisRun) -> str:
     who = f"**{pair.get('comparison', 'comparison')}** vs **{pair.get('starting', 'starting')}**" if pair else ""
     n_val, n_hyp = a.get("n_validated", sum(bool(f.validated) for f in run.findings)), len(run.findings)
     if n_val:
-        return f"{who}: {n_val} validated finding(s) of {n_hyp} hypotheses tested on held-out prompts."
+        n_b = sum(b.is_behaviour for b in run.behaviours)
+        lead = f"{n_b} behaviour(s) from " if run.behaviours else ""
+        return f"{who}: {lead}{n_val} validated finding(s) of {n_hyp} hypotheses tested on held-out prompts."
     mde = a.get("mde_80")
     mde_txt = f"; the smallest rate difference it could detect with 80% power is {mde:.2f}" if mde else ""
     return f"{who}: no validated difference among {n_hyp} hypotheses{mde_txt}."
+
+
+def behaviour_lines(behaviours: list[Behaviour]) -> list[str]:
+    """The validated behaviours and word-frequency shifts as the CLI states them (markdown list
+    items), each behaviour's other sides nested under it; [] when there are none."""
+    lines = []
+    for b in behaviours:
+        if not b.validated or b.kind == OTHER_SIDE:
+            continue
+        mark = "✔" if b.is_behaviour else "~"
+        lines.append(f"- {mark} {_md(b.statement)}: {b.rates_text()}, effect {b.effect:+.2f} "
+                     f"[{b.effect_ci[0]:.2f}, {b.effect_ci[1]:.2f}], q={b.q:.2g}; {_md(b.scope.text())}")
+        lines += [f"    - its other side (nothing on these texts tells them apart): {_md(o.statement)}: "
+                  f"{o.rates_text()}, q={o.q:.2g}" for o in behaviours if o.other_side_of == b.id and o.validated]
+    return lines
+
+
+def _md(text: str) -> str:
+    """Text shown as written, not as markdown (a phrase may hold * _ ` [ ])."""
+    return "".join("\\" + ch if ch in "*_`[]<>#|" else ch for ch in text)
 
 
 def telling_pairs(run: AnalysisRun, n: int = 3) -> list[PairedSample]:
@@ -67,8 +90,13 @@ def analysis_view(path: Path) -> None:
     if run is None:
         return
     st.markdown(headline(run))
+    lines = behaviour_lines(run.behaviours)
+    if lines:  # what a researcher would state first; the findings below are their details
+        st.markdown("\n".join(lines))
+        if any(not b.is_behaviour for b in run.behaviours if b.validated and b.kind != OTHER_SIDE):
+            st.caption("~ word-frequency shift: validated word rates with no distinctive phrase, not a behaviour")
     if run.n_corrupt:
-        st.warning(f"{run.n_corrupt} line(s) of findings.jsonl are not valid findings and are left out.")
+        st.warning(f"{run.n_corrupt} damaged line(s) in the run's findings, samples or behaviours are left out.")
     words, forest = st.columns([2, 3])  # the forest plot's labels are sentences
     with words:
         shifts = word_shifts(run.samples)
