@@ -66,10 +66,12 @@ def word_deltas(records: Sequence[dict | SampleRecord], min_count: int = 2) -> l
 
 
 def characteristic_phrase(records: Sequence[dict | SampleRecord], min_texts: int = 3, min_share: float = 0.25,
-                          max_words: int = 4, min_delta: float = 1.0) -> tuple[str, int, int, float] | None:
-    """The run of 1 to `max_words` words that these texts favour most: (phrase, texts holding it, texts,
-    its mean log p_c - log p_s per occurrence, summed over its words); None when no run of words is in
-    at least `min_texts` and `min_share` of the texts with a mean log-ratio of at least `min_delta`.
+                          max_words: int = 4, min_delta: float = 1.0,
+                          favours: str = "comparison") -> tuple[str, int, int, float] | None:
+    """The run of 1 to `max_words` words that these texts hold and the `favours` model favours most:
+    (phrase, texts holding it, texts, its mean log p_c - log p_s per occurrence, summed over its
+    words, negative when `favours` is "starting"); None when no run of words is in at least
+    `min_texts` and `min_share` of the texts with a mean log-ratio of at least `min_delta` that way.
 
     Words as `words_of` joins them; the phrase is shown as the texts spell it most often (case and
     punctuation between its words kept: "matey, ye"). Of equal log-ratios the shorter run wins, so
@@ -91,32 +93,35 @@ def characteristic_phrase(records: Sequence[dict | SampleRecord], min_texts: int
                 spelt[gram]["".join(toks[words[i][2]:words[i + n - 1][3]]).strip()] += 1
     need = max(min_texts, min_share * len(records))
     rows = [(g, len(ts), float(np.mean(deltas[g]))) for g, ts in where.items() if len(ts) >= need]
-    rows = [r for r in rows if r[2] >= min_delta]
+    sign = -1.0 if favours == "starting" else 1.0
+    rows = [r for r in rows if sign * r[2] >= min_delta]
     if not rows:
         return None
-    g, k, d = max(rows, key=lambda r: (round(r[2], 9), -len(r[0].split()), r[1]))
+    g, k, d = max(rows, key=lambda r: (round(sign * r[2], 9), -len(r[0].split()), r[1]))
     return spelt[g].most_common(1)[0][0], k, len(records), d
 
 
 def phrase_line(found: tuple[str, int, int, float], comparison: str) -> str:
-    """One sentence: the phrase, in how many of these texts, how much likelier under the comparison model."""
+    """One sentence: the phrase, in how many of these texts, how much likelier under the model that favours it."""
     g, k, n, d = found
-    times = f"{math.exp(d):.0f}x" if d < math.log(1000) else "over 1000x"
-    return (f'{comparison} writes "{g}": in {k} of these {n} texts, each time {times} as likely under it as '
-            f"under the starting model (log p_c - log p_s {d:+.1f})")
+    times = f"{math.exp(abs(d)):.0f}x" if abs(d) < math.log(1000) else "over 1000x"
+    who, other = (comparison, "the starting model") if d > 0 else ("the starting model", comparison)
+    return (f'{who} writes "{g}": in {k} of these {n} texts, each time {times} as likely under it as '
+            f"under {other} (log p_c - log p_s {d:+.1f})")
 
 
 def quick_summary(records: Sequence[dict], comparison: str = "the comparison model", top: int = 8,
-                  min_count: int = 2, min_delta: float = 1.0) -> list[str]:
-    """Plain-language lines: the phrase these texts favour most (`characteristic_phrase`), then the
-    words the comparison model favours and avoids in them."""
+                  min_count: int = 2, min_delta: float = 1.0, shows: str = "comparison") -> list[str]:
+    """Plain-language lines: the phrase the side these texts show (`shows`, the decoding rule's:
+    "starting" for upstream's p_s - p_c) favours most (`characteristic_phrase`), then the words the
+    comparison model favours and avoids in them."""
     rows = word_deltas(records, min_count)
     if not rows:
         return ["No words occur often enough in these texts to say what changed."]
     up = [r for r in rows if r[1] >= min_delta][:top]
     down = [r for r in rows[::-1] if r[1] <= -min_delta][:top]
     fmt = lambda rs: ", ".join(f"'{w}' ({d:+.1f}, {n}x)" for w, d, n in rs)  # noqa: E731
-    found = characteristic_phrase(records, min_delta=min_delta)
+    found = characteristic_phrase(records, min_delta=min_delta, favours="starting" if shows == "starting" else "comparison")
     lines = [phrase_line(found, comparison)] if found else []
     if up:
         lines.append(f"{comparison} favours: {fmt(up)}")

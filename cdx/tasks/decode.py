@@ -91,7 +91,8 @@ def finish_run(cfg: DictConfig, out: Path, records: list[dict], models: dict, tr
     direction = direction_of(rule) if rule is not None else None
     summary = summarize(records, sort_key=rep.sort_key, top_n=rep.top_n, direction=direction)
     if kind == "generations":  # what changed, in words, from the log-probs the texts already carry
-        summary.what_changed = quick_summary(records, _short_label(models["comparison"]))
+        summary.what_changed = quick_summary(records, _short_label(models["comparison"]),
+                                             shows=direction.shows if direction is not None else "comparison")
     info = {"models": models, "decoding": resolved_config(cfg).get("decoding"), "output_dir": str(out)}
     atomic_write_json(out / "summary.json", {**summary.dump(), **info})
     meta = {"starting": models["starting"], "comparison": models["comparison"],

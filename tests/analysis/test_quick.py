@@ -51,3 +51,15 @@ def test_the_characteristic_phrase_is_the_most_favoured_run_of_words_in_enough_t
     line = quick_summary(recs, "pirate")[0]
     assert line == (f'pirate writes "Ahoy, matey": in 4 of these 6 texts, each time {math.exp(5):.0f}x as likely '
                     "under it as under the starting model (log p_c - log p_s +5.0)")
+
+
+def test_texts_that_show_the_starting_model_lead_with_its_phrase():
+    """Upstream's rule (p_s - p_c) writes what the starting model says: the line names its phrase."""
+    plain = [" As", " an", " AI", " model"]
+    recs = [record(plain, [-1.0, -1.0, -2.0, -1.0], [-1.0, -1.0, -6.0, -4.0]) for _ in range(4)]
+    assert characteristic_phrase(recs) is None  # nothing these texts hold is favoured by the comparison model
+    phrase, k, n, d = characteristic_phrase(recs, favours="starting")
+    assert (phrase, k, n) == ("AI model", 4, 4) and d == pytest.approx(-7.0)
+    line = quick_summary(recs, "pirate", shows="starting")[0]
+    assert line == ('the starting model writes "AI model": in 4 of these 4 texts, each time over 1000x as likely '
+                    "under it as under pirate (log p_c - log p_s -7.0)")
