@@ -33,7 +33,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -130,6 +130,12 @@ class Behaviour(BaseModel):
 
     def rates_text(self) -> str:
         return f"{self.k_c}/{self.n_c} vs {self.k_s}/{self.n_s}"
+
+    def line(self, esc: Callable[[str], str] = str) -> str:
+        """Statement, held-out rates, effect with its CI, q and scope, as the CLI and the app state it
+        (`esc` escapes the statement and scope for the page that shows them)."""
+        return (f"{esc(self.statement)}: {self.rates_text()}, effect {self.effect:+.2f} "
+                f"[{self.effect_ci[0]:.2f}, {self.effect_ci[1]:.2f}], q={self.q:.2g}; {esc(self.scope.text())}")
 
 
 @dataclass
@@ -375,6 +381,14 @@ def _function_words(c: dict) -> bool:
     return c["type"] == "string" and all(w in FUNCTION_WORDS for w in c["value"].lower().split())
 
 
+def tested_texts(scope: Scope, heldout: Sequence[SampleRecord], extra: Sequence[SampleRecord],
+                 assign: Mapping[int, int]) -> Sequence[SampleRecord]:
+    """The held-out texts a behaviour of `scope` is tested on: all prompts, or its scope's (extra samples included)."""
+    if scope.everywhere:
+        return heldout
+    return [r for r in [*heldout, *extra] if assign.get(r.prompt_index) in scope.clusters]
+
+
 def build_behaviour(members: list[Finding], discovery: Sequence[SampleRecord], heldout: Sequence[SampleRecord],
                     clusters: PromptClusters, s: BehaviourSettings, vs: ValidateSettings, judge=None,
                     extra: Sequence[SampleRecord] = ()) -> tuple[Behaviour, Finding]:
@@ -398,7 +412,7 @@ def build_behaviour(members: list[Finding], discovery: Sequence[SampleRecord], h
     key = json.dumps([sorted(f.hypothesis.id for f in members), phrase])
     h = Hypothesis(statement(phrase, kind, side, words, scope), checker, side, "behaviour",
                    id="b" + hashlib.sha1(key.encode()).hexdigest()[:10])
-    texts = heldout if scope.everywhere else [r for r in [*heldout, *extra] if assign.get(r.prompt_index) in scope.clusters]
+    texts = tested_texts(scope, heldout, extra, assign)
     test = test_hypothesis(h, texts, vs, judge)
     if test.reason and texts is not heldout:  # too few texts in scope (no extra samples): all prompts, as unscoped
         texts = heldout
@@ -431,12 +445,6 @@ def phrase_first(evidence: Sequence[Evidence], phrase: str | None, heldout: Sequ
 
 # ---- the other side ---------------------------------------------------------------------------
 
-def tested_texts(b: Behaviour, heldout: Sequence[SampleRecord], extra: Sequence[SampleRecord],
-                assign: Mapping[int, int]) -> Sequence[SampleRecord]:
-    """The held-out texts a behaviour was tested on: all prompts, or its scope's (extra samples included)."""
-    if b.scope.everywhere:
-        return heldout
-    return [r for r in [*heldout, *extra] if assign.get(r.prompt_index) in b.scope.clusters]
 
 
 @dataclass
@@ -497,7 +505,7 @@ def fold_other_sides(behaviours: Sequence[Behaviour], heldout: Sequence[SampleRe
         for o in behaviours:
             if o.side == b.side or not o.validated or o.kind == OTHER_SIDE:
                 continue
-            t = tie(b, o, tested_texts(o, heldout, extra, assign), judge)
+            t = tie(b, o, tested_texts(o.scope, heldout, extra, assign), judge)
             if t is not None and t.folds(share):
                 pairs.append((t.covers - t.leaks, b.id, o.id, t.text))
     folded: dict[str, tuple[str, str]] = {}

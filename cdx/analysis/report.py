@@ -204,8 +204,7 @@ def print_behaviours(behaviours: Sequence[Behaviour], top_n: int, console: Conso
     console.print("[bold]cdx analysis: behaviours that changed (held-out plain samples; comparison vs starting)[/]")
     for b in [b for b in behaviours if b.kind != OTHER_SIDE][:top_n]:
         mark = "[green]✔[/]" if b.is_behaviour else "~" if b.validated else "·"
-        console.print(f"{mark} {b.statement}: {b.rates_text()}, effect {b.effect:+.2f} {_ci(b.effect_ci)}, "
-                      f"q={b.q:.2g}; {b.scope.text()}; {len(b.members)} finding(s)")
+        console.print(f"{mark} {b.line()}; {len(b.members)} finding(s)")
         for o in (o for o in behaviours if o.other_side_of == b.id):
             console.print(f"    its other side (nothing on these texts tells them apart): {o.statement}: "
                           f"{o.rates_text()}, q={o.q:.2g}; {o.scope.text()}")

@@ -3,7 +3,8 @@
 An analysis run: its behaviours as the CLI states them (each with its other sides), the words each
 model favours (from both models' log-probs on the held-out samples), the findings as a forest plot
 (effect with CI, the minimum detectable effect marked) and three paired examples. A decode or score
-run: the CLI's `what_changed` lines, the words chart and its top texts. Nothing is generated: everything comes from the run folder.
+run: the CLI's `what_changed` lines, the words chart and its top texts. Nothing is generated:
+everything comes from the run folder.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import quote
 import pandas as pd
 import streamlit as st
 
-from cdx.analysis.behaviours import OTHER_SIDE, Behaviour
+from cdx.analysis.behaviours import OTHER_SIDE, WORD_SHIFT, Behaviour
 from cdx.app import plots, render
 from cdx.app.paired import pair_rows
 from cdx.app.runs import (
@@ -64,8 +65,7 @@ def behaviour_lines(behaviours: list[Behaviour]) -> list[str]:
         if not b.validated or b.kind == OTHER_SIDE:
             continue
         mark = "✔" if b.is_behaviour else "~"
-        lines.append(f"- {mark} {_md(b.statement)}: {b.rates_text()}, effect {b.effect:+.2f} "
-                     f"[{b.effect_ci[0]:.2f}, {b.effect_ci[1]:.2f}], q={b.q:.2g}; {_md(b.scope.text())}")
+        lines.append(f"- {mark} {b.line(_md)}")
         lines += [f"    - its other side (nothing on these texts tells them apart): {_md(o.statement)}: "
                   f"{o.rates_text()}, q={o.q:.2g}" for o in behaviours if o.other_side_of == b.id and o.validated]
     return lines
@@ -93,7 +93,7 @@ def analysis_view(path: Path) -> None:
     lines = behaviour_lines(run.behaviours)
     if lines:  # what a researcher would state first; the findings below are their details
         st.markdown("\n".join(lines))
-        if any(not b.is_behaviour for b in run.behaviours if b.validated and b.kind != OTHER_SIDE):
+        if any(b.validated and b.kind == WORD_SHIFT for b in run.behaviours):
             st.caption("~ word-frequency shift: validated word rates with no distinctive phrase, not a behaviour")
     if run.n_corrupt:
         st.warning(f"{run.n_corrupt} damaged line(s) in the run's findings, samples or behaviours are left out.")
